@@ -1,0 +1,294 @@
+"""Typed configuration: the schema behind ``conf/``, validated before any model is loaded.
+
+Every Hydra group (``algorithm``, ``objective``, ``model``, ``data``, ``rollout``, ``eval``,
+``tracking``) fills one of the dataclasses below; unknown keys and wrong types are rejected by
+OmegaConf against this schema, and ``__post_init__`` checks the values. Units live in the names:
+``*_prompts`` counts prompts, ``*_samples`` counts sampled responses, ``*_tokens`` counts tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class Space(str, Enum):
+    """Where the policy-gradient log-probs are scored."""
+
+    post = "post"  # log π(y | x): prompt + response (standard RL)
+    pre = "pre"  # log π(y | c): one context token + response (PreRL)
+
+
+class Samples(str, Enum):
+    """Which samples get gradient, by the sign of their advantage."""
+
+    all = "all"
+    positive = "positive"  # PSR
+    negative = "negative"  # NSR
+    weighted = "weighted"  # W-REINFORCE: all, positive advantages scaled by ``positive_weight``
+
+
+class ObjectiveAdvantage(str, Enum):
+    """The advantage an objective uses."""
+
+    group_mean = "group_mean"  # r − mean_group(r): the official DSRL pre-train-space advantage
+    algorithm = "algorithm"  # the main algorithm's estimator (X-RL ablations)
+    unit = "unit"  # +1 correct / −1 wrong (Zhu et al. 2025)
+
+
+class AggMode(str, Enum):
+    token_mean = "token-mean"
+    seq_mean_token_mean = "seq-mean-token-mean"
+    seq_mean_token_sum = "seq-mean-token-sum"
+    seq_mean_token_sum_norm = "seq-mean-token-sum-norm"
+
+
+class KLPlacement(str, Enum):
+    none = "none"
+    loss = "loss"
+    reward = "reward"
+
+
+class KLEstimator(str, Enum):
+    k1 = "k1"
+    k2 = "k2"
+    k3 = "k3"
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass
+class MiniModelConfig:
+    """Recipe of the locally pre-trained mini base model (ignored for Hub models)."""
+
+    name: str = "mini"
+    seed: int = 0
+    vocab_size: int = 400
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 512
+    corpus_documents: int = 60000
+    corpus_min_operands: int = 2
+    corpus_max_operands: int = 3
+    corpus_min_digits: int = 1
+    corpus_max_digits: int = 4
+    prompt_free_fraction: float = 0.2
+    slip_rate: float = 0.12
+    drop_carry_rate: float = 0.2
+    repair_rate: float = 0.35
+    recheck_rate: float = 0.05
+    train_steps: int = 1200
+    batch_size: int = 64
+    lr: float = 3e-3
+
+    @staticmethod
+    def micro() -> "MiniModelConfig":
+        """A tiny variant for tests: builds in seconds, learns little."""
+        return MiniModelConfig(
+            name="micro", hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2,
+            num_kv_heads=1, corpus_documents=2000, train_steps=30, batch_size=16, vocab_size=300,
+        )
+
+
+@dataclass
+class ModelConfig:
+    """The policy. ``path`` is a Hub id or a local folder; ``mini`` builds one when ``path`` is null."""
+
+    path: Optional[str] = None
+    mini: Optional[MiniModelConfig] = None
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    # PreRL's single context token c in log π(y | c); Qwen3 has no BOS and the paper uses <|im_start|>.
+    context_token: str = "<|im_start|>"
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")
+        _check(self.dtype in ("float32", "bfloat16", "float16"),
+               f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16")
+
+
+@dataclass
+class DataConfig:
+    """Training prompts and the in-training eval sets. ``mini`` generates the synthetic task."""
+
+    name: str = "mini"
+    train_problems: int = 4000
+    test_problems: int = 64
+    ood_problems: int = 64
+    seed: int = 1234
+    # In-distribution difficulty (train and test) and the harder out-of-distribution test.
+    min_operands: int = 2
+    max_operands: int = 3
+    min_digits: int = 2
+    max_digits: int = 3
+    ood_min_operands: int = 3
+    ood_max_operands: int = 3
+    ood_min_digits: int = 4
+    ood_max_digits: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.train_problems > 0, "data.train_problems must be positive")
+        _check(self.min_operands <= self.max_operands and self.min_digits <= self.max_digits,
+               "data: min_* must not exceed max_*")
+
+
+@dataclass
+class RolloutConfig:
+    """Sampling of responses. ``engine`` is the name of a registered rollout engine."""
+
+    engine: str = "hf"
+    samples_per_prompt: int = 8
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    batch_samples: int = 256  # sequences generated together
+
+    def __post_init__(self) -> None:
+        _check(self.samples_per_prompt >= 1, "rollout.samples_per_prompt must be >= 1")
+        _check(self.temperature > 0, "rollout.temperature must be > 0 (sampling is always on)")
+        _check(0 < self.top_p <= 1, "rollout.top_p must be in (0, 1]")
+        _check(self.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1")
+
+
+@dataclass
+class KLConfig:
+    placement: KLPlacement = KLPlacement.none
+    estimator: KLEstimator = KLEstimator.k3
+    coef: float = 0.001
+
+
+@dataclass
+class AlgorithmConfig:
+    """The main-phase algorithm as a choice of parts; see ``conf/algorithm/*.yaml`` for anchors."""
+
+    name: str = "grpo"
+    advantage: str = "grpo"  # key in prerl.advantages.ADVANTAGE_ESTIMATORS
+    norm_adv_by_std: bool = True
+    policy_loss: str = "clipped"  # key in prerl.losses.POLICY_LOSSES
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2
+    clip_ratio_c: float = 10.0  # dual-clip bound for negative advantages
+    loss_agg_mode: AggMode = AggMode.token_mean
+    loss_scale_factor: Optional[float] = None  # constant normaliser of seq-mean-token-sum-norm
+    kl: KLConfig = field(default_factory=KLConfig)
+    entropy_coeff: float = 0.0
+
+    def __post_init__(self) -> None:
+        from prerl.advantages import ADVANTAGE_ESTIMATORS
+        from prerl.losses import POLICY_LOSSES
+
+        _check(self.advantage in ADVANTAGE_ESTIMATORS,
+               f"algorithm.advantage={self.advantage!r}: choose one of {sorted(ADVANTAGE_ESTIMATORS)}")
+        _check(self.policy_loss in POLICY_LOSSES,
+               f"algorithm.policy_loss={self.policy_loss!r}: choose one of {sorted(POLICY_LOSSES)}")
+        _check(0 <= self.clip_ratio_low < 1 and self.clip_ratio_high >= 0, "algorithm: clip ratios out of range")
+        _check(self.clip_ratio_c > 1, "algorithm.clip_ratio_c must be > 1")
+
+
+@dataclass
+class ObjectiveConfig:
+    """The warm-up objective: PSR/NSR/all × pre/post space (the ``objective`` group)."""
+
+    name: str = "nsr_prerl"
+    space: Space = Space.pre
+    samples: Samples = Samples.negative
+    advantage: ObjectiveAdvantage = ObjectiveAdvantage.group_mean
+    positive_weight: float = 0.1  # λ of W-REINFORCE (samples=weighted)
+    # The official code scales the whole warm-up loss by pretrain_loss_coef=0.01 (mostly cancels under Adam).
+    loss_coef: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check(self.loss_coef > 0, "objective.loss_coef must be > 0")
+        _check(self.positive_weight >= 0, "objective.positive_weight must be >= 0")
+
+
+@dataclass
+class ReincarnationConfig:
+    """Policy Reincarnation at the end of the warm-up."""
+
+    reset_reference: bool = True  # KL anchor <- current policy (matters only when KL is on)
+    reset_optimizer: bool = False  # the official code keeps the AdamW state
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    # Upper bound on the tokens one forward/backward micro-batch holds (padding included).
+    micro_batch_tokens: int = 16384
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr must be > 0")
+        _check(self.micro_batch_tokens > 0, "optim.micro_batch_tokens must be > 0")
+
+
+@dataclass
+class EvalConfig:
+    """In-training evaluation: Avg@K and Pass@k on each eval set of the data config."""
+
+    samples_per_problem: int = 8  # K (the paper uses 32)
+    every_steps: int = 10  # also at step 0 and at the end; 0 = only at the ends
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    sets: list[str] = field(default_factory=lambda: ["test", "ood"])
+
+    def __post_init__(self) -> None:
+        _check(self.samples_per_problem >= 1, "eval.samples_per_problem must be >= 1")
+        _check(self.every_steps >= 0, "eval.every_steps must be >= 0")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow. ``uri`` null means $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
+
+    uri: Optional[str] = None
+    experiment: str = "prerl-mini"
+    run_name: Optional[str] = None
+    tags: dict[str, str] = field(default_factory=dict)
+    log_samples: int = 16  # sample completions logged as a table artifact per eval
+
+
+@dataclass
+class TrainConfig:
+    """One run: a warm-up of ``warmup_steps`` updates with ``objective``, then ``algorithm``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    reincarnation: ReincarnationConfig = field(default_factory=ReincarnationConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    warmup_steps: int = 20  # optimizer updates with the objective before reincarnation
+    total_steps: int = 60  # optimizer updates in all (warm-up included)
+    prompts_per_step: int = 16  # prompts per update; samples per update = prompts × samples_per_prompt
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    cache_dir: str = ".cache/prerl"
+    output_dir: str = "outputs/run"
+
+    def __post_init__(self) -> None:
+        _check(self.total_steps >= 0, "total_steps must be >= 0")
+        _check(0 <= self.warmup_steps <= self.total_steps,
+               f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}")
+        _check(self.prompts_per_step >= 1, "prompts_per_step must be >= 1")
+        _check(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: choose auto, cpu or cuda")
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,166 @@
+"""Build the mini setting's base model: tokenizer + tiny Qwen3 decoder pre-trained on the corpus.
+
+The corpus is chat-formatted solutions of column-addition problems (``prerl.mini.task``) with
+flaws and reflections, plus a share of *prompt-free* documents (``<|im_start|>`` + solution) so
+that the pre-train-space marginal P(y) is something the model has actually seen. The build is a
+pure function of its ``MiniModelConfig``; the result is saved with ``save_pretrained`` into a
+folder whose name carries a hash of that config, so changing any knob builds a new model and a
+finished build is reused.
+
+Run ``python -m prerl.mini.base_model`` (or ``make base-model``) to build the default one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+from prerl.config import MiniModelConfig
+from prerl.mini import task
+from prerl.mini.tokenizer import IM_END, IM_START, train_tokenizer
+
+BUILD_INFO = "prerl_build.json"
+
+
+def build_dir(cfg: MiniModelConfig, cache_dir: str | os.PathLike) -> Path:
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    return Path(cache_dir) / f"{cfg.name}-{digest}"
+
+
+def corpus_texts(cfg: MiniModelConfig, rng: random.Random) -> list[str]:
+    """The pre-training documents, already in chat format (or prompt-free for a share of them)."""
+    difficulty = task.Difficulty(
+        cfg.corpus_min_operands, cfg.corpus_max_operands, cfg.corpus_min_digits, cfg.corpus_max_digits
+    )
+    flaws = task.FlawRates(cfg.slip_rate, cfg.drop_carry_rate, cfg.repair_rate, cfg.recheck_rate)
+    docs = []
+    for _ in range(cfg.corpus_documents):
+        problem = task.sample_problem(rng, difficulty)
+        solution = task.solve(problem, rng, flaws)
+        if rng.random() < cfg.prompt_free_fraction:
+            docs.append(f"{IM_START}{solution}{IM_END}")
+        else:
+            sys_msg, user_msg = task.messages(problem)
+            docs.append(
+                f"{IM_START}system\n{sys_msg['content']}{IM_END}\n"
+                f"{IM_START}user\n{user_msg['content']}{IM_END}\n"
+                f"{IM_START}assistant\n{solution}{IM_END}"
+            )
+    return docs
+
+
+def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.hidden_size // cfg.num_heads,
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.convert_tokens_to_ids(IM_START),
+    )
+    return Qwen3ForCausalLM(config)
+
+
+def _batches(ids: list[list[int]], batch_size: int, steps: int, rng: random.Random, pad_id: int):
+    for _ in range(steps):
+        rows = [ids[rng.randrange(len(ids))] for _ in range(batch_size)]
+        width = max(len(r) for r in rows)
+        x = torch.full((batch_size, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((batch_size, width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            x[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        yield x, mask
+
+
+def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = True) -> Path:
+    """Build tokenizer and model from ``cfg`` and save them to ``out_dir`` (atomically)."""
+    started = time.perf_counter()
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    docs = corpus_texts(cfg, rng)
+    tokenizer = train_tokenizer(docs, vocab_size=cfg.vocab_size)
+    ids = [tokenizer(d)["input_ids"] for d in docs]
+    model = make_model(cfg, tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warm = max(1, cfg.train_steps // 20)
+
+    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < warm:
+            return (step + 1) / warm
+        frac = (step - warm) / max(1, cfg.train_steps - warm)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * frac))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    bar = tqdm(
+        _batches(ids, cfg.batch_size, cfg.train_steps, rng, tokenizer.pad_token_id),
+        total=cfg.train_steps,
+        desc="pre-training mini base model",
+        disable=not progress,
+    )
+    for x, mask in bar:
+        labels = x.masked_fill(mask == 0, -100)
+        loss = model(input_ids=x, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    info = {"config": asdict(cfg), "final_loss": loss.item(), "build_seconds": time.perf_counter() - started}
+    (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def ensure_base_model(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> Path:
+    """The cached build for ``cfg``, building it first if it is missing."""
+    path = build_dir(cfg, cache_dir)
+    if not (path / BUILD_INFO).exists():
+        pretrain(cfg, path, progress=progress)
+    return path
+
+
+def load(path: str | os.PathLike):
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=["mini", "micro"], default="mini")
+    parser.add_argument("--cache-dir", default=os.environ.get("PRERL_CACHE", ".cache/prerl"))
+    args = parser.parse_args()
+    variant = MiniModelConfig() if args.variant == "mini" else MiniModelConfig.micro()
+    print(ensure_base_model(variant, args.cache_dir))
