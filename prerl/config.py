@@ -76,17 +76,17 @@ class MiniModelConfig:
     num_heads: int = 4
     num_kv_heads: int = 2
     max_positions: int = 512
-    corpus_documents: int = 60000
+    corpus_documents: int = 30000
     corpus_min_operands: int = 2
     corpus_max_operands: int = 3
     corpus_min_digits: int = 1
-    corpus_max_digits: int = 4
+    corpus_max_digits: int = 3
     prompt_free_fraction: float = 0.2
     slip_rate: float = 0.12
     drop_carry_rate: float = 0.2
     repair_rate: float = 0.35
     recheck_rate: float = 0.05
-    train_steps: int = 1200
+    train_steps: int = 600
     batch_size: int = 64
     lr: float = 3e-3
 
@@ -104,7 +104,7 @@ class ModelConfig:
     """The policy. ``path`` is a Hub id or a local folder; ``mini`` builds one when ``path`` is null."""
 
     path: Optional[str] = None
-    mini: Optional[MiniModelConfig] = None
+    mini: Optional[MiniModelConfig] = field(default_factory=MiniModelConfig)
     dtype: str = "float32"  # float32 | bfloat16 | float16
     # PreRL's single context token c in log π(y | c); Qwen3 has no BOS and the paper uses <|im_start|>.
     context_token: str = "<|im_start|>"
@@ -133,8 +133,8 @@ class DataConfig:
     max_digits: int = 3
     ood_min_operands: int = 3
     ood_max_operands: int = 3
-    ood_min_digits: int = 4
-    ood_max_digits: int = 4
+    ood_min_digits: int = 3
+    ood_max_digits: int = 3
 
     def __post_init__(self) -> None:
         _check(self.train_problems > 0, "data.train_problems must be positive")
@@ -178,7 +178,7 @@ class AlgorithmConfig:
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
     clip_ratio_c: float = 10.0  # dual-clip bound for negative advantages
-    loss_agg_mode: AggMode = AggMode.token_mean
+    loss_agg_mode: str = AggMode.token_mean.value  # verl's spelling, e.g. seq-mean-token-sum-norm
     loss_scale_factor: Optional[float] = None  # constant normaliser of seq-mean-token-sum-norm
     kl: KLConfig = field(default_factory=KLConfig)
     entropy_coeff: float = 0.0
@@ -193,6 +193,8 @@ class AlgorithmConfig:
                f"algorithm.policy_loss={self.policy_loss!r}: choose one of {sorted(POLICY_LOSSES)}")
         _check(0 <= self.clip_ratio_low < 1 and self.clip_ratio_high >= 0, "algorithm: clip ratios out of range")
         _check(self.clip_ratio_c > 1, "algorithm.clip_ratio_c must be > 1")
+        modes = [m.value for m in AggMode]
+        _check(self.loss_agg_mode in modes, f"algorithm.loss_agg_mode={self.loss_agg_mode!r}: choose one of {modes}")
 
 
 @dataclass

@@ -80,8 +80,15 @@ def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
 
 
 def _batches(ids: list[list[int]], batch_size: int, steps: int, rng: random.Random, pad_id: int):
+    """Batches of similar-length documents (little padding), in random order, epoch after epoch."""
+    by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    chunks = [by_length[i : i + batch_size] for i in range(0, len(ids) - batch_size + 1, batch_size)]
+    order: list[list[int]] = []
     for _ in range(steps):
-        rows = [ids[rng.randrange(len(ids))] for _ in range(batch_size)]
+        if not order:
+            order = chunks[:]
+            rng.shuffle(order)
+        rows = [ids[i] for i in order.pop()]
         width = max(len(r) for r in rows)
         x = torch.full((batch_size, width), pad_id, dtype=torch.long)
         mask = torch.zeros((batch_size, width), dtype=torch.long)
@@ -98,7 +105,7 @@ def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = 
     torch.manual_seed(cfg.seed)
     docs = corpus_texts(cfg, rng)
     tokenizer = train_tokenizer(docs, vocab_size=cfg.vocab_size)
-    ids = [tokenizer(d)["input_ids"] for d in docs]
+    ids = tokenizer(docs)["input_ids"]
     model = make_model(cfg, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
     warm = max(1, cfg.train_steps // 20)

@@ -1,0 +1,64 @@
+"""Avg@K and Pass@k: sample K responses per problem and score them.
+
+Avg@K is the mean reward over all K samples of all problems. Pass@k uses the unbiased estimator
+of Chen et al. (2021), ``1 − C(n−c, k) / C(n, k)`` per problem with n = K samples, c correct,
+for k = 1, 2, 4, … up to K (and K itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from prerl.rewards import score
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with ``c`` of ``n`` samples correct."""
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    # C(n−c, k)/C(n, k) = Π_{i=n−c+1}^{n} (1 − k/i), stable for large n
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def k_values(K: int) -> list[int]:
+    ks, k = [], 1
+    while k < K:
+        ks.append(k)
+        k *= 2
+    return ks + [K]
+
+
+@dataclass
+class EvalResult:
+    name: str
+    K: int
+    correct: np.ndarray  # [problems, K] 0/1
+    responses: list[str]  # flattened problem-major
+    truncated: list[bool]
+
+    @property
+    def avg(self) -> float:
+        return float(self.correct.mean())
+
+    def pass_at(self, k: int) -> float:
+        c = self.correct.sum(1)
+        return float(np.mean([pass_at_k(self.K, int(ci), k) for ci in c]))
+
+    def metrics(self) -> dict[str, float]:
+        """Metric names avoid '@' (MLflow rejects it): ``<set>/avg_at_K``, ``<set>/pass_at_k``."""
+        out = {f"{self.name}/avg_at_{self.K}": self.avg}
+        out.update({f"{self.name}/pass_at_{k}": self.pass_at(k) for k in k_values(self.K)})
+        out[f"{self.name}/truncated_frac"] = float(np.mean(self.truncated))
+        return out
+
+
+def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str], K: int,
+             temperature: float, top_p: float, max_new_tokens: int) -> EvalResult:
+    rollout = engine.generate(prompt_ids, K, temperature, top_p, max_new_tokens)
+    rewards = score(rollout.texts, [answers[g] for g in rollout.group])
+    correct = np.asarray(rewards, dtype=float).reshape(len(prompt_ids), K)
+    return EvalResult(name, K, correct, rollout.texts, rollout.truncated)

@@ -1,0 +1,46 @@
+"""Loading the policy and its tokenizer: a Hub/local checkpoint, or the locally built mini model."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from prerl.config import ModelConfig
+from prerl.mini.base_model import ensure_base_model
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but torch sees no GPU; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def model_path(cfg: ModelConfig, cache_dir: str) -> str:
+    """Where the weights live; builds the mini base model first when it is not cached yet."""
+    if cfg.path is not None:
+        return cfg.path
+    return str(ensure_base_model(cfg.mini, cache_dir))
+
+
+def load_policy(cfg: ModelConfig, cache_dir: str, device: torch.device):
+    path = model_path(cfg, cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, tokenizer
+
+
+def context_token_id(tokenizer, token: str) -> int:
+    """The id of PreRL's context token c; it must be a single known token of the vocabulary."""
+    ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
+        raise ValueError(f"model.context_token={token!r} is not a single token of this tokenizer ({ids})")
+    return ids[0]

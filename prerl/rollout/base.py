@@ -1,0 +1,45 @@
+"""The rollout interface: token ids in, sampled responses (trimmed at EOS) out."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from prerl.config import RolloutConfig
+
+
+@dataclass
+class Rollout:
+    """``n`` responses per prompt, flattened prompt-major: response ``i`` answers prompt ``group[i]``."""
+
+    prompt_ids: list[list[int]]  # one entry per prompt
+    response_ids: list[list[int]]  # one entry per response; ends with EOS unless truncated
+    group: list[int]
+    truncated: list[bool]  # hit max_new_tokens without EOS
+    texts: list[str]  # decoded responses, special tokens removed
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float,
+                 max_new_tokens: int) -> Rollout: ...
+
+    def sync_weights(self) -> None:
+        """Make the engine sample from the policy's current weights (a no-op when they are shared)."""
+
+
+ROLLOUT_ENGINES: dict[str, str] = {  # name -> "module:factory", imported lazily (vLLM is optional)
+    "hf": "prerl.rollout.hf:HFEngine",
+}
+
+
+def register_engine(name: str, target: str) -> None:
+    ROLLOUT_ENGINES[name] = target
+
+
+def make_engine(cfg: RolloutConfig, model, tokenizer) -> RolloutEngine:
+    if cfg.engine not in ROLLOUT_ENGINES:
+        raise ValueError(f"rollout.engine={cfg.engine!r}: choose one of {sorted(ROLLOUT_ENGINES)}")
+    module, factory = ROLLOUT_ENGINES[cfg.engine].split(":")
+    build: Callable[..., RolloutEngine] = getattr(importlib.import_module(module), factory)
+    return build(model, tokenizer, cfg)

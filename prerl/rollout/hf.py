@@ -1,0 +1,60 @@
+"""Rollouts with ``transformers``' ``generate``: batched, KV-cached, sharing weights with the policy."""
+
+from __future__ import annotations
+
+import torch
+
+from prerl.config import RolloutConfig
+from prerl.rollout.base import Rollout
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, cfg: RolloutConfig):
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+
+    def sync_weights(self) -> None:  # the engine samples from the training model itself
+        pass
+
+    @torch.inference_mode()
+    def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
+        was_training = self.model.training
+        self.model.eval()
+        per_call = max(1, self.cfg.batch_samples // n)  # prompts per generate call
+        responses: list[list[int]] = []
+        truncated: list[bool] = []
+        try:
+            for start in range(0, len(prompt_ids), per_call):
+                chunk = prompt_ids[start : start + per_call]
+                out = self._generate_chunk(chunk, n, temperature, top_p, max_new_tokens)
+                for row in out:
+                    ids, cut = self._trim(row)
+                    responses.append(ids)
+                    truncated.append(cut)
+        finally:
+            self.model.train(was_training)
+        group = [i for i in range(len(prompt_ids)) for _ in range(n)]
+        texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
+        return Rollout(prompt_ids, responses, group, truncated, texts)
+
+    def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        for i, p in enumerate(chunk):  # left padding: every prompt ends where generation starts
+            ids[i, width - len(p) :] = torch.tensor(p)
+            attn[i, width - len(p) :] = 1
+        out = self.model.generate(
+            input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=True,
+            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+            num_return_sequences=n, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
+        )
+        return out[:, width:].tolist()
+
+    def _trim(self, row: list[int]) -> tuple[list[int], bool]:
+        """Cut at the first EOS (kept: the policy learns to stop) and drop the padding after it."""
+        if self.eos_id in row:
+            return row[: row.index(self.eos_id) + 1], False
+        return row, True

@@ -1,0 +1,113 @@
+"""Per-token log-probs of responses under a model, in post-train or pre-train space.
+
+Post-train space scores ``log π(y | x)`` on ``prompt + response``; pre-train space scores
+``log π(y | c)`` on ``[c] + response`` with ``c`` the context token (``<|im_start|>`` for Qwen),
+so the prompt never enters the forward pass. Sequences are right-padded, so positions start at 0
+in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from prerl.config import Space
+
+
+@dataclass
+class Sequences:
+    """Right-padded model inputs whose last ``mask.sum(-1)`` positions (before padding) are the response."""
+
+    input_ids: Tensor  # [B, L]
+    attention_mask: Tensor  # [B, L]
+    response_start: Tensor  # [B] index of the first response token
+    response_ids: Tensor  # [B, T] right-padded responses
+    response_mask: Tensor  # [B, T]
+
+
+def contexts(space: Space, prompt_ids: list[list[int]], group: list[int], context_id: int) -> list[list[int]]:
+    """The conditioning tokens of every response in ``space``."""
+    if space == Space.pre:
+        return [[context_id] for _ in group]
+    return [prompt_ids[g] for g in group]
+
+
+def pack(ctx: list[list[int]], responses: list[list[int]], pad_id: int) -> Sequences:
+    rows = [c + r for c, r in zip(ctx, responses)]
+    width, resp_width = max(map(len, rows)), max(map(len, responses))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    resp = torch.full((len(rows), resp_width), pad_id, dtype=torch.long)
+    resp_mask = torch.zeros((len(rows), resp_width))
+    for i, (row, r) in enumerate(zip(rows, responses)):
+        ids[i, : len(row)] = torch.tensor(row)
+        attn[i, : len(row)] = 1
+        resp[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        resp_mask[i, : len(r)] = 1
+    start = torch.tensor([len(c) for c in ctx])
+    return Sequences(ids, attn, start, resp, resp_mask)
+
+
+def micro_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Index lists, grouped by similar length, each with (rows × longest row) ≤ ``max_tokens``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest_if_added = max(longest, lengths[i])
+        if current and longest_if_added * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, longest_if_added = [], lengths[i]
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches
+
+
+def select(seqs: Sequences, idx: list[int]) -> Sequences:
+    """Rows ``idx`` of ``seqs``, trimmed to their own longest row."""
+    index = torch.tensor(idx)
+    attn = seqs.attention_mask[index]
+    width = int(attn.sum(-1).max())
+    resp_mask = seqs.response_mask[index]
+    resp_width = max(1, int(resp_mask.sum(-1).max()))
+    return Sequences(seqs.input_ids[index, :width], attn[:, :width], seqs.response_start[index],
+                     seqs.response_ids[index, :resp_width], resp_mask[:, :resp_width])
+
+
+def response_logprobs(model, seqs: Sequences, entropy: str = "none") -> tuple[Tensor, Tensor | None]:
+    """log π of each response token, [B, T], and the policy's entropy at each position when
+    ``entropy`` is ``"detached"`` (a diagnostic) or ``"grad"`` (an entropy bonus is trained).
+
+    Log-probs are taken for every next token first and only then gathered at response positions,
+    so no [B, T, V] copy of the logits is made (V is 151k for Qwen).
+    """
+    device = next(model.parameters()).device
+    ids = seqs.input_ids.to(device)
+    logits = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device)).logits[:, :-1].float()
+    lse = torch.logsumexp(logits, dim=-1)
+    next_logp = torch.gather(logits, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) - lse  # [B, L-1]
+    T = seqs.response_ids.shape[1]
+    # the token at position p is predicted at p − 1
+    positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)
+    positions = positions.clamp(max=next_logp.shape[1] - 1)
+    logp = torch.gather(next_logp, 1, positions)
+    if entropy == "none":
+        return logp, None
+    with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
+        ent = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+        return logp, torch.gather(ent, 1, positions)
+
+
+@torch.no_grad()
+def score_logprobs(model, seqs: Sequences, max_tokens: int) -> Tensor:
+    """log π of every response token (0 on padding), computed in micro-batches without gradient."""
+    out = torch.zeros_like(seqs.response_mask)
+    lengths = seqs.attention_mask.sum(-1).tolist()
+    for idx in micro_batches(lengths, max_tokens):
+        mb = select(seqs, idx)
+        lp = response_logprobs(model, mb)[0].cpu() * mb.response_mask
+        out[torch.tensor(idx), : lp.shape[1]] = lp
+    return out

@@ -1,0 +1,72 @@
+"""One optimizer update of the policy: micro-batched loss → backward → clip → step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
+from prerl.losses import POLICY_LOSSES, Normaliser, aggregate, kl_penalty
+from prerl.objectives import Phase
+from prerl.scoring import Sequences, micro_batches, response_logprobs, select
+
+
+@dataclass
+class UpdateBatch:
+    seqs: Sequences  # inputs in the phase's space
+    advantages: Tensor  # [N, T]
+    loss_mask: Tensor  # [N, T] response tokens of the kept samples
+    ref_logp: Optional[Tensor] = None  # [N, T] reference log-probs when KL is in the loss
+    old_logp: Optional[Tensor] = None  # [N, T] behaviour log-probs; None = on-policy (ratio 1)
+
+
+def _rows(t: Optional[Tensor], idx: list[int], width: int) -> Optional[Tensor]:
+    return None if t is None else t[torch.tensor(idx), :width]
+
+
+def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: AlgorithmConfig,
+                  optim: OptimConfig, max_new_tokens: int) -> dict[str, float]:
+    """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step."""
+    device = next(model.parameters()).device
+    norm = Normaliser.of(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)
+    kl_in_loss = phase.regularised and algo.kl.placement == KLPlacement.loss
+    entropy_mode = "grad" if algo.entropy_coeff > 0 and phase.regularised else "detached"
+    totals = {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
+    n_tokens = float(batch.loss_mask.sum())
+    all_tokens = float(batch.seqs.response_mask.sum())
+    optimizer.zero_grad(set_to_none=True)
+    lengths = batch.seqs.attention_mask.sum(-1).tolist()
+    for idx in micro_batches(lengths, optim.micro_batch_tokens):
+        mb = select(batch.seqs, idx)
+        width = mb.response_ids.shape[1]
+        mask = _rows(batch.loss_mask, idx, width).to(device)
+        adv = _rows(batch.advantages, idx, width).to(device)
+        logp, entropy = response_logprobs(model, mb, entropy=entropy_mode)
+        old = _rows(batch.old_logp, idx, width)
+        old = logp.detach() if old is None else old.to(device)
+        pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
+        loss = aggregate(pg, mask, phase.loss_agg_mode, norm)
+        totals["pg_loss"] += loss.item()
+        if kl_in_loss:
+            kl = kl_penalty(logp, _rows(batch.ref_logp, idx, width).to(device), algo.kl.estimator)
+            kl_term = aggregate(kl, mask, phase.loss_agg_mode, norm)
+            loss = loss + algo.kl.coef * kl_term
+            totals["kl_loss"] += kl_term.item()
+        if entropy_mode == "grad":
+            loss = loss - algo.entropy_coeff * aggregate(entropy, mask, phase.loss_agg_mode, norm)
+        loss = phase.loss_coef * loss
+        if loss.requires_grad:
+            loss.backward()
+        totals["loss"] += loss.item()
+        weight = float(mask.sum()) / max(n_tokens, 1.0)
+        totals["clip_frac"] += float(stats["clip_frac"]) * weight
+        resp_mask = mb.response_mask.to(device)
+        totals["entropy"] += float((entropy.detach() * resp_mask).sum()) / max(all_tokens, 1.0)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+    optimizer.step()
+    totals["grad_norm"] = float(grad_norm)
+    totals["kept_tokens"] = n_tokens
+    return totals

@@ -1,0 +1,67 @@
+"""Policy loss, KL estimators and aggregation modes, by hand."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from prerl.losses import Normaliser, aggregate, clipped_policy_loss, kl_penalty
+
+CFG = SimpleNamespace(clip_ratio_low=0.2, clip_ratio_high=0.28, clip_ratio_c=3.0)
+
+
+def loss_at(ratio, adv):
+    logp = torch.tensor([[math.log(ratio)]])
+    loss, _ = clipped_policy_loss(logp, torch.zeros(1, 1), torch.tensor([[adv]]), torch.ones(1, 1), CFG)
+    return loss.item()
+
+
+def test_on_policy_loss_is_minus_advantage_with_gradient_minus_advantage():
+    logp = torch.zeros(1, 2, requires_grad=True)
+    adv = torch.tensor([[0.5, -2.0]])
+    loss, _ = clipped_policy_loss(logp, logp.detach(), adv, torch.ones(1, 2), CFG)
+    assert torch.allclose(loss, -adv)
+    loss.sum().backward()
+    assert torch.allclose(logp.grad, -adv)
+
+
+@pytest.mark.parametrize("ratio, adv, expected", [
+    (1.5, 1.0, -1.28),  # positive advantage: ratio clipped at 1 + clip_high
+    (0.5, 1.0, -0.5),  # below the range the unclipped (smaller) objective wins
+    (0.5, -1.0, 0.8),  # negative advantage: clipped at 1 − clip_low
+    (5.0, -1.0, 3.0),  # dual clip caps the loss at −A·c
+])
+def test_clipping(ratio, adv, expected):
+    assert loss_at(ratio, adv) == pytest.approx(expected, abs=1e-6)
+
+
+def test_kl_estimators():
+    logp, ref = torch.tensor([0.0]), torch.tensor([math.log(0.5)])
+    lr = math.log(2)
+    assert kl_penalty(logp, ref, "k1").item() == pytest.approx(lr)
+    assert kl_penalty(logp, ref, "k2").item() == pytest.approx(0.5 * lr * lr)
+    assert kl_penalty(logp, ref, "k3").item() == pytest.approx(0.5 - 1 + lr)
+
+
+LOSS = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0]])
+MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("token-mean", (1 + 2 + 3 + 4) / 4),
+    ("seq-mean-token-sum", (6 + 4) / 2),  # the empty third sequence does not count
+    ("seq-mean-token-mean", (2 + 4) / 2),
+    ("seq-mean-token-sum-norm", (6 + 4) / (2 * 10)),
+])
+def test_aggregation_modes(mode, expected):
+    norm = Normaliser.of(MASK, scale=10)
+    assert aggregate(LOSS, MASK, mode, norm).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_micro_batch_shares_sum_to_the_batch_loss(mode):
+    norm = Normaliser.of(MASK, scale=10)
+    whole = aggregate(LOSS, MASK, mode, norm)
+    parts = aggregate(LOSS[:1], MASK[:1], mode, norm) + aggregate(LOSS[1:], MASK[1:], mode, norm)
+    assert parts.item() == pytest.approx(whole.item())

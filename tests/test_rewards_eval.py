@@ -1,0 +1,52 @@
+"""Reward extraction/verification and the Avg@K / Pass@k estimators."""
+
+import math
+
+import numpy as np
+import pytest
+
+from prerl.evaluation import EvalResult, k_values, pass_at_k
+from prerl.rewards import last_boxed, math_reward, score
+
+
+def test_last_boxed_handles_nesting_and_takes_the_last():
+    assert last_boxed(r"\boxed{1} then \boxed{\frac{1}{2}}") == r"\frac{1}{2}"
+    assert last_boxed(r"\boxed{7} and an unclosed \boxed{8") == "7"
+    assert last_boxed("no box, 42") is None
+
+
+@pytest.mark.parametrize("response, gold, expected", [
+    (r"so \boxed{42}.", "42", 1.0),
+    (r"so \boxed{41}.", "42", 0.0),
+    ("the answer is 42", "42", 0.0),  # math-verify would take the last number; we require a box
+    (r"\boxed{\frac{1}{2}}", "0.5", 1.0),
+    (r"\boxed{}", "1", 0.0),
+    (r"\boxed{\frac{", "1", 0.0),
+    (r"\boxed{)(*&^}", "1", 0.0),
+])
+def test_math_reward(response, gold, expected):
+    assert math_reward(response, gold) == expected
+
+
+def test_score_checks_lengths():
+    with pytest.raises(ValueError, match="2 responses but 1"):
+        score(["a", "b"], ["1"])
+
+
+def test_pass_at_k_matches_the_combinatorial_formula():
+    for n, c, k in [(4, 1, 2), (8, 3, 4), (32, 5, 8), (8, 0, 1), (8, 8, 8)]:
+        expected = 1 - math.comb(n - c, k) / math.comb(n, k)
+        assert pass_at_k(n, c, k) == pytest.approx(expected)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+
+
+def test_eval_result_metrics():
+    correct = np.array([[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=float)
+    result = EvalResult("test", 4, correct, ["x"] * 12, [False] * 12)
+    m = result.metrics()
+    assert k_values(32) == [1, 2, 4, 8, 16, 32] and k_values(6) == [1, 2, 4, 6]
+    assert m["test/avg_at_4"] == pytest.approx(5 / 12)
+    assert m["test/pass_at_1"] == pytest.approx(m["test/avg_at_4"])
+    assert m["test/pass_at_2"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["test/pass_at_4"] == pytest.approx(2 / 3)
+    assert all("@" not in key for key in m)
