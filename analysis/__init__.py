@@ -1,0 +1,1 @@
+"""After-the-fact analyses of prerl runs: behaviours, solved dynamics, gradient alignment."""

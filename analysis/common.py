@@ -1,0 +1,101 @@
+"""What the analyses share: load a policy by name or folder, sample responses on an eval set, MLflow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from prerl import data as data_lib
+from prerl.config import DataConfig, MiniModelConfig, ModelConfig, RolloutConfig, TrackingConfig
+from prerl.models import context_token_id, load_policy
+from prerl.rewards import score
+from prerl.rollout.hf import HFEngine
+from prerl.tracking import Tracker
+
+BUILT_IN = {"mini": MiniModelConfig, "micro": MiniModelConfig.micro}
+
+
+def model_config(spec: str) -> ModelConfig:
+    """``mini`` / ``micro`` (the locally built base models) or a checkpoint folder / Hub id."""
+    if spec in BUILT_IN:
+        return ModelConfig(mini=BUILT_IN[spec]())
+    return ModelConfig(path=spec, mini=None)
+
+
+@dataclass
+class Policy:
+    model: torch.nn.Module
+    tokenizer: object
+    context_id: int
+    name: str
+
+
+def load(spec: str, cache_dir: str = ".cache/prerl", device: str = "cpu") -> Policy:
+    cfg = model_config(spec)
+    model, tokenizer = load_policy(cfg, cache_dir, torch.device(device))
+    return Policy(model.eval(), tokenizer, context_token_id(tokenizer, cfg.context_token), spec)
+
+
+@dataclass
+class Samples:
+    """Sampled responses on an eval set: response ``i`` answers problem ``group[i]``."""
+
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    group: list[int]
+    texts: list[str]
+    correct: list[float]
+    questions: list[str]
+
+    def to_jsonl(self, path: str | Path) -> None:
+        with open(path, "w") as f:
+            for i, text in enumerate(self.texts):
+                f.write(json.dumps({"problem": self.group[i], "question": self.questions[self.group[i]],
+                                    "response": text, "correct": self.correct[i]}) + "\n")
+
+
+def eval_split(split: str, problems: int | None, data: DataConfig | None = None):
+    """Rows of an eval split (``test``, ``ood`` or ``train``) of the data config, first ``problems``."""
+    splits = data_lib.load_splits(data or DataConfig())
+    if split not in splits:
+        raise ValueError(f"eval set {split!r}: choose one of {sorted(splits)}")
+    ds = splits[split]
+    return ds.select(range(min(problems or len(ds), len(ds))))
+
+
+@torch.no_grad()
+def sample(policy: Policy, split: str = "test", problems: int | None = 32, samples_per_problem: int = 8,
+           max_new_tokens: int = 96, temperature: float = 1.0, seed: int = 0) -> Samples:
+    """``samples_per_problem`` responses to each of the first ``problems`` problems of ``split``."""
+    torch.manual_seed(seed)
+    rows = data_lib.render(eval_split(split, problems), policy.tokenizer)
+    engine = HFEngine(policy.model, policy.tokenizer, RolloutConfig())
+    out = engine.generate(rows["prompt_ids"], samples_per_problem, temperature, 1.0, max_new_tokens)
+    answers = [rows["answer"][g] for g in out.group]
+    questions = [m[-1]["content"] for m in rows["messages"]]
+    return Samples(out.prompt_ids, out.response_ids, out.group, out.texts, score(out.texts, answers), questions)
+
+
+def read_responses(path: str | Path) -> list[str]:
+    """Responses saved as JSONL (a ``response`` field per line) or as an MLflow table
+    (``samples/*.json`` of a training run: ``{"columns": [...], "data": [[...], ...]}``)."""
+    text = Path(path).read_text()
+    if str(path).endswith(".jsonl"):
+        return [json.loads(line)["response"] for line in text.splitlines() if line.strip()]
+    table = json.loads(text)
+    if isinstance(table, dict) and "columns" in table:
+        column = table["columns"].index("response")
+        return [row[column] for row in table["data"]]
+    if isinstance(table, dict) and "response" in table:
+        return list(table["response"])
+    raise ValueError(f"{path}: expected JSONL with a 'response' field or an MLflow table with a 'response' column")
+
+
+def open_run(experiment: str, run_name: str | None, params: dict, uri: str | None = None) -> Tracker:
+    """An MLflow run for an analysis, in the project's store unless ``uri`` says otherwise."""
+    tracker = Tracker(TrackingConfig(uri=uri, experiment=experiment, run_name=run_name))
+    tracker.start(params, tags={"analysis": experiment})
+    return tracker
