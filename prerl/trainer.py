@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs
+from prerl.behaviours import behaviour_metrics
 from prerl.config import KLPlacement, TrainConfig
 from prerl.evaluation import evaluate
 from prerl.losses import kl_penalty
@@ -156,6 +157,7 @@ class Experiment:
             "time/step_s": t_total,
             "time/tokens_per_s": float(lengths.sum()) / t_total,
         } | {f"train/{k}": v for k, v in group_outcomes(scores, adv_in.group).items()}
+        metrics |= behaviour_metrics(rollout.texts)  # reasoning behaviours per response (prerl/behaviours.py)
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
