@@ -121,7 +121,8 @@ class ModelConfig:
 class DataConfig:
     """Training prompts and the in-training eval sets. ``mini`` generates the synthetic task."""
 
-    name: str = "mini"
+    name: str = "mini"  # mini | math (MATH train, prerl.benchmarks)
+    path: Optional[str] = None  # data=math: a local JSONL / Parquet file instead of the Hub
     train_problems: int = 4000
     test_problems: int = 64
     ood_problems: int = 64
@@ -237,19 +238,34 @@ class OptimConfig:
 
 
 @dataclass
+class EvalSetConfig:
+    """One eval set, keyed by name: a benchmark of ``prerl.benchmarks`` or a split of the data config."""
+
+    benchmark: Optional[str] = None  # default: the set's own name
+    path: Optional[str] = None  # a local JSONL / Parquet / zip file instead of the Hub
+    limit: Optional[int] = None  # only the first N problems
+
+
+@dataclass
 class EvalConfig:
-    """In-training evaluation: Avg@K and Pass@k on each eval set of the data config."""
+    """Avg@K and Pass@k on each eval set (in training, and by ``evaluate.py``)."""
 
     samples_per_problem: int = 8  # K (the paper uses 32)
     every_steps: int = 10  # also at step 0 and at the end; 0 = only at the ends
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
-    sets: list[str] = field(default_factory=lambda: ["test", "ood"])
+    # Empty here (YAML dicts merge, they do not replace): each conf/eval/*.yaml lists its own sets.
+    sets: dict[str, EvalSetConfig] = field(default_factory=dict)
+    data_dir: Optional[str] = None  # a folder laid out like ../shared/data: benchmark files there replace the Hub
+    score_workers: int = 2  # processes for math-verify, parallel sandboxed programs for code
+    code_timeout_s: float = 10.0  # per HumanEval program (wall clock)
+    code_memory_mb: int = 1024  # per HumanEval program (address space)
 
     def __post_init__(self) -> None:
         _check(self.samples_per_problem >= 1, "eval.samples_per_problem must be >= 1")
         _check(self.every_steps >= 0, "eval.every_steps must be >= 0")
+        _check(self.code_timeout_s > 0 and self.code_memory_mb > 0, "eval.code_timeout_s and code_memory_mb must be > 0")
 
 
 @dataclass

@@ -57,8 +57,12 @@ class EvalResult:
 
 
 def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str], K: int,
-             temperature: float, top_p: float, max_new_tokens: int) -> EvalResult:
+             temperature: float, top_p: float, max_new_tokens: int, grader=None) -> EvalResult:
+    """``grader(texts, group)`` scores responses to problems ``group``; default: the math reward."""
     rollout = engine.generate(prompt_ids, K, temperature, top_p, max_new_tokens)
-    rewards = score(rollout.texts, [answers[g] for g in rollout.group])
+    if grader is None:
+        rewards = score(rollout.texts, [answers[g] for g in rollout.group])
+    else:
+        rewards = grader(rollout.texts, rollout.group)
     correct = np.asarray(rewards, dtype=float).reshape(len(prompt_ids), K)
     return EvalResult(name, K, correct, rollout.texts, rollout.truncated)

@@ -22,12 +22,14 @@ from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs
 from prerl.behaviours import behaviour_metrics
 from prerl.config import KLPlacement, TrainConfig
+from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate
 from prerl.losses import kl_penalty
 from prerl.models import context_token_id, load_policy, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, sample_mask, warmup_phase, weight_advantages
 from prerl.rewards import score
 from prerl.rollout import Rollout, make_engine
+from prerl.scorers import dataset_grader
 from prerl.scoring import contexts, pack, score_logprobs
 from prerl.tracking import Tracker
 from prerl.update import UpdateBatch, policy_update
@@ -74,11 +76,9 @@ class Experiment:
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
         splits = data_lib.load_splits(cfg.data)
+        splits = {**splits, **eval_sets(cfg.eval, lambda: splits)}  # benchmarks, or splits of the data
         self.splits = {name: data_lib.render(ds, self.tokenizer, cfg.model.chat_template_kwargs)
                        for name, ds in splits.items()}
-        for name in cfg.eval.sets:
-            if name not in self.splits:
-                raise ValueError(f"eval.sets has {name!r}, but data {cfg.data.name!r} has {sorted(self.splits)}")
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
                                            weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
@@ -165,7 +165,7 @@ class Experiment:
         for name in ev.sets:
             split = self.splits[name]
             result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
-                              ev.temperature, ev.top_p, ev.max_new_tokens)
+                              ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
             out.update({f"eval/{k}": v for k, v in result.metrics().items()})
             if self.cfg.tracking.log_samples:
                 n = min(self.cfg.tracking.log_samples, len(result.responses))
@@ -216,5 +216,5 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
 
 def headline(cfg: TrainConfig, metrics: dict[str, float]) -> float:
     """The number a sweeper optimises: final Avg@K on the first eval set."""
-    key = f"eval/{cfg.eval.sets[0]}/avg_at_{cfg.eval.samples_per_problem}"
+    key = f"eval/{next(iter(cfg.eval.sets), None)}/avg_at_{cfg.eval.samples_per_problem}"
     return metrics.get(key, float("nan"))

@@ -147,3 +147,18 @@ def test_openai_client_posts_chat_completion(monkeypatch):
     assert MINI_REPAIR in captured["body"]["messages"][0]["content"]
     assert captured["auth"] == "Bearer sk-test"
     assert counts == [{"backtracking": 1, "verification": 1, "subgoal_setting": 1, "enumeration": 0}]
+
+
+def test_cli_on_saved_completions(tmp_path):
+    from analysis.behaviours import main
+
+    base, after = tmp_path / "base.jsonl", tmp_path / "after.jsonl"
+    base.write_text("\n".join(json.dumps({"response": t}) for t in [MINI_RECHECK, PLAIN, PLAIN, PLAIN]) + "\n")
+    table_json = {"columns": ["step", "response"], "data": [[0, MINI_REPAIR], [0, MINI_RECHECK]]}
+    after.with_suffix(".json").write_text(json.dumps(table_json))  # a training run's samples/*.json table
+    rows = main(["--base-responses", str(base), "--responses", str(after.with_suffix(".json")),
+                 "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "behaviours.json").read_text())
+    assert rows[str(base)]["reflections"] == pytest.approx(0.25)
+    assert result["ratios"][str(after.with_suffix(".json"))]["reflections"] == pytest.approx(4.0)
+    assert "reflections" in (tmp_path / "out" / "behaviours.md").read_text()
