@@ -1,4 +1,4 @@
-"""Prompts as ``datasets.Dataset`` splits: ``train`` plus named eval sets.
+"""Prompts as ``datasets.Dataset`` splits: ``train`` plus named eval sets (``math``: ``train`` only).
 
 Every row has ``messages`` (system + user chat turns) and ``answer`` (the gold answer as a string);
 prompts are rendered with the tokenizer's own chat template at load time (``render``). The mini
@@ -45,7 +45,15 @@ def mini_splits(cfg: DataConfig) -> DatasetDict:
     return DatasetDict({"train": _to_dataset(train), "test": _to_dataset(test), "ood": _to_dataset(ood_test)})
 
 
-DATASETS = {"mini": mini_splits}
+def math_splits(cfg: DataConfig) -> DatasetDict:
+    """MATH train (7,500 problems; rows without an answer dropped) from ``data.path`` or the Hub.
+    Its eval sets are benchmarks, named in ``eval.sets``."""
+    from prerl.benchmarks import load_benchmark
+
+    return DatasetDict({"train": load_benchmark("math_train", cfg.path)})
+
+
+DATASETS = {"mini": mini_splits, "math": math_splits}
 
 
 def load_splits(cfg: DataConfig) -> DatasetDict:

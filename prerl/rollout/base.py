@@ -30,6 +30,8 @@ class RolloutEngine(Protocol):
 
 ROLLOUT_ENGINES: dict[str, str] = {  # name -> "module:factory", imported lazily (vLLM is optional)
     "hf": "prerl.rollout.hf:HFEngine",
+    "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers
+    "shuffled_oracle": "prerl.rollout.oracle:ShuffledOracleEngine",  # another problem's reference
 }
 
 

@@ -59,3 +59,22 @@ def grade(kinds: list[str], responses: list[str], answers: list[str], metas: lis
         for i, s in zip(idx, scores):
             rewards[i] = float(s)
     return rewards
+
+
+def settings_from(eval_cfg) -> ScoreSettings:
+    return ScoreSettings(eval_cfg.score_workers, eval_cfg.code_timeout_s, eval_cfg.code_memory_mb)
+
+
+def dataset_grader(dataset, eval_cfg) -> Callable[[list[str], list[int]], list[float]]:
+    """``grader(texts, group)`` for the problems of ``dataset``: each row's ``scorer`` kind (math when the
+    rows have none, as in the mini task), gold ``answer`` and ``metadata``."""
+    columns = dataset.column_names
+    kinds = dataset["scorer"] if "scorer" in columns else ["math"] * len(dataset)
+    metas = dataset["metadata"] if "metadata" in columns else [{}] * len(dataset)
+    answers, settings = dataset["answer"], settings_from(eval_cfg)
+
+    def grader(texts: list[str], group: list[int]) -> list[float]:
+        return grade([kinds[g] for g in group], texts, [answers[g] for g in group], [metas[g] for g in group],
+                     settings)
+
+    return grader

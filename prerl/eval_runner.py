@@ -1,0 +1,100 @@
+"""``evaluate.py``: Avg@K and Pass@k of one policy on the configured eval sets, logged to MLflow.
+
+The policy is ``model.path`` (a saved checkpoint folder such as ``outputs/.../final_policy``, or a Hub
+name) or the mini model. Every set is sampled K times per problem in chunks (with a progress bar),
+scored by its records' scorer kind, and logged as ``eval/<set>/avg_at_K`` and ``eval/<set>/pass_at_k``;
+``eval/average/*`` is the unweighted mean over the sets, and ``eval/<set>/samples_per_s`` the
+throughput of sampling plus scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from prerl import data as data_lib
+from prerl.benchmarks import eval_sets, references
+from prerl.config import TrainConfig
+from prerl.evaluation import EvalResult, evaluate, k_values
+from prerl.models import load_policy, resolve_device
+from prerl.rollout import make_engine
+from prerl.scorers import dataset_grader
+from prerl.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult:
+    """All problems of ``dataset`` (rendered: ``prompt_ids``), K samples each, in chunks of ``rollout.batch_samples``."""
+    ev, K = cfg.eval, cfg.eval.samples_per_problem
+    prompt_ids, grader = dataset["prompt_ids"], dataset_grader(dataset, ev)
+    if hasattr(engine, "set_references"):  # the oracle engines answer with reference responses
+        engine.set_references(prompt_ids, references(dataset), seed=cfg.seed)
+    per_chunk = max(1, cfg.rollout.batch_samples // K)
+    parts: list[EvalResult] = []
+    for start in tqdm(range(0, len(prompt_ids), per_chunk), desc=name, unit="chunk"):
+        rows = list(range(start, min(start + per_chunk, len(prompt_ids))))
+        chunk_grader = lambda texts, group, rows=rows: grader(texts, [rows[g] for g in group])  # noqa: E731
+        parts.append(evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, ev.temperature, ev.top_p,
+                              ev.max_new_tokens, grader=chunk_grader))
+    return EvalResult(name, K, np.concatenate([p.correct for p in parts]),
+                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated])
+
+
+def average(results: list[EvalResult], K: int) -> dict[str, float]:
+    """Unweighted mean over sets of Avg@K and each Pass@k."""
+    out = {f"average/avg_at_{K}": float(np.mean([r.avg for r in results]))}
+    out.update({f"average/pass_at_{k}": float(np.mean([r.pass_at(k) for r in results])) for k in k_values(K)})
+    return out
+
+
+def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    model, tokenizer = load_policy(cfg.model, cfg.cache_dir, device)
+    sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
+    engine = make_engine(cfg.rollout, model, tokenizer)
+    tracker = Tracker(cfg.tracking)
+    tracker.start(resolved, tags={"job": "evaluate", "model": cfg.model.path or cfg.model.mini.name,
+                                  "rollout": cfg.rollout.engine})
+    metrics: dict[str, float] = {}
+    results, status = [], "FAILED"
+    try:
+        for name, dataset in sets.items():
+            dataset = data_lib.render(dataset, tokenizer, cfg.model.chat_template_kwargs)
+            start = time.perf_counter()
+            result = evaluate_set(engine, name, dataset, cfg)
+            seconds = time.perf_counter() - start
+            results.append(result)
+            set_metrics = result.metrics() | {f"{name}/samples_per_s": result.correct.size / seconds,
+                                              f"{name}/problems": float(len(dataset))}
+            metrics.update({f"eval/{k}": v for k, v in set_metrics.items()})
+            tracker.log({f"eval/{k}": v for k, v in set_metrics.items()}, step=0)
+            log_samples(tracker, name, dataset, result, cfg)
+            log.info("%s: avg@%d %.4f, %d problems, %.1f samples/s", name, result.K, result.avg, len(dataset),
+                     result.correct.size / seconds)
+        if results:
+            avg = {f"eval/{k}": v for k, v in average(results, cfg.eval.samples_per_problem).items()}
+            metrics.update(avg)
+            tracker.log(avg, step=0)
+        status = "FINISHED"
+    finally:
+        tracker.finish(status)
+    return metrics
+
+
+def log_samples(tracker: Tracker, name: str, dataset, result: EvalResult, cfg: TrainConfig) -> None:
+    n = min(cfg.tracking.log_samples, len(result.responses))
+    if n == 0:
+        return
+    K = result.K
+    tracker.log_table({
+        "id": [dataset["id"][i // K] if "id" in dataset.column_names else str(i // K) for i in range(n)],
+        "answer": [dataset["answer"][i // K] for i in range(n)],
+        "response": result.responses[:n],
+        "correct": result.correct.reshape(-1)[:n].tolist(),
+    }, f"samples/{name}.json")
