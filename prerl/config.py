@@ -255,8 +255,10 @@ class EvalConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
-    # Empty here (YAML dicts merge, they do not replace): each conf/eval/*.yaml lists its own sets.
-    sets: dict[str, EvalSetConfig] = field(default_factory=dict)
+    # name -> EvalSetConfig fields. Empty here (YAML dicts merge, they do not replace): each
+    # conf/eval/*.yaml lists its own sets. Typed ``Any`` so that ``+eval.sets.NAME.path=...`` can add a
+    # set on the command line (OmegaConf cannot add keys to a dict of dataclasses); checked below.
+    sets: dict[str, Any] = field(default_factory=dict)
     data_dir: Optional[str] = None  # a folder laid out like ../shared/data: benchmark files there replace the Hub
     score_workers: int = 2  # processes for math-verify, parallel sandboxed programs for code
     code_timeout_s: float = 10.0  # per HumanEval program (wall clock)
@@ -266,6 +268,13 @@ class EvalConfig:
         _check(self.samples_per_problem >= 1, "eval.samples_per_problem must be >= 1")
         _check(self.every_steps >= 0, "eval.every_steps must be >= 0")
         _check(self.code_timeout_s > 0 and self.code_memory_mb > 0, "eval.code_timeout_s and code_memory_mb must be > 0")
+        allowed = set(EvalSetConfig.__dataclass_fields__)
+        for name, value in list(self.sets.items()):
+            if not isinstance(value, EvalSetConfig):
+                value = dict(value or {})
+                _check(set(value) <= allowed, f"eval.sets.{name}: unknown keys {sorted(set(value) - allowed)}; "
+                                              f"allowed: {sorted(allowed)}")
+                self.sets[name] = EvalSetConfig(**value)
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""Loaders and scorers on the shipped fixtures (tests/fixtures/benchmarks): record shape, errors, oracles."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from prerl.benchmarks import BENCHMARKS, MalformedRow, eval_sets, load_benchmark, references
+from prerl.benchmarks.prompts import MATH_SYSTEM
+from prerl.config import EvalConfig, EvalSetConfig
+from prerl.rollout.oracle import derangement
+from prerl.scorers import ScoreSettings, grade
+from prerl.scorers.bbh import extract, matches
+from prerl.scorers.choice import extract_letter
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+FILES = {name: FIXTURES / (name + (".jsonl.zip" if name == "gpqa_diamond" else ".jsonl")) for name in BENCHMARKS}
+KINDS = {"math_train": "math", "math500": "math", "amc23": "math", "aime24": "math", "aime25": "math",
+         "minerva": "math", "olympiadbench": "math", "gpqa_diamond": "multiple_choice",
+         "mmlu_pro": "multiple_choice", "bbh": "bbh", "humaneval": "code"}
+SETTINGS = ScoreSettings(workers=2, code_timeout_s=10)
+
+
+def oracle_scores(ds, shuffled=False):
+    refs = references(ds)
+    if shuffled:
+        refs = [refs[j] for j in derangement(len(refs), seed=0)]
+    return grade(ds["scorer"], refs, ds["answer"], ds["metadata"], SETTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_loader_gives_one_record_shape_and_the_oracle_scores_full_marks(name):
+    ds = load_benchmark(name, str(FILES[name]))
+    assert ds.column_names == ["id", "messages", "answer", "scorer", "metadata"]
+    assert set(ds["scorer"]) == {KINDS[name]}
+    source_ids = [json.loads(line)["id"] for line in _lines(FILES[name]) if json.loads(line)["answer"]]
+    assert ds["id"] == source_ids
+    for row in ds:
+        assert [m["role"] for m in row["messages"]] == ["system", "user"] and row["answer"].strip()
+        assert row["metadata"]["reference"]
+    if KINDS[name] == "math":
+        assert ds[0]["messages"][0]["content"] == MATH_SYSTEM
+    assert oracle_scores(ds) == [1.0] * len(ds)
+
+
+@pytest.mark.parametrize("name", ["math500", "minerva", "aime25", "humaneval"])
+def test_shuffled_oracle_scores_nothing(name):
+    ds = load_benchmark(name, str(FILES[name]))
+    assert sum(oracle_scores(ds, shuffled=True)) == 0
+
+
+def _lines(path):
+    if path.suffix == ".zip":
+        import zipfile
+
+        from prerl.benchmarks.registry import GPQA_PASSWORD
+        return zipfile.ZipFile(path).open("test.jsonl", pwd=GPQA_PASSWORD).read().decode().split("\n")[:-1]
+    return path.read_text().split("\n")[:-1]
+
+
+def test_rows_without_answer_are_dropped_and_counted(caplog):
+    with caplog.at_level(logging.WARNING):
+        ds = load_benchmark("math_train", str(FILES["math_train"]))
+    assert "train/number_theory/7115.json" not in ds["id"] and len(ds) == 3
+    assert "dropped 1 row(s)" in caplog.text
+
+
+def test_malformed_rows_name_file_and_line(tmp_path):
+    good = FILES["math500"].read_text().splitlines()
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text("\n".join([good[0], good[1], '{"id": "x", "problem": ']) + "\n")
+    with pytest.raises(MalformedRow, match=rf"{bad_json}:3: not valid JSON"):
+        load_benchmark("math500", str(bad_json))
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(good[0] + "\n" + json.dumps({"id": "y", "answer": "1"}) + "\n")
+    with pytest.raises(MalformedRow, match=rf"{missing}:2: malformed math500 row.*'problem'"):
+        load_benchmark("math500", str(missing))
+
+
+def test_parquet_and_limit(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in _lines(FILES["humaneval"])]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "he.parquet")
+    ds = load_benchmark("humaneval", str(tmp_path / "he.parquet"), limit=2)
+    assert ds["id"] == [r["id"] for r in rows[:2]]
+
+
+def test_gpqa_zip_is_read_in_memory_and_hub_rows_map_too():
+    ds = load_benchmark("gpqa_diamond", str(FILES["gpqa_diamond"]))
+    row = ds[0]
+    assert len(row["metadata"]["options"]) == 4 and row["answer"] in "ABCD"
+    assert "(A) " in row["messages"][1]["content"] and "(D) " in row["messages"][1]["content"]
+    # The Hub's own field names (Question, Correct Answer, Incorrect Answer 1..3) map to the same shape.
+    hub_row = {"Question": "Q?", "Correct Answer": "right", "Incorrect Answer 1": "w1",
+               "Incorrect Answer 2": "w2", "Incorrect Answer 3": "w3", "Record ID": "rec1"}
+    problem = BENCHMARKS["gpqa_diamond"].convert(hub_row)
+    assert problem.metadata["options"]["ABCD".index(problem.answer)] == "right" and problem.id == "rec1"
+
+
+def test_hub_field_names_of_math_sets_map():
+    convert = BENCHMARKS["math_train"].convert
+    problem = convert({"problem": "1+1?", "solution": r"so \boxed{2}.", "level": "Level 1", "type": "Algebra",
+                       "_index": 7})
+    assert (problem.answer, problem.id, problem.metadata["level"]) == ("2", "7", "Level 1")
+    olympiad = BENCHMARKS["olympiadbench"].convert({"id": 5, "question": "Q", "final_answer": ["$3$"]})
+    assert olympiad.answer == "3"
+    amc = BENCHMARKS["amc23"].convert({"id": 1, "question": "Q", "answer": 27.0})
+    assert amc.answer == "27"
+
+
+def test_eval_sets_resolve_benchmarks_paths_data_dir_and_data_splits(tmp_path):
+    (tmp_path / "math500").mkdir()
+    (tmp_path / "math500" / "test.jsonl").write_text(FILES["math500"].read_text())
+    cfg = EvalConfig(sets={"math500": EvalSetConfig(), "he": EvalSetConfig(benchmark="humaneval",
+                                                                           path=str(FILES["humaneval"]), limit=1),
+                           "test": EvalSetConfig(limit=2)}, data_dir=str(tmp_path))
+    called = []
+
+    def splits():
+        called.append(True)
+        from datasets import Dataset
+        return {"test": Dataset.from_dict({"messages": [[]] * 5, "answer": ["1"] * 5})}
+
+    sets = eval_sets(cfg, splits)
+    assert (len(sets["math500"]), len(sets["he"]), len(sets["test"])) == (3, 1, 2) and called == [True]
+    with pytest.raises(ValueError, match="not a benchmark"):
+        eval_sets(EvalConfig(sets={"nope": EvalSetConfig()}), splits)
+
+
+@pytest.mark.parametrize("response, n, expected", [
+    ("so the answer is (C).", 4, "C"),
+    ("The answer is **B**", 4, "B"),
+    (r"Final: \boxed{D}", 4, "D"),
+    ("Answer: A", 4, "A"),
+    ("The answer is (E).", 4, None),  # not among four options
+    ("I think it is B or C", 4, None),
+    ("The answer is (A). Wait, the answer is (C).", 4, "C"),
+])
+def test_multiple_choice_letter_extraction(response, n, expected):
+    assert extract_letter(response, n) == expected
+
+
+@pytest.mark.parametrize("response, target, ok", [
+    ("So the answer is (B).", "(B)", True),
+    ("So the answer is B.", "(B)", True),
+    ("So the answer is (C).", "(B)", False),
+    ("So the answer is false.", "False", True),
+    ("So the answer is ] ].", "] ]", True),
+    ("So the answer is beth  kenya.", "beth kenya", True),
+    ("So the answer is 24.", "2", False),
+    ("The result is 2.", "2", False),  # no "answer is": nothing to compare
+])
+def test_bbh_exact_match(response, target, ok):
+    assert matches(extract(response), target) == ok
+
+
+def test_humaneval_accepts_a_fenced_function_and_rejects_a_wrong_one():
+    ds = load_benchmark("humaneval", str(FILES["humaneval"]))
+    meta = ds[0]["metadata"]  # HumanEval/45: triangle_area(a, h)
+    good = "Here it is:\n```python\ndef triangle_area(a, h):\n    return a * h / 2\n```"
+    wrong = "```python\ndef triangle_area(a, h):\n    return a * h\n```"
+    assert grade(["code"] * 3, [good, wrong, "    while True: pass"], [""] * 3, [meta] * 3,
+                 ScoreSettings(workers=2, code_timeout_s=2)) == [1.0, 0.0, 0.0]
