@@ -27,7 +27,7 @@ import torch
 from prerl.config import Space
 from prerl.scoring import contexts, pack, response_logprobs
 
-from analysis.common import Policy, Samples, load, open_run, sample
+from analysis.common import Policy, Samples, load, open_run, sample, short_name
 
 PAPER = {"inner_mean": 9.23, "inner_max": 46.18, "inner_min": 0.94, "negative_frac": 0.0,
          "cosine_mean": 0.44, "abs_gap_mean": 0.16}  # Qwen3-4B, AMC23, 400 rollouts (paper-spec §2.3)
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--mlflow", action="store_true", help="log statistics and plots to MLflow (prerl-analysis)")
     args = p.parse_args(argv)
 
-    name = Path(args.model.rstrip("/")).parent.name if args.model.endswith("final_policy") else Path(args.model).name
+    name = short_name(args.model)
     out = Path(args.out or f"outputs/analysis/alignment/{name}_{args.set}")
     out.mkdir(parents=True, exist_ok=True)
     policy = load(args.model, args.cache_dir, args.device)

@@ -21,7 +21,7 @@ from pathlib import Path
 from prerl.behaviours import BEHAVIOURS, DEFAULT_LEXICON, Lexicon, behaviour_metrics
 
 from analysis import judge as judge_lib
-from analysis.common import load, open_run, read_responses, sample
+from analysis.common import load, open_run, read_responses, sample, short_name
 
 
 def summarise(texts: list[str], lexicon: Lexicon = DEFAULT_LEXICON, complete=None) -> dict[str, float]:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     def texts_of(spec: str) -> list[str]:
         samples = sample(load(spec, args.cache_dir), args.set, args.problems, args.samples, args.max_new_tokens,
                          seed=args.seed)
-        samples.to_jsonl(out / f"{Path(spec).name or spec}_{args.set}.jsonl")
+        samples.to_jsonl(out / f"{short_name(spec)}_{args.set}.jsonl")
         return samples.texts
 
     base_name = args.base or args.base_responses

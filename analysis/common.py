@@ -25,6 +25,12 @@ def model_config(spec: str) -> ModelConfig:
     return ModelConfig(path=spec, mini=None)
 
 
+def short_name(spec: str) -> str:
+    """A file-name-safe label: ``outputs/<run>/final_policy`` -> ``<run>``, ``mini`` -> ``mini``."""
+    path = Path(spec.rstrip("/"))
+    return (path.parent.name if path.name == "final_policy" else path.name) or "model"
+
+
 @dataclass
 class Policy:
     model: torch.nn.Module

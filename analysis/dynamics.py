@@ -39,27 +39,29 @@ def method_label(params: dict[str, str]) -> str:
     return objective if warmup >= total else f"{objective}({warmup})→{algo}"
 
 
-def run_counts(client: MlflowClient, run_id: str) -> tuple[str, int, dict[str, dict[int, float]]]:
-    """The run's method label, warm-up length and, per series, count of prompts at each step."""
+def run_counts(client: MlflowClient, run_id: str, label: str = "method") -> tuple[str, int, dict[str, dict[int, float]]]:
+    """The run's label (its method, or its run name), warm-up length and, per series, count of prompts
+    at each step."""
     run = client.get_run(run_id)
     params = run.data.params
+    name = method_label(params) if label == "method" else (run.info.run_name or run_id)
     per_step = int(params.get("prompts_per_step", 1))
     history = {k: {m.step: m.value for m in client.get_metric_history(run_id, f"train/groups/{k}")}
                for k in ("all_correct", "all_wrong")}
     steps = sorted(set(history["all_correct"]) & set(history["all_wrong"]))
     series = {name: {s: per_step * fn({k: history[k][s] for k in history}) for s in steps}
               for name, fn in SERIES.items()}
-    return method_label(params), int(params.get("warmup_steps", 0)), series
+    return name, int(params.get("warmup_steps", 0)), series
 
 
-def collect(client: MlflowClient, run_ids: list[str]) -> dict[str, dict]:
-    """Per method: warm-up length, runs, and per series the mean count at each step over its runs."""
+def collect(client: MlflowClient, run_ids: list[str], label: str = "method") -> dict[str, dict]:
+    """Per label: warm-up length, runs, and per series the mean count at each step over its runs."""
     grouped: dict[str, dict] = {}
     for run_id in run_ids:
-        label, warmup, series = run_counts(client, run_id)
+        label_, warmup, series = run_counts(client, run_id, label)
         if not next(iter(series.values())):
             continue  # no training steps logged
-        entry = grouped.setdefault(label, {"warmup": warmup, "runs": [], "series": defaultdict(lambda: defaultdict(list))})
+        entry = grouped.setdefault(label_, {"warmup": warmup, "runs": [], "series": defaultdict(lambda: defaultdict(list))})
         entry["runs"].append(run_id)
         for name, points in series.items():
             for step, value in points.items():
@@ -104,10 +106,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     p.add_argument("--experiment", default="prerl-mini", help="MLflow experiment whose runs to plot")
     p.add_argument("--runs", nargs="*", help="run ids instead of a whole experiment")
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--label", choices=["method", "run_name"], default="method",
+                   help="one line per method (runs averaged) or per run name")
     p.add_argument("--out", default="outputs/analysis/dynamics.png")
     args = p.parse_args(argv)
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))
-    methods = collect(client, args.runs or find_runs(client, args.experiment))
+    methods = collect(client, args.runs or find_runs(client, args.experiment), args.label)
     if not methods:
         raise SystemExit("no run with train/groups/* metrics found")
     out = Path(args.out)
