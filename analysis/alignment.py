@@ -181,7 +181,8 @@ def report(stats: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="mini, micro, or a checkpoint folder (e.g. outputs/<run>/final_policy)")
-    p.add_argument("--set", default="test", help="eval set to sample on: test, ood, train")
+    p.add_argument("--set", default="test", help="mini split (test, ood, train) or benchmark (e.g. amc23)")
+    p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
     p.add_argument("--problems", type=int, default=40)
     p.add_argument("--samples", type=int, default=10, help="responses per problem")
     p.add_argument("--max-new-tokens", type=int, default=96)
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     out = Path(args.out or f"outputs/analysis/alignment/{name}_{args.set}")
     out.mkdir(parents=True, exist_ok=True)
     policy = load(args.model, args.cache_dir, args.device)
-    samples = sample(policy, args.set, args.problems, args.samples, args.max_new_tokens, seed=args.seed)
+    samples = sample(policy, args.set, args.problems, args.samples, args.max_new_tokens, seed=args.seed,
+                     data_dir=args.data_dir)
     print(f"{args.model}: {len(samples.texts)} responses on {args.set}, accuracy {np.mean(samples.correct):.3f}")
     results = align(policy, samples)
     stats = summarise(results) | {"accuracy": float(np.mean(samples.correct))}

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--model", action="append", default=[], help="model(s) to compare with the base (repeatable)")
     p.add_argument("--base-responses", help="saved base completions instead of --base")
     p.add_argument("--responses", action="append", default=[], help="saved completions (repeatable)")
-    p.add_argument("--set", default="test", help="eval set to sample on: test, ood, train")
+    p.add_argument("--set", default="test", help="mini split (test, ood, train) or benchmark (e.g. amc23)")
+    p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
     p.add_argument("--problems", type=int, default=32)
     p.add_argument("--samples", type=int, default=8, help="responses per problem")
     p.add_argument("--max-new-tokens", type=int, default=96)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     def texts_of(spec: str) -> list[str]:
         samples = sample(load(spec, args.cache_dir), args.set, args.problems, args.samples, args.max_new_tokens,
-                         seed=args.seed)
+                         seed=args.seed, data_dir=args.data_dir)
         samples.to_jsonl(out / f"{short_name(spec)}_{args.set}.jsonl")
         return samples.texts
 

@@ -63,21 +63,28 @@ class Samples:
                                     "response": text, "correct": self.correct[i]}) + "\n")
 
 
-def eval_split(split: str, problems: int | None, data: DataConfig | None = None):
-    """Rows of an eval split (``test``, ``ood`` or ``train``) of the data config, first ``problems``."""
+def eval_split(split: str, problems: int | None, data_dir: str | None = None, data: DataConfig | None = None):
+    """The first ``problems`` rows of a benchmark (e.g. ``amc23``, from ``data_dir`` when it holds a copy,
+    else the Hub) or of a split of the data config (the mini task's ``test``, ``ood``, ``train``)."""
+    from prerl.benchmarks import BENCHMARKS, load_benchmark
+
+    if split in BENCHMARKS:
+        local = Path(data_dir) / BENCHMARKS[split].local_file if data_dir else None
+        return load_benchmark(split, str(local) if local and local.exists() else None, problems)
     splits = data_lib.load_splits(data or DataConfig())
     if split not in splits:
-        raise ValueError(f"eval set {split!r}: choose one of {sorted(splits)}")
+        raise ValueError(f"eval set {split!r}: choose a benchmark {sorted(BENCHMARKS)} or a split {sorted(splits)}")
     ds = splits[split]
     return ds.select(range(min(problems or len(ds), len(ds))))
 
 
 @torch.no_grad()
 def sample(policy: Policy, split: str = "test", problems: int | None = 32, samples_per_problem: int = 8,
-           max_new_tokens: int = 96, temperature: float = 1.0, seed: int = 0) -> Samples:
-    """``samples_per_problem`` responses to each of the first ``problems`` problems of ``split``."""
+           max_new_tokens: int = 96, temperature: float = 1.0, seed: int = 0, data_dir: str | None = None) -> Samples:
+    """``samples_per_problem`` responses to each of the first ``problems`` problems of ``split``
+    (correctness by the math grader)."""
     torch.manual_seed(seed)
-    rows = data_lib.render(eval_split(split, problems), policy.tokenizer)
+    rows = data_lib.render(eval_split(split, problems, data_dir), policy.tokenizer)
     engine = HFEngine(policy.model, policy.tokenizer, RolloutConfig())
     out = engine.generate(rows["prompt_ids"], samples_per_problem, temperature, 1.0, max_new_tokens)
     answers = [rows["answer"][g] for g in out.group]
