@@ -34,11 +34,14 @@ class Advantages:
 
 
 ADVANTAGE_ESTIMATORS: dict[str, Callable[[AdvantageInputs, object], Advantages]] = {}
+NEEDS_VALUES: set[str] = set()  # estimators that need a critic's values
 
 
-def register_advantage(name: str):
+def register_advantage(name: str, needs_values: bool = False):
     def deco(fn):
         ADVANTAGE_ESTIMATORS[name] = fn
+        if needs_values:
+            NEEDS_VALUES.add(name)
         return fn
 
     return deco
@@ -77,3 +80,74 @@ def grpo(batch: AdvantageInputs, cfg) -> Advantages:
     if cfg.norm_adv_by_std:
         adv = adv / (std + EPS)
     return Advantages(broadcast(adv, batch.mask))
+
+
+@register_advantage("rloo")
+def rloo(batch: AdvantageInputs, cfg) -> Advantages:
+    """Leave-one-out baseline: r_i − mean_{j≠i} r_j = n/(n−1)·(r_i − mean_group); singletons keep r_i."""
+    mean, _, count = group_stats(batch.scores, batch.group)
+    scale = torch.where(count > 1, count / (count - 1).clamp(min=1), torch.ones_like(count))
+    return Advantages(broadcast(scale * (batch.scores.double() - mean), batch.mask))
+
+
+def masked_whiten(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
+    """(x − mean) / sqrt(var + eps) over the masked entries of the whole batch (unbiased var)."""
+    n = mask.sum()
+    mean = (x * mask).sum() / n
+    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def token_rewards(batch: AdvantageInputs, cfg) -> Tensor:
+    """Outcome score on each response's last token, minus β·KL per token when KL is in the reward."""
+    mask = batch.mask
+    last = (mask.sum(-1).long() - 1).clamp(min=0)
+    rewards = torch.zeros_like(mask)
+    rewards[torch.arange(mask.shape[0]), last] = batch.scores.to(mask.dtype)
+    if batch.token_kl is not None:
+        rewards = rewards - cfg.kl.coef * batch.token_kl
+    return rewards * mask
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """G_t = r_t + γ·G_{t+1} over response tokens."""
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    for t in reversed(range(rewards.shape[1])):
+        running = rewards[:, t] + gamma * running * mask[:, t]
+        returns[:, t] = running
+    return returns * mask
+
+
+@register_advantage("reinforce_pp")
+def reinforce_pp(batch: AdvantageInputs, cfg) -> Advantages:
+    """REINFORCE++: discounted returns of KL-shaped token rewards, whitened over the whole batch."""
+    returns = discounted_returns(token_rewards(batch, cfg), batch.mask, cfg.gamma)
+    return Advantages(masked_whiten(returns, batch.mask), returns)
+
+
+@register_advantage("reinforce_pp_baseline")
+def reinforce_pp_baseline(batch: AdvantageInputs, cfg) -> Advantages:
+    """REINFORCE++-baseline: r − mean_group broadcast to tokens, then whitened over the batch."""
+    centred = broadcast(group_mean_baseline(batch.scores, batch.group), batch.mask)
+    return Advantages(masked_whiten(centred, batch.mask))
+
+
+@register_advantage("gae", needs_values=True)
+def gae(batch: AdvantageInputs, cfg) -> Advantages:
+    """Generalised advantage estimation on KL-shaped token rewards; returns = Â + V (before whitening)."""
+    if batch.values is None:
+        raise ValueError("the gae estimator needs critic values")
+    rewards, values, mask = token_rewards(batch, cfg), batch.values * batch.mask, batch.mask
+    adv = torch.zeros_like(rewards)
+    next_value = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    next_adv = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[1])):
+        delta = rewards[:, t] + cfg.gamma * next_value - values[:, t]
+        a = delta + cfg.gamma * cfg.lam * next_adv
+        m = mask[:, t]
+        next_value = torch.where(m > 0, values[:, t], next_value)
+        next_adv = torch.where(m > 0, a, next_adv)
+        adv[:, t] = a * m
+    returns = (adv + values) * mask
+    return Advantages(masked_whiten(adv, mask), returns)

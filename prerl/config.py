@@ -92,10 +92,12 @@ class MiniModelConfig:
 
     @staticmethod
     def micro() -> "MiniModelConfig":
-        """A tiny variant for tests: builds in seconds, learns little."""
+        """A tiny variant for tests (conf/model/micro.yaml): one-digit sums, builds in under a minute,
+        and answers about one in eight correctly, so groups have mixed rewards."""
         return MiniModelConfig(
-            name="micro", hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2,
-            num_kv_heads=1, corpus_documents=2000, train_steps=30, batch_size=16, vocab_size=300,
+            name="micro", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1,
+            vocab_size=300, corpus_documents=3000, corpus_min_operands=2, corpus_max_operands=2,
+            corpus_min_digits=1, corpus_max_digits=1, train_steps=200, batch_size=32,
         )
 
 
@@ -169,20 +171,39 @@ class KLConfig:
 
 
 @dataclass
+class CriticConfig:
+    """PPO's value model: a copy of the policy's trunk with a scalar head, trained by its own AdamW."""
+
+    lr: float = 1e-5  # verl critic.optim.lr
+    cliprange_value: float = 0.5  # verl critic.cliprange_value
+    grad_clip: float = 1.0
+
+
+@dataclass
 class AlgorithmConfig:
-    """The main-phase algorithm as a choice of parts; see ``conf/algorithm/*.yaml`` for anchors."""
+    """The main-phase algorithm as a choice of parts; ``conf/algorithm/*.yaml`` cite each anchor."""
 
     name: str = "grpo"
     advantage: str = "grpo"  # key in prerl.advantages.ADVANTAGE_ESTIMATORS
-    norm_adv_by_std: bool = True
+    norm_adv_by_std: bool = True  # GRPO's σ (Dr.GRPO turns it off)
+    gamma: float = 1.0  # discount of GAE / REINFORCE++ returns
+    lam: float = 1.0  # GAE λ
     policy_loss: str = "clipped"  # key in prerl.losses.POLICY_LOSSES
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
     clip_ratio_c: float = 10.0  # dual-clip bound for negative advantages
     loss_agg_mode: str = AggMode.token_mean.value  # verl's spelling, e.g. seq-mean-token-sum-norm
-    loss_scale_factor: Optional[float] = None  # constant normaliser of seq-mean-token-sum-norm
+    loss_scale_factor: Optional[float] = None  # C of seq-mean-token-sum-norm; null = rollout.max_new_tokens
     kl: KLConfig = field(default_factory=KLConfig)
     entropy_coeff: float = 0.0
+    critic: CriticConfig = field(default_factory=CriticConfig)  # used only by estimators that need values
+    # DAPO's dynamic sampling: keep only groups whose accuracies differ, re-sampling until the batch is full.
+    filter_groups: bool = False
+    max_sampling_rounds: int = 10  # rounds of generation per step before giving up with an error
+    # DAPO's overlong shaping: linear penalty up to -factor over the last ``overlong_buffer_tokens``.
+    overlong_buffer_tokens: int = 0  # 0 = off
+    overlong_penalty_factor: float = 1.0
+    mask_truncated: bool = False  # drop truncated samples from the loss (TRL's mask_truncated_completions)
 
     def __post_init__(self) -> None:
         from prerl.advantages import ADVANTAGE_ESTIMATORS
@@ -196,6 +217,15 @@ class AlgorithmConfig:
         _check(self.clip_ratio_c > 1, "algorithm.clip_ratio_c must be > 1")
         modes = [m.value for m in AggMode]
         _check(self.loss_agg_mode in modes, f"algorithm.loss_agg_mode={self.loss_agg_mode!r}: choose one of {modes}")
+        _check(0 <= self.gamma <= 1 and 0 <= self.lam <= 1, "algorithm.gamma and algorithm.lam must be in [0, 1]")
+        _check(self.max_sampling_rounds >= 1, "algorithm.max_sampling_rounds must be >= 1")
+        _check(self.overlong_buffer_tokens >= 0, "algorithm.overlong_buffer_tokens must be >= 0")
+
+    @property
+    def uses_critic(self) -> bool:
+        from prerl.advantages import NEEDS_VALUES
+
+        return self.advantage in NEEDS_VALUES
 
 
 @dataclass
@@ -315,6 +345,8 @@ class TrainConfig:
                f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}")
         _check(self.prompts_per_step >= 1, "prompts_per_step must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: choose auto, cpu or cuda")
+        _check(self.algorithm.overlong_buffer_tokens < self.rollout.max_new_tokens,
+               "algorithm.overlong_buffer_tokens must be below rollout.max_new_tokens")
 
 
 def register_configs() -> None:

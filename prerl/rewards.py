@@ -62,3 +62,11 @@ def score(responses: list[str], golds: list[str]) -> list[float]:
     if len(responses) != len(golds):
         raise ValueError(f"score: {len(responses)} responses but {len(golds)} gold answers")
     return [math_reward(r, g) for r, g in zip(responses, golds)]
+
+
+def overlong_penalty(lengths: list[int], max_tokens: int, buffer_tokens: int, factor: float) -> list[float]:
+    """DAPO's soft overlong punishment: 0 up to max − buffer tokens, then linearly down to −factor."""
+    if buffer_tokens <= 0:
+        return [0.0] * len(lengths)
+    start = max_tokens - buffer_tokens
+    return [min(-(n - start) / buffer_tokens * factor, 0.0) for n in lengths]

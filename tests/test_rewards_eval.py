@@ -50,3 +50,11 @@ def test_eval_result_metrics():
     assert m["test/pass_at_2"] == pytest.approx((0.5 + 1 + 0) / 3)
     assert m["test/pass_at_4"] == pytest.approx(2 / 3)
     assert all("@" not in key for key in m)
+
+
+def test_overlong_shaping_matches_the_dapo_recipe_numbers():
+    from prerl.rewards import overlong_penalty
+
+    out = overlong_penalty([16384, 18432, 20480, 100], max_tokens=20480, buffer_tokens=4096, factor=1.0)
+    assert out == pytest.approx([0.0, -0.5, -1.0, 0.0])
+    assert overlong_penalty([20480], 20480, 0, 1.0) == [0.0]

@@ -32,10 +32,13 @@ from prerl.mini import task
 from prerl.mini.tokenizer import IM_END, IM_START, train_tokenizer
 
 BUILD_INFO = "prerl_build.json"
+# Bump when the build code changes what a recipe produces, so stale caches are not reused.
+BUILD_VERSION = 2
 
 
 def build_dir(cfg: MiniModelConfig, cache_dir: str | os.PathLike) -> Path:
-    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    recipe = {"build_version": BUILD_VERSION, **asdict(cfg)}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
     return Path(cache_dir) / f"{cfg.name}-{digest}"
 
 
@@ -79,16 +82,16 @@ def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
     return Qwen3ForCausalLM(config)
 
 
-def _batches(ids: list[list[int]], batch_size: int, steps: int, rng: random.Random, pad_id: int):
-    """Batches of similar-length documents (little padding), in random order, epoch after epoch."""
-    by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    chunks = [by_length[i : i + batch_size] for i in range(0, len(ids) - batch_size + 1, batch_size)]
-    order: list[list[int]] = []
+def _batches(ids: list[list[int]], batch_size: int, steps: int, rng: random.Random, pad_id: int, pool: int = 8):
+    """Random batches with less padding: draw ``pool`` batches' worth of documents, sort them by
+    length, cut them into batches and shuffle those (a full sort would make batches homogeneous)."""
+    ready: list[list[int]] = []
     for _ in range(steps):
-        if not order:
-            order = chunks[:]
-            rng.shuffle(order)
-        rows = [ids[i] for i in order.pop()]
+        if not ready:
+            drawn = sorted((rng.randrange(len(ids)) for _ in range(pool * batch_size)), key=lambda i: len(ids[i]))
+            ready = [drawn[i : i + batch_size] for i in range(0, len(drawn), batch_size)]
+            rng.shuffle(ready)
+        rows = [ids[i] for i in ready.pop()]
         width = max(len(r) for r in rows)
         x = torch.full((batch_size, width), pad_id, dtype=torch.long)
         mask = torch.zeros((batch_size, width), dtype=torch.long)

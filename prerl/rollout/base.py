@@ -32,6 +32,8 @@ ROLLOUT_ENGINES: dict[str, str] = {  # name -> "module:factory", imported lazily
     "hf": "prerl.rollout.hf:HFEngine",
     "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers
     "shuffled_oracle": "prerl.rollout.oracle:ShuffledOracleEngine",  # another problem's reference
+    "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers
+    "shuffled_oracle": "prerl.rollout.oracle:ShuffledOracleEngine",  # another problem's reference
 }
 
 
@@ -45,3 +47,29 @@ def make_engine(cfg: RolloutConfig, model, tokenizer) -> RolloutEngine:
     module, factory = ROLLOUT_ENGINES[cfg.engine].split(":")
     build: Callable[..., RolloutEngine] = getattr(importlib.import_module(module), factory)
     return build(model, tokenizer, cfg)
+
+
+def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
+    """The responses of the prompts ``groups`` (in that order), re-indexed 0..len(groups)−1."""
+    new_index = {g: i for i, g in enumerate(groups)}
+    keep = sorted((i for i, g in enumerate(rollout.group) if g in new_index),
+                  key=lambda i: (new_index[rollout.group[i]], i))
+    return Rollout(
+        prompt_ids=[rollout.prompt_ids[g] for g in groups],
+        response_ids=[rollout.response_ids[i] for i in keep],
+        group=[new_index[rollout.group[i]] for i in keep],
+        truncated=[rollout.truncated[i] for i in keep],
+        texts=[rollout.texts[i] for i in keep],
+    )
+
+
+def concat(rollouts: list[Rollout]) -> Rollout:
+    out = Rollout([], [], [], [], [])
+    for r in rollouts:
+        offset = len(out.prompt_ids)
+        out.prompt_ids += r.prompt_ids
+        out.response_ids += r.response_ids
+        out.group += [g + offset for g in r.group]
+        out.truncated += r.truncated
+        out.texts += r.texts
+    return out

@@ -1,0 +1,76 @@
+"""PPO's critic: a separate value model — a copy of the policy's trunk with a scalar head.
+
+A separate model (as verl's critic worker) rather than a head on the shared trunk keeps the
+policy's gradient free of the value loss and lets the critic have its own learning rate. It is
+initialised from the policy at the start of the run; the head starts at zero, so the first
+advantages are plain reward-to-go.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from prerl.config import CriticConfig, OptimConfig
+from prerl.losses import Normaliser, aggregate
+from prerl.scoring import Sequences, micro_batches, select
+
+
+class ValueModel(nn.Module):
+    def __init__(self, policy):
+        super().__init__()
+        self.trunk = copy.deepcopy(policy.base_model)  # the transformer without the LM head
+        self.head = nn.Linear(policy.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.to(next(policy.parameters()).device)
+
+    def forward(self, seqs: Sequences) -> Tensor:
+        """V(s_t) for each response token t: the value of the state that generates it, [B, T]."""
+        device = self.head.weight.device
+        hidden = self.trunk(input_ids=seqs.input_ids.to(device),
+                            attention_mask=seqs.attention_mask.to(device)).last_hidden_state
+        values = self.head(hidden).squeeze(-1).float()
+        T = seqs.response_ids.shape[1]
+        positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)
+        return torch.gather(values, 1, positions.clamp(max=values.shape[1] - 1))
+
+
+class Critic:
+    def __init__(self, policy, cfg: CriticConfig, optim: OptimConfig):
+        self.cfg, self.micro_batch_tokens = cfg, optim.micro_batch_tokens
+        self.model = ValueModel(policy)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=optim.weight_decay)
+
+    @torch.no_grad()
+    def values(self, seqs: Sequences) -> Tensor:
+        out = torch.zeros_like(seqs.response_mask)
+        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
+            mb = select(seqs, idx)
+            out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
+        return out
+
+    def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
+        """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean."""
+        norm = Normaliser.of(seqs.response_mask, scale=1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        total, clipped_frac = 0.0, 0.0
+        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
+            mb = select(seqs, idx)
+            width = mb.response_ids.shape[1]
+            rows = torch.tensor(idx)
+            device = self.model.head.weight.device
+            ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
+            mask = mb.response_mask.to(device)
+            v = self.model(mb)
+            v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
+            loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)
+            loss = aggregate(loss_mat, mask, "token-mean", norm)
+            loss.backward()
+            total += loss.item()
+            clipped_frac += float((((v_clipped - ret) ** 2 > (v - ret) ** 2).float() * mask).sum()) / norm.tokens
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return {"critic/value_loss": total, "critic/vf_clipfrac": clipped_frac}
