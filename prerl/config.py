@@ -259,6 +259,8 @@ class OptimConfig:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
+    # An update whose loss or gradient is NaN/inf is skipped; this many in a row stop the run.
+    max_nonfinite_updates: int = 3
     # Upper bound on the tokens one forward/backward micro-batch holds (padding included).
     micro_batch_tokens: int = 16384
 
@@ -274,6 +276,18 @@ class EvalSetConfig:
     benchmark: Optional[str] = None  # default: the set's own name
     path: Optional[str] = None  # a local JSONL / Parquet / zip file instead of the Hub
     limit: Optional[int] = None  # only the first N problems
+
+
+@dataclass
+class CheckpointConfig:
+    """Crash-safe checkpoints under ``<output_dir>/checkpoints`` (see prerl/checkpoint.py)."""
+
+    every_steps: int = 10  # also at the end; 0 = only at the end
+    keep_last: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.every_steps >= 0, "checkpoint.every_steps must be >= 0")
+        _check(self.keep_last >= 1, "checkpoint.keep_last must be >= 1")
 
 
 @dataclass
@@ -331,6 +345,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # auto: continue from the newest checkpoint in output_dir (and its MLflow run); never: start afresh
+    resume: str = "auto"
     warmup_steps: int = 20  # optimizer updates with the objective before reincarnation
     total_steps: int = 60  # optimizer updates in all (warm-up included)
     prompts_per_step: int = 16  # prompts per update; samples per update = prompts × samples_per_prompt
@@ -345,6 +362,7 @@ class TrainConfig:
                f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}")
         _check(self.prompts_per_step >= 1, "prompts_per_step must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: choose auto, cpu or cuda")
+        _check(self.resume in ("auto", "never"), f"resume={self.resume!r}: choose auto or never")
         _check(self.algorithm.overlong_buffer_tokens < self.rollout.max_new_tokens,
                "algorithm.overlong_buffer_tokens must be below rollout.max_new_tokens")
 

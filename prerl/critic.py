@@ -44,6 +44,13 @@ class Critic:
         self.model = ValueModel(policy)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=optim.weight_decay)
 
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     @torch.no_grad()
     def values(self, seqs: Sequences) -> Tensor:
         out = torch.zeros_like(seqs.response_mask)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from prerl import checkpoint
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs, Advantages
 from prerl.behaviours import behaviour_metrics
@@ -44,15 +45,28 @@ def phase_at(step: int, cfg: TrainConfig) -> Phase:
     return warmup_phase(cfg.objective) if step < cfg.warmup_steps else main_phase(cfg.algorithm)
 
 
-def prompt_stream(n_rows: int, per_step: int, seed: int):
-    """Endless batches of row indices: reshuffled every epoch, deterministic in ``seed``."""
-    rng = np.random.default_rng(seed)
-    order, pos = rng.permutation(n_rows), 0
-    while True:
-        if pos + per_step > n_rows:
-            order, pos = rng.permutation(n_rows), 0
-        yield order[pos : pos + per_step].tolist()
-        pos += per_step
+class PromptStream:
+    """Endless batches of training-row indices, reshuffled every epoch; its state is checkpointed."""
+
+    def __init__(self, n_rows: int, per_step: int, seed: int):
+        if per_step > n_rows:
+            raise ValueError(f"prompts_per_step={per_step} exceeds the {n_rows} training prompts")
+        self.n_rows, self.per_step = n_rows, per_step
+        self.rng = np.random.default_rng(seed)
+        self.order, self.pos = self.rng.permutation(n_rows), 0
+
+    def __next__(self) -> list[int]:
+        if self.pos + self.per_step > self.n_rows:
+            self.order, self.pos = self.rng.permutation(self.n_rows), 0
+        self.pos += self.per_step
+        return self.order[self.pos - self.per_step : self.pos].tolist()
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": self.order, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order, self.pos = state["order"], state["pos"]
 
 
 def group_outcomes(accuracy: torch.Tensor, group: torch.Tensor) -> dict[str, float]:
@@ -108,8 +122,7 @@ class Experiment:
 
     def __init__(self, cfg: TrainConfig, resolved: dict):
         self.cfg = cfg
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        self.tracker = Tracker(cfg.tracking)  # first: an unreachable store fails before any model loads
         self.device = resolve_device(cfg.device)
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
@@ -123,10 +136,14 @@ class Experiment:
         uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
         self.reference = copy.deepcopy(self.model).eval().requires_grad_(False) if uses_ref else None
         self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim) if cfg.algorithm.uses_critic else None
-        self.prompts = prompt_stream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
-        self.tracker = Tracker(cfg.tracking)
-        self.tracker.start(resolved, tags={"objective": cfg.objective.name, "algorithm": cfg.algorithm.name,
-                                           "warmup_steps": str(cfg.warmup_steps)})
+        self.prompts = PromptStream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
+        self.resolved = resolved
+        self.nonfinite_in_a_row = 0
+        self.last_eval: dict[str, float] = {}
+        # Seed last, so that whether the base model had to be built first changes nothing.
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
 
     # --- the pieces of a step -------------------------------------------------------------
 
@@ -209,6 +226,50 @@ class Experiment:
         if rc.reset_optimizer:
             self.optimizer.state.clear()
 
+    # --- checkpoints -----------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.cfg.output_dir) / "checkpoints"
+
+    def state_dict(self, step: int) -> dict:
+        return {
+            "step": step, "run_id": self.tracker.run_id, "rng": checkpoint.rng_state(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "reference": self.reference.state_dict() if self.reference is not None else None,
+            "critic": self.critic.state_dict() if self.critic is not None else None,
+            "prompts": self.prompts.state_dict(), "last_eval": self.last_eval,
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+        }
+
+    def load_state_dict(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.reference is not None:
+            self.reference.load_state_dict(state["reference"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+        self.prompts.load_state_dict(state["prompts"])
+        self.last_eval, self.nonfinite_in_a_row = state["last_eval"], state["nonfinite_in_a_row"]
+        checkpoint.set_rng_state(state["rng"])
+        return state["step"]
+
+    def start(self) -> int:
+        """Open the MLflow run — the checkpointed one when resuming — and return the first step to run."""
+        state = checkpoint.load_latest(self.checkpoint_dir) if self.cfg.resume == "auto" else None
+        tags = {"objective": self.cfg.objective.name, "algorithm": self.cfg.algorithm.name,
+                "warmup_steps": str(self.cfg.warmup_steps)}
+        if state is None:
+            self.tracker.start(self.resolved, tags)
+            return 0
+        step = self.load_state_dict(state)
+        self.tracker.start(self.resolved, tags, run_id=state["run_id"])
+        log.info("resumed from %s at step %d (MLflow run %s)", self.checkpoint_dir, step, state["run_id"])
+        return step
+
+    def save_checkpoint(self, step: int) -> None:
+        checkpoint.save(self.checkpoint_dir, step, self.state_dict(step), self.cfg.checkpoint.keep_last)
+
     # --- the loop -------------------------------------------------------------------------
 
     def step(self, step: int) -> dict[str, float]:
@@ -266,39 +327,50 @@ class Experiment:
                 }, f"samples/{name}_step{step:05d}.json")
         return out
 
+    def check_finite(self, metrics: dict[str, float]) -> None:
+        """Count skipped (NaN/inf) updates in a row and stop the run past the configured limit."""
+        self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if metrics["train/skipped_update"] else 0
+        if self.nonfinite_in_a_row > self.cfg.optim.max_nonfinite_updates:
+            raise RuntimeError(f"{self.nonfinite_in_a_row} updates in a row had a NaN/inf loss or gradient; "
+                               "stopping (optim.max_nonfinite_updates). The weights are those before them.")
+
     def should_evaluate(self, step: int) -> bool:
         every = self.cfg.eval.every_steps
         return step == 0 or step == self.cfg.total_steps or (every > 0 and step % every == 0)
 
 
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
-    """Run the experiment ``cfg`` and return the final eval metrics."""
+    """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     exp = Experiment(cfg, resolved)
-    final: dict[str, float] = {}
+    first = exp.start()
     status = "FAILED"
     try:
-        for step in range(cfg.total_steps + 1):
-            if exp.should_evaluate(step):
-                final = exp.evaluate(step)
-                exp.tracker.log(final, step)
-                log.info("step %d eval %s", step, {k: round(v, 4) for k, v in final.items() if "avg_at" in k})
-            if step == cfg.total_steps:
-                break
+        if first == 0 and exp.should_evaluate(0):
+            exp.last_eval = exp.evaluate(0)
+            exp.tracker.log(exp.last_eval, 0)
+        for step in range(first, cfg.total_steps):
             if step == cfg.warmup_steps and step > 0:
                 exp.reincarnate()
-            metrics = exp.step(step)
-            exp.tracker.log(metrics, step + 1)
-            log.info("step %d/%d reward %.3f loss %.4f (%s) %.1fs", step + 1, cfg.total_steps,
-                     metrics["train/reward"], metrics["train/loss"],
+            metrics = exp.step(step)  # rollout → reward → advantage → mask → loss → step
+            exp.check_finite(metrics)
+            done = step + 1
+            if exp.should_evaluate(done):
+                exp.last_eval = exp.evaluate(done)
+                metrics |= exp.last_eval
+            exp.tracker.log(metrics, done)  # one batch per step: a resumed run never logs a step twice
+            log.info("step %d/%d accuracy %.3f loss %.4f (%s) %.1fs", done, cfg.total_steps,
+                     metrics["train/accuracy"], metrics["train/loss"],
                      "warm-up" if metrics["train/warmup"] else "main", metrics["time/step_s"])
+            if done == cfg.total_steps or (cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0):
+                exp.save_checkpoint(done)
         save_dir = Path(cfg.output_dir) / "final_policy"
         exp.model.save_pretrained(save_dir)
         exp.tokenizer.save_pretrained(save_dir)
         status = "FINISHED"
     finally:
         exp.tracker.finish(status)
-    return final
+    return exp.last_eval
 
 
 def headline(cfg: TrainConfig, metrics: dict[str, float]) -> float:

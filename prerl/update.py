@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -66,7 +67,12 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         resp_mask = mb.response_mask.to(device)
         totals["entropy"] += float((entropy.detach() * resp_mask).sum()) / max(all_tokens, 1.0)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
-    optimizer.step()
+    finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
+    if finite:
+        optimizer.step()
+    else:  # a NaN/inf would poison the weights and Adam's moments: skip the update
+        optimizer.zero_grad(set_to_none=True)
+    totals["skipped_update"] = float(not finite)
     totals["grad_norm"] = float(grad_norm)
     totals["kept_tokens"] = n_tokens
     return totals

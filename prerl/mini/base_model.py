@@ -12,6 +12,7 @@ Run ``python -m prerl.mini.base_model`` (or ``make base-model``) to build the de
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -156,8 +157,11 @@ def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = 
 def ensure_base_model(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> Path:
     """The cached build for ``cfg``, building it first if it is missing."""
     path = build_dir(cfg, cache_dir)
-    if not (path / BUILD_INFO).exists():
-        pretrain(cfg, path, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sweep jobs: one builds, the others wait and reuse
+        if not (path / BUILD_INFO).exists():
+            pretrain(cfg, path, progress=progress)
     return path
 
 
