@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-SYSTEM_PROMPT = "Think step by step and put the final answer in \\boxed{}."
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,6 @@ def solve(problem: Problem, rng: random.Random | None = None, flaws: FlawRates =
 
 
 def messages(problem: Problem) -> list[dict[str, str]]:
-    """The chat messages of a prompt (system + user), rendered later by the tokenizer's template."""
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": problem.question},
-    ]
+    """The chat messages of a prompt, rendered later by the tokenizer's template. There is no system
+    turn: the corpus teaches the format, and short prompts keep the CPU build fast."""
+    return [{"role": "user", "content": problem.question}]
