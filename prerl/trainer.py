@@ -339,6 +339,10 @@ class Experiment:
         return step == 0 or step == self.cfg.total_steps or (every > 0 and step % every == 0)
 
 
+def headlines(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in metrics.items() if "/avg_at_" in k)
+
+
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
@@ -349,6 +353,7 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
         if first == 0 and exp.should_evaluate(0):
             exp.last_eval = exp.evaluate(0)
             exp.tracker.log(exp.last_eval, 0)
+            log.info("step 0 eval %s", headlines(exp.last_eval))
         for step in range(first, cfg.total_steps):
             if step == cfg.warmup_steps and step > 0:
                 exp.reincarnate()
@@ -358,6 +363,7 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
             if exp.should_evaluate(done):
                 exp.last_eval = exp.evaluate(done)
                 metrics |= exp.last_eval
+                log.info("step %d eval %s", done, headlines(exp.last_eval))
             exp.tracker.log(metrics, done)  # one batch per step: a resumed run never logs a step twice
             log.info("step %d/%d accuracy %.3f loss %.4f (%s) %.1fs", done, cfg.total_steps,
                      metrics["train/accuracy"], metrics["train/loss"],
