@@ -37,10 +37,12 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     entropy_mode = "grad" if algo.entropy_coeff > 0 and phase.regularised else "detached"
     totals = {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
     n_tokens = float(batch.loss_mask.sum())
-    all_tokens = float(batch.seqs.response_mask.sum())
     optimizer.zero_grad(set_to_none=True)
-    lengths = batch.seqs.attention_mask.sum(-1).tolist()
-    for idx in micro_batches(lengths, optim.micro_batch_tokens):
+    # Only samples the objective trains on are forwarded (NSR skips the correct ones entirely).
+    active = [i for i, kept in enumerate(batch.loss_mask.sum(-1).tolist()) if kept > 0]
+    lengths = batch.seqs.attention_mask.sum(-1)[active].tolist() if active else []
+    for chunk in micro_batches(lengths, optim.micro_batch_tokens):
+        idx = [active[j] for j in chunk]
         mb = select(batch.seqs, idx)
         width = mb.response_ids.shape[1]
         mask = _rows(batch.loss_mask, idx, width).to(device)
@@ -64,8 +66,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         totals["loss"] += loss.item()
         weight = float(mask.sum()) / max(n_tokens, 1.0)
         totals["clip_frac"] += float(stats["clip_frac"]) * weight
-        resp_mask = mb.response_mask.to(device)
-        totals["entropy"] += float((entropy.detach() * resp_mask).sum()) / max(all_tokens, 1.0)
+        totals["entropy"] += float((entropy.detach() * mask).sum()) / max(n_tokens, 1.0)  # over trained tokens
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
     if finite:
