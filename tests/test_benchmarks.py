@@ -164,3 +164,22 @@ def test_humaneval_accepts_a_fenced_function_and_rejects_a_wrong_one():
     wrong = "```python\ndef triangle_area(a, h):\n    return a * h\n```"
     assert grade(["code"] * 3, [good, wrong, "    while True: pass"], [""] * 3, [meta] * 3,
                  ScoreSettings(workers=2, code_timeout_s=2)) == [1.0, 0.0, 0.0]
+
+
+def test_oracle_engines_answer_in_order_and_shuffled_never_answers_its_own_problem():
+    from prerl.rollout.oracle import OracleEngine, ShuffledOracleEngine
+
+    class Tok:
+        eos_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+    prompts, refs = [[1], [2], [1], [3]], ["a", "b", "c", "d"]  # prompt [1] appears twice
+    oracle = OracleEngine(None, Tok(), None)
+    oracle.set_references(prompts, refs)
+    out = oracle.generate(prompts, 2, 1.0, 1.0, 8)
+    assert out.texts == ["a", "a", "b", "b", "c", "c", "d", "d"] and out.response_ids[0] == [ord("a"), 0]
+    shuffled = ShuffledOracleEngine(None, Tok(), None)
+    shuffled.set_references([[1], [2], [3]], ["a", "b", "c"])
+    assert all(t != r for t, r in zip(shuffled.generate([[1], [2], [3]], 1, 1.0, 1.0, 8).texts, "abc"))

@@ -20,7 +20,9 @@ class OracleEngine:
 
     def __init__(self, model, tokenizer, cfg: RolloutConfig):
         self.tokenizer, self.cfg = tokenizer, cfg
-        self.references: dict[tuple[int, ...], str] = {}
+        # prompt -> its references in order: identical prompts (BBH has some) keep their own answers
+        self.references: dict[tuple[int, ...], list[str]] = {}
+        self.served: dict[tuple[int, ...], int] = {}
 
     def sync_weights(self) -> None:
         pass
@@ -31,7 +33,9 @@ class OracleEngine:
             raise ValueError(f"oracle: {len(prompt_ids)} prompts but {len(references)} references")
         if self.shuffled:
             references = [references[j] for j in derangement(len(references), seed)]
-        self.references.update({tuple(p): r for p, r in zip(prompt_ids, references)})
+        self.references, self.served = {}, {}
+        for p, r in zip(prompt_ids, references):
+            self.references.setdefault(tuple(p), []).append(r)
 
     def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
         texts, responses = [], []
@@ -40,8 +44,11 @@ class OracleEngine:
             key = tuple(p)
             if key not in self.references:
                 raise KeyError("oracle: no reference registered for this prompt; call set_references first")
-            ids = self.tokenizer(self.references[key], add_special_tokens=False)["input_ids"] + [eos]
-            texts += [self.references[key]] * n
+            options, count = self.references[key], self.served.get(key, 0)
+            self.served[key] = count + 1
+            text = options[count % len(options)]  # the k-th occurrence of a prompt gets the k-th reference
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
+            texts += [text] * n
             responses += [list(ids) for _ in range(n)]
         group = [i for i in range(len(prompt_ids)) for _ in range(n)]
         return Rollout(prompt_ids, responses, group, [False] * len(responses), texts)
