@@ -13,8 +13,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from prerl import distributed
 from prerl.config import CriticConfig, OptimConfig
-from prerl.losses import Normaliser, aggregate
+from prerl.losses import aggregate
 from prerl.scoring import Sequences, micro_batches, select
 
 
@@ -61,7 +62,7 @@ class Critic:
 
     def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
         """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean."""
-        norm = Normaliser.of(seqs.response_mask, scale=1.0)
+        norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0
         for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
@@ -78,6 +79,7 @@ class Critic:
             loss.backward()
             total += loss.item()
             clipped_frac += float((((v_clipped - ret) ** 2 > (v - ret) ** 2).float() * mask).sum()) / norm.tokens
+        distributed.all_reduce_grads(self.model.parameters())
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         return {"critic/value_loss": total, "critic/vf_clipfrac": clipped_frac}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from prerl import checkpoint
+from prerl import checkpoint, distributed
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs, Advantages
 from prerl.behaviours import behaviour_metrics
@@ -122,7 +122,8 @@ class Experiment:
 
     def __init__(self, cfg: TrainConfig, resolved: dict):
         self.cfg = cfg
-        self.tracker = Tracker(cfg.tracking)  # first: an unreachable store fails before any model loads
+        # first: an unreachable store fails before any model loads; only rank 0 logs
+        self.tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
         self.device = resolve_device(cfg.device)
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
@@ -143,12 +144,12 @@ class Experiment:
         # Seed last, so that whether the base model had to be built first changes nothing.
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + distributed.rank())  # ranks sample different responses
 
     # --- the pieces of a step -------------------------------------------------------------
 
     def rollout(self, rows: list[int]) -> tuple[Rollout, list[str]]:
-        train = self.splits["train"].select(rows)
+        train = self.splits["train"].select(distributed.shard(rows))  # this rank's share of the prompts
         r = self.cfg.rollout
         out = self.engine.generate(train["prompt_ids"], r.samples_per_prompt, r.temperature, r.top_p,
                                    r.max_new_tokens)
@@ -159,7 +160,7 @@ class Experiment:
 
     def collect(self) -> Experience:
         """Rollout and reward; with ``filter_groups`` keep sampling until enough informative prompts."""
-        algo, wanted = self.cfg.algorithm, self.cfg.prompts_per_step
+        algo, wanted = self.cfg.algorithm, distributed.local_count(self.cfg.prompts_per_step)
         parts, accs, rounds = [], [], 0
         while sum(len(p.prompt_ids) for p in parts) < wanted:
             if rounds == algo.max_sampling_rounds:
@@ -286,7 +287,7 @@ class Experiment:
             stats |= self.critic.update(post, adv.returns, self.critic.values(post))
         self.engine.sync_weights()
         clock.lap("update")
-        return self.step_metrics(phase, exp, batch, stats, clock)
+        return distributed.reduce_metrics(self.step_metrics(phase, exp, batch, stats, clock))
 
     def step_metrics(self, phase, exp: Experience, batch: UpdateBatch, stats: dict, clock) -> dict[str, float]:
         lengths = batch.seqs.response_mask.sum(-1)
@@ -346,6 +347,8 @@ def headlines(metrics: dict[str, float]) -> str:
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
+    cfg.output_dir = distributed.broadcast(cfg.output_dir)
     exp = Experiment(cfg, resolved)
     first = exp.start()
     status = "FAILED"
@@ -368,11 +371,13 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
             log.info("step %d/%d accuracy %.3f loss %.4f (%s) %.1fs", done, cfg.total_steps,
                      metrics["train/accuracy"], metrics["train/loss"],
                      "warm-up" if metrics["train/warmup"] else "main", metrics["time/step_s"])
-            if done == cfg.total_steps or (cfg.checkpoint.every_steps and done % cfg.checkpoint.every_steps == 0):
+            every = cfg.checkpoint.every_steps
+            if distributed.is_main() and (done == cfg.total_steps or (every and done % every == 0)):
                 exp.save_checkpoint(done)
-        save_dir = Path(cfg.output_dir) / "final_policy"
-        exp.model.save_pretrained(save_dir)
-        exp.tokenizer.save_pretrained(save_dir)
+        if distributed.is_main():
+            save_dir = Path(cfg.output_dir) / "final_policy"
+            exp.model.save_pretrained(save_dir)
+            exp.tokenizer.save_pretrained(save_dir)
         status = "FINISHED"
     finally:
         exp.tracker.finish(status)

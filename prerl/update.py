@@ -9,8 +9,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from prerl import distributed
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
-from prerl.losses import POLICY_LOSSES, Normaliser, aggregate, kl_penalty
+from prerl.losses import POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
 from prerl.scoring import Sequences, micro_batches, response_logprobs, select
 
@@ -32,7 +33,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
                   optim: OptimConfig, max_new_tokens: int) -> dict[str, float]:
     """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step."""
     device = next(model.parameters()).device
-    norm = Normaliser.of(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)
+    norm = distributed.normaliser(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)  # global batch
     kl_in_loss = phase.regularised and algo.kl.placement == KLPlacement.loss
     entropy_mode = "grad" if algo.entropy_coeff > 0 and phase.regularised else "detached"
     totals = {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
@@ -67,6 +68,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         weight = float(mask.sum()) / max(n_tokens, 1.0)
         totals["clip_frac"] += float(stats["clip_frac"]) * weight
         totals["entropy"] += float((entropy.detach() * mask).sum()) / max(n_tokens, 1.0)  # over trained tokens
+    distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
     if finite:

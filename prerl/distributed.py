@@ -1,0 +1,138 @@
+"""Data parallelism under ``torchrun``: each rank rolls out its share of the step's prompts, and
+gradients are summed across ranks once per update.
+
+Every rank normalises its loss by the *global* token (or sequence) count, and the accumulated
+gradients are all-reduced with SUM before clipping, so N processes take exactly the step one process
+takes on the whole batch. This is DDP's all-reduce done once per update by hand: ``DistributedDataParallel``
+reduces on every ``backward``, and here ranks run different numbers of micro-batches (token-budget
+packing; NSR skips correct samples, so a rank can have none), which would leave DDP's collectives
+unmatched. With one process every helper is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+
+from prerl.losses import Normaliser
+
+# Additive metrics: each rank holds its share of the global value (loss is normalised globally).
+SUMMED_METRICS = {"train/loss", "train/pg_loss", "train/kl_loss", "train/kept_tokens", "critic/value_loss",
+                  "time/tokens_per_s"}
+SUMMED_PREFIXES = ("train/prompts/",)  # prompt counts
+
+
+def summed(key: str) -> bool:
+    return key in SUMMED_METRICS or key.startswith(SUMMED_PREFIXES)
+
+
+def init() -> None:
+    """Join the process group when started by ``torchrun`` (gloo on CPU, NCCL on GPUs)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def shard(items: list) -> list:
+    """This rank's share of a global batch: contiguous slices, sizes differing by at most one."""
+    n, w, r = len(items), world_size(), rank()
+    return items[r * n // w : (r + 1) * n // w]
+
+
+def consecutive_subgroup(size: int):
+    """This rank's process group among ranks taken ``size`` at a time (0..size−1, size..2·size−1, ...)."""
+    group, _ = dist.new_subgroups_by_enumeration([list(range(s, s + size)) for s in range(0, world_size(), size)])
+    return group
+
+
+def local_count(n: int) -> int:
+    """How many of ``n`` global items ``shard`` gives this rank."""
+    return len(shard(list(range(n))))
+
+
+def _device() -> torch.device:
+    return torch.device("cuda") if dist.is_initialized() and dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def normaliser(mask: torch.Tensor, scale: float) -> Normaliser:
+    """The loss denominators of the whole global batch (``Normaliser.of`` over all ranks' masks)."""
+    if world_size() == 1:
+        return Normaliser.of(mask, scale)
+    counts = torch.tensor([float(mask.sum()), float((mask.sum(-1) > 0).sum())], device=_device())
+    dist.all_reduce(counts)
+    return Normaliser(tokens=max(float(counts[0]), 1.0), sequences=max(float(counts[1]), 1.0), scale=float(scale))
+
+
+def all_reduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
+    """Sum the accumulated gradients over ranks (a rank that trained on nothing contributes zeros)."""
+    if world_size() == 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+
+
+def reduce_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics of the global batch: sums for additive ones (``summed``), means for the rest."""
+    if world_size() == 1:
+        return metrics
+    keys = sorted(metrics)
+    # every rank must reduce the same keys in the same order
+    gathered: list = [None] * world_size()
+    dist.all_gather_object(gathered, keys)
+    if any(g != keys for g in gathered):
+        raise RuntimeError(f"ranks logged different metric keys: {gathered}")
+    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=_device())
+    dist.all_reduce(values)
+    return {k: float(v) if summed(k) else float(v) / world_size() for k, v in zip(keys, values.tolist())}
+
+
+def broadcast(obj):
+    """Rank 0's value of ``obj`` on every rank (e.g. the output folder Hydra named by the clock)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class NullTracker:
+    """Stands in for ``Tracker`` on ranks other than 0: only rank 0 writes to MLflow."""
+
+    run_id = None
+
+    def start(self, *args, **kwargs):
+        return None
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def log_table(self, *args, **kwargs) -> None:
+        pass
+
+    def finish(self, *args, **kwargs) -> None:
+        pass
