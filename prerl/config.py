@@ -107,7 +107,11 @@ class ModelConfig:
 
     path: Optional[str] = None
     mini: Optional[MiniModelConfig] = field(default_factory=MiniModelConfig)
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "float32"  # float32 | bfloat16 | float16: the trained weights and the optimizer state
+    # Compute dtype of forward/backward (torch.autocast), with weights kept in ``dtype``. bf16 weights
+    # under AdamW lose updates below their resolution (lr 1e-6 on weights ~1e-2: all of them), so the
+    # GPU configs keep float32 weights and compute in bfloat16, as verl's FSDP mixed precision does.
+    autocast: Optional[str] = None  # null | bfloat16 | float16
     # PreRL's single context token c in log π(y | c); Qwen3 has no BOS and the paper uses <|im_start|>.
     context_token: str = "<|im_start|>"
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +121,8 @@ class ModelConfig:
         _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")
         _check(self.dtype in ("float32", "bfloat16", "float16"),
                f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16")
+        _check(self.autocast in (None, "bfloat16", "float16"),
+               f"model.autocast={self.autocast!r}: choose null, bfloat16 or float16")
 
 
 @dataclass
@@ -147,6 +153,23 @@ class DataConfig:
 
 
 @dataclass
+class VLLMConfig:
+    """Settings of the vLLM engine (``rollout=vllm``), colocated with training on the same GPUs."""
+
+    tensor_parallel_size: int = 1  # GPUs per engine: torchrun ranks are grouped this many at a time
+    gpu_memory_utilization: float = 0.3  # share of each GPU for vLLM's weights and KV cache
+    max_model_len: Optional[int] = None  # longest prompt + response in tokens; null = the model's limit
+    sleep: bool = True  # release weights and KV cache during the update where vLLM supports it (not CPU)
+    enforce_eager: bool = False  # no CUDA graphs: faster start-up, slower decoding
+    dtype: Optional[str] = None  # the engine's weights; null = the policy's (model.dtype)
+    seed: int = 0  # conf/rollout/vllm.yaml sets it to the run's seed
+
+    def __post_init__(self) -> None:
+        _check(self.tensor_parallel_size >= 1, "rollout.vllm.tensor_parallel_size must be >= 1")
+        _check(0 < self.gpu_memory_utilization <= 1, "rollout.vllm.gpu_memory_utilization must be in (0, 1]")
+
+
+@dataclass
 class RolloutConfig:
     """Sampling of responses. ``engine`` is the name of a registered rollout engine."""
 
@@ -155,7 +178,8 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
-    batch_samples: int = 256  # sequences generated together
+    batch_samples: int = 256  # sequences generated together (transformers engine)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def __post_init__(self) -> None:
         _check(self.samples_per_prompt >= 1, "rollout.samples_per_prompt must be >= 1")

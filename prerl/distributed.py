@@ -30,7 +30,15 @@ def summed(key: str) -> bool:
 
 
 def init() -> None:
-    """Join the process group when started by ``torchrun`` (gloo on CPU, NCCL on GPUs)."""
+    """Join the process group when started by ``torchrun`` or as SLURM tasks (gloo on CPU, NCCL on GPUs)."""
+    submitit_tasks = os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    if "WORLD_SIZE" not in os.environ and submitit_tasks:
+        # One SLURM task per GPU (the submitit launcher, conf/hydra/launcher/slurm.yaml): export the
+        # variables torchrun would set. Every task keeps all GPUs visible: vLLM's tensor-parallel
+        # ranks pick theirs by LOCAL_RANK.
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)  # keeps a set MASTER_PORT
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return
     if torch.cuda.is_available():

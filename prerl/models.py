@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -33,9 +35,16 @@ def load_policy(cfg: ModelConfig, cache_dir: str, device: torch.device):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(device)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # non-reentrant: gradients reach the weights even when inputs need none
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer
+
+
+def autocast(cfg: ModelConfig, device: torch.device):
+    """The compute-dtype context of forward and backward passes (``model.autocast``; none when null)."""
+    if cfg.autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[cfg.autocast])
 
 
 def context_token_id(tokenizer, token: str) -> int:

@@ -27,7 +27,7 @@ from prerl.critic import Critic
 from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate
 from prerl.losses import kl_penalty
-from prerl.models import context_token_id, load_policy, resolve_device
+from prerl.models import autocast, context_token_id, load_policy, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, sample_mask, warmup_phase, weight_advantages
 from prerl.rewards import overlong_penalty, score
 from prerl.rollout import Rollout, make_engine
@@ -253,6 +253,7 @@ class Experiment:
         self.prompts.load_state_dict(state["prompts"])
         self.last_eval, self.nonfinite_in_a_row = state["last_eval"], state["nonfinite_in_a_row"]
         checkpoint.set_rng_state(state["rng"])
+        self.engine.sync_weights()  # an engine with its own copy (vLLM) must sample the resumed policy
         return state["step"]
 
     def start(self) -> int:
@@ -277,14 +278,15 @@ class Experiment:
         cfg = self.cfg
         phase = phase_at(step, cfg)
         clock = Stopwatch()
-        exp = self.collect()  # rollout → reward
-        clock.lap("rollout_reward")
-        batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
-        clock.lap("advantage")
-        stats = policy_update(self.model, self.optimizer, batch, phase, cfg.algorithm, cfg.optim,
-                              cfg.rollout.max_new_tokens)  # loss → step
-        if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns
-            stats |= self.critic.update(post, adv.returns, self.critic.values(post))
+        with autocast(cfg.model, self.device):  # compute dtype of every forward/backward (model.autocast)
+            exp = self.collect()  # rollout → reward
+            clock.lap("rollout_reward")
+            batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
+            clock.lap("advantage")
+            stats = policy_update(self.model, self.optimizer, batch, phase, cfg.algorithm, cfg.optim,
+                                  cfg.rollout.max_new_tokens)  # loss → step
+            if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns
+                stats |= self.critic.update(post, adv.returns, self.critic.values(post))
         self.engine.sync_weights()
         clock.lap("update")
         return distributed.reduce_metrics(self.step_metrics(phase, exp, batch, stats, clock))
@@ -313,8 +315,9 @@ class Experiment:
         ev, out = self.cfg.eval, {}
         for name in ev.sets:
             split = self.splits[name]
-            result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
-                              ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
+            with autocast(self.cfg.model, self.device):
+                result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
+                                  ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
             out.update({f"eval/{k}": v for k, v in result.metrics().items()})
             if self.cfg.tracking.log_samples:
                 n = min(self.cfg.tracking.log_samples, len(result.responses))

@@ -22,7 +22,8 @@ class Rollout:
 
 class RolloutEngine(Protocol):
     def generate(self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int) -> Rollout: ...
+                 max_new_tokens: int) -> Rollout:
+        """``n`` responses per prompt, sampled at ``temperature`` (0 = greedy decoding)."""
 
     def sync_weights(self) -> None:
         """Make the engine sample from the policy's current weights (a no-op when they are shared)."""
@@ -32,8 +33,7 @@ ROLLOUT_ENGINES: dict[str, str] = {  # name -> "module:factory", imported lazily
     "hf": "prerl.rollout.hf:HFEngine",
     "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers
     "shuffled_oracle": "prerl.rollout.oracle:ShuffledOracleEngine",  # another problem's reference
-    "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers
-    "shuffled_oracle": "prerl.rollout.oracle:ShuffledOracleEngine",  # another problem's reference
+    "vllm": "prerl.rollout.vllm:VLLMEngine",  # optional extra: vllm is imported only when chosen
 }
 
 

@@ -1,6 +1,7 @@
 """Data parallelism with ``torchrun`` on CPU (gloo): the same update as one process, and a full run."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,27 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
         for key in ("train/loss", "train/grad_norm", "train/kept_tokens"):
             assert two["stats"][mode][key] == pytest.approx(stats[key], rel=1e-5), (mode, key)
     assert one["stats"]["token-mean"]["train/grad_norm"] > 0  # the batch did train
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slurm_tasks_take_the_same_step_as_torchrun(tmp_path):
+    """Two processes started as SLURM tasks (what the submitit launcher does) join one group by themselves."""
+    worker = str(ROOT / "tests" / "distributed" / "update_worker.py")
+    run(TORCHRUN + [worker, str(tmp_path / "torchrun.pt")])
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "1", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1",
+             "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(free_port())}
+    tasks = [subprocess.Popen([sys.executable, worker, str(tmp_path / "slurm.pt")], cwd=ROOT,
+                              env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)})
+             for r in range(2)]
+    assert [t.wait(timeout=600) for t in tasks] == [0, 0]
+    a, b = torch.load(tmp_path / "torchrun.pt"), torch.load(tmp_path / "slurm.pt")
+    for name, weight in a["state"].items():
+        torch.testing.assert_close(b["state"][name], weight, rtol=0, atol=0, msg=name)
 
 
 def test_torchrun_smoke_run_logs_once_from_rank_zero(tmp_path, cache_dir):

@@ -1,0 +1,58 @@
+"""Model-scale switches (bf16 autocast over fp32 weights, gradient checkpointing, vLLM settings) on tiny models."""
+
+import importlib.util
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from helpers import compose_config, to_run
+from prerl.config import AlgorithmConfig, ModelConfig, OptimConfig, RolloutConfig
+from prerl.models import autocast
+from prerl.objectives import main_phase
+from prerl.rollout import make_engine
+from prerl.scoring import pack
+from prerl.update import UpdateBatch, policy_update
+
+
+def tiny_update(checkpointing: bool, compute: str | None) -> tuple[Qwen3ForCausalLM, dict]:
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    seqs = pack([[1, 2, 3], [4, 5]], [[6, 7, 8, 9], [10, 11]], pad_id=0)
+    adv = torch.tensor([[1.0], [-1.0]]).expand_as(seqs.response_mask).clone()
+    algo = AlgorithmConfig()
+    with autocast(ModelConfig(autocast=compute), torch.device("cpu")):
+        stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                              UpdateBatch(seqs, adv, seqs.response_mask), main_phase(algo), algo,
+                              OptimConfig(grad_clip=1e9), max_new_tokens=8)
+    return model, stats
+
+
+def test_checkpointing_and_bf16_autocast_train_fp32_weights():
+    _, plain = tiny_update(False, None)
+    model, stats = tiny_update(True, "bfloat16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert stats["skipped_update"] == 0 and stats["grad_norm"] > 0
+    assert stats["grad_norm"] == pytest.approx(plain["grad_norm"], rel=0.05)  # bf16 compute, same gradient
+    _, checkpointed = tiny_update(True, None)
+    assert checkpointed["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)  # recompute is exact
+
+
+def test_paper_preset_turns_the_scale_switches_on(tmp_path, cache_dir):
+    cfg, _ = to_run(compose_config(["experiment=paper_qwen3_4b"], tmp_path, cache_dir))
+    assert (cfg.model.dtype, cfg.model.autocast, cfg.model.gradient_checkpointing) == ("float32", "bfloat16", True)
+    assert cfg.optim.micro_batch_tokens == 10240  # token-budget micro-batches (ppo_max_token_len_per_gpu)
+    v = cfg.rollout.vllm
+    assert cfg.rollout.engine == "vllm"
+    assert (v.tensor_parallel_size, v.gpu_memory_utilization, v.dtype) == (2, 0.6, "bfloat16")
+    assert v.seed == cfg.seed and v.max_model_len == 9216
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_engine_without_vllm_says_how_to_install():
+    with pytest.raises(ImportError, match=r"prerl\[vllm\]"):
+        make_engine(RolloutConfig(engine="vllm"), model=None, tokenizer=None)
