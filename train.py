@@ -1,19 +1,32 @@
 """Train one run (or a sweep with -m): python train.py [group=option ...] [key=value ...]."""
 
+import logging
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from prerl.config import register_configs
 
 register_configs()
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    from prerl.completed import config_hash, final_eval, finished_run
     from prerl.trainer import headline, train
 
     run_cfg = OmegaConf.to_object(cfg)  # builds the dataclasses: types and values are checked here
-    return headline(run_cfg, train(run_cfg, OmegaConf.to_container(cfg, resolve=True)))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_cfg.tracking.tags["config_hash"] = digest = config_hash(resolved)
+    if run_cfg.tracking.skip_complete and HydraConfig.get().mode == RunMode.MULTIRUN:
+        done = finished_run(run_cfg.tracking, digest)
+        if done is not None:  # a relaunched sweep: this job already finished
+            log.info("skipped: config_hash %s already finished as MLflow run %s", digest, done.info.run_id)
+            return headline(run_cfg, final_eval(done))
+    return headline(run_cfg, train(run_cfg, resolved))
 
 
 if __name__ == "__main__":

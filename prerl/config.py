@@ -355,6 +355,9 @@ class TrackingConfig:
     run_name: Optional[str] = None
     tags: dict[str, str] = field(default_factory=dict)
     log_samples: int = 16  # sample completions logged as a table artifact per eval
+    # In a multirun (-m), a job whose config already has a FINISHED run in the experiment (same
+    # ``config_hash`` tag, prerl/completed.py) returns that run's result instead of training again.
+    skip_complete: bool = True
 
 
 @dataclass

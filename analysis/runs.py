@@ -1,0 +1,65 @@
+"""Finished sweep runs from MLflow, as plain records the tables and figures compute on.
+
+A sweep tags its runs ``sweep=<name>`` (``sweeps/*.yaml``); a table reads the FINISHED runs of
+its sweeps. Each record carries the run's flattened config (its MLflow params) and the step
+history of the metrics asked for, so everything downstream is pure and testable on hand-built
+records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from mlflow.tracking import MlflowClient
+
+from prerl.tracking import with_retry
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its id, flattened config, tags and, per metric, value at each step."""
+
+    run_id: str
+    params: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
+    history: dict[str, dict[int, float]] = field(default_factory=dict)
+    start_time: int = 0
+
+    @property
+    def seed(self) -> str:
+        return self.params.get("seed", "?")
+
+
+def sweep_filter(sweep: str) -> str:
+    return f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'"  # tags have no IN in MLflow
+
+
+def newest_sweep_experiment(client: MlflowClient) -> Optional[str]:
+    """The experiment of the most recently started sweep run (the default for ``make ablation-table``)."""
+    experiments = {e.experiment_id: e.name for e in with_retry(client.search_experiments)}
+    if not experiments:
+        return None
+    runs = with_retry(client.search_runs, list(experiments), filter_string="tags.sweep != ''",
+                      order_by=["attributes.start_time DESC"], max_results=1)
+    return experiments[runs[0].info.experiment_id] if runs else None
+
+
+def load_runs(client: MlflowClient, experiment: str, sweeps: Iterable[str],
+              metric_prefixes: tuple[str, ...] = ("eval/", "train/")) -> list[RunRecord]:
+    """The FINISHED runs of ``sweeps`` in ``experiment``, with the history of every metric whose name
+    starts with one of ``metric_prefixes``."""
+    exp = with_retry(client.get_experiment_by_name, experiment)
+    if exp is None:
+        return []
+    records = []
+    runs = [run for sweep in dict.fromkeys(sweeps)
+            for run in with_retry(client.search_runs, [exp.experiment_id], filter_string=sweep_filter(sweep),
+                                  max_results=50000)]
+    for run in runs:
+        keys = [k for k in run.data.metrics if k.startswith(metric_prefixes)]
+        history = {k: {m.step: m.value for m in with_retry(client.get_metric_history, run.info.run_id, k)}
+                   for k in keys}
+        records.append(RunRecord(run.info.run_id, dict(run.data.params), dict(run.data.tags), history,
+                                 run.info.start_time or 0))
+    return records

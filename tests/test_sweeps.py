@@ -1,0 +1,124 @@
+"""Sweeps, launchers and the Optuna sweeper: they compose, really run jobs, skip finished ones, resume."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from analysis import ablation_table
+from prerl.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+
+
+def compose_hydra(overrides, hydra=True):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_sweep_job_composes_and_is_tagged(sweep):
+    params = compose_hydra([f"+sweep={sweep}"]).hydra.sweeper.params
+    assert params, f"sweeps/{sweep}.yaml sweeps nothing"
+    jobs = [[]]
+    for key, values in params.items():  # every value of every swept key (one at a time)
+        jobs += [[f"{key}={v}"] for v in str(values).split(",")]
+    for job in jobs:
+        run = OmegaConf.to_object(compose_hydra([f"+sweep={sweep}", "output_dir=x", *job], hydra=False))  # validates
+        assert run.tracking.tags["sweep"] == sweep
+
+
+def test_sweep_methods_set_what_they_say():
+    dsrl = compose_hydra(["+sweep=baselines", "+sweep/method=dsrl"])
+    dapo = compose_hydra(["+sweep=baselines", "+sweep/method=dapo", "experiment=paper_qwen3_4b"])
+    control = compose_hydra(["+sweep=warmup_kind", "+sweep/method=nsr_rl_warmup"])
+    objectives = compose_hydra(["+sweep=objectives", "objective=psr_rl", "total_steps=7"])
+    assert (dsrl.algorithm.name, dsrl.objective.name, dsrl.warmup_steps) == ("grpo", "nsr_prerl", 20)
+    assert (dapo.algorithm.name, dapo.warmup_steps, dapo.total_steps) == ("dapo", 0, 348)  # beats the preset's 19
+    assert (control.objective.name, control.warmup_steps) == ("nsr_rl", 20)
+    assert objectives.warmup_steps == objectives.total_steps == 7  # the objective alone, all run long
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+    ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_launchers_compose(launcher, target):
+    cfg = compose_hydra([f"hydra/launcher={launcher}", "+sweep=warmup"])
+    assert cfg.hydra.launcher._target_ == target
+
+
+def test_optuna_sweeper_composes():
+    cfg = compose_hydra(["hydra/sweeper=optuna", "hydra.sweeper.storage=sqlite:///x.db"])
+    assert cfg.hydra.sweeper._target_.endswith("prerl_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+    assert cfg.hydra.sweeper.n_trials > 0 and cfg.hydra.sweeper.direction == "maximize"
+
+
+def train(args, tmp_path, cache_dir, name):
+    """``python train.py -m <args>`` on the micro model, into a store and sweep folder under tmp_path."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=smoke", f"cache_dir={cache_dir}",
+           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / name}", *args]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def runs_of(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("prerl-smoke")
+    return client, client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'")
+
+
+def test_warmup_sweep_on_submitit_then_rerun_skips_and_table_has_the_logged_values(tmp_path, cache_dir):
+    sweep = ["+sweep=warmup", "warmup_steps=0,1", "seed=0", "total_steps=1"]
+    train(sweep + ["hydra/launcher=submitit_local"], tmp_path, cache_dir, "first")
+    client, runs = runs_of(tmp_path)
+    assert sorted(r.data.params["warmup_steps"] for r in runs) == ["0", "1"]  # two real jobs, both finished
+    assert len({r.data.tags["config_hash"] for r in runs}) == 2
+    assert len(list((tmp_path / "first" / ".submitit").iterdir())) >= 2  # submitted by submitit, not in-process
+
+    log = train(sweep, tmp_path, cache_dir, "again")  # relaunch: both jobs are already finished
+    assert log.count("skipped: config_hash") == 2
+    assert len(runs_of(tmp_path)[1]) == 2
+
+    out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "tables"),
+                               "--tables", "warmup", "--no-log"])
+    text = (out / "warmup.md").read_text()
+    for run in runs:
+        logged = run.data.metrics["eval/test/avg_at_2"]  # the value at the last step
+        history = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
+        assert logged == max(history, key=lambda m: m.step).value
+        assert f"| S={run.data.params['warmup_steps']} | {100 * logged:.2f} (1) |" in text
+
+
+def test_optuna_study_resumes_after_an_interruption(tmp_path, cache_dir):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    # An earlier launch died while running trial 0 (seed 7): it is left RUNNING in the study.
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.enqueue_trial({"seed": 7})
+    study.ask({"seed": optuna.distributions.IntDistribution(0, 9)})
+    search = ["hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=s",
+              "total_steps=0", "warmup_steps=0", "seed=range(0,10)"]
+
+    train(search + ["hydra.sweeper.n_trials=2"], tmp_path, cache_dir, "first")
+    study = optuna.load_study(storage=storage, study_name="s")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1 and states.count(optuna.trial.TrialState.COMPLETE) == 2
+    assert study.trials[1].params == {"seed": 7}  # the interrupted trial's parameters ran again
+    assert "7" in {r.data.params["seed"] for r in runs_of(tmp_path)[1]}
+
+    train(search + ["hydra.sweeper.n_trials=3"], tmp_path, cache_dir, "again")  # resumes: one more trial only
+    study = optuna.load_study(storage=storage, study_name="s")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
+    assert len(study.trials) == 4
+    assert (tmp_path / "again" / "optimization_results.yaml").exists()
