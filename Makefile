@@ -57,3 +57,17 @@ test-vllm: $(VLLM_STAMP)
 gpu-check: setup
 	$(PY) scripts/gpu_check.py
 .PHONY: gpu-check
+
+## Sweeps (README "Sweeps, Optuna and tables"): make sweep-NAME runs sweeps/NAME.yaml as a multirun.
+##   make sweep-warmup                     the mini setting: S in {0,...,40} x 2 seeds
+##   make sweep-warmup PRESET=smoke        the micro model, seconds per run
+##   make sweep-baselines ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=2"
+## The smoke preset trains 4 updates, so its warm-up sweep lists S <= 4.
+smoke_warmup := warmup_steps=0,2,4
+sweep-%: setup
+	$(PY) train.py -m +sweep=$* $(if $(PRESET),experiment=$(PRESET) $($(PRESET)_$*)) $(ARGS)
+
+## The paper's tables (Markdown, LaTeX, CSV) and figures from the sweeps' runs in MLflow
+ablation-table: setup
+	$(PY) -m analysis.ablation_table $(ARGS)
+.PHONY: ablation-table
