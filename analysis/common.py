@@ -1,4 +1,5 @@
-"""What the analyses share: load a policy by name or folder, sample responses on an eval set, MLflow."""
+"""What the analyses share: load a policy by name, folder or training checkpoint, sample responses on an
+eval set, MLflow."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from prerl import data as data_lib
 from prerl.config import DataConfig, MiniModelConfig, ModelConfig, RolloutConfig, TrackingConfig
@@ -25,9 +27,18 @@ def model_config(spec: str) -> ModelConfig:
     return ModelConfig(path=spec, mini=None)
 
 
+def run_model_config(run_dir: str | Path) -> ModelConfig:
+    """The model a training run was started from, read from its ``.hydra/config.yaml``."""
+    saved = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml").model
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), saved))
+
+
 def short_name(spec: str) -> str:
-    """A file-name-safe label: ``outputs/<run>/final_policy`` -> ``<run>``, ``mini`` -> ``mini``."""
+    """A file-name-safe label: ``outputs/<run>/final_policy`` -> ``<run>``, ``mini`` -> ``mini``,
+    ``outputs/<run>/checkpoints/step_000020.pt`` -> ``<run>_step20``."""
     path = Path(spec.rstrip("/"))
+    if path.suffix == ".pt":
+        return f"{path.parent.parent.name}_step{int(''.join(c for c in path.stem if c.isdigit()) or 0)}"
     return (path.parent.name if path.name == "final_policy" else path.name) or "model"
 
 
@@ -40,8 +51,13 @@ class Policy:
 
 
 def load(spec: str, cache_dir: str = ".cache/prerl", device: str = "cpu") -> Policy:
-    cfg = model_config(spec)
+    """A policy: ``mini`` / ``micro``, a folder or Hub id, or a training checkpoint
+    (``outputs/<run>/checkpoints/step_*.pt``: the run's starting model with the checkpointed weights)."""
+    checkpoint = Path(spec).suffix == ".pt"
+    cfg = run_model_config(Path(spec).parent.parent) if checkpoint else model_config(spec)
     model, tokenizer = load_policy(cfg, cache_dir, torch.device(device))
+    if checkpoint:
+        model.load_state_dict(torch.load(spec, map_location=device, weights_only=False)["model"])
     return Policy(model.eval(), tokenizer, context_token_id(tokenizer, cfg.context_token), spec)
 
 

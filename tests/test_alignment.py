@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from analysis import alignment
-from analysis.common import load, sample
+from analysis.common import load, sample, short_name
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,22 @@ def test_summary_plot_and_cli(micro, samples, cache_dir, tmp_path):
                           "--cache-dir", cache_dir, "--out", str(out)])
     assert -1 <= cli["cosine_mean"] <= 1
     assert {"alignment.png", "alignment.json", "tokens.npz", "alignment.md"} <= {p.name for p in out.iterdir()}
+
+
+def test_load_training_checkpoint(micro, cache_dir, tmp_path):
+    """``outputs/<run>/checkpoints/step_*.pt``: the run's model (from .hydra/config.yaml), checkpointed weights."""
+    from omegaconf import OmegaConf
+
+    from prerl.config import MiniModelConfig, ModelConfig
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    OmegaConf.save({"model": OmegaConf.structured(ModelConfig(mini=MiniModelConfig.micro()))}, run / ".hydra" / "config.yaml")
+    weights = {k: v + 0.01 for k, v in micro.model.state_dict().items()}
+    torch.save({"step": 20, "model": weights}, run / "checkpoints" / "step_000020.pt")
+    spec = str(run / "checkpoints" / "step_000020.pt")
+    loaded = load(spec, cache_dir)
+    assert all(torch.equal(v, weights[k]) for k, v in loaded.model.state_dict().items())
+    assert loaded.context_id == micro.context_id
+    assert short_name(spec) == "run_step20"
