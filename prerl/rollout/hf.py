@@ -1,10 +1,11 @@
-"""Rollouts with ``transformers``' ``generate``: batched, KV-cached, sharing weights with the policy."""
+"""Rollouts from a ``transformers`` model: batched, KV-cached, sharing weights with the policy."""
 
 from __future__ import annotations
 
 import torch
 
 from prerl.config import RolloutConfig
+from prerl.rollout import decode
 from prerl.rollout.base import Rollout
 
 
@@ -39,19 +40,8 @@ class HFEngine:
         return Rollout(prompt_ids, responses, group, truncated, texts)
 
     def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
-        device = next(self.model.parameters()).device
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        for i, p in enumerate(chunk):  # left padding: every prompt ends where generation starts
-            ids[i, width - len(p) :] = torch.tensor(p)
-            attn[i, width - len(p) :] = 1
-        out = self.model.generate(
-            input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=True,
-            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-            num_return_sequences=n, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
-        )
-        return out[:, width:].tolist()
+        # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why
+        return decode.sample(self.model, chunk, n, temperature, top_p, max_new_tokens, self.eos_id, self.pad_id)
 
     def _trim(self, row: list[int]) -> tuple[list[int], bool]:
         """Cut at the first EOS (kept: the policy learns to stop) and drop the padding after it."""
