@@ -16,7 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from prerl.config import TrackingConfig
-from prerl.tracking import flatten, tracking_uri, with_retry
+from prerl.tracking import flatten, sqlite_creation_lock, tracking_uri, with_retry
 
 # Keys that do not change what a run computes (prefix match on the flattened config).
 NOT_IDENTITY = ("output_dir", "resume", "cache_dir", "device", "tracking.uri", "tracking.run_name",
@@ -31,8 +31,10 @@ def config_hash(resolved: dict) -> str:
 
 def finished_run(cfg: TrackingConfig, digest: str) -> Optional[Run]:
     """The newest FINISHED run tagged ``config_hash=digest`` in the experiment, if any."""
-    client = MlflowClient(tracking_uri(cfg))
-    experiment = with_retry(client.get_experiment_by_name, cfg.experiment)
+    uri = tracking_uri(cfg)
+    with sqlite_creation_lock(uri):  # the first connection may create the schema: parallel jobs race there
+        client = MlflowClient(uri)
+        experiment = with_retry(client.get_experiment_by_name, cfg.experiment)
     if experiment is None:
         return None
     runs = with_retry(client.search_runs, [experiment.experiment_id],

@@ -37,7 +37,6 @@ def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.create_experiment("fx")
-    s = {0: 0, 5: 5, 10: 10}
     # baselines: GRPO (2 seeds), DSRL (2 seeds), PPO (1 seed, no OOD set)
     log_run(client, exp, "baselines", 0, id_curves({0: .30, 5: .45, 10: .40}, {0: .10, 5: .25, 10: .20},
                                                    {"eval/ood/avg_at_4": {10: .10}, "eval/test/pass_at_1": {10: .4},
@@ -64,7 +63,6 @@ def store(tmp_path):
     # objectives: the same objective at two learning rates must not be averaged together
     log_run(client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: .50}}, warmup_steps="10")
     log_run(client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: .20}}, warmup_steps="10", **{"optim.lr": "0.0001"})
-    assert s
     return uri, client
 
 
