@@ -1,10 +1,11 @@
 """Solved / unsolved dynamics per method, from the training metrics in MLflow (paper-spec §7.6).
 
-The trainer logs, per update, the fraction of the batch's prompts whose samples are all correct
-(``train/groups/all_correct``), all wrong (``train/groups/all_wrong``) or mixed. This turns them into
-counts per step, as the official code logs them (``fully_solved_question_cnt``,
-``fully_unsolved_question_cnt``, ``at_least_solve_one_time_question_cnt``), averages the runs of
-one method, and plots one line per method; a dotted line marks the end of each method's warm-up.
+The trainer logs, per update, how many of the batch's prompts had all samples correct
+(``train/prompts/fully_solved``), none (``train/prompts/fully_unsolved``) or at least one
+(``train/prompts/solved_at_least_once``), as the official code does (``fully_solved_question_cnt``, ...).
+Runs logged before those counts existed have fractions ``train/groups/{all_correct,all_wrong}``
+instead; they are turned into counts with ``prompts_per_step``. The runs of one method are averaged
+and each method is one line; a dotted line marks the end of each method's warm-up.
 
     python -m analysis.dynamics --experiment prerl-mini
     python -m analysis.dynamics --runs <run_id> <run_id> --out outputs/analysis/dynamics.png
@@ -23,11 +24,17 @@ from mlflow.tracking import MlflowClient
 from prerl.config import TrackingConfig
 from prerl.tracking import tracking_uri
 
-SERIES = {  # plotted name -> how it follows from the logged fractions
+COUNTS = {  # plotted name -> logged count
+    "fully solved": "train/prompts/fully_solved",
+    "fully unsolved": "train/prompts/fully_unsolved",
+    "solved at least once": "train/prompts/solved_at_least_once",
+}
+FROM_FRACTIONS = {  # older runs: plotted name -> count from the logged fractions
     "fully solved": lambda f: f["all_correct"],
     "fully unsolved": lambda f: f["all_wrong"],
     "solved at least once": lambda f: 1.0 - f["all_wrong"],
 }
+SERIES = list(COUNTS)
 
 
 def method_label(params: dict[str, str]) -> str:
@@ -45,12 +52,14 @@ def run_counts(client: MlflowClient, run_id: str, label: str = "method") -> tupl
     run = client.get_run(run_id)
     params = run.data.params
     name = method_label(params) if label == "method" else (run.info.run_name or run_id)
-    per_step = int(params.get("prompts_per_step", 1))
-    history = {k: {m.step: m.value for m in client.get_metric_history(run_id, f"train/groups/{k}")}
-               for k in ("all_correct", "all_wrong")}
-    steps = sorted(set(history["all_correct"]) & set(history["all_wrong"]))
-    series = {name: {s: per_step * fn({k: history[k][s] for k in history}) for s in steps}
-              for name, fn in SERIES.items()}
+    series = {n: {m.step: m.value for m in client.get_metric_history(run_id, key)} for n, key in COUNTS.items()}
+    if not series["fully solved"]:  # a run from before the counts: fractions of prompts_per_step
+        per_step = int(params.get("prompts_per_step", 1))
+        history = {k: {m.step: m.value for m in client.get_metric_history(run_id, f"train/groups/{k}")}
+                   for k in ("all_correct", "all_wrong")}
+        steps = sorted(set(history["all_correct"]) & set(history["all_wrong"]))
+        series = {n: {s: per_step * fn({k: history[k][s] for k in history}) for s in steps}
+                  for n, fn in FROM_FRACTIONS.items()}
     return name, int(params.get("warmup_steps", 0)), series
 
 
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))
     methods = collect(client, args.runs or find_runs(client, args.experiment), args.label)
     if not methods:
-        raise SystemExit("no run with train/groups/* metrics found")
+        raise SystemExit("no run with train/prompts/* (or train/groups/*) metrics found")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(methods, out)
