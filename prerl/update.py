@@ -29,6 +29,18 @@ def _rows(t: Optional[Tensor], idx: list[int], width: int) -> Optional[Tensor]:
     return None if t is None else t[torch.tensor(idx), :width]
 
 
+def trained_rows(batch: UpdateBatch, needs_all: bool) -> list[int]:
+    """The samples whose forward can change the gradient: those the objective keeps (NSR drops the
+    correct ones) and, unless a KL or entropy term sees every kept token, that have a non-zero
+    advantage. A zero advantage gives a zero policy-gradient term under every policy loss here, and
+    the normaliser already counts the skipped tokens, so the update is the same without their forward
+    (GRPO: every group whose samples all got the same reward)."""
+    kept = batch.loss_mask.sum(-1) > 0
+    if not needs_all:
+        kept &= (batch.advantages * batch.loss_mask).abs().sum(-1) > 0
+    return kept.nonzero().squeeze(-1).tolist()
+
+
 def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: AlgorithmConfig,
                   optim: OptimConfig, max_new_tokens: int) -> dict[str, float]:
     """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step."""
@@ -39,8 +51,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     totals = {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
     n_tokens = float(batch.loss_mask.sum())
     optimizer.zero_grad(set_to_none=True)
-    # Only samples the objective trains on are forwarded (NSR skips the correct ones entirely).
-    active = [i for i, kept in enumerate(batch.loss_mask.sum(-1).tolist()) if kept > 0]
+    active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
+    forwarded = max(float(batch.loss_mask[active].sum()), 1.0)  # diagnostics average over these tokens
     lengths = batch.seqs.attention_mask.sum(-1)[active].tolist() if active else []
     for chunk in micro_batches(lengths, optim.micro_batch_tokens):
         idx = [active[j] for j in chunk]
@@ -65,9 +77,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         if loss.requires_grad:
             loss.backward()
         totals["loss"] += loss.item()
-        weight = float(mask.sum()) / max(n_tokens, 1.0)
-        totals["clip_frac"] += float(stats["clip_frac"]) * weight
-        totals["entropy"] += float((entropy.detach() * mask).sum()) / max(n_tokens, 1.0)  # over trained tokens
+        totals["clip_frac"] += float(stats["clip_frac"]) * float(mask.sum()) / forwarded
+        totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
     distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))

@@ -1,0 +1,213 @@
+"""``make bench``: where the time of a prerl step goes, on a fixed mini workload.
+
+For GRPO (main phase), NSR-PreRL (warm-up phase, pre-train space) and PPO (critic): warm-up steps,
+then measured steps of the real ``Experiment.step``, each followed by the trainer's MLflow log.
+Prints median seconds per stage, response tokens per second and peak memory as a Markdown table,
+writes JSON to benchmarks/results/bench.json, then shows how a GRPO step grows with samples per
+prompt and with the response-length limit. Each configuration runs in its own process.
+
+Stages: rollout (sampling and decoding to text), reward, log-probs (every forward of the policy
+and the reference: the update's own forward and any no-grad scoring pass), backward+step (the rest
+of the policy update, and PPO's critic fit), other (advantages, packing, critic values), logging.
+
+    python benchmarks/bench.py                # everything, one torch thread
+    python benchmarks/bench.py --quick        # skip the cost-growth sweep
+    python benchmarks/bench.py --threads 0    # torch's default thread count
+    python benchmarks/bench.py --profile      # cProfile one GRPO step (top functions by own time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP_STEPS, WORKLOADS, Clock, \
+    compose_config, environment, median, peak_memory_mb, set_threads  # noqa: E402
+
+STAGES = ["rollout", "reward", "logprobs", "backward_step", "other", "logging"]
+HEADERS = {"rollout": "rollout", "reward": "reward", "logprobs": "log-probs", "backward_step": "backward+step",
+           "other": "other", "logging": "logging"}
+
+
+class Laps:
+    """Wall and CPU seconds accumulated per name by wrapped functions."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = {}
+
+    def wrap(self, fn, name: str):
+        def timed(*args, **kwargs):
+            clock = Clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                wall, cpu = clock.read()
+                acc = self.seconds.setdefault(name, [0.0, 0.0])
+                acc[0] += wall
+                acc[1] += cpu
+        return timed
+
+    def get(self, name: str, i: int) -> float:
+        return self.seconds.get(name, [0.0, 0.0])[i]
+
+
+def instrument(exp) -> Laps:
+    """Time the stages of ``exp.step`` by wrapping the functions it calls (nothing else changes)."""
+    import prerl.trainer as trainer
+    import prerl.update as update
+
+    laps = Laps()
+    exp.rollout = laps.wrap(exp.rollout, "rollout")
+    exp.reward = laps.wrap(exp.reward, "reward")
+    update.response_logprobs = laps.wrap(update.response_logprobs, "update_forward")
+    trainer.score_logprobs = laps.wrap(trainer.score_logprobs, "nograd_logprobs")
+    trainer.policy_update = laps.wrap(trainer.policy_update, "policy_update")
+    if exp.critic is not None:
+        exp.critic.update = laps.wrap(exp.critic.update, "critic_update")
+    return laps
+
+
+def stage_seconds(laps: Laps, step: tuple[float, float], logging: tuple[float, float]) -> dict[str, dict]:
+    out = {}
+    for i, kind in enumerate(("wall", "cpu")):
+        s = {"rollout": laps.get("rollout", i), "reward": laps.get("reward", i),
+             "logprobs": laps.get("update_forward", i) + laps.get("nograd_logprobs", i),
+             "backward_step": laps.get("policy_update", i) - laps.get("update_forward", i)
+             + laps.get("critic_update", i),
+             "logging": logging[i], "step": step[i] + logging[i]}
+        s["other"] = s["step"] - sum(v for k, v in s.items() if k != "step")
+        out[kind] = s
+    return out
+
+
+def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1) -> dict:
+    """Median seconds per stage over ``steps`` steps after ``WARMUP_STEPS`` unmeasured ones."""
+    threads = set_threads(threads)
+    from prerl.trainer import Experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, resolved = compose_config(overrides, Path(tmp))
+        exp = Experiment(cfg, resolved)
+        exp.start()
+        laps, rows = instrument(exp), []
+        samples = cfg.prompts_per_step * cfg.rollout.samples_per_prompt
+        try:
+            for step in range(WARMUP_STEPS + steps):
+                laps.seconds.clear()
+                clock = Clock()
+                metrics = exp.step(step)
+                step_s = clock.read()
+                clock = Clock()
+                exp.tracker.log(metrics, step + 1)
+                rows.append({"seconds": stage_seconds(laps, step_s, clock.read()),
+                             "response_tokens": metrics["train/response_length"] * samples,
+                             "warmup_phase": bool(metrics["train/warmup"])})
+        finally:
+            exp.tracker.finish("FINISHED")
+    rows = rows[WARMUP_STEPS:]
+    out = {kind: {k: median([r["seconds"][kind][k] for r in rows]) for k in STAGES + ["step"]}
+           for kind in ("wall", "cpu")}
+    out["response_tokens"] = median([r["response_tokens"] for r in rows])
+    out["tokens_per_s"] = {kind: median([r["response_tokens"] / r["seconds"][kind]["step"] for r in rows])
+                           for kind in ("wall", "cpu")}
+    out["steps_wall_s"] = [r["seconds"]["wall"]["step"] for r in rows]
+    out["steps_cpu_s"] = [r["seconds"]["cpu"]["step"] for r in rows]
+    out["peak_memory_mb"] = peak_memory_mb()
+    out["warmup_phase"] = rows[0]["warmup_phase"]
+    out["threads"] = threads
+    return out
+
+
+def in_subprocess(overrides: list[str], steps: int, threads: int) -> dict:
+    spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads})
+    done = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"benchmark child failed: {overrides}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| workload | " + " | ".join(f"{HEADERS[s]} s" for s in STAGES)
+             + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB |",
+             "|" + "---|" * (len(STAGES) + 5)]
+    for name, r in results.items():
+        cells = [f"{r['cpu'][s]:.2f}" for s in STAGES] + [
+            f"{r['cpu']['step']:.2f}", f"{r['wall']['step']:.2f}", f"{r['tokens_per_s']['cpu']:.0f}",
+            f"{r['peak_memory_mb']:.0f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def profile_one_step(threads: int) -> None:
+    import cProfile
+    import pstats
+
+    set_threads(threads)
+    from prerl.trainer import Experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, resolved = compose_config(WORKLOADS["grpo"], Path(tmp))
+        exp = Experiment(cfg, resolved)
+        exp.start()
+        exp.step(0)
+        prof = cProfile.Profile()
+        prof.runcall(exp.step, 1)
+        exp.tracker.finish("FINISHED")
+    stats = pstats.Stats(prof)
+    stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|scoring|rollout)", 15)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="skip the cost-growth sweep")
+    ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    args = ap.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(measure(spec["overrides"], spec["steps"], spec["threads"])))
+        return
+    if args.profile:
+        profile_one_step(args.threads)
+        return
+    env = environment()
+    print(f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, one "
+          f"on-policy update per step; medians of {MEASURED_STEPS} steps after {WARMUP_STEPS} warm-up; "
+          f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
+          f"{env['load_average_1_5_15min']} at start", flush=True)
+    results = {name: in_subprocess(ov, MEASURED_STEPS, args.threads) for name, ov in WORKLOADS.items()}
+    print("\nCPU seconds per stage (median per step):\n\n" + table(results), flush=True)
+    ratio = {k: results["nsr_prerl"][k]["step"] / results["grpo"][k]["step"] for k in ("cpu", "wall")}
+    print(f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
+          f"load average now {environment()['load_average_1_5_15min']}", flush=True)
+    growth = {}
+    if not args.quick:
+        print("\nCost growth (GRPO, median of 2 steps after 1 warm-up):\n\n| samples/prompt | max new tokens | "
+              "mean resp. tokens | step CPU s | rollout CPU s | update CPU s | step wall s |\n"
+              "|---|---|---|---|---|---|---|", flush=True)
+        grid = [(n, NEW_TOKENS) for n in (4, 8, 16)] + [(SAMPLES, t) for t in (32, 128)]
+        for n, t in grid:
+            r = in_subprocess(WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"],
+                              2, args.threads)
+            growth[f"{n}x{t}"] = r
+            c = r["cpu"]
+            print(f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
+                  f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "bench.json"
+    env["load_average_end"] = environment()["load_average_1_5_15min"]
+    path.write_text(json.dumps({"environment": env, "threads": args.threads, "workloads": results,
+                                "nsr_over_grpo": ratio, "growth": growth}, indent=2))
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    main()

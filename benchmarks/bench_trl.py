@@ -1,0 +1,149 @@
+"""``make bench-trl``: prerl's GRPO step against TRL's ``GRPOTrainer`` on the same workload.
+
+Same model (the cached mini model), prompts (the train split with prerl's chat template), reward
+(``prerl.rewards.math_reward``), batch (16 prompts × 8 samples, one update per generation), lengths
+(≤ 64 new tokens, temperature 1, top-p 1, no top-k), fp32, no KL (beta 0), no gradient
+checkpointing, token-mean loss, learning rate and clipping from prerl's config, the same number of
+torch threads. Runs in .venv-bench (TRL is never a dependency of prerl).
+
+Rounds interleave the runs (prerl GRPO, TRL GRPO, prerl NSR-PreRL, then again), each in its own
+process, so that a change in the machine's load falls on both sides; seconds per step are medians over
+all measured steps (warm-up steps dropped), in CPU seconds and in wall seconds.
+
+    python benchmarks/bench_trl.py [--rounds 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP_STEPS, WORKLOADS, Clock, \
+    compose_config, environment, median, peak_memory_mb, set_threads  # noqa: E402
+
+
+def trl_steps(threads: int) -> dict:
+    """Wall and CPU seconds of each TRL optimizer step (generation, reward, forward, backward, step)."""
+    set_threads(threads)
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from prerl import data as data_lib
+    from prerl.models import model_path
+    from prerl.rewards import math_reward
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.wall: list[float] = []
+            self.cpu: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.clock = Clock()
+
+        def on_step_end(self, args, state, control, **kw):
+            wall, cpu = self.clock.read()
+            self.wall.append(wall)
+            self.cpu.append(cpu)
+
+    def reward(prompts, completions, answer, **_):
+        return [math_reward(c, a) for c, a in zip(completions, answer)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, _ = compose_config(WORKLOADS["grpo"], Path(tmp))
+        path = model_path(cfg.model, cfg.cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "left"
+        train = data_lib.load_splits(cfg.data)["train"]
+        text = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False,
+                                              **(cfg.model.chat_template_kwargs or {})) for m in train["messages"]]
+        dataset = Dataset.from_dict({"prompt": text, "answer": train["answer"]})
+        a = cfg.algorithm
+        args = GRPOConfig(
+            output_dir=str(Path(tmp) / "trl"), use_cpu=True, bf16=False, gradient_checkpointing=False,
+            per_device_train_batch_size=PROMPTS * SAMPLES, num_generations=SAMPLES,
+            gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
+            max_completion_length=NEW_TOKENS, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+            top_k=0, beta=0.0, loss_type="dapo", epsilon=a.clip_ratio_low, epsilon_high=a.clip_ratio_high,
+            learning_rate=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, max_grad_norm=cfg.optim.grad_clip,
+            lr_scheduler_type="constant", warmup_steps=0, max_steps=WARMUP_STEPS + MEASURED_STEPS,
+            logging_steps=1, report_to="none", save_strategy="no", seed=cfg.seed,
+            dataloader_num_workers=0, disable_tqdm=True,
+        )
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+        clock = StepClock()
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
+                              processing_class=tokenizer, callbacks=[clock])
+        trainer.train()
+        lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    return {"wall": clock.wall[WARMUP_STEPS:], "cpu": clock.cpu[WARMUP_STEPS:],
+            "mean_response_tokens": median(lengths[WARMUP_STEPS:]), "peak_memory_mb": peak_memory_mb()}
+
+
+def prerl_steps(workload: str, threads: int) -> dict:
+    from bench import measure
+
+    r = measure(WORKLOADS[workload], MEASURED_STEPS, threads)
+    return {"wall": r["steps_wall_s"], "cpu": r["steps_cpu_s"],
+            "mean_response_tokens": r["response_tokens"] / (PROMPTS * SAMPLES), "peak_memory_mb": r["peak_memory_mb"]}
+
+
+def child(kind: str, threads: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", kind, "--threads", str(threads)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-6000:])
+        raise SystemExit(f"{kind} benchmark failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three runs")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    args = ap.parse_args()
+    if args.child:  # a child process: measure one side, print JSON
+        out = trl_steps(args.threads) if args.child == "trl" else prerl_steps(args.child, args.threads)
+        print(json.dumps(out))
+        return
+    env = environment()
+    print(f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, beta 0; "
+          f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
+          f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
+          f"{env['load_average_1_5_15min']} at start", flush=True)
+    runs = {"prerl_grpo": "grpo", "trl_grpo": "trl", "prerl_nsr_prerl": "nsr_prerl"}
+    steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
+    for i in range(args.rounds):
+        for name, kind in runs.items():
+            r = child(kind, args.threads)
+            steps[name]["wall"] += r["wall"]
+            steps[name]["cpu"] += r["cpu"]
+            steps[name]["rounds"].append(r)
+            print(f"  round {i + 1} {name}: median {median(r['cpu']):.2f} CPU s, {median(r['wall']):.2f} wall s "
+                  f"per step; load average {environment()['load_average_1_5_15min']}", flush=True)
+    med = {name: {k: median(s[k]) for k in ("wall", "cpu")} for name, s in steps.items()}
+    print("\n| run | CPU s/step | wall s/step | mean resp. tokens | peak MB |\n|---|---|---|---|---|")
+    for name, s in steps.items():
+        last = s["rounds"][-1]
+        print(f"| {name} | {med[name]['cpu']:.2f} | {med[name]['wall']:.2f} | {last['mean_response_tokens']:.1f} | "
+              f"{last['peak_memory_mb']:.0f} |")
+    ratio = {k: med["prerl_grpo"][k] / med["trl_grpo"][k] for k in ("cpu", "wall")}
+    own = {k: med["prerl_nsr_prerl"][k] / med["prerl_grpo"][k] for k in ("cpu", "wall")}
+    print(f"\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5)")
+    print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
+    env["load_average_end"] = environment()["load_average_1_5_15min"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "bench_trl.json"
+    path.write_text(json.dumps({"environment": env, "threads": args.threads, "steps": steps, "median": med,
+                                "prerl_over_trl": ratio, "nsr_over_grpo": own}, indent=2))
+    print(f"JSON: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""No wasted forward passes (DESIGN.md, performance principles), checked by recording every call of
+the policy's forward outside generation during one real step on the micro model. Nothing is timed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import prerl.trainer as trainer
+from helpers import coin_grader, compose_config, to_run
+
+
+def record_scoring_forwards(exp: trainer.Experiment) -> list[dict]:
+    """Wrap the policy's forward: every call outside generation (inference mode) is recorded
+    with its unpadded input rows and whether it builds a graph."""
+    calls, forward = [], exp.model.forward
+
+    def spy(*args, input_ids=None, attention_mask=None, **kwargs):
+        if not torch.is_inference_mode_enabled():
+            rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, attention_mask)]
+            calls.append({"rows": rows, "grad": torch.is_grad_enabled()})
+        return forward(*args, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    exp.model.forward = spy
+    return calls
+
+
+def run_step(overrides, tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(trainer, "score", coin_grader)  # mixed groups: every objective has samples
+    cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
+    exp = trainer.Experiment(cfg, resolved)
+    seen = {}
+    collect = exp.collect
+
+    def keep(*a, **k):
+        seen["exp"] = collect(*a, **k)
+        return seen["exp"]
+
+    exp.collect = keep
+    calls = record_scoring_forwards(exp)
+    try:
+        exp.step(0)
+    finally:
+        exp.tracker.finish()
+    return exp, seen["exp"].rollout, calls
+
+
+# No-grad passes of the policy per sample: none on-policy (the ratio's denominator is the update's own
+# forward, detached); PPO's KL-in-reward needs log π before its advantages, so one, never a second.
+@pytest.mark.parametrize("algorithm,no_grad_passes", [("grpo", 0), ("dr_grpo", 0), ("ppo", 1)])
+def test_on_policy_update_runs_no_old_logprob_pass(algorithm, no_grad_passes, tmp_path, cache_dir, monkeypatch):
+    _, rollout, calls = run_step([f"algorithm={algorithm}", "warmup_steps=0"], tmp_path, cache_dir, monkeypatch)
+    trained = [row for c in calls if c["grad"] for row in c["rows"]]
+    untrained = [row for c in calls if not c["grad"] for row in c["rows"]]
+    assert trained, "the update ran no forward"
+    assert len(trained) <= len(rollout.response_ids)  # each trained sample forwarded once
+    assert len(untrained) == no_grad_passes * len(rollout.response_ids)
+    conditional = {tuple(rollout.prompt_ids[g] + r) for g, r in zip(rollout.group, rollout.response_ids)}
+    assert set(trained + untrained) <= conditional  # post-train space: prompt + response
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+def test_pretrain_phase_never_runs_the_conditional_forward(algorithm, tmp_path, cache_dir, monkeypatch):
+    exp, rollout, calls = run_step([f"algorithm={algorithm}", "objective=nsr_prerl", "warmup_steps=2"],
+                                   tmp_path, cache_dir, monkeypatch)
+    scored = [row for c in calls for row in c["rows"]]
+    assert scored, "the warm-up trained on no sample"
+    assert all(c["grad"] for c in calls)
+    response_only = {(exp.context_id, *r) for r in rollout.response_ids}
+    assert set(scored) <= response_only, "a prompt token entered a pre-train-space forward"
+    assert len(scored) <= len(rollout.response_ids)
+
+
+def test_zero_advantage_samples_are_not_forwarded():
+    from prerl.scoring import Sequences
+    from prerl.update import UpdateBatch, trained_rows
+
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    adv = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.3, 0.3], [-1.0, -1.0]])  # row 2: dropped by the objective
+    batch = UpdateBatch(Sequences(*(torch.zeros(4, 2),) * 2, torch.zeros(4), *(torch.zeros(4, 2),) * 2), adv, mask)
+    assert trained_rows(batch, needs_all=False) == [0, 3]
+    assert trained_rows(batch, needs_all=True) == [0, 1, 3]  # a KL or entropy term sees every kept token
+
+
+def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, cache_dir, monkeypatch):
+    """GRPO on a batch whose equal-reward groups have zero advantage: the weights after the update are
+    the same whether those samples are forwarded or not (the normaliser counts their tokens either way)."""
+    import copy
+
+    import prerl.update as update
+    from prerl.objectives import main_phase
+
+    monkeypatch.setattr(trainer, "score", lambda responses, golds: [float(i < 2) for i in range(len(responses))])
+    cfg, resolved = to_run(compose_config(["algorithm=grpo", "warmup_steps=0", "prompts_per_step=4",
+                                           "optim.lr=1e-3"], tmp_path, cache_dir))
+    exp = trainer.Experiment(cfg, resolved)
+    try:
+        phase = main_phase(cfg.algorithm)
+        batch, _, _ = exp.prepare(phase, exp.collect())
+        zero = (batch.advantages * batch.loss_mask).abs().sum(-1) == 0
+        assert zero.any() and not zero.all(), "the batch needs both zero- and non-zero-advantage samples"
+        start = copy.deepcopy(exp.model.state_dict())
+        after = {}
+        skip = update.trained_rows
+        for name, rows in [("skipping", skip), ("forwarding all", lambda b, needs_all: skip(b, needs_all=True))]:
+            exp.model.load_state_dict(start)
+            optimizer = torch.optim.AdamW(exp.model.parameters(), lr=cfg.optim.lr)
+            monkeypatch.setattr(update, "trained_rows", rows)
+            stats = update.policy_update(exp.model, optimizer, batch, phase, cfg.algorithm, cfg.optim,
+                                         cfg.rollout.max_new_tokens)
+            after[name] = ({k: v.clone() for k, v in exp.model.state_dict().items()}, stats["pg_loss"])
+        (w_skip, loss_skip), (w_all, loss_all) = after["skipping"], after["forwarding all"]
+        assert loss_skip == pytest.approx(loss_all, abs=1e-6)
+        assert any(not torch.equal(w_skip[k], start[k]) for k in start), "the update changed nothing"
+        for k in start:
+            torch.testing.assert_close(w_skip[k], w_all[k], rtol=1e-5, atol=1e-6)
+    finally:
+        exp.tracker.finish()
