@@ -19,8 +19,10 @@ from prerl.config import TrackingConfig
 from prerl.tracking import flatten, sqlite_creation_lock, tracking_uri, with_retry
 
 # Keys that do not change what a run computes (prefix match on the flattened config).
+# ``distributed.``: replicated and sharded ranks take the same step (tests/distributed), and runs from
+# before the key existed keep their digest.
 NOT_IDENTITY = ("output_dir", "resume", "cache_dir", "device", "tracking.uri", "tracking.run_name",
-                "tracking.skip_complete", "tracking.log_samples", "checkpoint.")
+                "tracking.skip_complete", "tracking.log_samples", "checkpoint.", "distributed.")
 
 
 def config_hash(resolved: dict) -> str:

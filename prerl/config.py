@@ -363,6 +363,23 @@ class TrackingConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """How ``torchrun`` processes hold the models (README, "Scaling out"); nothing changes in one process."""
+
+    # replicate: every rank holds full copies of the policy, reference, critic and optimizer state, and
+    # gradients are all-reduced. fsdp2: parameters, gradients and optimizer state are sharded over the
+    # ranks (FSDP2, one unit per decoder layer), for models whose training state does not fit one device;
+    # the weights are gathered whole for rollouts and scoring, so they alone must fit.
+    strategy: str = "replicate"
+
+    def __post_init__(self) -> None:
+        from prerl.distributed import STRATEGIES
+
+        _check(self.strategy in STRATEGIES,
+               f"distributed.strategy={self.strategy!r}: choose one of {sorted(STRATEGIES)}")
+
+
+@dataclass
 class TrainConfig:
     """One run: a warm-up of ``warmup_steps`` updates with ``objective``, then ``algorithm``."""
 
@@ -376,6 +393,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     # auto: continue from the newest checkpoint in output_dir (and its MLflow run); never: start afresh
     resume: str = "auto"
     warmup_steps: int = 20  # optimizer updates with the objective before reincarnation

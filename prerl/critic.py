@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from prerl import distributed
+from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
 from prerl.scoring import Sequences, micro_batches, select
@@ -40,24 +40,25 @@ class ValueModel(nn.Module):
 
 
 class Critic:
-    def __init__(self, policy, cfg: CriticConfig, optim: OptimConfig):
+    def __init__(self, policy, cfg: CriticConfig, optim: OptimConfig, wrap=lambda model: model):
         self.cfg, self.micro_batch_tokens = cfg, optim.micro_batch_tokens
-        self.model = ValueModel(policy)
+        self.model = wrap(ValueModel(policy))  # distributed.strategy (sharded under fsdp2)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=optim.weight_decay)
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"model": fsdp.model_state(self.model), "optimizer": fsdp.optimizer_state(self.model, self.optimizer)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        fsdp.load_model_state(self.model, state["model"])
+        fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
 
     @torch.no_grad()
     def values(self, seqs: Sequences) -> Tensor:
         out = torch.zeros_like(seqs.response_mask)
-        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
-            mb = select(seqs, idx)
-            out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
+        with fsdp.full_weights(self.model):  # ranks run different numbers of micro-batches
+            for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
+                mb = select(seqs, idx)
+                out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
         return out
 
     def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
@@ -65,13 +66,15 @@ class Critic:
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0
-        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
+        batches = micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens)
+        for chunk in fsdp.lockstep(batches, self.model):
+            idx = chunk or [0]  # padding (sharded model): row 0 with zero weight
             mb = select(seqs, idx)
             width = mb.response_ids.shape[1]
             rows = torch.tensor(idx)
             device = self.model.head.weight.device
             ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
-            mask = mb.response_mask.to(device)
+            mask = mb.response_mask.to(device) * float(bool(chunk))
             v = self.model(mb)
             v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
             loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)

@@ -16,8 +16,15 @@ from typing import Iterable
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
+from prerl import fsdp
 from prerl.losses import Normaliser
+
+# distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
+# their optimizers are built). replicate: a full copy, gradients all-reduced by ``all_reduce_grads``;
+# fsdp2: sharded over the ranks (prerl/fsdp.py).
+STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}
 
 # Additive metrics: each rank holds its share of the global value (loss is normalised globally).
 SUMMED_METRICS = {"train/loss", "train/pg_loss", "train/kl_loss", "train/kept_tokens", "critic/value_loss",
@@ -44,6 +51,13 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def check_world(prompts_per_step: int) -> None:
+    """Every rank needs a prompt: a rank with none would fail mid-step while the others wait on it."""
+    if prompts_per_step < world_size():
+        raise ValueError(f"prompts_per_step={prompts_per_step} is below the {world_size()} processes; "
+                         "every rank needs at least one prompt")
 
 
 def world_size() -> int:
@@ -89,10 +103,13 @@ def normaliser(mask: torch.Tensor, scale: float) -> Normaliser:
 
 
 def all_reduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
-    """Sum the accumulated gradients over ranks (a rank that trained on nothing contributes zeros)."""
+    """Sum the accumulated gradients over ranks (a rank that trained on nothing contributes zeros).
+    Sharded (FSDP2) parameters are skipped: their backward already reduce-scattered the sums."""
     if world_size() == 1:
         return
-    params = [p for p in params if p.requires_grad]
+    params = [p for p in params if p.requires_grad and not isinstance(p, DTensor)]
+    if not params:
+        return
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)

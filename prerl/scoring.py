@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from prerl import fsdp
 from prerl.config import Space
 
 
@@ -106,8 +107,9 @@ def score_logprobs(model, seqs: Sequences, max_tokens: int) -> Tensor:
     """log π of every response token (0 on padding), computed in micro-batches without gradient."""
     out = torch.zeros_like(seqs.response_mask)
     lengths = seqs.attention_mask.sum(-1).tolist()
-    for idx in micro_batches(lengths, max_tokens):
-        mb = select(seqs, idx)
-        lp = response_logprobs(model, mb)[0].cpu() * mb.response_mask
-        out[torch.tensor(idx), : lp.shape[1]] = lp
+    with fsdp.full_weights(model):  # ranks run different numbers of micro-batches
+        for idx in micro_batches(lengths, max_tokens):
+            mb = select(seqs, idx)
+            lp = response_logprobs(model, mb)[0].cpu() * mb.response_mask
+            out[torch.tensor(idx), : lp.shape[1]] = lp
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from prerl import checkpoint, distributed
+from prerl import checkpoint, distributed, fsdp
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs, Advantages
 from prerl.behaviours import behaviour_metrics
@@ -126,6 +126,12 @@ class Experiment:
         self.tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
         self.device = resolve_device(cfg.device)
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
+        # copies first, then each model is wrapped by the strategy (sharded under fsdp2) before its optimizer
+        wrap = distributed.STRATEGIES[cfg.distributed.strategy]
+        uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
+        self.reference = wrap(copy.deepcopy(self.model).eval().requires_grad_(False)) if uses_ref else None
+        self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if cfg.algorithm.uses_critic else None
+        self.model = wrap(self.model)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
         splits = data_lib.load_splits(cfg.data)
         splits = {**splits, **eval_sets(cfg.eval, lambda: splits)}  # benchmarks, or splits of the data
@@ -134,9 +140,6 @@ class Experiment:
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
                                            weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
-        uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
-        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False) if uses_ref else None
-        self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim) if cfg.algorithm.uses_critic else None
         self.prompts = PromptStream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
         self.resolved = resolved
         self.nonfinite_in_a_row = 0
@@ -222,7 +225,7 @@ class Experiment:
     def reincarnate(self) -> None:
         """Policy Reincarnation: the warm-up policy becomes the new start (and KL anchor)."""
         rc = self.cfg.reincarnation
-        if rc.reset_reference and self.reference is not None:
+        if rc.reset_reference and self.reference is not None:  # sharded alike under fsdp2: shard to shard
             self.reference.load_state_dict(self.model.state_dict())
         if rc.reset_optimizer:
             self.optimizer.state.clear()
@@ -234,20 +237,21 @@ class Experiment:
         return Path(self.cfg.output_dir) / "checkpoints"
 
     def state_dict(self, step: int) -> dict:
+        """Called on every rank (gathering sharded state is a collective); complete on rank 0."""
         return {
             "step": step, "run_id": self.tracker.run_id, "rng": checkpoint.rng_state(),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "reference": self.reference.state_dict() if self.reference is not None else None,
+            "model": fsdp.model_state(self.model), "optimizer": fsdp.optimizer_state(self.model, self.optimizer),
+            "reference": fsdp.model_state(self.reference) if self.reference is not None else None,
             "critic": self.critic.state_dict() if self.critic is not None else None,
             "prompts": self.prompts.state_dict(), "last_eval": self.last_eval,
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
         }
 
     def load_state_dict(self, state: dict) -> int:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        fsdp.load_model_state(self.model, state["model"])
+        fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         if self.reference is not None:
-            self.reference.load_state_dict(state["reference"])
+            fsdp.load_model_state(self.reference, state["reference"])
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
         self.prompts.load_state_dict(state["prompts"])
@@ -270,7 +274,17 @@ class Experiment:
         return step
 
     def save_checkpoint(self, step: int) -> None:
-        checkpoint.save(self.checkpoint_dir, step, self.state_dict(step), self.cfg.checkpoint.keep_last)
+        """Every rank gathers, rank 0 writes."""
+        state = self.state_dict(step)
+        if distributed.is_main():
+            checkpoint.save(self.checkpoint_dir, step, state, self.cfg.checkpoint.keep_last)
+
+    def save_policy(self, save_dir: Path) -> None:
+        """The final policy as a transformers folder: every rank gathers, rank 0 writes."""
+        state = fsdp.model_state(self.model)
+        if distributed.is_main():
+            self.model.save_pretrained(save_dir, state_dict=state)
+            self.tokenizer.save_pretrained(save_dir)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -279,7 +293,8 @@ class Experiment:
         phase = phase_at(step, cfg)
         clock = Stopwatch()
         with autocast(cfg.model, self.device):  # compute dtype of every forward/backward (model.autocast)
-            exp = self.collect()  # rollout → reward
+            with fsdp.full_weights(self.model):  # ranks generate different numbers of tokens: no collectives
+                exp = self.collect()  # rollout → reward
             clock.lap("rollout_reward")
             batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
             clock.lap("advantage")
@@ -315,7 +330,7 @@ class Experiment:
         ev, out = self.cfg.eval, {}
         for name in ev.sets:
             split = self.splits[name]
-            with autocast(self.cfg.model, self.device):
+            with autocast(self.cfg.model, self.device), fsdp.full_weights(self.model):
                 result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
                                   ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
             out.update({f"eval/{k}": v for k, v in result.metrics().items()})
@@ -351,6 +366,7 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
+    distributed.check_world(cfg.prompts_per_step)
     cfg.output_dir = distributed.broadcast(cfg.output_dir)
     exp = Experiment(cfg, resolved)
     first = exp.start()
@@ -375,12 +391,9 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
                      metrics["train/accuracy"], metrics["train/loss"],
                      "warm-up" if metrics["train/warmup"] else "main", metrics["time/step_s"])
             every = cfg.checkpoint.every_steps
-            if distributed.is_main() and (done == cfg.total_steps or (every and done % every == 0)):
+            if done == cfg.total_steps or (every and done % every == 0):
                 exp.save_checkpoint(done)
-        if distributed.is_main():
-            save_dir = Path(cfg.output_dir) / "final_policy"
-            exp.model.save_pretrained(save_dir)
-            exp.tokenizer.save_pretrained(save_dir)
+        exp.save_policy(Path(cfg.output_dir) / "final_policy")
         status = "FINISHED"
     finally:
         exp.tracker.finish(status)

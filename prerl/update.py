@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from prerl import distributed
+from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
 from prerl.losses import POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
@@ -54,11 +54,11 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
     forwarded = max(float(batch.loss_mask[active].sum()), 1.0)  # diagnostics average over these tokens
     lengths = batch.seqs.attention_mask.sum(-1)[active].tolist() if active else []
-    for chunk in micro_batches(lengths, optim.micro_batch_tokens):
-        idx = [active[j] for j in chunk]
+    for chunk in fsdp.lockstep(micro_batches(lengths, optim.micro_batch_tokens), model):
+        idx = [active[j] for j in chunk] or [0]  # padding (sharded model): row 0 with zero weight
         mb = select(batch.seqs, idx)
         width = mb.response_ids.shape[1]
-        mask = _rows(batch.loss_mask, idx, width).to(device)
+        mask = _rows(batch.loss_mask, idx, width).to(device) * float(bool(chunk))
         adv = _rows(batch.advantages, idx, width).to(device)
         logp, entropy = response_logprobs(model, mb, entropy=entropy_mode)
         old = _rows(batch.old_logp, idx, width)
@@ -79,8 +79,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         totals["loss"] += loss.item()
         totals["clip_frac"] += float(stats["clip_frac"]) * float(mask.sum()) / forwarded
         totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
-    distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+    distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process, or sharded)
+    grad_norm = fsdp.full(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip))
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
     if finite:
         optimizer.step()

@@ -122,3 +122,11 @@ def test_optuna_study_resumes_after_an_interruption(tmp_path, cache_dir):
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
     assert len(study.trials) == 4
     assert (tmp_path / "again" / "optimization_results.yaml").exists()
+
+
+def test_config_hash_ignores_how_ranks_hold_the_model():
+    """Replicated and sharded runs compute the same steps; runs from before the key keep their digest."""
+    from prerl.completed import config_hash
+
+    assert config_hash({"seed": 0, "distributed": {"strategy": "fsdp2"}}) == config_hash({"seed": 0})
+    assert config_hash({"seed": 1}) != config_hash({"seed": 0})

@@ -46,6 +46,8 @@ def test_bad_config_is_rejected_before_any_work(tmp_path, cache_dir):
         to_run(compose_config(["warmup_steps=9", "total_steps=3"], tmp_path, cache_dir))
     with pytest.raises(Exception, match="loss_agg_mode"):
         to_run(compose_config(["algorithm.loss_agg_mode=sum"], tmp_path, cache_dir))
+    with pytest.raises(Exception, match=r"distributed.strategy='fsdp': choose one of \['fsdp2', 'replicate'\]"):
+        to_run(compose_config(["distributed.strategy=fsdp"], tmp_path, cache_dir))
 
 
 def test_context_token_must_be_one_known_token(cache_dir):

@@ -20,7 +20,7 @@ import os
 
 import torch.distributed as dist
 
-from prerl import distributed
+from prerl import distributed, fsdp
 from prerl.config import RolloutConfig
 from prerl.rollout.base import Rollout
 
@@ -87,10 +87,12 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
 
     def _load_policy_weights(self) -> None:
-        # Full (unsharded) tensors under Hugging Face names; each TP rank's loader keeps its shard.
-        weights = [(name, p.detach()) for name, p in self.policy.named_parameters()]
+        # Full (unsharded) tensors under Hugging Face names; each TP rank's loader keeps its shard. Under
+        # fsdp2 the parameters are shards (DTensors) outside ``fsdp.full_weights``: gathered here, a
+        # collective that every rank reaches together (after each update, at start-up, on resume).
+        weights = [(name, fsdp.full(p.detach())) for name, p in self.policy.named_parameters()]
         if self.tied:  # named_parameters lists a shared tensor once, under the input embedding's name
-            weights.append((self.head_name, self.policy.get_output_embeddings().weight.detach()))
+            weights.append((self.head_name, fsdp.full(self.policy.get_output_embeddings().weight.detach())))
         if self.reloads:
             self.llm.collective_rpc("reload_weights",
                                     kwargs={"weights_iterator": weights, "is_checkpoint_format": True})

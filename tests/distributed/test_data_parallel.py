@@ -1,4 +1,5 @@
-"""Data parallelism with ``torchrun`` on CPU (gloo): the same update as one process, and a full run."""
+"""Data parallelism with ``torchrun`` on CPU (gloo), replicated and FSDP2-sharded: the same update as one
+process, and full runs."""
 
 import os
 import socket
@@ -26,17 +27,24 @@ def run(cmd, timeout=600):
     return done
 
 
-def test_two_processes_take_the_same_step_as_one(tmp_path):
-    worker = str(ROOT / "tests" / "distributed" / "update_worker.py")
-    run([sys.executable, worker, str(tmp_path / "one.pt")])
-    run(TORCHRUN + [worker, str(tmp_path / "two.pt")])
+WORKER = str(ROOT / "tests" / "distributed" / "update_worker.py")
+COMPARED = ("train/loss", "train/grad_norm", "train/kept_tokens", "critic/value_loss")
+
+
+@pytest.mark.parametrize("strategy", ["replicate", "fsdp2"])
+def test_two_processes_take_the_same_step_as_one(tmp_path, strategy):
+    run([sys.executable, WORKER, str(tmp_path / "one.pt")])
+    run(TORCHRUN + [WORKER, str(tmp_path / "two.pt"), strategy], timeout=300)  # a hang fails, after 300 s
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    for name, weight in one["state"].items():
-        torch.testing.assert_close(two["state"][name], weight, rtol=0, atol=1e-6, msg=name)
+    for part in ("state", "critic"):  # the policy, and the critic (whose loop pads a micro-batch under fsdp2)
+        assert two[part].keys() == one[part].keys()
+        for name, weight in one[part].items():
+            torch.testing.assert_close(two[part][name], weight, rtol=0, atol=1e-6, msg=f"{part} {name}")
     for mode, stats in one["stats"].items():  # the reduced metrics are those of the global batch
-        for key in ("train/loss", "train/grad_norm", "train/kept_tokens"):
+        for key in set(COMPARED) & set(stats):
             assert two["stats"][mode][key] == pytest.approx(stats[key], rel=1e-5), (mode, key)
-    assert one["stats"]["token-mean"]["train/grad_norm"] > 0  # the batch did train
+    assert one["stats"]["token-mean/spread"]["train/grad_norm"] > 0  # the batch did train
+    assert one["stats"]["token-mean/rank0"]["train/grad_norm"] > 0.05  # ... and the clipped one clipped
 
 
 def free_port() -> int:
@@ -47,7 +55,7 @@ def free_port() -> int:
 
 def test_slurm_tasks_take_the_same_step_as_torchrun(tmp_path):
     """Two processes started as SLURM tasks (what the submitit launcher does) join one group by themselves."""
-    worker = str(ROOT / "tests" / "distributed" / "update_worker.py")
+    worker = WORKER
     run(TORCHRUN + [worker, str(tmp_path / "torchrun.pt")])
     slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "1", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1",
              "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(free_port())}
@@ -78,3 +86,33 @@ def test_torchrun_smoke_run_logs_once_from_rank_zero(tmp_path, cache_dir):
     assert len(solved) == 4 and all(s.value + by_step[s.step] == 4 for s in solved)
     assert [p.name for p in checkpoint.checkpoints(out / "checkpoints")][-1] == "step_000004.pt"
     assert (out / "final_policy" / "config.json").exists()
+
+
+def test_fsdp2_run_logs_once_and_writes_checkpoints_that_load_anywhere(tmp_path, cache_dir):
+    """A sharded run with a KL reference (also sharded; reset at reincarnation after step 1): rank 0
+    logs, checkpoints hold whole tensors that an unsharded model and optimizer load, and it resumes."""
+    from transformers import AutoModelForCausalLM
+
+    ensure_base_model(MiniModelConfig.micro(), cache_dir, progress=False)
+    db, out = tmp_path / "mlflow.db", tmp_path / "out"
+    command = TORCHRUN + ["train.py", "experiment=smoke", f"cache_dir={cache_dir}", f"output_dir={out}",
+                          f"tracking.uri=sqlite:///{db}", "distributed.strategy=fsdp2", "algorithm.kl.placement=loss",
+                          "warmup_steps=1", "checkpoint.every_steps=1", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    run(command + ["total_steps=2"], timeout=300)
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")) == [1, 2]
+
+    state = torch.load(out / "checkpoints" / "step_000002.pt", weights_only=False)
+    model = AutoModelForCausalLM.from_pretrained(out / "final_policy")
+    model.load_state_dict(state["model"])  # the layout of an unsharded model's state_dict()
+    model.load_state_dict(state["reference"])
+    torch.optim.AdamW(model.parameters()).load_state_dict(state["optimizer"])
+    assert float(state["optimizer"]["state"][0]["step"]) == 2
+
+    run(command + ["total_steps=3"], timeout=300)  # resumes the sharded run from step 2
+    resumed = torch.load(out / "checkpoints" / "step_000003.pt", weights_only=False)
+    assert float(resumed["optimizer"]["state"][0]["step"]) == 3  # Adam's state was loaded, not restarted
+    assert len(client.search_runs([runs[0].info.experiment_id])) == 1
+    assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")) == [1, 2, 3]
