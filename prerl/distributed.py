@@ -6,7 +6,8 @@ gradients are all-reduced with SUM before clipping, so N processes take exactly 
 takes on the whole batch. This is DDP's all-reduce done once per update by hand: ``DistributedDataParallel``
 reduces on every ``backward``, and here ranks run different numbers of micro-batches (token-budget
 packing; NSR skips correct samples, so a rank can have none), which would leave DDP's collectives
-unmatched. With one process every helper is a no-op.
+unmatched. With one process every helper is a no-op. Under ``distributed.strategy=fsdp2`` the models
+are sharded instead (prerl/fsdp.py) and FSDP2's own reduce-scatter sums their gradients.
 """
 
 from __future__ import annotations
