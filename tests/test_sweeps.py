@@ -93,7 +93,7 @@ def test_warmup_sweep_on_submitit_then_rerun_skips_and_table_has_the_logged_valu
 
     out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "tables"),
                                "--tables", "warmup", "--no-log"])
-    text = (out / "warmup.md").read_text()
+    text = (out / "warmup.md").read_text().replace("**", "")  # ties are all bold
     for run in runs:
         logged = run.data.metrics["eval/test/avg_at_2"]  # the value at the last step
         history = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
