@@ -401,6 +401,9 @@ class TrainConfig:
     prompts_per_step: int = 16  # prompts per update; samples per update = prompts × samples_per_prompt
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    # torch.use_deterministic_algorithms(True): torch's GPU kernels repeat on the same machine (its CPU
+    # kernels already do; vLLM's are its own); it never makes two machines agree (README, "Reproducibility")
+    deterministic: bool = False
     cache_dir: str = ".cache/prerl"
     output_dir: str = "outputs/run"
 

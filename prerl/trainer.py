@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from prerl.critic import Critic
 from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate
 from prerl.losses import kl_penalty
-from prerl.models import autocast, context_token_id, load_policy, resolve_device
+from prerl.fingerprint import run_fingerprint
+from prerl.models import autocast, context_token_id, load_policy, model_path, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, sample_mask, warmup_phase, weight_advantages
 from prerl.rewards import overlong_penalty, score
 from prerl.rollout import Rollout, make_engine
@@ -122,6 +124,9 @@ class Experiment:
 
     def __init__(self, cfg: TrainConfig, resolved: dict):
         self.cfg = cfg
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable GEMMs
+            torch.use_deterministic_algorithms(True)
         # first: an unreachable store fails before any model loads; only rank 0 logs
         self.tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
         self.device = resolve_device(cfg.device)
@@ -265,6 +270,9 @@ class Experiment:
         state = checkpoint.load_latest(self.checkpoint_dir) if self.cfg.resume == "auto" else None
         tags = {"objective": self.cfg.objective.name, "algorithm": self.cfg.algorithm.name,
                 "warmup_steps": str(self.cfg.warmup_steps)}
+        # whether two runs should agree to the float (same weights, machine, packages, threads)
+        tags |= run_fingerprint(model_path(self.cfg.model, self.cfg.cache_dir),
+                                getattr(self.model.config, "_commit_hash", None))
         if state is None:
             self.tracker.start(self.resolved, tags)
             return 0

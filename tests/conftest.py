@@ -1,12 +1,15 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PRERL_DETERMINISTIC") == "1":  # make test-deterministic: in this process (not its subprocesses)
+    torch.use_deterministic_algorithms(True)
 
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    """One micro base model build shared by the whole test session."""
+    """A cache for the session's base models (the micro recipe ships, so most tests build nothing)."""
     return str(tmp_path_factory.mktemp("prerl-cache"))

@@ -6,6 +6,8 @@ from mlflow.tracking import MlflowClient
 
 import prerl.trainer as trainer
 from helpers import coin_grader, compose_config, to_run
+from prerl.config import MiniModelConfig
+from prerl.mini.base_model import read_build_info, shipped_build
 
 OBJECTIVES = ["nsr_prerl", "psr_prerl", "prerl", "nsr_rl", "psr_rl", "rl", "w_reinforce"]
 
@@ -34,6 +36,10 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert 0 < kept[0] <= 1 and kept[2] == 1.0  # the main phase trains on every sample
     evals = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
     assert [m.step for m in evals] == [0, 3]
+    tags = run.data.tags  # the reproducibility fingerprint: the shipped weights, machine, packages
+    assert tags["repro.base_weights"] == read_build_info(shipped_build(MiniModelConfig.micro()))["weights_sha256"]
+    assert tags["repro.version.torch"] == torch.__version__ and tags["repro.torch_threads"] == str(torch.get_num_threads())
+    assert tags["repro.cpu"] and tags["repro.deterministic_algorithms"] in ("True", "False")
 
     from prerl.models import model_path
 

@@ -7,7 +7,11 @@ pure function of its ``MiniModelConfig``; the result is saved with ``save_pretra
 folder whose name carries a hash of that config, so changing any knob builds a new model and a
 finished build is reused.
 
-Run ``python -m prerl.mini.base_model`` (or ``make base-model``) to build the default one.
+The default mini and micro builds ship with prerl (``prerl/mini/shipped/``): floats differ between
+CPUs and compound over 560 pre-training steps, so a model rebuilt on another machine is another
+model. A recipe that matches a shipped build loads it (its weights' sha256 checked); any other recipe
+is built once and cached. ``python -m prerl.mini.base_model --rebuild`` (``make base-model``) builds
+the recipe again from scratch and says whether it reproduced the shipped weights bit for bit.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
+from prerl import fingerprint
+from prerl.fingerprint import BUILD_INFO
 from prerl.config import MiniModelConfig
 from prerl.mini import task
 from prerl.mini.tokenizer import IM_END, IM_START, train_tokenizer
 
-BUILD_INFO = "prerl_build.json"
+WEIGHTS = "model.safetensors"
+SHIPPED = Path(__file__).with_name("shipped")
 # Bump when the build code changes what a recipe produces, so stale caches are not reused.
 BUILD_VERSION = 3
 
@@ -41,6 +48,24 @@ def build_dir(cfg: MiniModelConfig, cache_dir: str | os.PathLike) -> Path:
     recipe = {"build_version": BUILD_VERSION, **asdict(cfg)}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
     return Path(cache_dir) / f"{cfg.name}-{digest}"
+
+
+def read_build_info(path: str | os.PathLike) -> dict | None:
+    info = Path(path) / BUILD_INFO
+    return json.loads(info.read_text()) if info.exists() else None
+
+
+def shipped_build(cfg: MiniModelConfig) -> Path | None:
+    """The shipped build of exactly this recipe, after checking its weights against the recorded hash."""
+    path = build_dir(cfg, SHIPPED)
+    info = read_build_info(path)
+    if info is None:
+        return None
+    actual = fingerprint.sha256_file(path / WEIGHTS)
+    if actual != info["weights_sha256"]:
+        raise RuntimeError(f"the shipped base model {path} is damaged: its weights hash to {actual}, "
+                           f"{BUILD_INFO} records {info['weights_sha256']}; restore it with git checkout")
+    return path
 
 
 def corpus_texts(cfg: MiniModelConfig, rng: random.Random) -> list[str]:
@@ -142,7 +167,9 @@ def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = 
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    info = {"config": asdict(cfg), "final_loss": loss.item(), "build_seconds": time.perf_counter() - started}
+    info = {"config": asdict(cfg), "build_version": BUILD_VERSION, "final_loss": loss.item(),
+            "build_seconds": time.perf_counter() - started, "weights_sha256": fingerprint.sha256_file(tmp / WEIGHTS),
+            "built_on": fingerprint.machine(), "packages": fingerprint.packages()}
     (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2))
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -151,7 +178,10 @@ def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = 
 
 
 def ensure_base_model(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> Path:
-    """The cached build for ``cfg``, building it first if it is missing."""
+    """The shipped build for ``cfg``, else the cached one, building it first if it is missing."""
+    shipped = shipped_build(cfg)
+    if shipped is not None:
+        return shipped
     path = build_dir(cfg, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
@@ -165,12 +195,46 @@ def load(path: str | os.PathLike):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
+def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> tuple[Path, str]:
+    """Build ``cfg`` from scratch (never the shipped or cached copy) and compare it with the shipped build."""
+    path = pretrain(cfg, build_dir(cfg, Path(cache_dir) / "rebuilt"), progress=progress)
+    built = read_build_info(path)
+    shipped = read_build_info(build_dir(cfg, SHIPPED))
+    if shipped is None:
+        return path, f"no shipped build of this recipe to compare with (weights sha256 {built['weights_sha256']})"
+    if built["weights_sha256"] == shipped["weights_sha256"]:
+        return path, f"matches the shipped build bit for bit (sha256 {built['weights_sha256']})"
+    return path, (f"differs from the shipped build: sha256 {built['weights_sha256']} here, "
+                  f"{shipped['weights_sha256']} shipped (built on {shipped['built_on']['cpu']} with "
+                  f"{shipped['built_on']['torch_threads']} threads; here {built['built_on']['cpu']} with "
+                  f"{built['built_on']['torch_threads']}). Float rounding differs between CPUs and thread "
+                  "counts and compounds over the pre-training steps; runs load the shipped build.")
+
+
+def ship(path: Path) -> Path:
+    """Copy a finished build into ``prerl/mini/shipped/`` (how the shipped builds were made)."""
+    target = SHIPPED / path.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(path, target)
+    return target
+
+
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=["mini", "micro"], default="mini")
     parser.add_argument("--cache-dir", default=os.environ.get("PRERL_CACHE", ".cache/prerl"))
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build from the recipe even when shipped or cached, and compare with the shipped build")
+    parser.add_argument("--ship", action="store_true", help="with --rebuild: copy the build into prerl/mini/shipped/")
     args = parser.parse_args()
     variant = MiniModelConfig() if args.variant == "mini" else MiniModelConfig.micro()
-    print(ensure_base_model(variant, args.cache_dir))
+    if not args.rebuild:
+        print(ensure_base_model(variant, args.cache_dir))
+    else:
+        built, verdict = rebuild(variant, args.cache_dir)
+        print(f"{built}: {verdict}")
+        if args.ship:
+            print(f"shipped as {ship(built)}")

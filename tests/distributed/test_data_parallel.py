@@ -31,6 +31,19 @@ WORKER = str(ROOT / "tests" / "distributed" / "update_worker.py")
 COMPARED = ("train/loss", "train/grad_norm", "train/kept_tokens", "critic/value_loss")
 
 
+def assert_same_steps(one: dict, two: dict, part: str) -> None:
+    """Two ranks sum their gradients' halves, one process sums them whole: the same fp32 terms in another
+    order. Compared on the weight change (SGD: proportional to the gradient), within the reordering error
+    of sums of ~10^2 terms, n·eps ≈ 1e-5 of the largest change (1e-4 leaves room for the three steps'
+    drift); a lost or doubled share of the batch moves the changes by tens of percent."""
+    start = one["start"][part]
+    changes = {k: (one[part][k] - start[k], two[part][k] - start[k]) for k in start}
+    scale = max(float(a.abs().max()) for a, _ in changes.values())
+    assert scale > 0, f"{part}: the updates changed nothing"
+    for name, (a, b) in changes.items():
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * scale, msg=f"{part} {name}")
+
+
 @pytest.mark.parametrize("strategy", ["replicate", "fsdp2"])
 def test_two_processes_take_the_same_step_as_one(tmp_path, strategy):
     run([sys.executable, WORKER, str(tmp_path / "one.pt")])
@@ -38,11 +51,11 @@ def test_two_processes_take_the_same_step_as_one(tmp_path, strategy):
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for part in ("state", "critic"):  # the policy, and the critic (whose loop pads a micro-batch under fsdp2)
         assert two[part].keys() == one[part].keys()
-        for name, weight in one[part].items():
-            torch.testing.assert_close(two[part][name], weight, rtol=0, atol=1e-6, msg=f"{part} {name}")
+        assert_same_steps(one, two, part)
     for mode, stats in one["stats"].items():  # the reduced metrics are those of the global batch
         for key in set(COMPARED) & set(stats):
-            assert two["stats"][mode][key] == pytest.approx(stats[key], rel=1e-5), (mode, key)
+            # sums of ~10^2 fp32 terms in another order (as above)
+            assert two["stats"][mode][key] == pytest.approx(stats[key], rel=1e-4, abs=1e-7), (mode, key)
     assert one["stats"]["token-mean/spread"]["train/grad_norm"] > 0  # the batch did train
     assert one["stats"]["token-mean/rank0"]["train/grad_norm"] > 0.05  # ... and the clipped one clipped
 
@@ -64,6 +77,7 @@ def test_slurm_tasks_take_the_same_step_as_torchrun(tmp_path):
              for r in range(2)]
     assert [t.wait(timeout=600) for t in tasks] == [0, 0]
     a, b = torch.load(tmp_path / "torchrun.pt"), torch.load(tmp_path / "slurm.pt")
+    # bit-exact: the same two-process layout on the same machine runs the same kernels in the same order
     for name, weight in a["state"].items():
         torch.testing.assert_close(b["state"][name], weight, rtol=0, atol=0, msg=name)
 

@@ -52,6 +52,7 @@ def main(out: str, strategy: str = "replicate") -> None:
     # 26 tokens: rank 0 of two packs its rows into 3 micro-batches, rank 1 into 4 (rank 0 pads one)
     critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap)
     model = wrap(model)
+    start, critic_start = fsdp.model_state(model), fsdp.model_state(critic.model)  # collectives: every rank
     results = {}
     for mode, kept, clip in (("token-mean", "spread", 1e9), ("seq-mean-token-sum-norm", "spread", 1e9),
                              ("token-mean", "rank0", 0.05)):  # the last one clips: the global norm matters
@@ -65,7 +66,8 @@ def main(out: str, strategy: str = "replicate") -> None:
     state = fsdp.model_state(model)  # whole tensors on rank 0 under fsdp2
     critic_state = fsdp.model_state(critic.model)
     if distributed.is_main():
-        torch.save({"state": state, "critic": critic_state, "stats": results}, out)
+        torch.save({"state": state, "critic": critic_state, "stats": results,
+                    "start": {"state": start, "critic": critic_start}}, out)
 
 
 def critic_updates(critic: Critic, seqs) -> dict[str, float]:
