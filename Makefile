@@ -25,11 +25,11 @@ demo: setup
 
 ## The test suite (micro models, no network)
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest tests
 
-## Build (or reuse) the cached mini base model explicitly
+## Rebuild the mini base model from its recipe and say whether it matches the shipped one bit for bit
 base-model: setup
-	$(PY) -m prerl.mini.base_model --variant mini
+	$(PY) -m prerl.mini.base_model --variant mini --rebuild
 
 ## Browse runs at http://127.0.0.1:5000
 mlflow-ui: setup

@@ -68,6 +68,9 @@ class MiniModelConfig:
     """Recipe of the locally pre-trained mini base model (ignored for Hub models)."""
 
     name: str = "mini"
+    # What the corpus teaches: "addition" (prerl/mini/task.py, one method with flaws at the rates below)
+    # or "styles" (prerl/mini/styles.py, three prompt-independent solution styles at fixed rates)
+    task: str = "addition"
     seed: int = 0
     vocab_size: int = 400
     hidden_size: int = 128
@@ -89,6 +92,9 @@ class MiniModelConfig:
     train_steps: int = 560
     batch_size: int = 64
     lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        _check(self.task in ("addition", "styles"), f"model.mini.task={self.task!r}: choose addition or styles")
 
     @staticmethod
     def micro() -> "MiniModelConfig":

@@ -7,6 +7,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 import prerl.mini.base_model as base_model
+from helpers import compose_config, to_run
 from prerl.config import MiniModelConfig
 from prerl.fingerprint import sha256_file
 
@@ -14,8 +15,11 @@ from prerl.fingerprint import sha256_file
 TINY = replace(MiniModelConfig.micro(), name="tiny", corpus_documents=200, train_steps=5, batch_size=8)
 
 
-@pytest.mark.parametrize("recipe", [MiniModelConfig(), MiniModelConfig.micro()], ids=["mini", "micro"])
-def test_default_recipes_load_the_shipped_build(recipe, tmp_path):
+@pytest.mark.parametrize("variant", list(base_model.VARIANTS))
+def test_every_shipped_recipe_is_what_its_model_config_composes_and_loads_unbuilt(variant, tmp_path):
+    recipe = base_model.VARIANTS[variant]()
+    cfg, _ = to_run(compose_config([f"model={variant}"], tmp_path, str(tmp_path / "cache")))
+    assert cfg.model.mini == recipe
     path = base_model.ensure_base_model(recipe, tmp_path)
     assert path.parent == base_model.SHIPPED and not any(tmp_path.iterdir())  # nothing was built
     info = base_model.read_build_info(path)

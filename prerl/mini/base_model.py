@@ -35,7 +35,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3
 from prerl import fingerprint
 from prerl.fingerprint import BUILD_INFO
 from prerl.config import MiniModelConfig
-from prerl.mini import task
+from prerl.mini import styles, task
 from prerl.mini.tokenizer import IM_END, IM_START, train_tokenizer
 
 WEIGHTS = "model.safetensors"
@@ -68,16 +68,28 @@ def shipped_build(cfg: MiniModelConfig) -> Path | None:
     return path
 
 
+def _addition(problem: task.Problem, rng: random.Random, cfg: MiniModelConfig) -> str:
+    return task.solve(problem, rng, task.FlawRates(cfg.slip_rate, cfg.drop_carry_rate, cfg.repair_rate,
+                                                   cfg.recheck_rate))
+
+
+# How each mini task's corpus writes a solution (``MiniModelConfig.task``).
+SOLVERS = {
+    "addition": _addition,  # prerl.mini.task: one method, flaws at the recipe's rates
+    "styles": lambda problem, rng, cfg: styles.solve(problem, rng),  # prerl.mini.styles: its own fixed rates
+}
+
+
 def corpus_texts(cfg: MiniModelConfig, rng: random.Random) -> list[str]:
     """The pre-training documents, already in chat format (or prompt-free for a share of them)."""
     difficulty = task.Difficulty(
         cfg.corpus_min_operands, cfg.corpus_max_operands, cfg.corpus_min_digits, cfg.corpus_max_digits
     )
-    flaws = task.FlawRates(cfg.slip_rate, cfg.drop_carry_rate, cfg.repair_rate, cfg.recheck_rate)
+    solve = SOLVERS[cfg.task]
     docs = []
     for _ in range(cfg.corpus_documents):
         problem = task.sample_problem(rng, difficulty)
-        solution = task.solve(problem, rng, flaws)
+        solution = solve(problem, rng, cfg)
         if rng.random() < cfg.prompt_free_fraction:
             docs.append(f"{IM_START}{solution}{IM_END}")
         else:
@@ -195,6 +207,11 @@ def load(path: str | os.PathLike):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
+# The shipped recipes, as conf/model/{mini,micro,mini_styles}.yaml compose them.
+VARIANTS = {"mini": MiniModelConfig, "micro": MiniModelConfig.micro,
+            "mini_styles": lambda: MiniModelConfig(name="mini_styles", task="styles")}
+
+
 def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> tuple[Path, str]:
     """Build ``cfg`` from scratch (never the shipped or cached copy) and compare it with the shipped build."""
     path = pretrain(cfg, build_dir(cfg, Path(cache_dir) / "rebuilt"), progress=progress)
@@ -224,13 +241,13 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=["mini", "micro"], default="mini")
+    parser.add_argument("--variant", choices=list(VARIANTS), default="mini")
     parser.add_argument("--cache-dir", default=os.environ.get("PRERL_CACHE", ".cache/prerl"))
     parser.add_argument("--rebuild", action="store_true",
                         help="build from the recipe even when shipped or cached, and compare with the shipped build")
     parser.add_argument("--ship", action="store_true", help="with --rebuild: copy the build into prerl/mini/shipped/")
     args = parser.parse_args()
-    variant = MiniModelConfig() if args.variant == "mini" else MiniModelConfig.micro()
+    variant = VARIANTS[args.variant]()
     if not args.rebuild:
         print(ensure_base_model(variant, args.cache_dir))
     else:

@@ -52,7 +52,8 @@ def main(out: str, strategy: str = "replicate") -> None:
     # 26 tokens: rank 0 of two packs its rows into 3 micro-batches, rank 1 into 4 (rank 0 pads one)
     critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap)
     model = wrap(model)
-    start, critic_start = fsdp.model_state(model), fsdp.model_state(critic.model)  # collectives: every rank
+    # copies (an unsharded state_dict holds the live tensors); gathering is a collective: every rank
+    start, critic_start = ({k: v.detach().clone() for k, v in fsdp.model_state(m).items()} for m in (model, critic.model))
     results = {}
     for mode, kept, clip in (("token-mean", "spread", 1e9), ("seq-mean-token-sum-norm", "spread", 1e9),
                              ("token-mean", "rank0", 0.05)):  # the last one clips: the global norm matters
