@@ -209,7 +209,7 @@ def load(path: str | os.PathLike):
 
 # The shipped recipes, as conf/model/{mini,micro,mini_styles}.yaml compose them.
 VARIANTS = {"mini": MiniModelConfig, "micro": MiniModelConfig.micro,
-            "mini_styles": lambda: MiniModelConfig(name="mini_styles", task="styles")}
+            "mini_styles": lambda: MiniModelConfig(name="mini_styles", task="styles", train_steps=1200)}
 
 
 def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> tuple[Path, str]:
