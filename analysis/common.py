@@ -11,19 +11,17 @@ import torch
 from omegaconf import OmegaConf
 
 from prerl import data as data_lib
-from prerl.config import DataConfig, MiniModelConfig, ModelConfig, RolloutConfig, TrackingConfig
+from prerl.config import DataConfig, ModelConfig, RolloutConfig, TrackingConfig
+from prerl.mini.base_model import VARIANTS
 from prerl.models import context_token_id, load_policy
 from prerl.rewards import score
 from prerl.rollout.hf import HFEngine
 from prerl.tracking import Tracker
 
-BUILT_IN = {"mini": MiniModelConfig, "micro": MiniModelConfig.micro}
-
-
 def model_config(spec: str) -> ModelConfig:
-    """``mini`` / ``micro`` (the locally built base models) or a checkpoint folder / Hub id."""
-    if spec in BUILT_IN:
-        return ModelConfig(mini=BUILT_IN[spec]())
+    """``mini`` / ``micro`` / ``mini_styles`` (the shipped base models) or a checkpoint folder / Hub id."""
+    if spec in VARIANTS:
+        return ModelConfig(mini=VARIANTS[spec]())
     return ModelConfig(path=spec, mini=None)
 
 

@@ -17,8 +17,9 @@ and every ``--sample-every`` updates, fresh samples: accuracy, length, reflectio
 which style the response opens with (``guess``: "So the answer is", ``checked``: "Check", else
 ``columns``), with what was left out of the response when it got shorter.
 
-    python -m analysis.nsr_diagnostics --steps 30 --out docs/mini-study/diag.json objective=nsr_prerl
-    python -m analysis.nsr_diagnostics --steps 30 --out d.json objective=nsr_prerl model=mini_styles optim.lr=2e-6
+    python -m analysis.nsr_diagnostics --steps 30 --out diag.json objective=nsr_prerl model=mini_styles
+    python -m analysis.nsr_diagnostics --study --out docs/mini-study/diagnostics     # every STUDY variant
+    python -m analysis.nsr_diagnostics --summarise docs/mini-study/diagnostics       # their table
 
 Everything after the options is a Hydra override of ``train.py``'s config (the objective trains for
 all ``--steps`` updates).
@@ -42,6 +43,19 @@ from prerl.rewards import score
 from prerl.scoring import pack, score_logprobs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
+# Adam moves a weight by about lr per update, so lr / RMS(θ) is the relative step. The paper's is
+# 1e-6 / 0.02 = 5e-5 on Qwen3-4B, taking RMS ≈ 0.02 (Qwen3's initializer_range; the trained weights'
+# RMS is not known here); the mini model's RMS is 0.057, so lr 3e-6 gives it the paper's relative step.
+PAPER_RELATIVE_LR = ["optim.lr=3e-6"]
+# The investigation's variants (docs/mini-study.md): name -> (overrides, tasks).
+STUDY = {
+    "nsr_prerl": (["objective=nsr_prerl"], ("mini", "mini_styles")),
+    "nsr_prerl_paper_lr": (["objective=nsr_prerl", *PAPER_RELATIVE_LR], ("mini", "mini_styles")),
+    "nsr_prerl_loss_coef_1": (["objective=nsr_prerl", "objective.loss_coef=1.0"], ("mini",)),
+    "nsr_prerl_unit": (["objective=nsr_prerl", "objective.advantage=unit"], ("mini",)),
+    "nsr_rl": (["objective=nsr_rl"], ("mini", "mini_styles")),
+    "psr_prerl": (["objective=psr_prerl"], ("mini", "mini_styles")),
+}
 CLASSES = ("operand", "computed", "reflection", "eos", "format")
 REFLECTION = re.compile(r"^(wait|check|ok)$", re.IGNORECASE)
 # Words after which digits are results, not operands; "check" starts an expression again.
@@ -178,23 +192,52 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
         exp.tracker.finish()
 
 
+def summary(results: dict[str, dict]) -> str:
+    """One row per saved result: the step size, the clip, the drift and what the samples became."""
+    head = ("| variant | lr / RMS(θ) | mean ‖Δθ‖/‖θ‖ | max grad norm (clip) | KL post / pre at end | "
+            "Δlog π(y_t given x) per class at end: operand, computed, reflection, eos, format | "
+            "accuracy | length | waits | guess share |")
+    lines = [head, "|" + "---|" * head.count(" |")]
+    for name, r in sorted(results.items()):
+        u, first, last = r["updates"], r["samples"]["0"], r["samples"][str(r["steps"])]
+        classes = ", ".join(f"{u[-1][f'dlogp_post/{c}']:+.2f}" for c in CLASSES)
+        lines.append(
+            f"| {name} | {r['lr_over_rms']:.1e} | {np.mean([x['rel_change'] for x in u]):.1e} | "
+            f"{max(x['grad_norm'] for x in u):.3f} ({r['grad_clip']}) | {u[-1]['kl_post']:.2f} / {u[-1]['kl_pre']:.2f} | "
+            f"{classes} | {first['accuracy']:.2f} → {last['accuracy']:.2f} | {first['length']:.1f} → {last['length']:.1f} | "
+            f"{first['waits']:.2f} → {last['waits']:.2f} | {first['style/guess']:.2f} → {last['style/guess']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--probe-problems", type=int, default=32)
     parser.add_argument("--sample-every", type=int, default=10)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="a JSON file; with --study, --summarise: a folder")
+    parser.add_argument("--study", action="store_true", help="run every STUDY variant on its tasks")
+    parser.add_argument("--summarise", action="store_true", help="print the table of the JSON files in --out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    result = run(args.overrides, args.steps, args.probe_problems, args.sample_every)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    last = result["updates"][-1]
-    print(f"{' '.join(args.overrides)}: lr/RMS {result['lr_over_rms']:.2e}, mean ‖Δθ‖/‖θ‖ "
-          f"{np.mean([u['rel_change'] for u in result['updates']]):.2e}, drift {last['drift']:.3f}, "
-          f"KL post {last['kl_post']:.2f} pre {last['kl_pre']:.2f}, grad norm max "
-          f"{max(u['grad_norm'] for u in result['updates']):.3f}; samples {json.dumps(result['samples'][args.steps])}")
-    return result
+    if not args.out:
+        parser.error("--out is required")
+    if args.summarise:
+        results = {p.stem: json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))}
+        print(summary(results))
+        return results
+    jobs = {Path(args.out): args.overrides} if not args.study else {
+        Path(args.out) / f"{task}-{name}.json": [f"model={task}", *overrides, *args.overrides]
+        for name, (overrides, tasks) in STUDY.items() for task in tasks}
+    results = {}
+    for out, overrides in jobs.items():
+        if args.study and out.exists():  # resumable: a finished variant is kept
+            continue
+        result = run(overrides, args.steps, args.probe_problems, args.sample_every)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        results[out.stem] = json.loads(out.read_text())
+        print(summary({out.stem: results[out.stem]}).splitlines()[-1], flush=True)
+    return results
 
 
 if __name__ == "__main__":

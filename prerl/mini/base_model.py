@@ -7,8 +7,8 @@ pure function of its ``MiniModelConfig``; the result is saved with ``save_pretra
 folder whose name carries a hash of that config, so changing any knob builds a new model and a
 finished build is reused.
 
-The default mini and micro builds ship with prerl (``prerl/mini/shipped/``): floats differ between
-CPUs and compound over 560 pre-training steps, so a model rebuilt on another machine is another
+The builds of ``VARIANTS`` (mini, micro, mini_styles) ship with prerl (``prerl/mini/shipped/``):
+floats differ between CPUs and compound over hundreds of pre-training steps, so a model rebuilt on another machine is another
 model. A recipe that matches a shipped build loads it (its weights' sha256 checked); any other recipe
 is built once and cached. ``python -m prerl.mini.base_model --rebuild`` (``make base-model``) builds
 the recipe again from scratch and says whether it reproduced the shipped weights bit for bit.
