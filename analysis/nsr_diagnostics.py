@@ -9,7 +9,8 @@ It trains one objective from the base model with the trainer's own step and, aft
 - KL(π₀ ‖ π_θ) per response in post-train space (on base samples to fixed prompts) and in pre-train
   space (on base samples of P(y | c), drawn with the context token alone as the prompt);
 - per token class of the post-space probe responses, the mean change of log π(y_t | x, y<t) and of
-  log π(y_t | c, y<t) since the base model (classes: ``operand`` digits of a column sentence, i.e.
+  log π(y_t | c, y<t) since the base model, and the share of tokens whose probability at least halved
+  (classes: ``operand`` digits of a column sentence, i.e.
   copied from the prompt, or the incoming carry; ``computed`` digits; ``reflection`` words — wait,
   check, ok; ``eos``; ``format``: every other token);
 
@@ -84,6 +85,20 @@ def token_classes(response_ids: list[int], tokenizer) -> list[str]:
     return classes
 
 
+# The sentences a solution is made of (prerl/mini/task.py, styles.py); anything else is malformed.
+WELL_FORMED = re.compile(
+    r"^(wait, check )?\d+(\+\d+)*=\d+, write \d( carry \d+)?$"  # a column
+    r"|^check \d+(\+\d+)*=\d+ ok$|^bring down \d+$|^Check each column$|^So the answer is \\boxed\{\d+\}$")
+
+
+def response_shape(texts: list[str]) -> dict[str, float]:
+    """Sentences per response and the share of them that are none of the corpus's sentence forms."""
+    sentences = [[x.strip() for x in t.split(". ") if x.strip()] for t in texts]
+    flat = [x.rstrip(".") for row in sentences for x in row]
+    return {"sentences": float(np.mean([len(r) for r in sentences])),
+            "malformed": float(np.mean([not WELL_FORMED.match(x) for x in flat])) if flat else float("nan")}
+
+
 def opening_style(text: str) -> str:
     if text.startswith("So the answer"):
         return "guess"
@@ -117,20 +132,26 @@ class Probe:
         for name, key in (("post", "post"), ("pre", "post_as_pre")):
             delta = (now[key] - self.base[key]).numpy()
             for cls in CLASSES:
-                values = [delta[i, t] for i, row in enumerate(self.classes) for t, c in enumerate(row) if c == cls]
-                out[f"dlogp_{name}/{cls}"] = float(np.mean(values)) if values else float("nan")
+                values = np.array([delta[i, t] for i, row in enumerate(self.classes) for t, c in enumerate(row)
+                                   if c == cls])
+                out[f"dlogp_{name}/{cls}"] = float(values.mean()) if len(values) else float("nan")
+                # a mean hides a few tokens that collapse: the share whose probability at least halved
+                out[f"halved_{name}/{cls}"] = float((values < -np.log(2)).mean()) if len(values) else float("nan")
         return out
 
     def base_table(self) -> dict[str, dict[str, float]]:
-        """Per class at the base model: share of tokens, mean log-prob with the prompt and without it."""
-        post, pre = self.base["post"].numpy(), self.base["post_as_pre"].numpy()
+        """Per class at the base model: share of tokens, mean log-prob with the prompt and without it, and
+        mean 1 − π(y_t): the weight a token's logit gets in the gradient of log π(y_t) (∂/∂z = 1 − π)."""
+        spaces = {"post": self.base["post"].numpy(), "pre": self.base["post_as_pre"].numpy()}
         n = sum(len(r) for r in self.classes)
         table = {}
         for cls in CLASSES:
             where = [(i, t) for i, row in enumerate(self.classes) for t, c in enumerate(row) if c == cls]
-            table[cls] = {"share": len(where) / n,
-                          "logp_post": float(np.mean([post[i, t] for i, t in where])) if where else float("nan"),
-                          "logp_pre": float(np.mean([pre[i, t] for i, t in where])) if where else float("nan")}
+            table[cls] = {"share": len(where) / n}
+            for space, logp in spaces.items():
+                values = np.array([logp[i, t] for i, t in where])
+                table[cls] |= {f"logp_{space}": float(values.mean()) if where else float("nan"),
+                               f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if where else float("nan")}
         return table
 
 
@@ -147,12 +168,12 @@ def fresh_samples(exp, prompts: list[list[int]], answers: list[str], per_prompt:
             "waits": float(np.mean([t.count("wait") for t in out.texts])),
             "rechecks": float(np.mean([t.count(" ok.") for t in out.texts])),
             "boxed": float(np.mean(["\\boxed{" in t for t in out.texts])),
-            "truncated": float(np.mean(out.truncated)),
+            "truncated": float(np.mean(out.truncated)), **response_shape(out.texts),
             **{f"style/{s}": styles.count(s) / len(styles) for s in ("guess", "columns", "checked")},
             "example": out.texts[0]}
 
 
-def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int) -> dict:
+def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int, base_only: bool = False) -> dict:
     import prerl.trainer as trainer
 
     register_configs()
@@ -172,7 +193,10 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
         result = {"overrides": overrides, "steps": steps, "lr": run_cfg.optim.lr, "rms_weight": rms0,
                   "lr_over_rms": run_cfg.optim.lr / rms0, "grad_clip": run_cfg.optim.grad_clip,
                   "loss_coef": run_cfg.objective.loss_coef, "base_classes": probe.base_table(),
-                  "updates": [], "samples": {0: fresh_samples(exp, prompts, answers, 4)}}
+                  "updates": [], "samples": {}}
+        if base_only:
+            return result
+        result["samples"][0] = fresh_samples(exp, prompts, answers, 4)
         previous = theta0
         for step in range(steps):
             metrics = exp.step(step)
@@ -192,15 +216,32 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
         exp.tracker.finish()
 
 
+def shapes(models: list[str], problems: int) -> dict:
+    from analysis.common import load, sample
+
+    rows = {}
+    print("| model | accuracy | length (tokens) | sentences | malformed sentences | guess / columns / checked |")
+    print("|---|---|---|---|---|---|")
+    for spec in models:
+        s = sample(load(spec), "test", problems, 4)
+        shape, styles = response_shape(s.texts), [opening_style(t) for t in s.texts]
+        rows[spec] = {"accuracy": float(np.mean(s.correct)), "length": float(np.mean([len(r) for r in s.response_ids])),
+                      **shape, **{k: styles.count(k) / len(styles) for k in ("guess", "columns", "checked")}}
+        r = rows[spec]
+        print(f"| {spec} | {r['accuracy']:.2f} | {r['length']:.1f} | {r['sentences']:.2f} | {100 * r['malformed']:.1f}% | "
+              f"{r['guess']:.2f} / {r['columns']:.2f} / {r['checked']:.2f} |", flush=True)
+    return rows
+
+
 def summary(results: dict[str, dict]) -> str:
     """One row per saved result: the step size, the clip, the drift and what the samples became."""
     head = ("| variant | lr / RMS(θ) | mean ‖Δθ‖/‖θ‖ | max grad norm (clip) | KL post / pre at end | "
-            "Δlog π(y_t given x) per class at end: operand, computed, reflection, eos, format | "
-            "accuracy | length | waits | guess share |")
+            "tokens of base samples whose π(y_t given x) at least halved, per class: operand, computed, "
+            "reflection, eos, format | accuracy | length | waits | guess share |")
     lines = [head, "|" + "---|" * head.count(" |")]
     for name, r in sorted(results.items()):
         u, first, last = r["updates"], r["samples"]["0"], r["samples"][str(r["steps"])]
-        classes = ", ".join(f"{u[-1][f'dlogp_post/{c}']:+.2f}" for c in CLASSES)
+        classes = ", ".join(f"{100 * u[-1][f'halved_post/{c}']:.0f}%" for c in CLASSES)
         lines.append(
             f"| {name} | {r['lr_over_rms']:.1e} | {np.mean([x['rel_change'] for x in u]):.1e} | "
             f"{max(x['grad_norm'] for x in u):.3f} ({r['grad_clip']}) | {u[-1]['kl_post']:.2f} / {u[-1]['kl_pre']:.2f} | "
@@ -217,14 +258,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="a JSON file; with --study, --summarise: a folder")
     parser.add_argument("--study", action="store_true", help="run every STUDY variant on its tasks")
     parser.add_argument("--summarise", action="store_true", help="print the table of the JSON files in --out")
+    parser.add_argument("--base-only", action="store_true", help="only the base model's per-class table")
+    parser.add_argument("--shape", nargs="+", metavar="MODEL",
+                        help="sample each model (mini, mini_styles, a final_policy folder) and print the shape of "
+                             "its responses: accuracy, length, sentences, malformed share, styles")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
+    if args.shape:
+        return shapes(args.shape, args.probe_problems)
     if not args.out:
         parser.error("--out is required")
     if args.summarise:
         results = {p.stem: json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))}
         print(summary(results))
         return results
+    if args.base_only:
+        result = run(args.overrides, 0, args.probe_problems, 1, base_only=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(json.dumps(result["base_classes"], indent=1))
+        return result
     jobs = {Path(args.out): args.overrides} if not args.study else {
         Path(args.out) / f"{task}-{name}.json": [f"model={task}", *overrides, *args.overrides]
         for name, (overrides, tasks) in STUDY.items() for task in tasks}

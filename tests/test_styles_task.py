@@ -45,3 +45,15 @@ def test_token_classes_read_column_sentences():
                       ("3", "computed"), ("1", "computed"), ("7", "operand"), ("5", "operand"), ("1", "computed"),
                       ("2", "computed"), ("1", "computed"), ("3", "computed")]
     assert classes[-1] == "eos" and classes.count("reflection") == 3  # wait, check, ok
+
+
+def test_response_shape_counts_sentences_that_are_no_corpus_form():
+    from analysis.nsr_diagnostics import response_shape
+
+    rng = random.Random(2)
+    corpus = [styles.solve(task.sample_problem(rng, task.Difficulty(2, 3, 1, 3)), rng) for _ in range(300)]
+    corpus += [task.solve(task.sample_problem(rng, task.Difficulty(2, 3, 1, 3)), rng,
+                          task.FlawRates(0.12, 0.2, 0.35, 0.05)) for _ in range(300)]
+    assert response_shape(corpus)["malformed"] == 0  # every sentence the corpus writes is a known form
+    broken = "0+4=4, write 4. 1 carry 1. wait, check 1=1, write 1. So the answer is \\boxed{14}."
+    assert response_shape([broken]) == {"sentences": 4.0, "malformed": 0.25}
