@@ -223,7 +223,7 @@ def shapes(models: list[str], problems: int) -> dict:
     print("| model | accuracy | length (tokens) | sentences | malformed sentences | guess / columns / checked |")
     print("|---|---|---|---|---|---|")
     for spec in models:
-        s = sample(load(spec), "test", problems, 4)
+        s = sample(load(spec), "test", problems, 8)
         shape, styles = response_shape(s.texts), [opening_style(t) for t in s.texts]
         rows[spec] = {"accuracy": float(np.mean(s.correct)), "length": float(np.mean([len(r) for r in s.response_ids])),
                       **shape, **{k: styles.count(k) / len(styles) for k in ("guess", "columns", "checked")}}
