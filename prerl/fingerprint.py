@@ -64,8 +64,9 @@ def weights_id(model_dir: str) -> str:
     """The policy's starting weights: the sha256 a mini build recorded, else of a local folder's weight
     files, else the Hub id (its revision is logged separately when transformers resolved one)."""
     folder = Path(model_dir)
-    if (folder / BUILD_INFO).exists():
-        return json.loads((folder / BUILD_INFO).read_text())["weights_sha256"]
+    recorded = json.loads((folder / BUILD_INFO).read_text()).get("weights_sha256") if (folder / BUILD_INFO).exists() else None
+    if recorded:  # builds cached by older versions recorded no hash: hashed below
+        return recorded
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
     if files:
         combined = hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
