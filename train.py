@@ -15,13 +15,17 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from prerl.completed import config_hash, final_eval, finished_run
+    from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run
     from prerl.trainer import headline, train
 
     run_cfg = OmegaConf.to_object(cfg)  # builds the dataclasses: types and values are checked here
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run_cfg.tracking.tags["config_hash"] = digest = config_hash(resolved)
-    if run_cfg.tracking.skip_complete and HydraConfig.get().mode == RunMode.MULTIRUN:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun:  # any multirun becomes a table: its jobs share a sweep id (+sweep=NAME also names it)
+        run_cfg.tracking.tags.setdefault("sweep", MULTIRUN)
+        run_cfg.tracking.tags["sweep_id"] = HydraConfig.get().sweep.dir
+    if run_cfg.tracking.skip_complete and multirun:
         done = finished_run(run_cfg.tracking, digest)
         if done is not None:  # a relaunched sweep: this job already finished
             log.info("skipped: config_hash %s already finished as MLflow run %s", digest, done.info.run_id)

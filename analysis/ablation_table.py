@@ -1,11 +1,16 @@
 """The paper's tables and figures from the sweep runs in MLflow (``make ablation-table``).
 
-    python -m analysis.ablation_table                          # newest experiment with sweep runs
+    python -m analysis.ablation_table                          # the newest sweep or multirun
     python -m analysis.ablation_table --experiment prerl-mini --step best --metric pass_at_8
+    python -m analysis.ablation_table --sweep-id multirun/2026-12-02/16-06-59   # one multirun
 
-Writes ``<out>/<table>.md|.tex|.csv`` for each table whose sweep has finished runs (main, warmup,
-warmup_kind, objectives, ood, efficiency), ``tables.md`` with all of them, and PNG figures; then
-logs the folder as the artifacts of one summary run (``run_name=ablation-table``) in the experiment.
+The newest run decides what is read. A run of ``+sweep=NAME`` gives ``<out>/<table>.md|.tex|.csv``
+for each table whose sweep has finished runs (main, warmup, warmup_kind, objectives, ood, efficiency).
+A job of a plain multirun (``python train.py -m warmup_steps=10,15,20,25``) gives the table of that
+multirun's jobs (its ``sweep_id`` tag): over ``warmup_steps`` the warm-up table, over the algorithm
+the main table, over anything else rows named by the keys its jobs varied. ``tables.md`` holds all,
+with PNG figures beside; the folder is logged as the artifacts of one summary run
+(``run_name=ablation-table``) in the experiment.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from mlflow.tracking import MlflowClient
 from analysis import render
 from analysis.common import open_run
 from analysis.figures import figures_for
-from analysis.runs import load_runs, newest_sweep_experiment
-from analysis.tables import OOD_SETS, TABLES, TableOptions, eval_sets, ordered_groups
+from analysis.aggregate import differing_keys
+from analysis.runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
+from analysis.tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
+from prerl.completed import MULTIRUN
 from prerl.config import TrackingConfig
 from prerl.tracking import tracking_uri, with_retry
 
@@ -44,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
                    help="efficiency table: accuracies (fractions) to reach")
     p.add_argument("--ood-sets", nargs="+", default=list(OOD_SETS), help="eval sets counted as out of distribution")
     p.add_argument("--tables", nargs="+", choices=[t.name for t in TABLES], help="only these tables")
+    p.add_argument("--sweep-id", help="the table of this multirun (default: the newest run's, when it is one)")
     p.add_argument("--out", help="output folder (default: outputs/tables/<experiment>)")
     p.add_argument("--no-log", action="store_true", help="do not log a summary run to MLflow")
     return p
@@ -60,16 +68,28 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(args.out or Path("outputs/tables") / experiment)
     out.mkdir(parents=True, exist_ok=True)
 
-    @lru_cache(maxsize=None)
-    def runs_of(sweeps: tuple[str, ...]):
-        return load_runs(client, experiment, sweeps)
+    newest = with_retry(newest_sweep_run, client, experiment)
+    sweep_id = args.sweep_id or (newest.data.tags.get("sweep_id") if newest is not None and not args.tables
+                                 and newest.data.tags.get("sweep") == MULTIRUN else None)
+    if sweep_id:
+        runs = load_multirun(client, experiment, sweep_id)
+        varied = differing_keys(runs)
+        print(f"read {len(runs)} finished runs of multirun {sweep_id} in {experiment!r} (varied: "
+              f"{', '.join(varied) or 'seeds only'}): {', '.join(r.run_id for r in runs)}")
+        jobs = [(multirun_spec(varied), runs)] if runs else []
+    else:
+        @lru_cache(maxsize=None)
+        def runs_of(sweeps: tuple[str, ...]):
+            return load_runs(client, experiment, sweeps)
 
+        jobs = [(spec, runs_of(spec.sweeps)) for spec in TABLES if not args.tables or spec.name in args.tables]
     written, sections = [], []
-    for spec in (t for t in TABLES if not args.tables or t.name in args.tables):
-        runs = runs_of(spec.sweeps)
+    for spec, runs in jobs:
         if not runs:
             print(f"{spec.name}: no finished runs of sweep {', '.join(spec.sweeps)} in {experiment!r}")
             continue
+        if not sweep_id:
+            print(f"{spec.name}: read {len(runs)} finished runs of sweep {', '.join(spec.sweeps)}")
         table = spec.build(spec, runs, opts)
         for suffix, text in ((".md", render.markdown(table)), (".tex", render.latex(table)), (".csv", render.csv_text(table))):
             (out / f"{spec.name}{suffix}").write_text(text)
@@ -79,7 +99,8 @@ def main(argv: list[str] | None = None) -> Path:
             figures_for(spec.name, ordered_groups(spec, runs), eval_sets(runs, "avg", spec.ood, opts.ood_sets),
                         opts.step, out)
     if not written:
-        raise SystemExit(f"no finished sweep runs in experiment {experiment!r} at {uri}")
+        where = f"multirun {sweep_id}" if sweep_id else "sweep"
+        raise SystemExit(f"no finished {where} runs in experiment {experiment!r} at {uri}")
     report = f"# Tables from MLflow experiment `{experiment}`\n\n" + "\n".join(sections)
     (out / "tables.md").write_text(report)
     print(report)

@@ -203,6 +203,33 @@ TABLES = (
 )
 
 
+def shown_keys(varied: list[str]) -> list[str]:
+    """The varied keys a row is named by: a config group that changed shows as ``<group>.name`` alone."""
+    return [k for k in varied if k.endswith(".name") or f"{k.rsplit('.', 1)[0]}.name" not in varied]
+
+
+def _sortable(value: str | None) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def multirun_spec(varied: list[str]) -> TableSpec:
+    """The table of a multirun launched without ``+sweep=NAME``, chosen by the config keys its jobs
+    varied: over ``warmup_steps`` the warm-up table, over the algorithm the main table, otherwise rows
+    named by the varied keys."""
+    by_name = {t.name: t for t in TABLES}
+    if varied == ["warmup_steps"]:
+        return by_name["warmup"]
+    if varied and all(k.startswith("algorithm.") for k in varied):
+        return by_name["main"]
+    keys = shown_keys(varied)
+    return TableSpec("multirun", f"Multirun over {', '.join(keys) or 'seeds only'}", (), ", ".join(keys) or "runs",
+                     lambda p: ", ".join(f"{k}={p.get(k)}" for k in keys) or "all",
+                     lambda p: tuple(_sortable(p.get(k)) for k in keys))
+
+
 def build_tables(runs_of: Callable[[tuple[str, ...]], list[RunRecord]], opts: TableOptions,
                  specs: tuple[TableSpec, ...] = TABLES) -> list[Table]:
     """Every table whose sweeps have finished runs (``runs_of(sweeps)`` reads them)."""

@@ -130,3 +130,34 @@ def test_config_hash_ignores_how_ranks_hold_the_model():
 
     assert config_hash({"seed": 0, "distributed": {"strategy": "fsdp2"}}) == config_hash({"seed": 0})
     assert config_hash({"seed": 1}) != config_hash({"seed": 0})
+
+
+def test_a_plain_multirun_then_ablation_table_gives_its_table(tmp_path, cache_dir):
+    """The headline flow as typed: ``python train.py -m warmup_steps=0,1`` then ``make ablation-table``
+    with no arguments gives the warm-up table of exactly that multirun's jobs."""
+    train(["warmup_steps=0,1", "total_steps=1"], tmp_path, cache_dir, "plain")
+    client, runs = runs_of(tmp_path)
+    assert {r.data.tags["sweep"] for r in runs} == {"multirun"}
+    assert {r.data.tags["sweep_id"] for r in runs} == {str(tmp_path / "plain")}
+    train(["seed=3", "total_steps=0", "warmup_steps=0"], tmp_path, cache_dir, "older")  # another multirun...
+    train(["warmup_steps=0,1", "total_steps=1", "seed=1"], tmp_path, cache_dir, "newest")  # ...and the newest
+    newest = [r for r in runs_of(tmp_path)[1] if r.data.tags["sweep_id"] == str(tmp_path / "newest")]
+
+    out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "t"), "--no-log"])
+    assert [p.name for p in sorted(out.glob("*.md"))] == ["tables.md", "warmup.md"]
+    text = (out / "warmup.md").read_text().replace("**", "")
+    assert len(newest) == 2
+    for run in newest:  # the newest multirun's values, one run per row (the other multiruns not mixed in)
+        assert f"| S={run.data.params['warmup_steps']} | {100 * run.data.metrics['eval/test/avg_at_2']:.2f} (1) |" in text
+
+
+def test_a_multirun_is_tabled_by_the_keys_it_varied():
+    from analysis.tables import multirun_spec
+
+    assert multirun_spec(["warmup_steps"]).name == "warmup"
+    assert multirun_spec(["algorithm.advantage", "algorithm.name"]).name == "main"
+    generic = multirun_spec(["objective.name", "objective.samples", "objective.space", "optim.lr"])
+    assert generic.row_header == "objective.name, optim.lr"  # a changed group shows by its name
+    params = [{"objective.name": "psr_prerl", "optim.lr": "1e-05"}, {"objective.name": "nsr_prerl", "optim.lr": "2e-06"}]
+    assert [generic.label(p) for p in sorted(params, key=generic.order)] == [
+        "objective.name=nsr_prerl, optim.lr=2e-06", "objective.name=psr_prerl, optim.lr=1e-05"]
