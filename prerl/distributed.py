@@ -160,5 +160,8 @@ class NullTracker:
     def log_table(self, *args, **kwargs) -> None:
         pass
 
+    def log_dict(self, *args, **kwargs) -> None:
+        pass
+
     def finish(self, *args, **kwargs) -> None:
         pass

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from prerl import data as data_lib
 from prerl.benchmarks import eval_sets, references
 from prerl.config import TrainConfig
-from prerl.evaluation import EvalResult, evaluate, k_values
+from prerl.evaluation import EvalResult, evaluate, k_values, problem_ids
 from prerl.models import load_policy, resolve_device
 from prerl.rollout import make_engine
 from prerl.scorers import dataset_grader
@@ -42,7 +42,8 @@ def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult:
         parts.append(evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, ev.temperature, ev.top_p,
                               ev.max_new_tokens, grader=chunk_grader))
     return EvalResult(name, K, np.concatenate([p.correct for p in parts]),
-                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated])
+                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated],
+                      [n for p in parts for n in p.lengths])
 
 
 def average(results: list[EvalResult], K: int) -> dict[str, float]:
@@ -75,6 +76,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
             metrics.update({f"eval/{k}": v for k, v in set_metrics.items()})
             tracker.log({f"eval/{k}": v for k, v in set_metrics.items()}, step=0)
             log_samples(tracker, name, dataset, result, cfg)
+            tracker.log_dict(result.per_problem(problem_ids(dataset)), f"per_problem/{name}.json")
             log.info("%s: avg@%d %.4f, %d problems, %.1f samples/s", name, result.K, result.avg, len(dataset),
                      result.correct.size / seconds)
         if results:

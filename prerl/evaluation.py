@@ -39,6 +39,7 @@ class EvalResult:
     correct: np.ndarray  # [problems, K] 0/1
     responses: list[str]  # flattened problem-major
     truncated: list[bool]
+    lengths: list[int] | None = None  # response tokens, flattened problem-major
 
     @property
     def avg(self) -> float:
@@ -55,6 +56,20 @@ class EvalResult:
         out[f"{self.name}/truncated_frac"] = float(np.mean(self.truncated))
         return out
 
+    def per_problem(self, ids: list[str]) -> dict:
+        """What paired statistics need: per problem its id, correct count out of K and mean length."""
+        if len(ids) != len(self.correct):
+            raise ValueError(f"{self.name}: {len(ids)} problem ids for {len(self.correct)} problems")
+        lengths = (np.asarray(self.lengths, dtype=float).reshape(self.correct.shape).mean(1).round(2).tolist()
+                   if self.lengths is not None else None)
+        return {"set": self.name, "K": self.K, "id": [str(i) for i in ids],
+                "correct": self.correct.sum(1).astype(int).tolist(), "mean_length": lengths}
+
+
+def problem_ids(dataset) -> list[str]:
+    """A set's problem ids: its ``id`` column, else the row index (the mini splits are fixed by their seed)."""
+    return [str(i) for i in dataset["id"]] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]
+
 
 def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str], K: int,
              temperature: float, top_p: float, max_new_tokens: int, grader=None) -> EvalResult:
@@ -65,4 +80,4 @@ def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str],
     else:
         rewards = grader(rollout.texts, rollout.group)
     correct = np.asarray(rewards, dtype=float).reshape(len(prompt_ids), K)
-    return EvalResult(name, K, correct, rollout.texts, rollout.truncated)
+    return EvalResult(name, K, correct, rollout.texts, rollout.truncated, [len(r) for r in rollout.response_ids])

@@ -111,6 +111,9 @@ class Tracker:
         for i in range(0, len(batch), 1000):
             with_retry(self.client.log_batch, self.run_id, metrics=batch[i:i + 1000])
 
+    def log_dict(self, data: dict, artifact: str) -> None:
+        with_retry(self.client.log_dict, self.run_id, data, artifact)
+
     def log_table(self, rows: dict[str, list], artifact: str) -> None:
         with_retry(self.client.log_table, self.run_id, data=rows, artifact_file=artifact)
 

@@ -26,7 +26,7 @@ from prerl.behaviours import behaviour_metrics
 from prerl.config import KLPlacement, ObjectiveAdvantage, Space, TrainConfig
 from prerl.critic import Critic
 from prerl.benchmarks import eval_sets
-from prerl.evaluation import evaluate
+from prerl.evaluation import evaluate, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
 from prerl.models import autocast, context_token_id, load_policy, model_path, resolve_device
@@ -342,6 +342,7 @@ class Experiment:
                 result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
                                   ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
             out.update({f"eval/{k}": v for k, v in result.metrics().items()})
+            self.tracker.log_dict(result.per_problem(problem_ids(split)), f"per_problem/{name}_step{step:05d}.json")
             if self.cfg.tracking.log_samples:
                 n = min(self.cfg.tracking.log_samples, len(result.responses))
                 K = ev.samples_per_problem

@@ -1,5 +1,6 @@
 """evaluate.py end to end on the micro model: oracle engines on the fixtures, metrics in MLflow."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,11 @@ def test_evaluate_with_oracles_on_the_fixtures(engine, expected, tmp_path, cache
     assert run_info.info.status == "FINISHED" and run_info.data.tags["job"] == "evaluate"
     assert run_info.data.metrics["eval/average/avg_at_2"] == pytest.approx(mean)
     assert "eval/humaneval/pass_at_2" in run_info.data.metrics
+    for name in SETS:  # per-problem counts, by the benchmark's own ids, agree with the logged Avg@2
+        path = client.download_artifacts(run_info.info.run_id, f"per_problem/{name}.json", str(tmp_path))
+        table = json.loads(Path(path).read_text())
+        assert len(table["id"]) == metrics[f"eval/{name}/problems"] and len(set(table["id"])) == len(table["id"])
+        assert sum(table["correct"]) / (2 * len(table["id"])) == pytest.approx(metrics[f"eval/{name}/avg_at_2"])
 
 
 def test_evaluate_samples_the_mini_model(tmp_path, cache_dir):

@@ -1,5 +1,7 @@
 """End-to-end: every objective runs real steps on the micro model and is logged to MLflow."""
 
+import json
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -36,6 +38,12 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert 0 < kept[0] <= 1 and kept[2] == 1.0  # the main phase trains on every sample
     evals = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
     assert [m.step for m in evals] == [0, 3]
+
+    path = client.download_artifacts(run.info.run_id, "per_problem/test_step00003.json", str(tmp_path))
+    table = json.loads(open(path).read())  # per problem: id, correct count out of K, mean length
+    assert table["K"] == 2 and len(table["id"]) == len(table["correct"]) == len(set(table["id"])) > 0
+    assert all(0 <= c <= 2 for c in table["correct"]) and all(n > 0 for n in table["mean_length"])
+    assert sum(table["correct"]) / (2 * len(table["correct"])) == pytest.approx(evals[-1].value)
     tags = run.data.tags  # the reproducibility fingerprint: the shipped weights, machine, packages
     assert tags["repro.base_weights"] == read_build_info(shipped_build(MiniModelConfig.micro()))["weights_sha256"]
     assert tags["repro.version.torch"] == torch.__version__ and tags["repro.torch_threads"] == str(torch.get_num_threads())
