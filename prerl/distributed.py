@@ -54,6 +54,15 @@ def init() -> None:
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
+def shutdown() -> None:
+    """Leave the process group once every rank is done. A group left to interpreter exit can abort a
+    finished process ("terminate called without an active exception": gloo's threads destroyed while
+    a peer is still in its last collective or writing its files)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_world(prompts_per_step: int) -> None:
     """Every rank needs a prompt: a rank with none would fail mid-step while the others wait on it."""
     if prompts_per_step < world_size():

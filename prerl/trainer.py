@@ -406,6 +406,7 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
         status = "FINISHED"
     finally:
         exp.tracker.finish(status)
+    distributed.shutdown()  # only after a clean finish: a rank that failed leaves its peers to torchrun
     return exp.last_eval
 
 

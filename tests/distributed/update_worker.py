@@ -69,6 +69,7 @@ def main(out: str, strategy: str = "replicate") -> None:
     if distributed.is_main():
         torch.save({"state": state, "critic": critic_state, "stats": results,
                     "start": {"state": start, "critic": critic_start}}, out)
+    distributed.shutdown()
 
 
 def critic_updates(critic: Critic, seqs) -> dict[str, float]:
