@@ -39,7 +39,8 @@ def test_checkpointing_and_bf16_autocast_train_fp32_weights():
     assert stats["skipped_update"] == 0 and stats["grad_norm"] > 0
     assert stats["grad_norm"] == pytest.approx(plain["grad_norm"], rel=0.05)  # bf16 compute, same gradient
     _, checkpointed = tiny_update(True, None)
-    assert checkpointed["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)  # recompute is exact
+    # recomputation runs the same kernels in the same order in this process: equal up to the last bits
+    assert checkpointed["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)
 
 
 def test_paper_preset_turns_the_scale_switches_on(tmp_path, cache_dir):
