@@ -116,7 +116,12 @@ class Probe:
         self.post = pack([post.prompt_ids[g] for g in post.group], post.response_ids, pad)
         self.post_as_pre = pack([[ctx] for _ in post.group], post.response_ids, pad)
         self.pre = pack([[ctx] for _ in pre.group], pre.response_ids, pad)
-        self.classes = [token_classes(r, exp.tokenizer) for r in post.response_ids]
+        classes = [token_classes(r, exp.tokenizer) for r in post.response_ids]
+        self.n_tokens = sum(map(len, classes))
+        # per class, the (row, position) indices of its tokens: computed once, read every update
+        self.where = {cls: tuple(np.array(ix, dtype=int).reshape(-1, 2).T)
+                      for cls in CLASSES
+                      for ix in [[(i, t) for i, row in enumerate(classes) for t, c in enumerate(row) if c == cls]]}
         self.mb = exp.cfg.optim.micro_batch_tokens
         self.base = self.logps(exp.model)
 
@@ -132,8 +137,7 @@ class Probe:
         for name, key in (("post", "post"), ("pre", "post_as_pre")):
             delta = (now[key] - self.base[key]).numpy()
             for cls in CLASSES:
-                values = np.array([delta[i, t] for i, row in enumerate(self.classes) for t, c in enumerate(row)
-                                   if c == cls])
+                values = delta[self.where[cls]]
                 out[f"dlogp_{name}/{cls}"] = float(values.mean()) if len(values) else float("nan")
                 # a mean hides a few tokens that collapse: the share whose probability at least halved
                 out[f"halved_{name}/{cls}"] = float((values < -np.log(2)).mean()) if len(values) else float("nan")
@@ -143,15 +147,13 @@ class Probe:
         """Per class at the base model: share of tokens, mean log-prob with the prompt and without it, and
         mean 1 − π(y_t): the weight a token's logit gets in the gradient of log π(y_t) (∂/∂z = 1 − π)."""
         spaces = {"post": self.base["post"].numpy(), "pre": self.base["post_as_pre"].numpy()}
-        n = sum(len(r) for r in self.classes)
         table = {}
         for cls in CLASSES:
-            where = [(i, t) for i, row in enumerate(self.classes) for t, c in enumerate(row) if c == cls]
-            table[cls] = {"share": len(where) / n}
+            table[cls] = {"share": len(self.where[cls][0]) / self.n_tokens}
             for space, logp in spaces.items():
-                values = np.array([logp[i, t] for i, t in where])
-                table[cls] |= {f"logp_{space}": float(values.mean()) if where else float("nan"),
-                               f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if where else float("nan")}
+                values = logp[self.where[cls]]
+                table[cls] |= {f"logp_{space}": float(values.mean()) if len(values) else float("nan"),
+                               f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if len(values) else float("nan")}
         return table
 
 

@@ -29,7 +29,7 @@ from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
-from prerl.models import autocast, context_token_id, load_policy, model_path, resolve_device
+from prerl.models import autocast, context_token_id, load_policy, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, sample_mask, warmup_phase, weight_advantages
 from prerl.rewards import overlong_penalty, score
 from prerl.rollout import Rollout, make_engine
@@ -271,7 +271,7 @@ class Experiment:
         tags = {"objective": self.cfg.objective.name, "algorithm": self.cfg.algorithm.name,
                 "warmup_steps": str(self.cfg.warmup_steps)}
         # whether two runs should agree to the float (same weights, machine, packages, threads)
-        tags |= run_fingerprint(model_path(self.cfg.model, self.cfg.cache_dir),
+        tags |= run_fingerprint(self.model.config._name_or_path,  # the folder or Hub id it was loaded from
                                 getattr(self.model.config, "_commit_hash", None))
         if state is None:
             self.tracker.start(self.resolved, tags)
