@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from prerl import fsdp
+from prerl.cost import TOKEN_COSTS
 from prerl.losses import Normaliser
 
 # distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
@@ -29,7 +30,7 @@ STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}
 
 # Additive metrics: each rank holds its share of the global value (loss is normalised globally).
 SUMMED_METRICS = {"train/loss", "train/pg_loss", "train/kl_loss", "train/kept_tokens", "critic/value_loss",
-                  "time/tokens_per_s"}
+                  "time/tokens_per_s", *TOKEN_COSTS}
 SUMMED_PREFIXES = ("train/prompts/",)  # prompt counts
 
 

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prerl import checkpoint, distributed, fsdp
+from prerl.cost import CostMeter
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs, Advantages
 from prerl.behaviours import behaviour_metrics
@@ -109,6 +110,7 @@ class Experience:
     accuracy: torch.Tensor  # [N] outcome reward (1 correct, 0 wrong)
     scores: torch.Tensor  # [N] the reward the advantage sees (accuracy + shaping)
     sampling_rounds: int
+    generated_tokens: int  # response tokens sampled this step, in every round (dynamic sampling drops some)
 
 
 def informative_groups(accuracy: torch.Tensor, group: list[int]) -> list[int]:
@@ -148,6 +150,7 @@ class Experiment:
         self.prompts = PromptStream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
         self.resolved = resolved
         self.nonfinite_in_a_row = 0
+        self.cost = CostMeter()
         self.last_eval: dict[str, float] = {}
         # Seed last, so that whether the base model had to be built first changes nothing.
         random.seed(cfg.seed)
@@ -169,7 +172,7 @@ class Experiment:
     def collect(self) -> Experience:
         """Rollout and reward; with ``filter_groups`` keep sampling until enough informative prompts."""
         algo, wanted = self.cfg.algorithm, distributed.local_count(self.cfg.prompts_per_step)
-        parts, accs, rounds = [], [], 0
+        parts, accs, rounds, generated = [], [], 0, 0
         while sum(len(p.prompt_ids) for p in parts) < wanted:
             if rounds == algo.max_sampling_rounds:
                 raise RuntimeError(
@@ -179,6 +182,7 @@ class Experiment:
             rounds += 1
             rollout, answers = self.rollout(next(self.prompts))
             accuracy = self.reward(rollout, answers)
+            generated += sum(len(r) for r in rollout.response_ids)
             if algo.filter_groups:
                 keep = informative_groups(accuracy, rollout.group)
                 rows = [i for i, g in enumerate(rollout.group) if g in set(keep)]
@@ -193,7 +197,7 @@ class Experiment:
         lengths = [len(r) for r in rollout.response_ids]
         shaping = overlong_penalty(lengths, self.cfg.rollout.max_new_tokens, algo.overlong_buffer_tokens,
                                    algo.overlong_penalty_factor)
-        return Experience(rollout, accuracy, accuracy + torch.tensor(shaping), rounds)
+        return Experience(rollout, accuracy, accuracy + torch.tensor(shaping), rounds, generated)
 
     def sequences(self, rollout: Rollout, space: Space) -> Sequences:
         ctx = contexts(space, rollout.prompt_ids, rollout.group, self.context_id)
@@ -249,7 +253,7 @@ class Experiment:
             "reference": fsdp.model_state(self.reference) if self.reference is not None else None,
             "critic": self.critic.state_dict() if self.critic is not None else None,
             "prompts": self.prompts.state_dict(), "last_eval": self.last_eval,
-            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "nonfinite_in_a_row": self.nonfinite_in_a_row, "cost": self.cost.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> int:
@@ -261,6 +265,7 @@ class Experiment:
             self.critic.load_state_dict(state["critic"])
         self.prompts.load_state_dict(state["prompts"])
         self.last_eval, self.nonfinite_in_a_row = state["last_eval"], state["nonfinite_in_a_row"]
+        self.cost.load_state_dict(state.get("cost"))  # checkpoints before cost logging have none
         checkpoint.set_rng_state(state["rng"])
         self.engine.sync_weights()  # an engine with its own copy (vLLM) must sample the resumed policy
         return state["step"]
@@ -317,7 +322,10 @@ class Experiment:
     def step_metrics(self, phase, exp: Experience, batch: UpdateBatch, stats: dict, clock) -> dict[str, float]:
         lengths = batch.seqs.response_mask.sum(-1)
         group = torch.tensor(exp.rollout.group)
-        metrics = {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()}
+        metrics = {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()
+                   if k not in ("trained_tokens", "update_tokens")}
+        metrics |= self.cost.add({"generated_tokens": exp.generated_tokens, "trained_tokens": stats["trained_tokens"],
+                                  "update_tokens": stats["update_tokens"], "train_seconds": clock.total})
         metrics |= {
             "train/accuracy": float(exp.accuracy.mean()),
             "train/reward": float(exp.scores.mean()),
@@ -335,7 +343,7 @@ class Experiment:
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
-        ev, out = self.cfg.eval, {}
+        ev, out, start = self.cfg.eval, {}, time.perf_counter()
         for name in ev.sets:
             split = self.splits[name]
             with autocast(self.cfg.model, self.device), fsdp.full_weights(self.model):
@@ -353,7 +361,7 @@ class Experiment:
                     "response": result.responses[:n],
                     "correct": result.correct.reshape(-1)[:n].tolist(),
                 }, f"samples/{name}_step{step:05d}.json")
-        return out
+        return out | {"time/eval_s": time.perf_counter() - start}
 
     def check_finite(self, metrics: dict[str, float]) -> None:
         """Count skipped (NaN/inf) updates in a row and stop the run past the configured limit."""

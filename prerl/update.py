@@ -52,7 +52,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     n_tokens = float(batch.loss_mask.sum())
     optimizer.zero_grad(set_to_none=True)
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
-    forwarded = max(float(batch.loss_mask[active].sum()), 1.0)  # diagnostics average over these tokens
+    trained = float(batch.loss_mask[active].sum()) if active else 0.0  # response tokens the gradient comes from
+    forwarded = max(trained, 1.0)  # diagnostics average over these tokens
     lengths = batch.seqs.attention_mask.sum(-1)[active].tolist() if active else []
     for chunk in fsdp.lockstep(micro_batches(lengths, optim.micro_batch_tokens), model):
         idx = [active[j] for j in chunk] or [0]  # padding (sharded model): row 0 with zero weight
@@ -89,4 +90,6 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     totals["skipped_update"] = float(not finite)
     totals["grad_norm"] = float(grad_norm)
     totals["kept_tokens"] = n_tokens
+    totals["trained_tokens"] = trained
+    totals["update_tokens"] = float(sum(lengths))  # prompt + response tokens through forward and backward
     return totals
