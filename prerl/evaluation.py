@@ -1,8 +1,7 @@
 """Avg@K and Pass@k: sample K responses per problem and score them.
 
 Avg@K is the mean reward over all K samples of all problems. Pass@k uses the unbiased estimator
-of Chen et al. (2021), ``1 − C(n−c, k) / C(n, k)`` per problem with n = K samples, c correct,
-for k = 1, 2, 4, … up to K (and K itself).
+of Chen et al. (2021) per problem (``prerl.stats.pass_at_k``) for k = 1, 2, 4, … up to K (and K itself).
 """
 
 from __future__ import annotations
@@ -12,16 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prerl.rewards import score
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem with ``c`` of ``n`` samples correct."""
-    if not 1 <= k <= n:
-        raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
-    if n - c < k:
-        return 1.0
-    # C(n−c, k)/C(n, k) = Π_{i=n−c+1}^{n} (1 − k/i), stable for large n
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+from prerl.stats import pass_at_k
 
 
 def k_values(K: int) -> list[int]:
@@ -46,8 +36,7 @@ class EvalResult:
         return float(self.correct.mean())
 
     def pass_at(self, k: int) -> float:
-        c = self.correct.sum(1)
-        return float(np.mean([pass_at_k(self.K, int(ci), k) for ci in c]))
+        return float(pass_at_k(self.correct.sum(1), self.K, k).mean())
 
     def metrics(self) -> dict[str, float]:
         """Metric names avoid '@' (MLflow rejects it): ``<set>/avg_at_K``, ``<set>/pass_at_k``."""
