@@ -1,7 +1,8 @@
 """The paper's tables and figures from the sweep runs in MLflow (``make ablation-table``).
 
     python -m analysis.ablation_table                          # the newest sweep or multirun
-    python -m analysis.ablation_table --experiment prerl-mini --step best --metric pass_at_8
+    python -m analysis.ablation_table --experiment prerl-mini --metric pass_at_8 --baseline S=0
+    python -m analysis.ablation_table --step best --best-on ood     # step chosen on ood; ood not reported
     python -m analysis.ablation_table --sweep-id multirun/2026-12-02/16-06-59   # one multirun
 
 The newest run decides what is read. A run of ``+sweep=NAME`` gives ``<out>/<table>.md|.tex|.csv``
@@ -11,11 +12,16 @@ multirun's jobs (its ``sweep_id`` tag): over ``warmup_steps`` the warm-up table,
 the main table, over anything else rows named by the keys its jobs varied. ``tables.md`` holds all,
 with PNG figures beside; the folder is logged as the artifacts of one summary run
 (``run_name=ablation-table``) in the experiment.
+
+Every cell is a mean with its 95% interval over seeds and problems, and every row's difference from
+the baseline row (``--baseline``; plain GRPO by default) has its own interval: README, "Reading a table".
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,7 +52,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--metric", default="avg", help="per-set metric: avg (Avg@K) or a logged one, e.g. pass_at_4")
     p.add_argument("--step", type=parse_step, default="final",
-                   help="final, best (per run, the eval step with the best mean over the table's sets) or N")
+                   help="final, N, or best: per run the eval step with the best metric on --best-on")
+    p.add_argument("--best-on", help="with --step best: the eval set the step is chosen on (then not reported)")
+    p.add_argument("--baseline", help="the row every Δ is taken against (default: plain GRPO, else the first row)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.45, 0.58],
                    help="efficiency table: accuracies (fractions) to reach")
     p.add_argument("--ood-sets", nargs="+", default=list(OOD_SETS), help="eval sets counted as out of distribution")
@@ -59,12 +69,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per small JSON read is noise
     uri = tracking_uri(TrackingConfig(uri=args.uri))
     client = MlflowClient(uri)
     experiment = args.experiment or with_retry(newest_sweep_experiment, client)
     if experiment is None:
         raise SystemExit(f"no sweep runs in {uri}: run a sweep first, e.g. make sweep-warmup")
-    opts = TableOptions(args.metric, args.step, tuple(args.ood_sets), tuple(args.thresholds))
+    try:
+        opts = TableOptions(metric=args.metric, step=args.step, best_on=args.best_on, ood_sets=tuple(args.ood_sets),
+                            thresholds=tuple(args.thresholds), baseline=args.baseline, level=args.level,
+                            n_boot=args.n_boot)
+        opts.rule()
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
     out = Path(args.out or Path("outputs/tables") / experiment)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -90,14 +107,19 @@ def main(argv: list[str] | None = None) -> Path:
             continue
         if not sweep_id:
             print(f"{spec.name}: read {len(runs)} finished runs of sweep {', '.join(spec.sweeps)}")
-        table = spec.build(spec, runs, opts)
+        start = time.perf_counter()
+        try:
+            table = spec.build(spec, runs, opts)
+        except ValueError as err:  # e.g. a --baseline that is not a row
+            raise SystemExit(f"{spec.name}: {err}") from err
+        print(f"{spec.name}: statistics of {len(runs)} runs in {time.perf_counter() - start:.2f} s")
         for suffix, text in ((".md", render.markdown(table)), (".tex", render.latex(table)), (".csv", render.csv_text(table))):
             (out / f"{spec.name}{suffix}").write_text(text)
         sections.append(render.markdown(table))
         written.append(spec.name)
         if spec.figures:
-            figures_for(spec.name, ordered_groups(spec, runs), eval_sets(runs, "avg", spec.ood, opts.ood_sets),
-                        opts.step, out)
+            figures_for(spec.name, ordered_groups(spec, runs),
+                        opts.rule().reported(eval_sets(runs, "avg", spec.ood, opts.ood_sets)), opts, out)
     if not written:
         where = f"multirun {sweep_id}" if sweep_id else "sweep"
         raise SystemExit(f"no finished {where} runs in experiment {experiment!r} at {uri}")
@@ -106,6 +128,8 @@ def main(argv: list[str] | None = None) -> Path:
     print(report)
     if not args.no_log:
         tracker = open_run(experiment, "ablation-table", {"metric": args.metric, "step": str(args.step),
+                                                          "best_on": args.best_on, "baseline": args.baseline,
+                                                          "level": args.level, "n_boot": args.n_boot,
                                                           "thresholds": args.thresholds, "tables": written}, args.uri)
         with_retry(tracker.client.log_artifacts, tracker.run_id, str(out))
         tracker.finish()

@@ -12,30 +12,49 @@ DASH = "-"
 
 
 def cell_text(cell: Cell, digits: int, pm: str = "±") -> str:
-    """``41.23 ± 1.20 (2)``; one run: ``41.23 (1)``; some runs without a value: ``(2/3)``; none: ``-``."""
+    """``41.2 [38.1, 44.0] (5)``: mean, interval, seeds; ``(2/3)`` when one of the row's three runs gave
+    no value; no interval: ``41.2 ± 1.2 (2)`` or ``41.2 (1)``; no value: ``-``."""
     if cell.mean is None:
         return DASH
     text = f"{cell.mean:.{digits}f}"
-    if cell.std is not None:
+    if cell.lo is not None:
+        text += f" [{cell.lo:.{digits}f}, {cell.hi:.{digits}f}]"
+    elif cell.std is not None:
         text += f" {pm} {cell.std:.{digits}f}"
     return text + f" ({cell.n}/{cell.of})" if cell.of else text + f" ({cell.n})"
 
 
+def delta_text(table: Table, row: str, digits: int) -> str:
+    """``+4.2 [-1.0, +9.8]`` for a row, ``baseline`` for the baseline row."""
+    if row == table.baseline:
+        return "baseline"
+    d = table.cell(row, table.delta_column).delta
+    return DASH if d is None else f"{d.mean:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+
+
+PAPER_DIGITS = 2  # as the paper reports
+
+
 def paper_text(column: Column, row: str) -> str:
     value = column.paper.get(row)
-    return DASH if value is None else f"{value:.{column.digits}f}"
+    return DASH if value is None else f"{value:.{PAPER_DIGITS}f}"
+
+
+def delta_header(table: Table) -> list[str]:
+    return [f"Δ {table.delta_column} vs {table.baseline}"] if table.delta_column and table.baseline else []
 
 
 def header(table: Table) -> list[str]:
     names = [table.row_header]
     for c in table.columns:
         names += [c.name] + ([f"{c.name} (paper)"] if c.paper else [])
-    return names
+    return names + delta_header(table)
 
 
 def body(table: Table, mark, pm: str = "±") -> list[list[str]]:
     """Rows of strings; ``mark(text)`` decorates the best cell of each ranked column."""
     best = {c.name: table.best(c) for c in table.columns}
+    digits = {c.name: c.digits for c in table.columns}
     rows = []
     for row in table.rows:
         out = [row]
@@ -44,6 +63,8 @@ def body(table: Table, mark, pm: str = "±") -> list[list[str]]:
             out.append(mark(text) if row in best[c.name] else text)
             if c.paper:
                 out.append(paper_text(c, row))
+        if delta_header(table):
+            out.append(delta_text(table, row, digits.get(table.delta_column, 1)))
         rows.append(out)
     return rows
 
@@ -57,7 +78,7 @@ def markdown(table: Table) -> str:
 
 def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("→", r"$\rightarrow$"), ("±", r"$\pm$")):
+                 ("→", r"$\rightarrow$"), ("±", r"$\pm$"), ("Δ", r"$\Delta$")):
         text = text.replace(a, b)
     return text
 
@@ -74,11 +95,17 @@ def latex(table: Table) -> str:
     return "\n".join(lines) + "\n" + "".join(f"% {n}\n" for n in table.notes)
 
 
-CSV_FIELDS = ["table", "row", "column", "mean", "std", "n", "runs", "best", "paper"]
+CSV_FIELDS = ["table", "row", "column", "mean", "std", "lo", "hi", "n", "runs", "delta", "delta_lo", "delta_hi",
+              "best", "paper"]
+
+
+def _number(value) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def csv_text(table: Table) -> str:
-    """One line per cell, full precision; empty fields where there is no value."""
+    """One line per cell, full precision; empty fields where there is no value. ``delta*``: the cell
+    minus the baseline row's, with its interval."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -86,8 +113,10 @@ def csv_text(table: Table) -> str:
         best = table.best(c)
         for row in table.rows:
             cell = table.cell(row, c.name)
-            writer.writerow({"table": table.name, "row": row, "column": c.name,
-                             "mean": "" if cell.mean is None else repr(cell.mean),
-                             "std": "" if cell.std is None else repr(cell.std), "n": cell.n,
-                             "runs": cell.of or cell.n, "best": row in best, "paper": c.paper.get(row, "")})
+            d = cell.delta
+            writer.writerow({"table": table.name, "row": row, "column": c.name, "mean": _number(cell.mean),
+                             "std": _number(cell.std), "lo": _number(cell.lo), "hi": _number(cell.hi), "n": cell.n,
+                             "runs": cell.of or cell.n, "delta": _number(d and d.mean),
+                             "delta_lo": _number(d and d.lo), "delta_hi": _number(d and d.hi),
+                             "best": row in best, "paper": c.paper.get(row, "")})
     return out.getvalue()

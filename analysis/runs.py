@@ -8,8 +8,12 @@ records.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Optional
 
 from mlflow.tracking import MlflowClient
 
@@ -25,6 +29,11 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     history: dict[str, dict[int, float]] = field(default_factory=dict)
     start_time: int = 0
+    load_artifact: Optional[Callable[[str], Optional[dict]]] = field(default=None, repr=False, compare=False)
+
+    def artifact(self, path: str) -> Optional[dict]:
+        """A JSON artifact of the run (None: the run has none at ``path``)."""
+        return self.load_artifact(path) if self.load_artifact is not None else None
 
     @property
     def seed(self) -> str:
@@ -81,5 +90,24 @@ def _records(client: MlflowClient, experiment: str, filters: list[str], metric_p
         history = {k: {m.step: m.value for m in with_retry(client.get_metric_history, run.info.run_id, k)}
                    for k in keys}
         records.append(RunRecord(run.info.run_id, dict(run.data.params), dict(run.data.tags), history,
-                                 run.info.start_time or 0))
+                                 run.info.start_time or 0, json_artifacts(client, run.info.run_id)))
     return records
+
+
+def json_artifacts(client: MlflowClient, run_id: str) -> Callable[[str], Optional[dict]]:
+    """A cached reader of the run's JSON artifacts; a folder is listed once, so a missing file is None
+    without a failed download."""
+
+    @lru_cache(maxsize=None)
+    def listing(folder: str) -> frozenset:
+        return frozenset(f.path for f in with_retry(client.list_artifacts, run_id, folder or None))
+
+    @lru_cache(maxsize=None)
+    def load(path: str) -> Optional[dict]:
+        if path not in listing(path.rsplit("/", 1)[0] if "/" in path else ""):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            local = with_retry(client.download_artifacts, run_id, path, tmp)
+            return json.loads(Path(local).read_text())
+
+    return load

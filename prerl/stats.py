@@ -65,6 +65,10 @@ class Interval:
     def excludes(self, value: float = 0.0) -> bool:
         return not self.lo <= value <= self.hi
 
+    def scaled(self, factor: float) -> "Interval":
+        """In other units, e.g. ``scaled(100)`` for percent."""
+        return Interval(factor * self.mean, factor * self.lo, factor * self.hi)
+
 
 def percentile_interval(point: float, replicates: np.ndarray, level: float) -> Interval:
     lo, hi = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])

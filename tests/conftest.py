@@ -5,6 +5,7 @@ import torch
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 if os.environ.get("PRERL_DETERMINISTIC") == "1":  # PRERL_DETERMINISTIC=1 make test: this process only, not the runs it starts
     torch.use_deterministic_algorithms(True)
 

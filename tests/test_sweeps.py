@@ -1,5 +1,6 @@
 """Sweeps, launchers and the Optuna sweeper: they compose, really run jobs, skip finished ones, resume."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -73,6 +74,12 @@ def train(args, tmp_path, cache_dir, name):
     return done.stdout + done.stderr
 
 
+def table_cells(path: Path) -> dict:
+    """(row, column) -> the CSV line of a table written by ``make ablation-table``."""
+    with open(path) as handle:
+        return {(r["row"], r["column"]): r for r in csv.DictReader(handle)}
+
+
 def runs_of(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("prerl-smoke")
@@ -93,12 +100,13 @@ def test_warmup_sweep_on_submitit_then_rerun_skips_and_table_has_the_logged_valu
 
     out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "tables"),
                                "--tables", "warmup", "--no-log"])
-    text = (out / "warmup.md").read_text().replace("**", "")  # ties are all bold
+    cells = table_cells(out / "warmup.csv")
     for run in runs:
         logged = run.data.metrics["eval/test/avg_at_2"]  # the value at the last step
         history = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
         assert logged == max(history, key=lambda m: m.step).value
-        assert f"| S={run.data.params['warmup_steps']} | {100 * logged:.2f} (1) |" in text
+        cell = cells[(f"S={run.data.params['warmup_steps']}", "test")]
+        assert float(cell["mean"]) == pytest.approx(100 * logged) and cell["n"] == "1"
 
 
 def test_optuna_study_resumes_after_an_interruption(tmp_path, cache_dir):
@@ -133,22 +141,29 @@ def test_config_hash_ignores_how_ranks_hold_the_model():
 
 
 def test_a_plain_multirun_then_ablation_table_gives_its_table(tmp_path, cache_dir):
-    """The headline flow as typed: ``python train.py -m warmup_steps=0,1`` then ``make ablation-table``
-    with no arguments gives the warm-up table of exactly that multirun's jobs."""
+    """The headline flow as typed: ``python train.py -m warmup_steps=0,1 seed=1,2`` then ``make
+    ablation-table`` with no arguments gives the warm-up table of exactly that multirun's jobs, with
+    intervals and Δs from S=0 (plain GRPO)."""
     train(["warmup_steps=0,1", "total_steps=1"], tmp_path, cache_dir, "plain")
     client, runs = runs_of(tmp_path)
     assert {r.data.tags["sweep"] for r in runs} == {"multirun"}
     assert {r.data.tags["sweep_id"] for r in runs} == {str(tmp_path / "plain")}
     train(["seed=3", "total_steps=0", "warmup_steps=0"], tmp_path, cache_dir, "older")  # another multirun...
-    train(["warmup_steps=0,1", "total_steps=1", "seed=1"], tmp_path, cache_dir, "newest")  # ...and the newest
+    train(["warmup_steps=0,1", "total_steps=1", "seed=1,2"], tmp_path, cache_dir, "newest")  # ...and the newest
     newest = [r for r in runs_of(tmp_path)[1] if r.data.tags["sweep_id"] == str(tmp_path / "newest")]
 
     out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "t"), "--no-log"])
     assert [p.name for p in sorted(out.glob("*.md"))] == ["tables.md", "warmup.md"]
-    text = (out / "warmup.md").read_text().replace("**", "")
-    assert len(newest) == 2
-    for run in newest:  # the newest multirun's values, one run per row (the other multiruns not mixed in)
-        assert f"| S={run.data.params['warmup_steps']} | {100 * run.data.metrics['eval/test/avg_at_2']:.2f} (1) |" in text
+    assert len(newest) == 4
+    cells, means = table_cells(out / "warmup.csv"), {}
+    for s in ("0", "1"):  # the newest multirun's values (the other multiruns not mixed in), two seeds a row
+        logged = [100 * r.data.metrics["eval/test/avg_at_2"] for r in newest if r.data.params["warmup_steps"] == s]
+        cell, means[s] = cells[(f"S={s}", "test")], sum(logged) / 2
+        assert float(cell["mean"]) == pytest.approx(means[s]) and cell["n"] == "2"
+        assert float(cell["lo"]) <= means[s] <= float(cell["hi"])
+    assert float(cells[("S=1", "test")]["delta"]) == pytest.approx(means["1"] - means["0"])
+    text = (out / "warmup.md").read_text()
+    assert "Δ Avg vs S=0" in text and "| baseline |" in text and "paired hierarchical bootstrap" in text
 
 
 def test_a_multirun_is_tabled_by_the_keys_it_varied():
