@@ -61,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
                    help="efficiency table: accuracies (fractions) to reach")
     p.add_argument("--ood-sets", nargs="+", default=list(OOD_SETS), help="eval sets counted as out of distribution")
     p.add_argument("--tables", nargs="+", choices=[t.name for t in TABLES], help="only these tables")
-    p.add_argument("--sweep-id", help="the table of this multirun (default: the newest run's, when it is one)")
+    p.add_argument("--sweep-id", help="the table of this multirun (default: the newest run's, when it is one); "
+                                      "with --tables, those tables of its runs")
     p.add_argument("--out", help="output folder (default: outputs/tables/<experiment>)")
     p.add_argument("--no-log", action="store_true", help="do not log a summary run to MLflow")
     return p
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> Path:
         varied = differing_keys(runs)
         print(f"read {len(runs)} finished runs of multirun {sweep_id} in {experiment!r} (varied: "
               f"{', '.join(varied) or 'seeds only'}): {', '.join(r.run_id for r in runs)}")
-        jobs = [(multirun_spec(varied), runs)] if runs else []
+        specs = [spec for spec in TABLES if spec.name in args.tables] if args.tables else [multirun_spec(varied)]
+        jobs = [(spec, runs) for spec in specs] if runs else []
     else:
         @lru_cache(maxsize=None)
         def runs_of(sweeps: tuple[str, ...]):

@@ -82,9 +82,9 @@ def plot(groups: list[Group], sets: list[str], path: Path) -> Path:
                     axes[row][col].plot(list(h), [100 * v for v in h.values()], color=f"C{i}", lw=0.6, alpha=0.4)
                 key = metric_key(g.runs[0], s, "avg")
                 series = mean_series(g, key) if key else {}
-                axes[row][col].plot(list(series), [100 * v for v in series.values()], color=f"C{i}", lw=2, label=label)
+                axes[row][col].plot(list(series), [100 * v.mean for v in series.values()], color=f"C{i}", lw=2, label=label)
             series = mean_series(g, LENGTH)
-            axes[row][-1].plot(list(series), list(series.values()), color=f"C{i}", lw=1.5, label=label)
+            axes[row][-1].plot(list(series), [v.mean for v in series.values()], color=f"C{i}", lw=1.5, label=label)
         for col, title in enumerate(panels):
             axes[row][col].set(title=f"{task}: {title}", xlabel="update")
         axes[row][0].legend(fontsize=7)

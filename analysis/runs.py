@@ -65,14 +65,14 @@ def newest_sweep_run(client: MlflowClient, experiment: str):
 
 
 def load_runs(client: MlflowClient, experiment: str, sweeps: Iterable[str],
-              metric_prefixes: tuple[str, ...] = ("eval/", "train/")) -> list[RunRecord]:
+              metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/")) -> list[RunRecord]:
     """The FINISHED runs of ``sweeps`` in ``experiment``, with the history of every metric whose name
     starts with one of ``metric_prefixes``."""
     return _records(client, experiment, [sweep_filter(sweep) for sweep in dict.fromkeys(sweeps)], metric_prefixes)
 
 
 def load_multirun(client: MlflowClient, experiment: str, sweep_id: str,
-                  metric_prefixes: tuple[str, ...] = ("eval/", "train/")) -> list[RunRecord]:
+                  metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/")) -> list[RunRecord]:
     """The FINISHED jobs of one multirun (its ``sweep_id`` tag: the multirun's output folder)."""
     return _records(client, experiment, [f"attributes.status = 'FINISHED' and tags.sweep_id = '{sweep_id}'"],
                     metric_prefixes)

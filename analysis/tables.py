@@ -11,7 +11,7 @@ percent, as the paper reports them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -164,7 +164,7 @@ def setup_notes(spec: "TableSpec", runs: list[RunRecord], groups: list[Group], o
     few = sorted({n for n in samples.runs.values() if n < FEW_SEEDS})
     if few:
         notes.append(f"rows with {', '.join(map(str, few))} seed(s): intervals from fewer than {FEW_SEEDS} seeds are "
-                     "too narrow, a single seed's cover the problems only (README, 'Reading a table')")
+                     "too narrow (README, 'Reading a table')" + ("; one seed's cover the problems only" if 1 in few else ""))
     for row, keys in confounds(groups, baseline, spec.own).items():
         notes.append(f"warning, confound: {row} differs from {baseline} in more than the table's own keys: "
                      + ", ".join(keys))
@@ -246,7 +246,7 @@ def efficiency_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOption
         col = Column(f"{AVG} at {budget:,.0f} {what}")
         columns.append(col)
         step_of = lambda run, cost=cost, budget=budget: budget_step(run, sets, opts.metric, cost, budget)
-        samples, _, summary = compared(groups, sets, TableOptions(**{**vars(opts), "baseline": baseline}), step_of)
+        samples, _, summary = compared(groups, sets, replace(opts, baseline=baseline), step_of)
         cells |= summary_cells(groups, [col], samples, summary, source=lambda c: AVG)
     notes = [f"accuracy: mean of {opts.metric} over {', '.join(sets) or 'no sets'} at each eval step; steps: first "
              f"eval step at or above it, over the seeds that reached it (n/runs when some did not), with its "

@@ -29,7 +29,7 @@ def hand_made_experience(tokenizer) -> trainer.Experience:
                  for k in range(len(GROUP))]
     rollout = Rollout(prompts, responses, GROUP, [False] * len(GROUP), [""] * len(GROUP))
     reward = torch.tensor(REWARDS)
-    return trainer.Experience(rollout, reward, reward, 1)
+    return trainer.Experience(rollout, reward, reward, 1, sum(len(r) for r in rollout.response_ids))
 
 
 def direct_official_step(model, exp: trainer.Experience, context_id: int, loss_coef: float, clip: float):

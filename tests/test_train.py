@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -38,6 +39,16 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert 0 < kept[0] <= 1 and kept[2] == 1.0  # the main phase trains on every sample
     evals = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
     assert [m.step for m in evals] == [0, 3]
+    history = lambda key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+    # cost: every sampled token (4 prompts x 4 samples a step, no filter), running totals of the steps
+    generated, lengths = history("cost/generated_tokens"), history("train/response_length")
+    assert generated == pytest.approx([16 * n for n in lengths])
+    for name in ("generated_tokens", "trained_tokens", "update_tokens", "train_seconds"):
+        per_step = history(f"cost/{name}")
+        assert history(f"cost/{name}_total") == pytest.approx(list(np.cumsum(per_step)))
+    trained, update = history("cost/trained_tokens"), history("cost/update_tokens")
+    assert all(0 <= t <= g and t <= u for t, g, u in zip(trained, generated, update))  # u adds the prompts
+    assert history("cost/peak_rss_mb")[-1] > 0 and len(history("time/eval_s")) == 2
 
     path = client.download_artifacts(run.info.run_id, "per_problem/test_step00003.json", str(tmp_path))
     table = json.loads(open(path).read())  # per problem: id, correct count out of K, mean length
