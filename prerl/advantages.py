@@ -31,6 +31,7 @@ class AdvantageInputs:
 class Advantages:
     advantages: Tensor  # [N, T]
     returns: Optional[Tensor] = None  # [N, T] critic targets
+    values: Optional[Tensor] = None  # [N, T] the critic's values they were computed from (V_old of its clip)
 
 
 ADVANTAGE_ESTIMATORS: dict[str, Callable[[AdvantageInputs, object], Advantages]] = {}

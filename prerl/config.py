@@ -235,6 +235,13 @@ class AlgorithmConfig:
     overlong_buffer_tokens: int = 0  # 0 = off
     overlong_penalty_factor: float = 1.0
     mask_truncated: bool = False  # drop truncated samples from the loss (TRL's mask_truncated_completions)
+    # Optimizer steps per rollout: the step's prompts, whole groups, shuffled by the seed and split into
+    # this many mini-batches (verl: train_batch_size / ppo_mini_batch_size), each pass over them an
+    # epoch (verl ppo_epochs, TRL num_iterations). Above one update per step the samples are off-policy
+    # after the first, so the ratio leaves 1 and the clip range acts. A step with fewer prompts than
+    # mini-batches (the smoke preset's 4) takes one prompt per mini-batch.
+    mini_batches_per_step: int = 1
+    epochs_per_step: int = 1
 
     def __post_init__(self) -> None:
         from prerl.advantages import ADVANTAGE_ESTIMATORS
@@ -251,6 +258,8 @@ class AlgorithmConfig:
         _check(0 <= self.gamma <= 1 and 0 <= self.lam <= 1, "algorithm.gamma and algorithm.lam must be in [0, 1]")
         _check(self.max_sampling_rounds >= 1, "algorithm.max_sampling_rounds must be >= 1")
         _check(self.overlong_buffer_tokens >= 0, "algorithm.overlong_buffer_tokens must be >= 0")
+        _check(self.mini_batches_per_step >= 1, "algorithm.mini_batches_per_step must be >= 1")
+        _check(self.epochs_per_step >= 1, "algorithm.epochs_per_step must be >= 1")
 
     @property
     def uses_critic(self) -> bool:

@@ -61,6 +61,17 @@ class Critic:
                 out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
         return out
 
+    def fit(self, seqs: Sequences, returns: Tensor, old_values: Tensor, parts: list[list[int]]) -> dict[str, float]:
+        """One critic step per mini-batch of rows (the policy's ``parts``); their mean statistics."""
+        if len(parts) == 1:
+            return self.update(seqs, returns, old_values)
+        per_step = []
+        for rows in parts:
+            sub = select(seqs, rows)
+            index, width = torch.tensor(rows), sub.response_ids.shape[1]
+            per_step.append(self.update(sub, returns[index, :width], old_values[index, :width]))
+        return {k: sum(s[k] for s in per_step) / len(per_step) for k in per_step[0]}
+
     def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
         """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean."""
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch

@@ -9,14 +9,28 @@ changes the gradient (the verl #3741 lesson in ``reference/algorithms.md`` §1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from prerl.config import AggMode, KLEstimator
 
-POLICY_LOSSES: dict[str, Callable[..., tuple[Tensor, dict[str, Tensor]]]] = {}
+
+class PolicyLoss(Protocol):
+    """The contract of a registered policy loss.
+
+    ``logp``, ``old_logp``, ``adv``, ``mask`` are [B, T] (``old_logp`` is ``logp.detach()`` on the
+    on-policy path); ``cfg`` is the ``AlgorithmConfig``. Returns the per-token loss [B, T] (aggregated
+    by the caller) and diagnostics: each a scalar tensor that is a mean over the ``mask``ed tokens,
+    which the update averages over micro-batches and mini-batches weighted by tokens and logs as
+    ``train/<name>``."""
+
+    def __call__(self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict[str, Tensor]]:
+        ...
+
+
+POLICY_LOSSES: dict[str, PolicyLoss] = {}
 
 
 def register_policy_loss(name: str):
@@ -34,13 +48,17 @@ def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tenso
     ratio = log_ratio.exp()
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1 - cfg.clip_ratio_low, 1 + cfg.clip_ratio_high)
-    loss = torch.maximum(unclipped, clipped)
-    dual = torch.minimum(loss, -adv * cfg.clip_ratio_c)
-    loss = torch.where(adv < 0, dual, loss)
+    pessimistic = torch.maximum(unclipped, clipped)
+    dual_bound = -adv * cfg.clip_ratio_c  # caps the loss of a negative advantage at ratio c
+    loss = torch.where(adv < 0, torch.minimum(pessimistic, dual_bound), pessimistic)
     n = mask.sum().clamp(min=1)
+    share = lambda hit: (hit.float() * mask).sum() / n  # noqa: E731 - share of the masked tokens
     stats = {
-        "clip_frac": ((clipped > unclipped).float() * mask).sum() / n,
-        "approx_kl": (0.5 * log_ratio**2 * mask).sum() / n,
+        "clip_frac": share(clipped > unclipped),  # the clipped term is the one in the loss
+        "clip_frac_upper": share((adv > 0) & (ratio > 1 + cfg.clip_ratio_high)),  # clip-high acts
+        "clip_frac_lower": share((adv < 0) & (ratio < 1 - cfg.clip_ratio_low)),
+        "dual_clip_frac": share((adv < 0) & (dual_bound < pessimistic)),
+        "approx_kl": (0.5 * log_ratio**2 * mask).sum() / n,  # old -> new (k2)
     }
     return loss, stats
 

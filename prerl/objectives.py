@@ -28,17 +28,26 @@ class Phase:
     loss_coef: float
     loss_agg_mode: AggMode
     regularised: bool  # the algorithm's KL and entropy terms apply (the warm-up trains its objective alone)
+    mini_batches: int = 1  # optimizer steps per epoch over the step's rollout
+    epochs: int = 1
+
+    @property
+    def reuses_rollout(self) -> bool:
+        """More than one optimizer step per rollout: the samples are off-policy after the first, so the
+        loss needs the behaviour policy's log-probs (computed once, before the first step)."""
+        return self.mini_batches * self.epochs > 1
 
 
 def warmup_phase(obj: ObjectiveConfig) -> Phase:
-    # As the official code: token-mean over the kept samples' tokens, no KL term.
+    # As the official code: token-mean over the kept samples' tokens, no KL term, one update per step.
     return Phase("warmup", obj.space, obj.samples, obj.advantage, obj.positive_weight, obj.loss_coef,
                  AggMode.token_mean, regularised=False)
 
 
 def main_phase(algorithm: AlgorithmConfig) -> Phase:
     return Phase("main", Space.post, Samples.all, ObjectiveAdvantage.algorithm, 1.0, 1.0,
-                 algorithm.loss_agg_mode, regularised=True)
+                 algorithm.loss_agg_mode, regularised=True, mini_batches=algorithm.mini_batches_per_step,
+                 epochs=algorithm.epochs_per_step)
 
 
 def phase_advantages(phase: Phase, batch: AdvantageInputs, algorithm: AlgorithmConfig) -> Advantages:

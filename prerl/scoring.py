@@ -78,9 +78,14 @@ def select(seqs: Sequences, idx: list[int]) -> Sequences:
                      seqs.response_ids[index, :resp_width], resp_mask[:, :resp_width])
 
 
-def response_logprobs(model, seqs: Sequences, entropy: str = "none") -> tuple[Tensor, Tensor | None]:
+def response_logprobs(model, seqs: Sequences, entropy: str = "none",
+                      temperature: float = 1.0) -> tuple[Tensor, Tensor | None]:
     """log π of each response token, [B, T], and the policy's entropy at each position when
     ``entropy`` is ``"detached"`` (a diagnostic) or ``"grad"`` (an entropy bonus is trained).
+
+    π is the distribution the responses were sampled from: the logits divided by the sampling
+    ``temperature`` (as verl and TRL score them), so that the ratio, the KL and the entropy are
+    those of the behaviour policy at any temperature.
 
     Log-probs are taken for every next token first and only then gathered at response positions,
     so no [B, T, V] copy of the logits is made (V is 151k for Qwen).
@@ -88,6 +93,8 @@ def response_logprobs(model, seqs: Sequences, entropy: str = "none") -> tuple[Te
     device = next(model.parameters()).device
     ids = seqs.input_ids.to(device)
     logits = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device)).logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     lse = torch.logsumexp(logits, dim=-1)
     next_logp = torch.gather(logits, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) - lse  # [B, L-1]
     T = seqs.response_ids.shape[1]
@@ -103,13 +110,14 @@ def response_logprobs(model, seqs: Sequences, entropy: str = "none") -> tuple[Te
 
 
 @torch.no_grad()
-def score_logprobs(model, seqs: Sequences, max_tokens: int) -> Tensor:
-    """log π of every response token (0 on padding), computed in micro-batches without gradient."""
+def score_logprobs(model, seqs: Sequences, max_tokens: int, temperature: float = 1.0) -> Tensor:
+    """log π of every response token (0 on padding) at the sampling ``temperature``, computed in
+    micro-batches without gradient."""
     out = torch.zeros_like(seqs.response_mask)
     lengths = seqs.attention_mask.sum(-1).tolist()
     with fsdp.full_weights(model):  # ranks run different numbers of micro-batches
         for idx in micro_batches(lengths, max_tokens):
             mb = select(seqs, idx)
-            lp = response_logprobs(model, mb)[0].cpu() * mb.response_mask
+            lp = response_logprobs(model, mb, temperature=temperature)[0].cpu() * mb.response_mask
             out[torch.tensor(idx), : lp.shape[1]] = lp
     return out

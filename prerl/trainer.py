@@ -12,7 +12,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from prerl.scorers import dataset_grader
 from prerl.rollout.base import concat, select_groups
 from prerl.scoring import Sequences, contexts, pack, score_logprobs
 from prerl.tracking import Tracker
-from prerl.update import UpdateBatch, policy_update
+from prerl.update import UpdateBatch, mini_batches, policy_updates
 
 log = logging.getLogger(__name__)
 
@@ -203,22 +203,31 @@ class Experiment:
         ctx = contexts(space, rollout.prompt_ids, rollout.group, self.context_id)
         return pack(ctx, rollout.response_ids, self.tokenizer.pad_token_id)
 
-    def token_kl(self, seqs: Sequences) -> torch.Tensor:
-        mb = self.cfg.optim.micro_batch_tokens
-        logp = score_logprobs(self.model, seqs, mb)
-        ref = score_logprobs(self.reference, seqs, mb)
-        return kl_penalty(logp, ref, self.cfg.algorithm.kl.estimator) * seqs.response_mask
+    def score(self, model, seqs: Sequences) -> torch.Tensor:
+        """log-probs of the rollout's responses under ``model``, at the sampling temperature."""
+        return score_logprobs(model, seqs, self.cfg.optim.micro_batch_tokens, self.cfg.rollout.temperature)
 
     def prepare(self, phase: Phase, exp: Experience) -> tuple[UpdateBatch, Sequences, Advantages]:
-        """Advantages and the objective's loss mask: everything the update needs."""
+        """Advantages and the objective's loss mask: everything the update needs (and, for a critic,
+        the post-train sequences)."""
         algo = self.cfg.algorithm
         seqs = self.sequences(exp.rollout, phase.space)
         post = seqs if phase.space == Space.post else self.sequences(exp.rollout, Space.post)
         uses_algorithm = phase.advantage == ObjectiveAdvantage.algorithm
         kl_in_reward = uses_algorithm and phase.regularised and algo.kl.placement == KLPlacement.reward
+        policy_logp = {}  # log π_old per sequence set, scored at most once (PPO's KL and its ratio share it)
+
+        def behaviour_logp(s: Sequences) -> torch.Tensor:
+            if id(s) not in policy_logp:
+                policy_logp[id(s)] = self.score(self.model, s)
+            return policy_logp[id(s)]
+
+        token_kl = None
+        if kl_in_reward:
+            kl = kl_penalty(behaviour_logp(post), self.score(self.reference, post), algo.kl.estimator)
+            token_kl = kl * post.response_mask
         adv_in = AdvantageInputs(
-            scores=exp.scores, group=torch.tensor(exp.rollout.group), mask=seqs.response_mask,
-            token_kl=self.token_kl(post) if kl_in_reward else None,
+            scores=exp.scores, group=torch.tensor(exp.rollout.group), mask=seqs.response_mask, token_kl=token_kl,
             values=self.critic.values(post) if uses_algorithm and self.critic else None,
         )
         adv = phase_advantages(phase, adv_in, algo)
@@ -228,8 +237,10 @@ class Experiment:
             loss_mask = loss_mask * (~torch.tensor(exp.rollout.truncated)).float().unsqueeze(-1)
         ref_logp = None
         if phase.regularised and algo.kl.placement == KLPlacement.loss:
-            ref_logp = score_logprobs(self.reference, seqs, self.cfg.optim.micro_batch_tokens)
-        return UpdateBatch(seqs, advantages, loss_mask, ref_logp), post, adv
+            ref_logp = self.score(self.reference, seqs)
+        old_logp = behaviour_logp(seqs) if phase.reuses_rollout else None  # on-policy: the update's own, detached
+        adv = replace(adv, values=adv_in.values)
+        return UpdateBatch(seqs, advantages, loss_mask, ref_logp, old_logp, self.cfg.rollout.temperature), post, adv
 
     def reincarnate(self) -> None:
         """Policy Reincarnation: the warm-up policy becomes the new start (and KL anchor)."""
@@ -311,10 +322,12 @@ class Experiment:
             clock.lap("rollout_reward")
             batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
             clock.lap("advantage")
-            stats = policy_update(self.model, self.optimizer, batch, phase, cfg.algorithm, cfg.optim,
-                                  cfg.rollout.max_new_tokens)  # loss → step
-            if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns
-                stats |= self.critic.update(post, adv.returns, self.critic.values(post))
+            parts = mini_batches(exp.rollout.group, phase.mini_batches, phase.epochs,
+                                 torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))  # same after a resume
+            stats, _ = policy_updates(self.model, self.optimizer, batch, parts, phase, cfg.algorithm, cfg.optim,
+                                      cfg.rollout.max_new_tokens)  # loss → step, per mini-batch
+            if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns, same mini-batches
+                stats |= self.critic.fit(post, adv.returns, adv.values, parts)
         self.engine.sync_weights()
         clock.lap("update")
         return distributed.reduce_metrics(self.step_metrics(phase, exp, batch, stats, clock))

@@ -1,8 +1,10 @@
-"""One optimizer update of the policy: micro-batched loss → backward → clip → step."""
+"""The policy's optimizer steps on one rollout: mini-batches of whole prompt groups, each a
+micro-batched loss → backward → clip → step."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -23,6 +25,7 @@ class UpdateBatch:
     loss_mask: Tensor  # [N, T] response tokens of the kept samples
     ref_logp: Optional[Tensor] = None  # [N, T] reference log-probs when KL is in the loss
     old_logp: Optional[Tensor] = None  # [N, T] behaviour log-probs; None = on-policy (ratio 1)
+    temperature: float = 1.0  # the responses' sampling temperature: log-probs are scored at it
 
 
 def _rows(t: Optional[Tensor], idx: list[int], width: int) -> Optional[Tensor]:
@@ -48,7 +51,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     norm = distributed.normaliser(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)  # global batch
     kl_in_loss = phase.regularised and algo.kl.placement == KLPlacement.loss
     entropy_mode = "grad" if algo.entropy_coeff > 0 and phase.regularised else "detached"
-    totals = {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
+    totals = defaultdict(float, {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "entropy": 0.0})
     n_tokens = float(batch.loss_mask.sum())
     optimizer.zero_grad(set_to_none=True)
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
@@ -61,7 +64,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         width = mb.response_ids.shape[1]
         mask = _rows(batch.loss_mask, idx, width).to(device) * float(bool(chunk))
         adv = _rows(batch.advantages, idx, width).to(device)
-        logp, entropy = response_logprobs(model, mb, entropy=entropy_mode)
+        logp, entropy = response_logprobs(model, mb, entropy=entropy_mode, temperature=batch.temperature)
         old = _rows(batch.old_logp, idx, width)
         old = logp.detach() if old is None else old.to(device)
         pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
@@ -78,7 +81,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         if loss.requires_grad:
             loss.backward()
         totals["loss"] += loss.item()
-        totals["clip_frac"] += float(stats["clip_frac"]) * float(mask.sum()) / forwarded
+        for name, value in stats.items():  # token means of the micro-batch (the PolicyLoss contract)
+            totals[name] += float(torch.as_tensor(value).detach()) * float(mask.sum()) / forwarded
         totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
     distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process, or sharded)
     grad_norm = fsdp.full(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip))
@@ -92,4 +96,50 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     totals["kept_tokens"] = n_tokens
     totals["trained_tokens"] = trained
     totals["update_tokens"] = float(sum(lengths))  # prompt + response tokens through forward and backward
-    return totals
+    return dict(totals)
+
+
+def mini_batches(group: list[int], count: int, epochs: int, generator: torch.Generator) -> list[list[int]]:
+    """Row indices of each optimizer step: per epoch the prompt groups in a seeded random order, split
+    into ``count`` near-equal parts of whole groups (at most one group per part)."""
+    rows_of: dict[int, list[int]] = {}
+    for row, g in enumerate(group):
+        rows_of.setdefault(g, []).append(row)
+    groups = list(rows_of)
+    parts = []
+    for _ in range(epochs):
+        order = [groups[i] for i in torch.randperm(len(groups), generator=generator).tolist()]
+        n = min(count, len(groups))
+        bounds = [len(order) * k // n for k in range(n + 1)]
+        parts += [[r for g in order[a:b] for r in rows_of[g]] for a, b in zip(bounds, bounds[1:])]
+    return parts
+
+
+def subset(batch: UpdateBatch, rows: list[int]) -> UpdateBatch:
+    """The rows ``rows`` of a batch, trimmed to their own longest sequence."""
+    seqs = select(batch.seqs, rows)
+    return UpdateBatch(seqs, *(_rows(t, rows, seqs.response_ids.shape[1])
+                               for t in (batch.advantages, batch.loss_mask, batch.ref_logp, batch.old_logp)),
+                       temperature=batch.temperature)
+
+
+# Per-step statistics that add up over optimizer steps (what the step spent); the others are averaged.
+SUMMED_STATS = ("trained_tokens", "update_tokens", "skipped_update")
+
+
+def merge_step_stats(per_step: list[dict[str, float]], kept_tokens: float) -> dict[str, float]:
+    """One step's statistics from those of its optimizer steps."""
+    keys = dict.fromkeys(k for stats in per_step for k in stats)
+    merged = {k: sum(s.get(k, 0.0) for s in per_step) / (1 if k in SUMMED_STATS else len(per_step)) for k in keys}
+    return merged | {"kept_tokens": kept_tokens, "optimizer_steps": float(len(per_step))}
+
+
+def policy_updates(model, optimizer, batch: UpdateBatch, parts: list[list[int]], phase: Phase, algo: AlgorithmConfig,
+                   optim: OptimConfig, max_new_tokens: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """One optimizer step per part of ``parts`` (``mini_batches``), each normalised over its own
+    tokens as verl does per mini-batch; the step's merged statistics and each optimizer step's."""
+    if len(parts) > 1 and batch.old_logp is None:
+        raise ValueError("several optimizer steps on one rollout need the behaviour log-probs (batch.old_logp)")
+    per_step = [policy_update(model, optimizer, subset(batch, rows) if len(parts) > 1 else batch, phase, algo,
+                              optim, max_new_tokens) for rows in parts]
+    return merge_step_stats(per_step, float(batch.loss_mask.sum())), per_step
