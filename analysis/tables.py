@@ -277,9 +277,9 @@ def warmup_paper(groups: list[Group]) -> dict[str, float]:
 
 
 def method_order(params: dict[str, str]) -> tuple:
-    algorithms = ["grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "dr_grpo", "dapo"]
+    """Methods without a warm-up first, GRPO (the paper's baseline) first among them, then by name."""
     algo = params.get("algorithm.name", "")
-    return (int(params.get("warmup_steps", 0)) > 0, algorithms.index(algo) if algo in algorithms else 99)
+    return (int(params.get("warmup_steps", 0)) > 0, algo != "grpo", algo)
 
 
 def objective_order(params: dict[str, str]) -> tuple:

@@ -251,7 +251,8 @@ class AlgorithmConfig:
                f"algorithm.advantage={self.advantage!r}: choose one of {sorted(ADVANTAGE_ESTIMATORS)}")
         _check(self.policy_loss in POLICY_LOSSES,
                f"algorithm.policy_loss={self.policy_loss!r}: choose one of {sorted(POLICY_LOSSES)}")
-        _check(0 <= self.clip_ratio_low < 1 and self.clip_ratio_high >= 0, "algorithm: clip ratios out of range")
+        _check(0 <= self.clip_ratio_low <= 1 and self.clip_ratio_high >= 0,
+               "algorithm: clip_ratio_low must be in [0, 1] (1: no lower bound) and clip_ratio_high >= 0")
         _check(self.clip_ratio_c > 1, "algorithm.clip_ratio_c must be > 1")
         modes = [m.value for m in AggMode]
         _check(self.loss_agg_mode in modes, f"algorithm.loss_agg_mode={self.loss_agg_mode!r}: choose one of {modes}")

@@ -110,3 +110,7 @@ def aggregate(loss: Tensor, mask: Tensor, mode: AggMode, norm: Normaliser) -> Te
 def entropy_from_logits(logits: Tensor) -> Tensor:
     logp = torch.log_softmax(logits.float(), dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+# Last: the plug-ins in prerl/algorithms/ register their losses with the registry above.
+import prerl.algorithms  # noqa: E402,F401

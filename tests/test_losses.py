@@ -65,3 +65,47 @@ def test_micro_batch_shares_sum_to_the_batch_loss(mode):
     whole = aggregate(LOSS, MASK, mode, norm)
     parts = aggregate(LOSS[:1], MASK[:1], mode, norm) + aggregate(LOSS[1:], MASK[1:], mode, norm)
     assert parts.item() == pytest.approx(whole.item())
+
+
+def _vectors(new, old, adv):
+    logp = torch.log(torch.tensor([new])).requires_grad_(True)
+    return logp, torch.log(torch.tensor([old])), torch.full((1, len(new)), float(adv)), torch.ones(1, len(new))
+
+
+def test_gspo_clips_the_sequence_ratio_by_hand():
+    """Token ratios 1.2 and 1.1: the sequence ratio is their geometric mean sqrt(1.32) = 1.148913."""
+    from prerl.config import AlgorithmConfig
+    from prerl.losses import POLICY_LOSSES
+
+    cfg = AlgorithmConfig(policy_loss="gspo", clip_ratio_low=3e-4, clip_ratio_high=4e-4)
+    s = math.sqrt(1.32)
+    logp, old, adv, mask = _vectors([0.6, 0.55], [0.5, 0.5], 1.0)
+    loss, stats = POLICY_LOSSES["gspo"](logp, old, adv, mask, cfg)
+    assert loss.detach()[0].tolist() == pytest.approx([-1.0004, -1.0004])  # A > 0: clipped at 1 + 4e-4
+    loss.sum().backward()
+    assert logp.grad.tolist() == [[0.0, 0.0]] and float(stats["clip_frac_upper"]) == 1.0
+    logp, old, adv, mask = _vectors([0.6, 0.55], [0.5, 0.5], -1.0)
+    loss, stats = POLICY_LOSSES["gspo"](logp, old, adv, mask, cfg)
+    assert loss.detach()[0].tolist() == pytest.approx([s, s], abs=1e-6)  # A < 0: the unclipped term is larger
+    loss.sum().backward()
+    assert logp.grad[0].tolist() == pytest.approx([s, s], abs=1e-6)  # d(−A·s_it)/d log π_t = −A·s_i
+    assert float(stats["clip_frac"]) == 0.0
+
+
+def test_cispo_keeps_the_gradient_of_clipped_tokens_by_hand():
+    """Ratio 1.2 (inside 1.28) weighs 1.2; ratio 1.5 is clipped to weigh 1.28 — where PPO's clip
+    would give that token no gradient at all."""
+    from prerl.config import AlgorithmConfig
+    from prerl.losses import POLICY_LOSSES
+
+    cfg = AlgorithmConfig(policy_loss="cispo", clip_ratio_low=1.0, clip_ratio_high=0.28)
+    logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
+    loss, stats = POLICY_LOSSES["cispo"](logp, old, adv, mask, cfg)
+    assert loss.detach()[0].tolist() == pytest.approx([-1.2 * math.log(0.6), -1.28 * math.log(0.75)], abs=1e-6)
+    loss.sum().backward()
+    assert logp.grad[0].tolist() == pytest.approx([-1.2, -1.28], abs=1e-6)
+    assert float(stats["clip_frac_upper"]) == 0.5
+    ppo = AlgorithmConfig(clip_ratio_low=0.2, clip_ratio_high=0.2)
+    logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
+    POLICY_LOSSES["clipped"](logp, old, adv, mask, ppo)[0].sum().backward()
+    assert logp.grad[0, 1] == 0.0  # PPO: ratio 1.5 > 1.2 with A > 0 is clipped away
