@@ -54,6 +54,7 @@ def math_splits(cfg: DataConfig) -> DatasetDict:
 
 
 DATASETS = {"mini": mini_splits, "math": math_splits}
+SPLIT_NAMES = {"mini": ("train", "test", "ood"), "math": ("train",)}  # what each loader returns (checked by a test)
 
 
 def load_splits(cfg: DataConfig) -> DatasetDict:

@@ -20,6 +20,7 @@ from prerl import data as data_lib
 from prerl.benchmarks import eval_sets, references
 from prerl.config import TrainConfig
 from prerl.evaluation import EvalResult, evaluate, k_values, problem_ids
+from prerl.choices import check_choices
 from prerl.models import load_policy, resolve_device
 from prerl.rollout import make_engine
 from prerl.scorers import dataset_grader
@@ -54,6 +55,7 @@ def average(results: list[EvalResult], K: int) -> dict[str, float]:
 
 
 def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
+    check_choices(cfg)  # before the model loads
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model, tokenizer = load_policy(cfg.model, cfg.cache_dir, device)

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prerl import checkpoint, distributed, fsdp
+from prerl.choices import check_choices
 from prerl.cost import CostMeter
 from prerl import data as data_lib
 from prerl.advantages import AdvantageInputs, Advantages
@@ -394,6 +395,7 @@ def headlines(metrics: dict[str, float]) -> str:
 
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
+    check_choices(cfg)  # before any model, data or store
     resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
     distributed.check_world(cfg.prompts_per_step)

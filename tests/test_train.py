@@ -75,6 +75,28 @@ def test_bad_config_is_rejected_before_any_work(tmp_path, cache_dir):
         to_run(compose_config(["distributed.strategy=fsdp"], tmp_path, cache_dir))
 
 
+def test_bad_names_are_rejected_before_any_model_loads(tmp_path, cache_dir, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config's names were checked")
+
+    monkeypatch.setattr(trainer, "load_policy", no_loading)
+    cfg, resolved = to_run(compose_config(["rollout.engine=vlm", "data.name=gsm8k", "+eval.sets.aime={}"],
+                                          tmp_path, cache_dir))
+    with pytest.raises(ValueError) as err:
+        trainer.train(cfg, resolved)
+    message = str(err.value)  # every bad name at once
+    assert "rollout.engine='vlm': choose one of ['hf', 'oracle', 'shuffled_oracle', 'vllm']" in message
+    assert "data.name='gsm8k': choose one of ['math', 'mini']" in message
+    assert "eval.sets.aime: not a benchmark" in message and not (tmp_path / "mlflow.db").exists()
+
+
+def test_declared_split_names_are_what_the_mini_loader_returns(cache_dir):
+    from prerl.config import DataConfig
+    from prerl.data import SPLIT_NAMES, load_splits
+
+    assert tuple(load_splits(DataConfig(train_problems=8, test_problems=2, ood_problems=2))) == SPLIT_NAMES["mini"]
+
+
 def test_context_token_must_be_one_known_token(cache_dir):
     from prerl.config import MiniModelConfig, ModelConfig
     from prerl.models import context_token_id, load_policy
