@@ -24,24 +24,29 @@ class PolicyLoss(Protocol):
     on-policy path); ``cfg`` is the ``AlgorithmConfig``. Returns the per-token loss [B, T] (aggregated
     by the caller) and diagnostics: each a scalar tensor that is a mean over the ``mask``ed tokens,
     which the update averages over micro-batches and mini-batches weighted by tokens and logs as
-    ``train/<name>``."""
+    ``train/<name>``. The names are declared at registration (``register_policy_loss(name, stats)``):
+    every rank logs the same keys, also a rank that has no sample to train on this step."""
 
     def __call__(self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict[str, Tensor]]:
         ...
 
 
 POLICY_LOSSES: dict[str, PolicyLoss] = {}
+POLICY_LOSS_STATS: dict[str, tuple[str, ...]] = {}  # name -> the diagnostics it returns
 
 
-def register_policy_loss(name: str):
+def register_policy_loss(name: str, stats: tuple[str, ...]):
     def deco(fn):
-        POLICY_LOSSES[name] = fn
+        POLICY_LOSSES[name], POLICY_LOSS_STATS[name] = fn, tuple(stats)
         return fn
 
     return deco
 
 
-@register_policy_loss("clipped")
+CLIP_STATS = ("clip_frac", "clip_frac_upper", "clip_frac_lower", "approx_kl")  # what every clipped loss here logs
+
+
+@register_policy_loss("clipped", CLIP_STATS + ("dual_clip_frac",))
 def clipped_policy_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict]:
     """PPO clip with asymmetric bounds and dual-clip for negative advantages (verl ``vanilla``)."""
     log_ratio = (logp - old_logp).clamp(-20.0, 20.0)

@@ -4,7 +4,6 @@ micro-batched loss → backward → clip → step."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,7 +12,7 @@ from torch import Tensor
 
 from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
-from prerl.losses import POLICY_LOSSES, aggregate, kl_penalty
+from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
 from prerl.scoring import Sequences, micro_batches, response_logprobs, select
 
@@ -51,7 +50,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     norm = distributed.normaliser(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)  # global batch
     kl_in_loss = phase.regularised and algo.kl.placement == KLPlacement.loss
     entropy_mode = "grad" if algo.entropy_coeff > 0 and phase.regularised else "detached"
-    totals = defaultdict(float, {"loss": 0.0, "pg_loss": 0.0, "kl_loss": 0.0, "entropy": 0.0})
+    totals = dict.fromkeys(("loss", "pg_loss", "kl_loss", "entropy") + POLICY_LOSS_STATS[algo.policy_loss], 0.0)
     n_tokens = float(batch.loss_mask.sum())
     optimizer.zero_grad(set_to_none=True)
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
@@ -81,8 +80,8 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         if loss.requires_grad:
             loss.backward()
         totals["loss"] += loss.item()
-        for name, value in stats.items():  # token means of the micro-batch (the PolicyLoss contract)
-            totals[name] += float(torch.as_tensor(value).detach()) * float(mask.sum()) / forwarded
+        for name in POLICY_LOSS_STATS[algo.policy_loss]:  # token means of the micro-batch (PolicyLoss contract)
+            totals[name] += float(torch.as_tensor(stats[name]).detach()) * float(mask.sum()) / forwarded
         totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
     distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process, or sharded)
     grad_norm = fsdp.full(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip))
@@ -96,7 +95,7 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
     totals["kept_tokens"] = n_tokens
     totals["trained_tokens"] = trained
     totals["update_tokens"] = float(sum(lengths))  # prompt + response tokens through forward and backward
-    return dict(totals)
+    return totals
 
 
 def mini_batches(group: list[int], count: int, epochs: int, generator: torch.Generator) -> list[list[int]]:

@@ -109,3 +109,14 @@ def test_cispo_keeps_the_gradient_of_clipped_tokens_by_hand():
     logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
     POLICY_LOSSES["clipped"](logp, old, adv, mask, ppo)[0].sum().backward()
     assert logp.grad[0, 1] == 0.0  # PPO: ratio 1.5 > 1.2 with A > 0 is clipped away
+
+
+def test_every_policy_loss_returns_the_stats_it_declares():
+    """The update logs the declared names on every rank; a loss must return exactly those."""
+    from prerl.config import AlgorithmConfig
+    from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES
+
+    for name, fn in POLICY_LOSSES.items():
+        logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
+        _, stats = fn(logp, old, adv, mask, AlgorithmConfig(policy_loss=name))
+        assert set(stats) == set(POLICY_LOSS_STATS[name]), name
