@@ -75,7 +75,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def test_nan_loss_skips_updates_and_stops_the_run(tmp_path, cache_dir, monkeypatch):
     def nan_loss(logp, old, adv, mask, cfg):
-        return logp * float("nan"), {"clip_frac": torch.tensor(0.0)}
+        return logp * float("nan"), {name: torch.tensor(0.0) for name in losses.POLICY_LOSS_STATS["clipped"]}
 
     monkeypatch.setitem(losses.POLICY_LOSSES, "clipped", nan_loss)
     monkeypatch.setattr(trainer, "score", lambda r, g: [float(i % 2) for i in range(len(r))])
