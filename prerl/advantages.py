@@ -1,19 +1,19 @@
-"""Advantage estimators: side-effect-free functions of a batch, registered by name.
+"""Advantage estimators: side-effect-free functions of a batch, in a registry (``algorithm.advantage``).
 
-Every estimator has the same signature, ``fn(batch, cfg) -> Advantages``: ``batch`` carries the
-outcome scores, group ids, response mask and (when the algorithm uses them) per-token KL to the
-reference and critic values; ``cfg`` is the ``AlgorithmConfig``. Advantages come back per token
-([N, T], zero outside the mask); ``returns`` is set only by estimators that train a critic.
-Formulas follow ``reference/algorithms.md`` §1; the sanity vectors of §1.15 are in the tests.
+Every estimator follows ``AdvantageEstimator``; a plug-in module in ``prerl/algorithms/`` adds one
+with ``@register_advantage(name, needs_values=..., check=...)``. Formulas follow
+``reference/algorithms.md`` §1; the sanity vectors of §1.15 are in the tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional, Protocol
 
 import torch
 from torch import Tensor
+
+from prerl.registry import Check, Registry, in_range
 
 EPS = 1e-6
 
@@ -34,18 +34,43 @@ class Advantages:
     values: Optional[Tensor] = None  # [N, T] the critic's values they were computed from (V_old of its clip)
 
 
-ADVANTAGE_ESTIMATORS: dict[str, Callable[[AdvantageInputs, object], Advantages]] = {}
-NEEDS_VALUES: set[str] = set()  # estimators that need a critic's values
+class AdvantageEstimator(Protocol):
+    """The contract of a registered estimator: ``batch`` carries the outcome scores, group ids,
+    response mask and (when the algorithm uses them) per-token KL to the reference and critic
+    values; ``cfg`` is the ``AlgorithmConfig``. Returns ``Advantages``: per token ([N, T], zero
+    outside the mask), with ``returns`` set only by estimators that train a critic."""
+
+    def __call__(self, batch: AdvantageInputs, cfg) -> Advantages:
+        ...
 
 
-def register_advantage(name: str, needs_values: bool = False):
-    def deco(fn):
-        ADVANTAGE_ESTIMATORS[name] = fn
+ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator")
+NEEDS_VALUES: set[str] = set()  # estimators that need a critic's values (the run builds one)
+
+
+def register_advantage(name: str, needs_values: bool = False, check: Check | None = None):
+    """Decorator: an ``AdvantageEstimator`` under ``name``; ``needs_values`` asks for a critic."""
+
+    def deco(fn: AdvantageEstimator) -> AdvantageEstimator:
         if needs_values:
             NEEDS_VALUES.add(name)
-        return fn
+        return ADVANTAGE_ESTIMATORS.register(name, check)(fn)
 
     return deco
+
+
+def needs_critic(advantage: str) -> bool:
+    """Whether the estimator ``advantage`` reads a critic's values (plug-ins loaded on a miss)."""
+    ADVANTAGE_ESTIMATORS[advantage]  # noqa: B018 - loads the plug-ins if the name is theirs
+    return advantage in NEEDS_VALUES
+
+
+def check_discount(algo, where: str) -> list[str]:
+    return in_range(where, algo, "gamma", 0, 1)
+
+
+def check_gae(algo, where: str) -> list[str]:
+    return check_discount(algo, where) + in_range(where, algo, "lam", 0, 1)
 
 
 def group_stats(scores: Tensor, group: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -120,7 +145,7 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
     return returns * mask
 
 
-@register_advantage("reinforce_pp")
+@register_advantage("reinforce_pp", check=check_discount)
 def reinforce_pp(batch: AdvantageInputs, cfg) -> Advantages:
     """REINFORCE++: discounted returns of KL-shaped token rewards, whitened over the whole batch."""
     returns = discounted_returns(token_rewards(batch, cfg), batch.mask, cfg.gamma)
@@ -134,7 +159,7 @@ def reinforce_pp_baseline(batch: AdvantageInputs, cfg) -> Advantages:
     return Advantages(masked_whiten(centred, batch.mask))
 
 
-@register_advantage("gae", needs_values=True)
+@register_advantage("gae", needs_values=True, check=check_gae)
 def gae(batch: AdvantageInputs, cfg) -> Advantages:
     """Generalised advantage estimation on KL-shaped token rewards; returns = Â + V (before whitening)."""
     if batch.values is None:

@@ -1,19 +1,42 @@
-"""Config values that name a registered choice (rollout engine, dataset, eval sets), checked against
-their registries before any model, dataset or tracking store is touched.
+"""The validation step: every config value that names a registered choice, and the knobs of each
+chosen part, checked once the plug-ins have loaded and before any model, dataset or tracking store
+is touched.
 
-The dataclasses of ``prerl/config.py`` check types and ranges as they are built; these names live in
-registries of modules that config must not import (they import config), so they are checked here, at
-the start of ``train`` and ``evaluate.py``. Every bad name is reported at once.
+The dataclasses of ``prerl/config.py`` check types and ranges as they are built and import nothing
+heavy; the names live in registries of the modules that define the parts (and of plug-ins), so they
+are checked here, at the start of ``train`` and ``evaluate.py``. Every error is reported at once,
+one line each, naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 from prerl.config import TrainConfig
+from prerl.registry import load_plugins
 
 
-def check_choices(cfg: TrainConfig) -> None:
+def part_errors(cfg: TrainConfig) -> list[str]:
+    """The registered parts of the algorithm and the objective, each with its own knob check."""
+    from prerl.advantages import ADVANTAGE_ESTIMATORS
+    from prerl.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+    from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
+
+    algo, obj = cfg.algorithm, cfg.objective
+    return [
+        *ADVANTAGE_ESTIMATORS.validate("algorithm.advantage", algo.advantage, algo, "algorithm"),
+        *POLICY_LOSSES.validate("algorithm.policy_loss", algo.policy_loss, algo, "algorithm"),
+        *AGGREGATIONS.validate("algorithm.loss_agg_mode", algo.loss_agg_mode, algo, "algorithm"),
+        *KL_ESTIMATORS.validate("algorithm.kl.estimator", algo.kl.estimator, algo.kl, "algorithm.kl"),
+        *OBJECTIVE_ADVANTAGES.validate("objective.advantage", obj.advantage, obj, "objective"),
+        *SAMPLE_SELECTIONS.validate("objective.samples", obj.samples, obj, "objective"),
+        *AGGREGATIONS.validate("objective.loss_agg_mode", obj.loss_agg_mode, obj, "objective"),
+    ]
+
+
+def infrastructure_errors(cfg: TrainConfig) -> list[str]:
+    """Rollout engine, dataset, eval sets and the distributed strategy."""
     from prerl.benchmarks import BENCHMARKS
     from prerl.data import DATASETS, SPLIT_NAMES
+    from prerl.distributed import STRATEGIES
     from prerl.rollout.base import ROLLOUT_ENGINES
 
     errors = []
@@ -27,5 +50,15 @@ def check_choices(cfg: TrainConfig) -> None:
         if bench not in BENCHMARKS and bench not in splits:
             errors.append(f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) nor a split of "
                           f"data {cfg.data.name!r} ({list(splits)})")
+    if cfg.distributed.strategy not in STRATEGIES:
+        errors.append(f"distributed.strategy={cfg.distributed.strategy!r}: choose one of {sorted(STRATEGIES)}")
+    return errors
+
+
+def check_choices(cfg: TrainConfig) -> None:
+    """Load the plug-ins (``prerl/algorithms/`` and ``cfg.plugins``), then raise one ``ValueError``
+    listing every bad name or knob."""
+    load_plugins(cfg.plugins)
+    errors = part_errors(cfg) + infrastructure_errors(cfg)
     if errors:
         raise ValueError("; ".join(errors))

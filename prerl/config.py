@@ -2,60 +2,22 @@
 
 Every Hydra group (``algorithm``, ``objective``, ``model``, ``data``, ``rollout``, ``eval``,
 ``tracking``) fills one of the dataclasses below; unknown keys and wrong types are rejected by
-OmegaConf against this schema, and ``__post_init__`` checks the values. Units live in the names:
+OmegaConf against this schema, and ``__post_init__`` checks the values. Names of registered parts
+are plain strings here, checked with the chosen parts' own knobs by ``prerl.choices.check_choices``:
+this module imports nothing but the standard library and ``prerl.enums``, so a config is cheap to
+build and no plug-in has to exist before it. Units live in the names:
 ``*_prompts`` counts prompts, ``*_samples`` counts sampled responses, ``*_tokens`` counts tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
-
-
-class Space(str, Enum):
-    """Where the policy-gradient log-probs are scored."""
-
-    post = "post"  # log π(y | x): prompt + response (standard RL)
-    pre = "pre"  # log π(y | c): one context token + response (PreRL)
-
-
-class Samples(str, Enum):
-    """Which samples get gradient, by the sign of their advantage."""
-
-    all = "all"
-    positive = "positive"  # PSR
-    negative = "negative"  # NSR
-    weighted = "weighted"  # W-REINFORCE: all, positive advantages scaled by ``positive_weight``
-
-
-class ObjectiveAdvantage(str, Enum):
-    """The advantage an objective uses."""
-
-    group_mean = "group_mean"  # r − mean_group(r): the official DSRL pre-train-space advantage
-    algorithm = "algorithm"  # the main algorithm's estimator (X-RL ablations)
-    unit = "unit"  # +1 correct / −1 wrong (Zhu et al. 2025)
-
-
-class AggMode(str, Enum):
-    token_mean = "token-mean"
-    seq_mean_token_mean = "seq-mean-token-mean"
-    seq_mean_token_sum = "seq-mean-token-sum"
-    seq_mean_token_sum_norm = "seq-mean-token-sum-norm"
-
-
-class KLPlacement(str, Enum):
-    none = "none"
-    loss = "loss"
-    reward = "reward"
-
-
-class KLEstimator(str, Enum):
-    k1 = "k1"
-    k2 = "k2"
-    k3 = "k3"
+# The schema's closed choices live in a leaf module (re-exported here); open choices (losses,
+# estimators, aggregation, sample selection, KL estimators, strategies) are plain names, checked
+# against their registries by prerl.choices.check_choices once the plug-ins have loaded.
+from prerl.enums import KLPlacement, Space  # noqa: F401 - re-exported
 
 
 def _check(condition: bool, message: str) -> None:
@@ -197,7 +159,7 @@ class RolloutConfig:
 @dataclass
 class KLConfig:
     placement: KLPlacement = KLPlacement.none
-    estimator: KLEstimator = KLEstimator.k3
+    estimator: str = "k3"  # key in prerl.losses.KL_ESTIMATORS
     coef: float = 0.001
 
 
@@ -223,7 +185,7 @@ class AlgorithmConfig:
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
     clip_ratio_c: float = 10.0  # dual-clip bound for negative advantages
-    loss_agg_mode: str = AggMode.token_mean.value  # verl's spelling, e.g. seq-mean-token-sum-norm
+    loss_agg_mode: str = "token-mean"  # key in prerl.losses.AGGREGATIONS, verl's spelling, e.g. seq-mean-token-sum-norm
     loss_scale_factor: Optional[float] = None  # C of seq-mean-token-sum-norm; null = rollout.max_new_tokens
     kl: KLConfig = field(default_factory=KLConfig)
     entropy_coeff: float = 0.0
@@ -244,29 +206,11 @@ class AlgorithmConfig:
     epochs_per_step: int = 1
 
     def __post_init__(self) -> None:
-        from prerl.advantages import ADVANTAGE_ESTIMATORS
-        from prerl.losses import POLICY_LOSSES
-
-        _check(self.advantage in ADVANTAGE_ESTIMATORS,
-               f"algorithm.advantage={self.advantage!r}: choose one of {sorted(ADVANTAGE_ESTIMATORS)}")
-        _check(self.policy_loss in POLICY_LOSSES,
-               f"algorithm.policy_loss={self.policy_loss!r}: choose one of {sorted(POLICY_LOSSES)}")
-        _check(0 <= self.clip_ratio_low <= 1 and self.clip_ratio_high >= 0,
-               "algorithm: clip_ratio_low must be in [0, 1] (1: no lower bound) and clip_ratio_high >= 0")
-        _check(self.clip_ratio_c > 1, "algorithm.clip_ratio_c must be > 1")
-        modes = [m.value for m in AggMode]
-        _check(self.loss_agg_mode in modes, f"algorithm.loss_agg_mode={self.loss_agg_mode!r}: choose one of {modes}")
-        _check(0 <= self.gamma <= 1 and 0 <= self.lam <= 1, "algorithm.gamma and algorithm.lam must be in [0, 1]")
+        # advantage, policy_loss, loss_agg_mode, kl.estimator and their knobs: prerl.choices.check_choices
         _check(self.max_sampling_rounds >= 1, "algorithm.max_sampling_rounds must be >= 1")
         _check(self.overlong_buffer_tokens >= 0, "algorithm.overlong_buffer_tokens must be >= 0")
         _check(self.mini_batches_per_step >= 1, "algorithm.mini_batches_per_step must be >= 1")
         _check(self.epochs_per_step >= 1, "algorithm.epochs_per_step must be >= 1")
-
-    @property
-    def uses_critic(self) -> bool:
-        from prerl.advantages import NEEDS_VALUES
-
-        return self.advantage in NEEDS_VALUES
 
 
 @dataclass
@@ -275,15 +219,15 @@ class ObjectiveConfig:
 
     name: str = "nsr_prerl"
     space: Space = Space.pre
-    samples: Samples = Samples.negative
-    advantage: ObjectiveAdvantage = ObjectiveAdvantage.group_mean
+    samples: str = "negative"  # key in prerl.objectives.SAMPLE_SELECTIONS: all | positive (PSR) | negative (NSR) | weighted
+    advantage: str = "group_mean"  # key in prerl.objectives.OBJECTIVE_ADVANTAGES: group_mean | algorithm | unit
     positive_weight: float = 0.1  # λ of W-REINFORCE (samples=weighted)
     # The official code scales the whole warm-up loss by pretrain_loss_coef=0.01 (mostly cancels under Adam).
     loss_coef: float = 0.01
+    loss_agg_mode: str = "token-mean"  # key in prerl.losses.AGGREGATIONS; the official warm-up: token-mean
 
     def __post_init__(self) -> None:
         _check(self.loss_coef > 0, "objective.loss_coef must be > 0")
-        _check(self.positive_weight >= 0, "objective.positive_weight must be >= 0")
 
 
 @dataclass
@@ -386,13 +330,7 @@ class DistributedConfig:
     # gradients are all-reduced. fsdp2: parameters, gradients and optimizer state are sharded over the
     # ranks (FSDP2, one unit per decoder layer), for models whose training state does not fit one device;
     # the weights are gathered whole for rollouts and scoring, so they alone must fit.
-    strategy: str = "replicate"
-
-    def __post_init__(self) -> None:
-        from prerl.distributed import STRATEGIES
-
-        _check(self.strategy in STRATEGIES,
-               f"distributed.strategy={self.strategy!r}: choose one of {sorted(STRATEGIES)}")
+    strategy: str = "replicate"  # key in prerl.distributed.STRATEGIES
 
 
 @dataclass
@@ -422,6 +360,9 @@ class TrainConfig:
     deterministic: bool = False
     cache_dir: str = ".cache/prerl"
     output_dir: str = "outputs/run"
+    # Modules (import paths) that register parts beside the plug-in package prerl/algorithms/, e.g.
+    # plugins=[mylab.losses]; imported by the validation step before the names are checked.
+    plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check(self.total_steps >= 0, "total_steps must be >= 0")
@@ -435,4 +376,6 @@ class TrainConfig:
 
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore  # here: building a config needs no Hydra
+
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -21,7 +21,7 @@ from torch.distributed.tensor import DTensor
 
 from prerl import fsdp
 from prerl.cost import TOKEN_COSTS
-from prerl.losses import Normaliser
+from prerl.normaliser import Normaliser
 
 # distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
 # their optimizers are built). replicate: a full copy, gradients all-reduced by ``all_reduce_grads``;

@@ -23,16 +23,17 @@ from prerl import checkpoint, distributed, fsdp
 from prerl.choices import check_choices
 from prerl.cost import CostMeter
 from prerl import data as data_lib
-from prerl.advantages import AdvantageInputs, Advantages
+from prerl.advantages import AdvantageInputs, Advantages, needs_critic
 from prerl.behaviours import behaviour_metrics
-from prerl.config import KLPlacement, ObjectiveAdvantage, Space, TrainConfig
+from prerl.config import TrainConfig
+from prerl.enums import KLPlacement, Space
 from prerl.critic import Critic
 from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
 from prerl.models import autocast, context_token_id, load_policy, resolve_device
-from prerl.objectives import Phase, main_phase, phase_advantages, sample_mask, warmup_phase, weight_advantages
+from prerl.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
 from prerl.rewards import overlong_penalty, score
 from prerl.rollout import Rollout, make_engine
 from prerl.scorers import dataset_grader
@@ -138,7 +139,7 @@ class Experiment:
         wrap = distributed.STRATEGIES[cfg.distributed.strategy]
         uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
         self.reference = wrap(copy.deepcopy(self.model).eval().requires_grad_(False)) if uses_ref else None
-        self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if cfg.algorithm.uses_critic else None
+        self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if needs_critic(cfg.algorithm.advantage) else None
         self.model = wrap(self.model)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
         splits = data_lib.load_splits(cfg.data)
@@ -214,7 +215,7 @@ class Experiment:
         algo = self.cfg.algorithm
         seqs = self.sequences(exp.rollout, phase.space)
         post = seqs if phase.space == Space.post else self.sequences(exp.rollout, Space.post)
-        uses_algorithm = phase.advantage == ObjectiveAdvantage.algorithm
+        uses_algorithm = phase.follows_algorithm
         kl_in_reward = uses_algorithm and phase.regularised and algo.kl.placement == KLPlacement.reward
         policy_logp = {}  # log π_old per sequence set, scored at most once (PPO's KL and its ratio share it)
 
@@ -232,8 +233,7 @@ class Experiment:
             values=self.critic.values(post) if uses_algorithm and self.critic else None,
         )
         adv = phase_advantages(phase, adv_in, algo)
-        advantages = weight_advantages(phase, adv.advantages.float())
-        loss_mask = sample_mask(phase, advantages, seqs.response_mask)
+        advantages, loss_mask = select_samples(phase, adv.advantages.float(), seqs.response_mask)
         if algo.mask_truncated:
             loss_mask = loss_mask * (~torch.tensor(exp.rollout.truncated)).float().unsqueeze(-1)
         ref_logp = None

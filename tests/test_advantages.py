@@ -106,3 +106,17 @@ def test_reinforce_pp_returns_are_discounted_and_whitened():
     assert torch.allclose(out.returns, torch.tensor([[0.25, 0.5, 1.0], [0, 0, 0]]))
     valid = out.advantages[mask > 0]
     assert valid.mean().abs() < 1e-6 and (valid.std() - 1).abs() < 1e-3
+
+
+def test_estimators_check_the_knobs_they_read():
+    from prerl.choices import part_errors
+    from prerl.config import TrainConfig
+
+    def errors(**algo):
+        return part_errors(TrainConfig(algorithm=AlgorithmConfig(**algo)))
+
+    assert errors(advantage="gae", lam=1.5) == ["algorithm.lam=1.5: must be in [0, 1]"]
+    assert errors(advantage="reinforce_pp", gamma=-0.5) == ["algorithm.gamma=-0.5: must be in [0, 1]"]
+    assert errors(advantage="grpo", lam=1.5) == []  # GRPO reads no λ
+    assert errors(advantage="vtrace") == [
+        "algorithm.advantage='vtrace': choose one of ['gae', 'grpo', 'reinforce_pp', 'reinforce_pp_baseline', 'rloo']"]

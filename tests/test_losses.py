@@ -36,12 +36,27 @@ def test_clipping(ratio, adv, expected):
     assert loss_at(ratio, adv) == pytest.approx(expected, abs=1e-6)
 
 
-def test_kl_estimators():
-    logp, ref = torch.tensor([0.0]), torch.tensor([math.log(0.5)])
-    lr = math.log(2)
-    assert kl_penalty(logp, ref, "k1").item() == pytest.approx(lr)
-    assert kl_penalty(logp, ref, "k2").item() == pytest.approx(0.5 * lr * lr)
-    assert kl_penalty(logp, ref, "k3").item() == pytest.approx(0.5 - 1 + lr)
+LN2 = math.log(2)
+
+
+@pytest.mark.parametrize("estimator, expected", [
+    # log π − log π_ref = [ln 2, −ln 2, 0, −20]; k3 = π_ref/π − 1 − log(π_ref/π) = e^{−x} − 1 + x
+    ("k1", [LN2, -LN2, 0.0, -20.0]),
+    ("k2", [0.5 * LN2**2, 0.5 * LN2**2, 0.0, 200.0]),
+    ("k3", [0.5 - 1 + LN2, 2 - 1 - LN2, 0.0, 10.0]),  # e^20 − 21 is clamped to 10 (verl low_var_kl)
+])
+def test_kl_estimators(estimator, expected):
+    logp = torch.tensor([0.0, math.log(0.5), math.log(0.3), -20.0])
+    ref = torch.tensor([math.log(0.5), 0.0, math.log(0.3), 0.0])
+    assert kl_penalty(logp, ref, estimator).tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_kl_gradients_by_hand():
+    """d/dx of k1 = 1, of k2 = x, of k3 = 1 − e^{−x}, at x = log π − log π_ref = ln 2."""
+    for estimator, grad in (("k1", 1.0), ("k2", LN2), ("k3", 0.5)):
+        logp = torch.tensor([0.0], requires_grad=True)
+        kl_penalty(logp, torch.tensor([-LN2]), estimator).sum().backward()
+        assert logp.grad.item() == pytest.approx(grad, abs=1e-6), estimator
 
 
 LOSS = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0]])
@@ -115,8 +130,40 @@ def test_every_policy_loss_returns_the_stats_it_declares():
     """The update logs the declared names on every rank; a loss must return exactly those."""
     from prerl.config import AlgorithmConfig
     from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES
+    from prerl.registry import load_plugins
 
+    load_plugins()
+    assert {"clipped", "gspo", "cispo"} <= set(POLICY_LOSSES)
     for name, fn in POLICY_LOSSES.items():
         logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
         _, stats = fn(logp, old, adv, mask, AlgorithmConfig(policy_loss=name))
         assert set(stats) == set(POLICY_LOSS_STATS[name]), name
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"clip_ratio_low": 1.5}, "algorithm.clip_ratio_low=1.5: must be in [0, 1]"),
+    ({"clip_ratio_high": -0.1}, "algorithm.clip_ratio_high=-0.1: must be >= 0"),
+    ({"clip_ratio_c": 1.0}, "algorithm.clip_ratio_c=1.0: must be > 1"),
+    ({"policy_loss": "gspo", "clip_ratio_low": -1.0}, "algorithm.clip_ratio_low=-1.0: must be in [0, 1]"),
+    ({"policy_loss": "cispo", "clip_ratio_high": -1.0}, "algorithm.clip_ratio_high=-1.0: must be >= 0"),
+    ({"policy_loss": "ppo"}, "algorithm.policy_loss='ppo': choose one of ['cispo', 'clipped', 'gspo']"),
+    ({"loss_agg_mode": "sum"}, "algorithm.loss_agg_mode='sum': choose one of ['seq-mean-token-mean', "
+                               "'seq-mean-token-sum', 'seq-mean-token-sum-norm', 'token-mean']"),
+    ({"loss_agg_mode": "seq-mean-token-sum-norm", "loss_scale_factor": 0.0},
+     "algorithm.loss_scale_factor=0.0: must be > 0"),
+])
+def test_each_part_checks_its_own_knobs(overrides, message):
+    from prerl.choices import part_errors
+    from prerl.config import AlgorithmConfig, TrainConfig
+
+    assert part_errors(TrainConfig(algorithm=AlgorithmConfig(**overrides))) == [message]
+
+
+def test_a_knob_is_checked_only_by_the_part_that_reads_it():
+    """GSPO and CISPO have no dual clip: its bound is not theirs to check."""
+    from prerl.choices import part_errors
+    from prerl.config import AlgorithmConfig, KLConfig, TrainConfig
+
+    assert part_errors(TrainConfig(algorithm=AlgorithmConfig(policy_loss="gspo", clip_ratio_c=0.5))) == []
+    assert part_errors(TrainConfig(algorithm=AlgorithmConfig(kl=KLConfig(estimator="k4")))) == [
+        "algorithm.kl.estimator='k4': choose one of ['k1', 'k2', 'k3']"]

@@ -1,10 +1,22 @@
-"""Algorithm plug-ins. Every module of this package is imported when ``prerl.losses`` is, and
-registers its parts with the registries they join (``prerl.losses.register_policy_loss``,
-``prerl.advantages.register``), so that a new algorithm is one module here and one YAML in
-``conf/algorithm/``: the loop, the config schema and the tests find it by name.
+"""Plug-ins: every module of this package is imported by ``prerl.registry.load_plugins`` (called by
+the validation step ``prerl.choices.check_choices`` before any model loads, and by a registry asked
+for a name it does not hold), and registers its parts with the registries they join:
 
-A policy loss follows ``prerl.losses.PolicyLoss``: per-token log-probs in, a per-token loss matrix
-and token-mean diagnostics out.
+==========================  ===============================================  ==========================
+part                        decorator                                        contract
+==========================  ===============================================  ==========================
+policy loss                 ``prerl.losses.register_policy_loss``            ``losses.PolicyLoss``
+KL estimator                ``prerl.losses.KL_ESTIMATORS.register``          ``losses.KLEstimator``
+loss aggregation mode       ``prerl.losses.AGGREGATIONS.register``           ``losses.Aggregation``
+advantage estimator         ``prerl.advantages.register_advantage``          ``advantages.AdvantageEstimator``
+objective advantage         ``prerl.objectives.register_objective_advantage``  ``objectives.ObjectiveAdvantage``
+sample filter / weighting   ``prerl.objectives.SAMPLE_SELECTIONS.register``  ``objectives.SampleSelection``
+==========================  ===============================================  ==========================
+
+Each decorator takes ``check=fn(section, where) -> [errors]`` for the knobs the part reads. A new
+algorithm is one module here and one YAML in ``conf/algorithm/`` (a new objective: a YAML in
+``conf/objective/``); the loop, the config schema and the tests find it by name. Modules outside
+this package join the same way when the config lists them in ``plugins``.
 """
 
 import importlib

@@ -9,10 +9,10 @@ it is exactly the policy gradient. The paper sets no lower bound (ε_low = 1) an
 import torch
 from torch import Tensor
 
-from prerl.losses import CLIP_STATS, register_policy_loss
+from prerl.losses import CLIP_STATS, check_clip_ratios, register_policy_loss
 
 
-@register_policy_loss("cispo", CLIP_STATS)
+@register_policy_loss("cispo", CLIP_STATS, check=check_clip_ratios)
 def cispo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict]:
     log_ratio = (logp - old_logp).clamp(-20.0, 20.0).detach()
     ratio = log_ratio.exp()

@@ -10,12 +10,12 @@ tiny (3e-4 / 4e-4) because a sequence ratio moves far less than token ratios do.
 import torch
 from torch import Tensor
 
-from prerl.losses import CLIP_STATS, register_policy_loss
+from prerl.losses import CLIP_STATS, check_clip_ratios, register_policy_loss
 
 MAX_LOG_RATIO = 10.0  # a sequence ratio above e^10 is a broken sample, not a signal
 
 
-@register_policy_loss("gspo", CLIP_STATS)
+@register_policy_loss("gspo", CLIP_STATS, check=check_clip_ratios)
 def gspo_loss(logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict]:
     token_log_ratio = (logp - old_logp) * mask
     seq_log_ratio = token_log_ratio.sum(-1) / mask.sum(-1).clamp(min=1)  # [B]

@@ -1,0 +1,82 @@
+"""Registries of interchangeable parts: the open axes of an experiment, filled by plug-ins.
+
+Each axis (policy loss, advantage estimator, objective advantage, sample selection, KL estimator,
+loss aggregation) is a ``Registry``: a dict from the name a config value uses to the part's function,
+filled by a decorator where the part is defined. A part may bring a ``check`` of the knobs it reads,
+``check(section, where) -> [one-line errors]`` (``section`` is the config dataclass that names the
+part, ``where`` its key, e.g. ``"algorithm"``), so that only the chosen parts' knobs are validated.
+
+Parts beyond the core ones live in plug-in modules: every module of the package ``prerl.algorithms``
+and any module listed in the config's ``plugins``. ``load_plugins`` imports them; a registry loads
+the package itself on a lookup of a name it does not hold, so that code which asks for a part by
+name (tests, scripts) never depends on who imported what first. ``prerl.choices.check_choices`` is
+the one validation step: it loads the plug-ins, then checks every name and every chosen part's knobs
+before any model loads. This module imports nothing of ``prerl`` and no third-party package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Iterable
+
+PLUGIN_PACKAGE = "prerl.algorithms"  # every module of it is imported (prerl/algorithms/__init__.py)
+
+Check = Callable[[Any, str], Iterable[str]]  # (section config, its key) -> one-line errors
+
+
+def load_plugins(modules: Iterable[str] = ()) -> None:
+    """Import the plug-in package and the named modules (``plugins`` in the config); each registers
+    its parts as it is imported. Importing twice is free (Python caches modules)."""
+    for name in (PLUGIN_PACKAGE, *modules):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"plugins: cannot import {name!r} ({type(err).__name__}: {err})") from err
+
+
+class Registry(dict):
+    """``name -> function`` of one kind of part, with each part's knob check."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.checks: dict[str, Check] = {}
+
+    def register(self, name: str, check: Check | None = None):
+        """Decorator: ``@REGISTRY.register("name", check=...)`` adds the function under ``name``."""
+
+        def deco(fn):
+            if dict.get(self, name, fn) is not fn:
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({fn.__module__} and {self[name].__module__})")
+            self[name] = fn
+            if check is not None:
+                self.checks[name] = check
+            return fn
+
+        return deco
+
+    def __missing__(self, name: str):
+        load_plugins()  # a plug-in's part asked for before anything loaded the package
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(f"no {self.kind} {name!r}: choose one of {sorted(self)}")
+
+    def validate(self, key: str, name: str, section: Any, where: str) -> list[str]:
+        """Errors of the config value ``key=name``: an unknown name, else the chosen part's knob check."""
+        load_plugins()
+        if name not in self:
+            return [f"{key}={name!r}: choose one of {sorted(self)}"]
+        check = self.checks.get(name)
+        return list(check(section, where)) if check is not None else []
+
+
+def in_range(where: str, section: Any, name: str, low: float, high: float | None = None,
+             low_open: bool = False) -> list[str]:
+    """``[error]`` when knob ``name`` of ``section`` is outside [low, high] ((low, high] if ``low_open``)."""
+    value = getattr(section, name)
+    above = value > low if low_open else value >= low
+    if above and (high is None or value <= high):
+        return []
+    lo = f"({low}" if low_open else f"[{low}"
+    allowed = f"in {lo}, {high}]" if high is not None else (f"> {low}" if low_open else f">= {low}")
+    return [f"{where}.{name}={value!r}: must be {allowed}"]
