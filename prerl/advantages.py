@@ -45,24 +45,16 @@ class AdvantageEstimator(Protocol):
 
 
 ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator")
-NEEDS_VALUES: set[str] = set()  # estimators that need a critic's values (the run builds one)
 
 
 def register_advantage(name: str, needs_values: bool = False, check: Check | None = None):
     """Decorator: an ``AdvantageEstimator`` under ``name``; ``needs_values`` asks for a critic."""
-
-    def deco(fn: AdvantageEstimator) -> AdvantageEstimator:
-        if needs_values:
-            NEEDS_VALUES.add(name)
-        return ADVANTAGE_ESTIMATORS.register(name, check)(fn)
-
-    return deco
+    return ADVANTAGE_ESTIMATORS.register(name, check, flags=("needs_values",) if needs_values else ())
 
 
 def needs_critic(advantage: str) -> bool:
-    """Whether the estimator ``advantage`` reads a critic's values (plug-ins loaded on a miss)."""
-    ADVANTAGE_ESTIMATORS[advantage]  # noqa: B018 - loads the plug-ins if the name is theirs
-    return advantage in NEEDS_VALUES
+    """Whether the estimator ``advantage`` reads a critic's values (the run then builds one)."""
+    return ADVANTAGE_ESTIMATORS.flagged(advantage, "needs_values")
 
 
 def check_discount(algo, where: str) -> list[str]:

@@ -43,8 +43,7 @@ class Phase:
     @property
     def follows_algorithm(self) -> bool:
         """The phase trains with the algorithm's estimator (its KL-in-reward and critic apply)."""
-        OBJECTIVE_ADVANTAGES[self.advantage]  # noqa: B018 - loads the plug-ins if the name is theirs
-        return self.advantage in FOLLOWS_ALGORITHM
+        return OBJECTIVE_ADVANTAGES.flagged(self.advantage, "follows_algorithm")
 
 
 def warmup_phase(obj) -> Phase:
@@ -72,16 +71,12 @@ class ObjectiveAdvantage(Protocol):
 
 
 OBJECTIVE_ADVANTAGES: Registry = Registry("objective advantage")
-FOLLOWS_ALGORITHM: set[str] = set()  # parts that are the algorithm's estimator (KL-in-reward, critic)
 
 
 def register_objective_advantage(name: str, follows_algorithm: bool = False, check: Check | None = None):
-    def deco(fn: ObjectiveAdvantage) -> ObjectiveAdvantage:
-        if follows_algorithm:
-            FOLLOWS_ALGORITHM.add(name)
-        return OBJECTIVE_ADVANTAGES.register(name, check)(fn)
-
-    return deco
+    """Decorator; ``follows_algorithm``: the part is the algorithm's estimator, so the algorithm's
+    KL-in-reward and critic values apply to it."""
+    return OBJECTIVE_ADVANTAGES.register(name, check, flags=("follows_algorithm",) if follows_algorithm else ())
 
 
 @register_objective_advantage("algorithm", follows_algorithm=True)

@@ -41,14 +41,16 @@ class Registry(dict):
         super().__init__()
         self.kind = kind
         self.checks: dict[str, Check] = {}
+        self.flags: dict[str, frozenset[str]] = {}  # what a part asks of the run (e.g. "needs_values")
 
-    def register(self, name: str, check: Check | None = None):
+    def register(self, name: str, check: Check | None = None, flags: Iterable[str] = ()):
         """Decorator: ``@REGISTRY.register("name", check=...)`` adds the function under ``name``."""
 
         def deco(fn):
             if dict.get(self, name, fn) is not fn:
                 raise ValueError(f"{self.kind} {name!r} is registered twice ({fn.__module__} and {self[name].__module__})")
             self[name] = fn
+            self.flags[name] = frozenset(flags)
             if check is not None:
                 self.checks[name] = check
             return fn
@@ -60,6 +62,11 @@ class Registry(dict):
         if dict.__contains__(self, name):
             return dict.__getitem__(self, name)
         raise KeyError(f"no {self.kind} {name!r}: choose one of {sorted(self)}")
+
+    def flagged(self, name: str, flag: str) -> bool:
+        """Whether part ``name`` was registered with ``flag`` (plug-ins loaded on a miss)."""
+        self[name]  # noqa: B018 - raises for an unknown name, loads the plug-ins if it is theirs
+        return flag in self.flags.get(name, ())
 
     def validate(self, key: str, name: str, section: Any, where: str) -> list[str]:
         """Errors of the config value ``key=name``: an unknown name, else the chosen part's knob check."""

@@ -90,3 +90,12 @@ def test_a_run_trains_with_a_plugin_kl_estimator_and_sample_weighting(tmp_path, 
     kl = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/kl_loss")}
     # no KL term in the warm-up; then |log π − log π_ref| > 0: the reference stayed at the base model
     assert kl[1] == 0.0 and kl[2] > 0.0
+
+
+def test_a_registry_refuses_a_second_part_under_one_name_and_names_the_choices_on_a_miss():
+    from prerl.losses import KL_ESTIMATORS
+
+    with pytest.raises(ValueError, match=r"^KL estimator 'k1' is registered twice \(tests?.*"):
+        KL_ESTIMATORS.register("k1")(lambda logp, ref_logp: logp)
+    with pytest.raises(KeyError, match=r"no KL estimator 'k9': choose one of \['k1', 'k2', 'k3'"):
+        KL_ESTIMATORS["k9"]  # noqa: B018
