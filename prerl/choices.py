@@ -11,7 +11,7 @@ one line each, naming the key, the value and what is allowed.
 from __future__ import annotations
 
 from prerl.config import TrainConfig
-from prerl.registry import load_plugins
+from prerl.registry import load_plugins, undeclared_params
 
 
 def part_errors(cfg: TrainConfig) -> list[str]:
@@ -21,6 +21,9 @@ def part_errors(cfg: TrainConfig) -> list[str]:
     from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
 
     algo, obj = cfg.algorithm, cfg.objective
+    algo_parts = [(ADVANTAGE_ESTIMATORS, algo.advantage), (POLICY_LOSSES, algo.policy_loss),
+                  (AGGREGATIONS, algo.loss_agg_mode), (KL_ESTIMATORS, algo.kl.estimator)]
+    obj_parts = [(OBJECTIVE_ADVANTAGES, obj.advantage), (SAMPLE_SELECTIONS, obj.samples)]
     return [
         *ADVANTAGE_ESTIMATORS.validate("algorithm.advantage", algo.advantage, algo, "algorithm"),
         *POLICY_LOSSES.validate("algorithm.policy_loss", algo.policy_loss, algo, "algorithm"),
@@ -28,7 +31,8 @@ def part_errors(cfg: TrainConfig) -> list[str]:
         *KL_ESTIMATORS.validate("algorithm.kl.estimator", algo.kl.estimator, algo.kl, "algorithm.kl"),
         *OBJECTIVE_ADVANTAGES.validate("objective.advantage", obj.advantage, obj, "objective"),
         *SAMPLE_SELECTIONS.validate("objective.samples", obj.samples, obj, "objective"),
-        *AGGREGATIONS.validate("objective.loss_agg_mode", obj.loss_agg_mode, obj, "objective"),
+        *undeclared_params(algo, "algorithm", algo_parts),
+        *undeclared_params(obj, "objective", obj_parts),
     ]
 
 

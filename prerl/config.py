@@ -204,6 +204,9 @@ class AlgorithmConfig:
     # mini-batches (the smoke preset's 4) takes one prompt per mini-batch.
     mini_batches_per_step: int = 1
     epochs_per_step: int = 1
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": (
+        "Knobs that plug-in parts declare beyond this schema (+algorithm.params.NAME=value); a key no "
+        "chosen part declares is an error.")})
 
     def __post_init__(self) -> None:
         # advantage, policy_loss, loss_agg_mode, kl.estimator and their knobs: prerl.choices.check_choices
@@ -224,7 +227,9 @@ class ObjectiveConfig:
     positive_weight: float = 0.1  # λ of W-REINFORCE (samples=weighted)
     # The official code scales the whole warm-up loss by pretrain_loss_coef=0.01 (mostly cancels under Adam).
     loss_coef: float = 0.01
-    loss_agg_mode: str = "token-mean"  # key in prerl.losses.AGGREGATIONS; the official warm-up: token-mean
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": (
+        "Knobs that plug-in parts declare beyond this schema (+objective.params.NAME=value); a key no "
+        "chosen part declares is an error.")})
 
     def __post_init__(self) -> None:
         _check(self.loss_coef > 0, "objective.loss_coef must be > 0")
@@ -360,9 +365,9 @@ class TrainConfig:
     deterministic: bool = False
     cache_dir: str = ".cache/prerl"
     output_dir: str = "outputs/run"
-    # Modules (import paths) that register parts beside the plug-in package prerl/algorithms/, e.g.
-    # plugins=[mylab.losses]; imported by the validation step before the names are checked.
-    plugins: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list, metadata={"help": (
+        "Modules (import paths) that register parts beside the plug-in package prerl/algorithms/, e.g. "
+        "plugins=[mylab.parts]; imported by the validation step before any name is checked.")})
 
     def __post_init__(self) -> None:
         _check(self.total_steps >= 0, "total_steps must be >= 0")

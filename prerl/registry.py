@@ -5,6 +5,10 @@ loss aggregation) is a ``Registry``: a dict from the name a config value uses to
 filled by a decorator where the part is defined. A part may bring a ``check`` of the knobs it reads,
 ``check(section, where) -> [one-line errors]`` (``section`` is the config dataclass that names the
 part, ``where`` its key, e.g. ``"algorithm"``), so that only the chosen parts' knobs are validated.
+A part may read fields of the schema, or declare knobs of its own with defaults
+(``knobs={"beta": 0.5}``): a config sets them under the section's ``params``
+(``+algorithm.params.beta=0.3``), the part reads them with ``REGISTRY.knob(name, section, "beta")``,
+and a key in ``params`` that no chosen part declares is an error.
 
 Parts beyond the core ones live in plug-in modules: every module of the package ``prerl.algorithms``
 and any module listed in the config's ``plugins``. ``load_plugins`` imports them; a registry loads
@@ -42,8 +46,10 @@ class Registry(dict):
         self.kind = kind
         self.checks: dict[str, Check] = {}
         self.flags: dict[str, frozenset[str]] = {}  # what a part asks of the run (e.g. "needs_values")
+        self.knobs: dict[str, dict[str, Any]] = {}  # the knobs a part declares beyond the schema, with defaults
 
-    def register(self, name: str, check: Check | None = None, flags: Iterable[str] = ()):
+    def register(self, name: str, check: Check | None = None, flags: Iterable[str] = (),
+                 knobs: dict[str, Any] | None = None):
         """Decorator: ``@REGISTRY.register("name", check=...)`` adds the function under ``name``."""
 
         def deco(fn):
@@ -51,6 +57,7 @@ class Registry(dict):
                 raise ValueError(f"{self.kind} {name!r} is registered twice ({fn.__module__} and {self[name].__module__})")
             self[name] = fn
             self.flags[name] = frozenset(flags)
+            self.knobs[name] = dict(knobs or {})
             if check is not None:
                 self.checks[name] = check
             return fn
@@ -68,6 +75,10 @@ class Registry(dict):
         self[name]  # noqa: B018 - raises for an unknown name, loads the plug-ins if it is theirs
         return flag in self.flags.get(name, ())
 
+    def knob(self, name: str, section: Any, key: str) -> Any:
+        """Part ``name``'s own knob ``key``: ``section.params[key]`` when set, else its declared default."""
+        return section.params.get(key, self.knobs[name][key])
+
     def validate(self, key: str, name: str, section: Any, where: str) -> list[str]:
         """Errors of the config value ``key=name``: an unknown name, else the chosen part's knob check."""
         load_plugins()
@@ -77,10 +88,23 @@ class Registry(dict):
         return list(check(section, where)) if check is not None else []
 
 
+def undeclared_params(section: Any, where: str, chosen: list[tuple[Registry, str]]) -> list[str]:
+    """Errors for keys of ``section.params`` that none of the ``chosen`` (registry, name) parts declares."""
+    declared = sorted({key for registry, name in chosen for key in registry.knobs.get(name, {})})
+    return [f"{where}.params.{key}: no chosen part declares this knob; they declare {declared}"
+            for key in section.params if key not in declared]
+
+
 def in_range(where: str, section: Any, name: str, low: float, high: float | None = None,
              low_open: bool = False) -> list[str]:
-    """``[error]`` when knob ``name`` of ``section`` is outside [low, high] ((low, high] if ``low_open``)."""
-    value = getattr(section, name)
+    """``[error]`` when knob ``name`` of ``section`` (a field, else a key of its ``params``: unset there
+    means the declared default) is outside [low, high] ((low, high] if ``low_open``)."""
+    if not hasattr(section, name):
+        if name not in section.params:
+            return []
+        where, value = f"{where}.params", section.params[name]
+    else:
+        value = getattr(section, name)
     above = value > low if low_open else value >= low
     if above and (high is None or value <= high):
         return []

@@ -11,7 +11,8 @@ from prerl import trainer
 from prerl.choices import check_choices
 
 PLUGIN = '''
-"""A lab's own parts: an absolute-log-ratio KL estimator and a sample weighting that halves negatives."""
+"""A lab's own parts: an absolute-log-ratio KL estimator and a sample weighting that scales negatives
+by a knob of its own, declared here (not in the schema)."""
 import torch
 
 from prerl.losses import KL_ESTIMATORS
@@ -27,13 +28,34 @@ def abs_kl(logp, ref_logp):
     return (logp - ref_logp).abs()
 
 
-@SAMPLE_SELECTIONS.register("negatives_scaled_{tag}", check=lambda obj, where: in_range(where, obj, "positive_weight", 0, 1))
+@SAMPLE_SELECTIONS.register("negatives_scaled_{tag}", knobs={"negative_weight": 0.5},
+                             check=lambda obj, where: in_range(where, obj, "negative_weight", 0, 1))
 def negatives_scaled(advantages, mask, phase):
-    """Every sample; negative samples' advantages times positive_weight (here: read as the scale)."""
+    """Every sample; negative samples' advantages times negative_weight."""
     CALLS.append("samples")
+    weight = SAMPLE_SELECTIONS.knob("negatives_scaled_{tag}", phase, "negative_weight")
     negative = (sequence_sign(advantages) < 0).unsqueeze(-1)
-    return torch.where(negative, advantages * phase.positive_weight, advantages), mask
+    return torch.where(negative, advantages * weight, advantages), mask
 '''
+
+
+@pytest.fixture(autouse=True)
+def restored_registries():
+    """What a test's plug-in registers leaves with the test (the registries are process-wide)."""
+    from prerl.advantages import ADVANTAGE_ESTIMATORS
+    from prerl.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSS_STATS, POLICY_LOSSES
+    from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
+    from prerl.registry import load_plugins
+
+    load_plugins()
+    registries = [ADVANTAGE_ESTIMATORS, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSS_STATS, POLICY_LOSSES,
+                  OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS]
+    saved = [(dict(r), dict(r.checks), dict(r.flags), dict(r.knobs)) for r in registries]
+    yield
+    for registry, (parts, checks, flags, knobs) in zip(registries, saved):
+        registry.clear()
+        registry.update(parts)
+        registry.checks, registry.flags, registry.knobs = checks, flags, knobs
 
 
 def write_plugin(tmp_path, monkeypatch, tag):
@@ -47,23 +69,29 @@ def write_plugin(tmp_path, monkeypatch, tag):
 
 def test_the_plugin_parts_compute_what_they_define(tmp_path, monkeypatch):
     module = write_plugin(tmp_path, monkeypatch, "unit")
-    cfg, _ = to_run(compose_config([f"plugins=[{module}]", "algorithm.kl.estimator=abs_unit",
-                                    "objective.samples=negatives_scaled_unit", "objective.positive_weight=0.5"],
-                                   tmp_path, "unused"))
-    check_choices(cfg)  # loads the plug-in: its names are now choices like any other
     from prerl.losses import kl_penalty
     from prerl.objectives import select_samples, warmup_phase
 
+    adv = torch.tensor([[1.0, 1.0], [-2.0, 1.0]])  # the second sample sums to −1: negative
+    for knob, expected in (([], [[1.0, 1.0], [-1.0, 0.5]]),  # the declared default, 0.5
+                           (["+objective.params.negative_weight=0.25"], [[1.0, 1.0], [-0.5, 0.25]])):
+        cfg, _ = to_run(compose_config([f"plugins=[{module}]", "algorithm.kl.estimator=abs_unit",
+                                        "objective.samples=negatives_scaled_unit", *knob], tmp_path, "unused"))
+        check_choices(cfg)  # loads the plug-in: its names are now choices like any other
+        weighted, mask = select_samples(warmup_phase(cfg.objective), adv, torch.ones(2, 2))
+        assert weighted.tolist() == expected and mask.tolist() == [[1, 1], [1, 1]]
     assert kl_penalty(torch.tensor([0.0, -1.0]), torch.tensor([-0.5, 0.5]), "abs_unit").tolist() == [0.5, 1.5]
-    adv, mask = select_samples(warmup_phase(cfg.objective), torch.tensor([[1.0, 1.0], [-2.0, 1.0]]), torch.ones(2, 2))
-    assert adv.tolist() == [[1.0, 1.0], [-1.0, 0.5]] and mask.tolist() == [[1, 1], [1, 1]]
 
 
 def test_a_plugin_knob_check_and_a_missing_plugin_are_reported(tmp_path, monkeypatch):
     module = write_plugin(tmp_path, monkeypatch, "check")
-    cfg, _ = to_run(compose_config([f"plugins=[{module}]", "objective.samples=negatives_scaled_check",
-                                    "objective.positive_weight=2"], tmp_path, "unused"))
-    with pytest.raises(ValueError, match=r"^objective.positive_weight=2.0: must be in \[0, 1\]$"):
+    base = [f"plugins=[{module}]", "objective.samples=negatives_scaled_check"]
+    cfg, _ = to_run(compose_config(base + ["+objective.params.negative_weight=2"], tmp_path, "unused"))
+    with pytest.raises(ValueError, match=r"^objective.params.negative_weight=2: must be in \[0, 1\]$"):
+        check_choices(cfg)
+    cfg, _ = to_run(compose_config(base + ["+objective.params.negativ_weight=0.2"], tmp_path, "unused"))
+    with pytest.raises(ValueError, match=r"^objective.params.negativ_weight: no chosen part declares this knob; "
+                                         r"they declare \['negative_weight'\]$"):
         check_choices(cfg)
     cfg, _ = to_run(compose_config(["plugins=[no_such_lab.parts]"], tmp_path, "unused"))
     with pytest.raises(ValueError, match=r"^plugins: cannot import 'no_such_lab.parts' \(ModuleNotFoundError"):
@@ -75,7 +103,7 @@ def test_a_run_trains_with_a_plugin_kl_estimator_and_sample_weighting(tmp_path, 
     module = write_plugin(tmp_path, monkeypatch, "run")
     monkeypatch.setattr(trainer, "score", coin_grader)
     cfg, resolved = to_run(compose_config(
-        [f"plugins=[{module}]", "objective.samples=negatives_scaled_run", "objective.positive_weight=0.5",
+        [f"plugins=[{module}]", "objective.samples=negatives_scaled_run", "+objective.params.negative_weight=0.5",
          "algorithm.kl.placement=loss", "algorithm.kl.estimator=abs_run", "algorithm.kl.coef=0.1",
          "reincarnation.reset_reference=false", "warmup_steps=1", "total_steps=2", "eval.every_steps=0"],
         tmp_path, cache_dir))
