@@ -23,7 +23,8 @@ def part_errors(cfg: TrainConfig) -> list[str]:
     algo, obj = cfg.algorithm, cfg.objective
     algo_parts = [(ADVANTAGE_ESTIMATORS, algo.advantage), (POLICY_LOSSES, algo.policy_loss),
                   (AGGREGATIONS, algo.loss_agg_mode), (KL_ESTIMATORS, algo.kl.estimator)]
-    obj_parts = [(OBJECTIVE_ADVANTAGES, obj.advantage), (SAMPLE_SELECTIONS, obj.samples)]
+    obj_parts = [(OBJECTIVE_ADVANTAGES, obj.advantage), (SAMPLE_SELECTIONS, obj.samples),
+                 (AGGREGATIONS, obj.loss_agg_mode)]
     return [
         *ADVANTAGE_ESTIMATORS.validate("algorithm.advantage", algo.advantage, algo, "algorithm"),
         *POLICY_LOSSES.validate("algorithm.policy_loss", algo.policy_loss, algo, "algorithm"),
@@ -31,6 +32,7 @@ def part_errors(cfg: TrainConfig) -> list[str]:
         *KL_ESTIMATORS.validate("algorithm.kl.estimator", algo.kl.estimator, algo.kl, "algorithm.kl"),
         *OBJECTIVE_ADVANTAGES.validate("objective.advantage", obj.advantage, obj, "objective"),
         *SAMPLE_SELECTIONS.validate("objective.samples", obj.samples, obj, "objective"),
+        *AGGREGATIONS.validate("objective.loss_agg_mode", obj.loss_agg_mode, obj, "objective"),
         *undeclared_params(algo, "algorithm", algo_parts),
         *undeclared_params(obj, "objective", obj_parts),
     ]

@@ -20,11 +20,10 @@ from prerl.tracking import flatten, sqlite_creation_lock, tracking_uri, with_ret
 
 # Keys that do not change what a run computes (prefix match on the flattened config).
 # ``distributed.``: replicated and sharded ranks take the same step (tests/distributed), and runs from
-# before the key existed keep their digest. ``plugins``: which modules were imported; the names of the
-# parts they registered are in the identity (and runs from before the key existed keep their digest).
+# before the key existed keep their digest.
 MULTIRUN = "multirun"  # the sweep tag of a multirun launched without +sweep=NAME
 NOT_IDENTITY = ("output_dir", "resume", "cache_dir", "device", "tracking.uri", "tracking.run_name",
-                "tracking.skip_complete", "tracking.log_samples", "checkpoint.", "distributed.", "plugins")
+                "tracking.skip_complete", "tracking.log_samples", "checkpoint.", "distributed.")
 
 
 def config_hash(resolved: dict) -> str:

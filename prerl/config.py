@@ -227,6 +227,9 @@ class ObjectiveConfig:
     positive_weight: float = 0.1  # λ of W-REINFORCE (samples=weighted)
     # The official code scales the whole warm-up loss by pretrain_loss_coef=0.01 (mostly cancels under Adam).
     loss_coef: float = 0.01
+    loss_agg_mode: str = field(default="token-mean", metadata={"help": (
+        "Aggregation mode of the warm-up loss, a key in prerl.losses.AGGREGATIONS (the official warm-up: "
+        "token-mean).")})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": (
         "Knobs that plug-in parts declare beyond this schema (+objective.params.NAME=value); a key no "
         "chosen part declares is an error.")})

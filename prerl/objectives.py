@@ -27,8 +27,8 @@ class Phase:
     space: Space
     samples: str  # a SAMPLE_SELECTIONS name
     advantage: str  # an OBJECTIVE_ADVANTAGES name
+    loss_agg_mode: str  # a prerl.losses.AGGREGATIONS name
     regularised: bool  # the algorithm's KL and entropy terms apply (the warm-up trains its objective alone)
-    loss_agg_mode: str = "token-mean"  # a prerl.losses.AGGREGATIONS name; the official warm-up's
     positive_weight: float = 1.0  # knob of samples=weighted
     loss_coef: float = 1.0
     mini_batches: int = 1  # optimizer steps per epoch over the step's rollout
@@ -49,7 +49,7 @@ class Phase:
 
 def warmup_phase(obj) -> Phase:
     """The ``objective`` config as a phase: every field the two share, by keyword. As the official
-    code, no KL or entropy term, token-mean and one update per step."""
+    code, no KL or entropy term and one update per step."""
     shared = {f.name for f in fields(Phase)} & {f.name for f in fields(obj)} - {"name"}
     return Phase(name="warmup", regularised=False, **{key: getattr(obj, key) for key in shared})
 
