@@ -105,9 +105,9 @@ def in_range(where: str, section: Any, name: str, low: float, high: float | None
         where, value = f"{where}.params", section.params[name]
     else:
         value = getattr(section, name)
-    above = value > low if low_open else value >= low
-    if above and (high is None or value <= high):
-        return []
     lo = f"({low}" if low_open else f"[{low}"
     allowed = f"in {lo}, {high}]" if high is not None else (f"> {low}" if low_open else f">= {low}")
-    return [f"{where}.{name}={value!r}: must be {allowed}"]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return [f"{where}.{name}={value!r}: must be a number {allowed}"]
+    above = value > low if low_open else value >= low
+    return [] if above and (high is None or value <= high) else [f"{where}.{name}={value!r}: must be {allowed}"]

@@ -89,6 +89,9 @@ def test_a_plugin_knob_check_and_a_missing_plugin_are_reported(tmp_path, monkeyp
     cfg, _ = to_run(compose_config(base + ["+objective.params.negative_weight=2"], tmp_path, "unused"))
     with pytest.raises(ValueError, match=r"^objective.params.negative_weight=2: must be in \[0, 1\]$"):
         check_choices(cfg)
+    cfg, _ = to_run(compose_config(base + ["+objective.params.negative_weight=half"], tmp_path, "unused"))
+    with pytest.raises(ValueError, match=r"^objective.params.negative_weight='half': must be a number in \[0, 1\]$"):
+        check_choices(cfg)
     cfg, _ = to_run(compose_config(base + ["+objective.params.negativ_weight=0.2"], tmp_path, "unused"))
     with pytest.raises(ValueError, match=r"^objective.params.negativ_weight: no chosen part declares this knob; "
                                          r"they declare \['negative_weight'\]$"):
