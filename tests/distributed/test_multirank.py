@@ -2,7 +2,6 @@
 restores, and evaluation split over ranks and gathered once (two gloo processes against one)."""
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -11,15 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from prerl.config import MiniModelConfig
 from prerl.mini.base_model import ensure_base_model
-from test_data_parallel import ENV, ROOT, TORCHRUN
+from test_data_parallel import ROOT, TORCHRUN, run
 
 WORKER = str(ROOT / "tests" / "distributed" / "sampling_worker.py")
-
-
-def launch(command: list[str], timeout: int = 300) -> None:
-    """A hang fails the test after ``timeout`` seconds instead of blocking the suite."""
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
 
 def ranks(workdir, mode: str, world: int = 2) -> list[dict]:
@@ -35,7 +28,7 @@ def micro(cache_dir):
 def test_dapo_ranks_sample_the_same_rounds_and_resume_the_same_stream(tmp_path, micro):
     """Rank 0 has its two informative prompts after one round, rank 1 after three: both must sample three
     rounds in each step (rank 0 alone would stop after one, and its prompt stream would fall behind)."""
-    launch(TORCHRUN + [WORKER, "dapo", str(tmp_path), micro])
+    run(TORCHRUN + [WORKER, "dapo", str(tmp_path), micro])
     zero, one = ranks(tmp_path, "dapo")
     assert zero["error"] is None and one["error"] is None
     assert zero["rounds"] == one["rounds"] == [3, 3]
@@ -53,7 +46,7 @@ def test_dapo_ranks_sample_the_same_rounds_and_resume_the_same_stream(tmp_path, 
 def test_dapo_sampling_limit_stops_every_rank_together(tmp_path, micro):
     """At max_sampling_rounds=2 rank 0 has its share and rank 1 has not: both raise the same error after
     the same two rounds (a rank that went on to the update would wait for its peer forever)."""
-    launch(TORCHRUN + [WORKER, "dapo_limit", str(tmp_path), micro], timeout=240)
+    run(TORCHRUN + [WORKER, "dapo_limit", str(tmp_path), micro], timeout=240)
     zero, one = ranks(tmp_path, "dapo_limit")
     assert zero["error"] == one["error"]
     assert "dynamic sampling found 3 of 4 prompts with mixed rewards in 2 rounds" in zero["error"]
@@ -75,8 +68,8 @@ def test_evaluation_on_two_ranks_equals_one(tmp_path, micro):
     engine gathers both ranks' prompts: each problem must be generated once, not once per rank."""
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
     one_dir.mkdir(), two_dir.mkdir()
-    launch([sys.executable, WORKER, "eval", str(one_dir), micro, "1"])
-    launch(TORCHRUN + [WORKER, "eval", str(two_dir), micro, "2"])
+    run([sys.executable, WORKER, "eval", str(one_dir), micro, "1"])
+    run(TORCHRUN + [WORKER, "eval", str(two_dir), micro, "2"])
     (one,), (zero, other) = ranks(one_dir, "eval", world=1), ranks(two_dir, "eval")
     prompts = [p for split in one["prompts"] for p in split]
     assert one["generated"] == prompts
