@@ -4,12 +4,16 @@ restores, and evaluation split over ranks and gathered once (two gloo processes 
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from prerl import checkpoint
 from prerl.config import MiniModelConfig
+from prerl.evaluation import EvalResult, concat_results
 from prerl.mini.base_model import ensure_base_model
+from prerl.rollout.oracle import OracleEngine
 from test_data_parallel import ROOT, TORCHRUN, run
 
 WORKER = str(ROOT / "tests" / "distributed" / "sampling_worker.py")
@@ -82,3 +86,42 @@ def test_evaluation_on_two_ranks_equals_one(tmp_path, micro):
         expected = per_problem(one_dir, one["run_id"], name)
         assert per_problem(two_dir, zero["run_id"], name) == expected
         assert len(set(expected["correct"])) > 1, expected
+
+
+# --- the bookkeeping underneath, in one process ----------------------------------------------------
+
+
+def test_shards_of_a_set_concatenate_to_the_whole():
+    """``concat_results`` of consecutive shards (what rank 0 gathers) is the result of the whole set."""
+    correct = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0], [1, 0, 0]], dtype=float)
+    texts = [f"p{i}s{k}" for i in range(5) for k in range(3)]
+    whole = EvalResult("test", 3, correct, texts, [False] * 15, list(range(15)))
+    parts = [EvalResult("test", 3, correct[a:b], texts[3 * a : 3 * b], [False] * 3 * (b - a), list(range(3 * a, 3 * b)))
+             for a, b in ((0, 2), (2, 2), (2, 5))]  # an empty shard too: a rank with no problem of a small set
+    joined = concat_results(parts)
+    ids = [str(i) for i in range(5)]
+    assert joined.per_problem(ids) == whole.per_problem(ids) and joined.metrics() == whole.metrics()
+    assert joined.responses == texts
+
+
+def test_oracle_shard_answers_repeated_prompts_as_the_whole_set_does():
+    """Identical prompts get their own references in order; a rank starting at row ``first`` must give the
+    later copies the later references, as one process does."""
+    class Tokenizer:
+        eos_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+    prompts, refs = [[1], [2], [1], [1]], ["a", "b", "c", "d"]
+    whole, shard = OracleEngine(None, Tokenizer(), None), OracleEngine(None, Tokenizer(), None)
+    whole.set_references(prompts, refs)
+    shard.set_references(prompts, refs, first=2)
+    assert whole.generate(prompts, 1, 1.0, 1.0, 8).texts[2:] == shard.generate(prompts[2:], 1, 1.0, 1.0, 8).texts
+
+
+def test_per_rank_checkpoint_entries():
+    assert checkpoint.own({"old": "format"}) == {"old": "format"}  # before per-rank entries: every rank's
+    assert checkpoint.own(checkpoint.per_rank(3)) == 3  # one process
+    with pytest.raises(ValueError, match="written by 2 processes and is resumed by 1"):
+        checkpoint.own([1, 2])
