@@ -198,9 +198,7 @@ class Experiment:
                 rollout, accuracy = select_groups(rollout, keep), accuracy[rows]
             parts.append(rollout)
             accs.append(accuracy)
-            if not algo.filter_groups:
-                break
-            if self.enough_prompts(sum(len(p.prompt_ids) for p in parts), wanted, rounds):
+            if not algo.filter_groups or self.enough_prompts(sum(len(p.prompt_ids) for p in parts), wanted, rounds):
                 break
         rollout = concat(parts)
         accuracy = torch.cat(accs)

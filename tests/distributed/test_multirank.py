@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from test_data_parallel import ROOT, TORCHRUN, run
 
 from prerl import checkpoint
 from prerl.config import MiniModelConfig
 from prerl.evaluation import EvalResult, concat_results
 from prerl.mini.base_model import ensure_base_model
 from prerl.rollout.oracle import OracleEngine
-from test_data_parallel import ROOT, TORCHRUN, run
 
 WORKER = str(ROOT / "tests" / "distributed" / "sampling_worker.py")
 
