@@ -4,6 +4,11 @@ A checkpoint is one ``torch.save`` file per step under ``<output_dir>/checkpoint
 optimizer, reference and critic weights, RNG states, the prompt stream's position, the step and
 the MLflow run id. It is written to a temporary file and renamed into place, so a crash mid-write
 leaves the previous checkpoint intact; only the newest ``keep_last`` are kept.
+
+Under ``torchrun`` rank 0 writes it. What differs between ranks — the RNG states (ranks sample different
+responses) and the running cost counts (each rank counts its own tokens) — is stored per rank
+(``per_rank``) and each rank restores its own (``own``); what ranks share (weights, the prompt stream)
+is stored once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from prerl import distributed
 
 log = logging.getLogger(__name__)
 PATTERN = re.compile(r"step_(\d{6})\.pt$")
@@ -34,6 +41,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def per_rank(value: Any) -> list[Any] | None:
+    """Every rank's ``value``, in rank order, for rank 0 to write (``None`` on the other ranks)."""
+    return distributed.gather_to_main(value)
+
+
+def own(values: Any) -> Any:
+    """This rank's entry of a ``per_rank`` list. A checkpoint from before per-rank entries holds one
+    value, which every rank takes (as it did when written)."""
+    if not isinstance(values, list):
+        return values
+    if len(values) != distributed.world_size():
+        raise ValueError(f"this checkpoint was written by {len(values)} processes and is resumed by "
+                         f"{distributed.world_size()}: each rank's random state belongs to its own rank, so resume "
+                         "with the same number of processes (or resume=never to start afresh)")
+    return values[distributed.rank()]
 
 
 def checkpoints(directory: Path) -> list[Path]:

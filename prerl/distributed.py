@@ -100,6 +100,41 @@ def local_count(n: int) -> int:
     return len(shard(list(range(n))))
 
 
+def largest_local_count(n: int) -> int:
+    """The largest share ``shard`` gives any rank of ``n`` items (rank sizes differ by at most one)."""
+    return -(-n // world_size())
+
+
+def sum_counts(counts: list[int]) -> list[int]:
+    """Each count summed over ranks, identical on every rank (so a decision made from it is too)."""
+    if world_size() == 1:
+        return list(counts)
+    totals = torch.tensor(counts, dtype=torch.int64, device=_device())
+    dist.all_reduce(totals)
+    return [int(t) for t in totals.tolist()]
+
+
+def gather_to_main(obj) -> list | None:
+    """Every rank's ``obj`` on rank 0, in rank order; ``None`` on the other ranks."""
+    if world_size() == 1:
+        return [obj]
+    gathered: list | None = [None] * world_size() if is_main() else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def check_same(obj, what: str):
+    """``obj``, after checking that every rank holds the same (compared with ``==``); a mismatch raises on
+    every rank together, so none is left waiting in a collective."""
+    if world_size() == 1:
+        return obj
+    gathered: list = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    if any(g != gathered[0] for g in gathered):
+        raise RuntimeError(f"ranks disagree on {what}: {gathered}")
+    return obj
+
+
 def _device() -> torch.device:
     return torch.device("cuda") if dist.is_initialized() and dist.get_backend() == "nccl" else torch.device("cpu")
 

@@ -17,9 +17,10 @@ import torch
 from tqdm import tqdm
 
 from prerl import data as data_lib
+from prerl import distributed
 from prerl.benchmarks import eval_sets, references
 from prerl.config import TrainConfig
-from prerl.evaluation import EvalResult, evaluate, k_values, problem_ids
+from prerl.evaluation import EvalResult, concat_results, evaluate_problems, gather_result, k_values, problem_ids
 from prerl.choices import check_choices
 from prerl.models import load_policy, resolve_device
 from prerl.rollout import make_engine
@@ -29,22 +30,24 @@ from prerl.tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult:
-    """All problems of ``dataset`` (rendered: ``prompt_ids``), K samples each, in chunks of ``rollout.batch_samples``."""
+def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult | None:
+    """All problems of ``dataset`` (rendered: ``prompt_ids``), K samples each, in chunks of ``rollout.batch_samples``.
+
+    Under ``torchrun`` each rank samples its shard of the problems and rank 0 gets the whole result, in
+    problem order (``None`` on the other ranks). Every rank runs the same number of chunks (the largest
+    shard's; a rank may run an empty one): a vLLM tensor-parallel group generates each chunk together.
+    """
     ev, K = cfg.eval, cfg.eval.samples_per_problem
     prompt_ids, grader = dataset["prompt_ids"], dataset_grader(dataset, ev)
+    rows = distributed.shard(list(range(len(prompt_ids))))
     if hasattr(engine, "set_references"):  # the oracle engines answer with reference responses
-        engine.set_references(prompt_ids, references(dataset), seed=cfg.seed)
+        engine.set_references(prompt_ids, references(dataset), seed=cfg.seed, first=rows[0] if rows else 0)
     per_chunk = max(1, cfg.rollout.batch_samples // K)
-    parts: list[EvalResult] = []
-    for start in tqdm(range(0, len(prompt_ids), per_chunk), desc=name, unit="chunk"):
-        rows = list(range(start, min(start + per_chunk, len(prompt_ids))))
-        chunk_grader = lambda texts, group, rows=rows: grader(texts, [rows[g] for g in group])  # noqa: E731
-        parts.append(evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, ev.temperature, ev.top_p,
-                              ev.max_new_tokens, grader=chunk_grader))
-    return EvalResult(name, K, np.concatenate([p.correct for p in parts]),
-                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated],
-                      [n for p in parts for n in p.lengths])
+    chunks = range(0, distributed.largest_local_count(len(prompt_ids)), per_chunk)
+    parts = [evaluate_problems(engine, name, prompt_ids, rows[start : start + per_chunk], K, ev.temperature, ev.top_p,
+                               ev.max_new_tokens, grader)
+             for start in tqdm(chunks, desc=name, unit="chunk", disable=not distributed.is_main())]
+    return gather_result(concat_results(parts))
 
 
 def average(results: list[EvalResult], K: int) -> dict[str, float]:
@@ -55,13 +58,16 @@ def average(results: list[EvalResult], K: int) -> dict[str, float]:
 
 
 def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
+    """Under ``torchrun`` each rank samples its share of every set; rank 0 logs and returns the metrics
+    (the other ranks return an empty dict)."""
     check_choices(cfg)  # before the model loads
+    distributed.init()
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model, tokenizer = load_policy(cfg.model, cfg.cache_dir, device)
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
     engine = make_engine(cfg.rollout, model, tokenizer)
-    tracker = Tracker(cfg.tracking)
+    tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
     tracker.start(resolved, tags={"job": "evaluate", "model": cfg.model.path or cfg.model.mini.name,
                                   "rollout": cfg.rollout.engine})
     metrics: dict[str, float] = {}
@@ -71,6 +77,8 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
             dataset = data_lib.render(dataset, tokenizer, cfg.model.chat_template_kwargs)
             start = time.perf_counter()
             result = evaluate_set(engine, name, dataset, cfg)
+            if result is None:  # not rank 0
+                continue
             seconds = time.perf_counter() - start
             results.append(result)
             set_metrics = result.metrics() | {f"{name}/samples_per_s": result.correct.size / seconds,
@@ -88,6 +96,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
         status = "FINISHED"
     finally:
         tracker.finish(status)
+    distributed.shutdown()  # only after a clean finish, as train()
     return metrics
 
 

@@ -2,6 +2,10 @@
 
 Avg@K is the mean reward over all K samples of all problems. Pass@k uses the unbiased estimator
 of Chen et al. (2021) per problem (``prerl.stats.pass_at_k``) for k = 1, 2, 4, … up to K (and K itself).
+
+Under ``torchrun`` each rank evaluates a consecutive shard of a set's problems (all K samples of a
+problem on one rank, ``evaluate_problems``) and the shards are gathered once to rank 0 in rank order,
+which is problem order (``gather_result``): metrics and per-problem results are those of one process.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prerl import distributed
 from prerl.rewards import score
 from prerl.stats import pass_at_k
 
@@ -70,3 +75,28 @@ def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str],
         rewards = grader(rollout.texts, rollout.group)
     correct = np.asarray(rewards, dtype=float).reshape(len(prompt_ids), K)
     return EvalResult(name, K, correct, rollout.texts, rollout.truncated, [len(r) for r in rollout.response_ids])
+
+
+def evaluate_problems(engine, name: str, prompt_ids: list[list[int]], rows: list[int], K: int, temperature: float,
+                      top_p: float, max_new_tokens: int, grader) -> EvalResult:
+    """Problems ``rows`` of a set whose prompts are ``prompt_ids``; ``grader(texts, problems)`` takes indices
+    into the whole set. ``rows`` may be empty (a rank with no problem of a small set)."""
+    return evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, temperature, top_p, max_new_tokens,
+                    grader=lambda texts, group: grader(texts, [rows[g] for g in group]))
+
+
+def concat_results(parts: list[EvalResult]) -> EvalResult:
+    """One result from results of consecutive problems of a set, in their order."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    lengths = None if any(p.lengths is None for p in parts) else [n for p in parts for n in p.lengths]
+    return EvalResult(first.name, first.K, np.concatenate([p.correct.reshape(-1, first.K) for p in parts]),
+                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated], lengths)
+
+
+def gather_result(part: EvalResult) -> EvalResult | None:
+    """Every rank's shard (``distributed.shard`` of the problems) on rank 0, in problem order; ``None`` on
+    the other ranks. One collective per set; none with one process."""
+    parts = distributed.gather_to_main(part)
+    return None if parts is None else concat_results(parts)

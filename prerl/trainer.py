@@ -29,7 +29,7 @@ from prerl.config import TrainConfig
 from prerl.enums import KLPlacement, Space
 from prerl.critic import Critic
 from prerl.benchmarks import eval_sets
-from prerl.evaluation import evaluate, problem_ids
+from prerl.evaluation import evaluate_problems, gather_result, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
 from prerl.models import autocast, context_token_id, load_policy, resolve_device
@@ -51,7 +51,12 @@ def phase_at(step: int, cfg: TrainConfig) -> Phase:
 
 
 class PromptStream:
-    """Endless batches of training-row indices, reshuffled every epoch; its state is checkpointed."""
+    """Endless batches of training-row indices, reshuffled every epoch; its state is checkpointed.
+
+    Every rank holds the same stream (same seed) and draws the whole global batch from it once per
+    sampling round, keeping its ``distributed.shard``; rounds are agreed across ranks (``collect``), so the
+    streams never drift apart and the checkpointed one (rank 0's) restores every rank's position.
+    """
 
     def __init__(self, n_rows: int, per_step: int, seed: int):
         if per_step > n_rows:
@@ -67,11 +72,12 @@ class PromptStream:
         return self.order[self.pos - self.per_step : self.pos].tolist()
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "order": self.order, "pos": self.pos}
+        """Plain Python values: two ranks' states compare with ``==``."""
+        return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.order, self.pos = state["order"], state["pos"]
+        self.order, self.pos = np.asarray(state["order"]), state["pos"]
 
 
 def group_outcomes(accuracy: torch.Tensor, group: torch.Tensor) -> dict[str, float]:
@@ -172,15 +178,17 @@ class Experiment:
         return torch.tensor(score(rollout.texts, answers))
 
     def collect(self) -> Experience:
-        """Rollout and reward; with ``filter_groups`` keep sampling until enough informative prompts."""
+        """Rollout and reward; with ``filter_groups`` keep sampling until enough informative prompts.
+
+        Every rank draws each round's global batch, samples its share and keeps the informative prompts
+        of it, up to its own share of the step (``distributed.local_count``, whole groups). Whether every
+        rank has its share is decided from counts summed over ranks, so all ranks sample the same number
+        of rounds (their prompt streams stay equal) and reach ``max_sampling_rounds``, and its error,
+        together. Without the filter one round fills every share: no count is exchanged.
+        """
         algo, wanted = self.cfg.algorithm, distributed.local_count(self.cfg.prompts_per_step)
         parts, accs, rounds, generated = [], [], 0, 0
-        while sum(len(p.prompt_ids) for p in parts) < wanted:
-            if rounds == algo.max_sampling_rounds:
-                raise RuntimeError(
-                    f"dynamic sampling found {sum(len(p.prompt_ids) for p in parts)} of {wanted} prompts with "
-                    f"mixed rewards in {rounds} rounds; raise algorithm.max_sampling_rounds or turn "
-                    "algorithm.filter_groups off")
+        while True:
             rounds += 1
             rollout, answers = self.rollout(next(self.prompts))
             accuracy = self.reward(rollout, answers)
@@ -191,15 +199,31 @@ class Experiment:
                 rollout, accuracy = select_groups(rollout, keep), accuracy[rows]
             parts.append(rollout)
             accs.append(accuracy)
+            if not algo.filter_groups or self.enough_prompts(sum(len(p.prompt_ids) for p in parts), wanted, rounds):
+                break
         rollout = concat(parts)
         accuracy = torch.cat(accs)
-        if len(rollout.prompt_ids) > wanted:  # trim to the batch size, whole groups only
+        if len(rollout.prompt_ids) > wanted:  # trim to this rank's share, whole groups only
             rows = [i for i, g in enumerate(rollout.group) if g < wanted]
             rollout, accuracy = select_groups(rollout, list(range(wanted))), accuracy[rows]
         lengths = [len(r) for r in rollout.response_ids]
         shaping = overlong_penalty(lengths, self.cfg.rollout.max_new_tokens, algo.overlong_buffer_tokens,
                                    algo.overlong_penalty_factor)
         return Experience(rollout, accuracy, accuracy + torch.tensor(shaping), rounds, generated)
+
+    def enough_prompts(self, kept: int, wanted: int, rounds: int) -> bool:
+        """Dynamic sampling's stop decision, the same on every rank: has every rank its share of the step?
+        Past ``max_sampling_rounds`` rounds without it, every rank raises the same error."""
+        usable, found = distributed.sum_counts([min(kept, wanted), kept])
+        if usable == self.cfg.prompts_per_step:
+            return True
+        if rounds == self.cfg.algorithm.max_sampling_rounds:
+            ranks = (f" (each of the {distributed.world_size()} ranks fills its own share of the batch; "
+                     f"{found} found in all)" if distributed.world_size() > 1 else "")
+            raise RuntimeError(
+                f"dynamic sampling found {usable} of {self.cfg.prompts_per_step} prompts with mixed rewards in "
+                f"{rounds} rounds{ranks}; raise algorithm.max_sampling_rounds or turn algorithm.filter_groups off")
+        return False
 
     def sequences(self, rollout: Rollout, space: Space) -> Sequences:
         ctx = contexts(space, rollout.prompt_ids, rollout.group, self.context_id)
@@ -260,12 +284,13 @@ class Experiment:
     def state_dict(self, step: int) -> dict:
         """Called on every rank (gathering sharded state is a collective); complete on rank 0."""
         return {
-            "step": step, "run_id": self.tracker.run_id, "rng": checkpoint.rng_state(),
+            "step": step, "run_id": self.tracker.run_id, "rng": checkpoint.per_rank(checkpoint.rng_state()),
             "model": fsdp.model_state(self.model), "optimizer": fsdp.optimizer_state(self.model, self.optimizer),
             "reference": fsdp.model_state(self.reference) if self.reference is not None else None,
             "critic": self.critic.state_dict() if self.critic is not None else None,
-            "prompts": self.prompts.state_dict(), "last_eval": self.last_eval,
-            "nonfinite_in_a_row": self.nonfinite_in_a_row, "cost": self.cost.state_dict(),
+            "prompts": distributed.check_same(self.prompts.state_dict(), "the prompt stream"),  # one for all ranks
+            "last_eval": self.last_eval, "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "cost": checkpoint.per_rank(self.cost.state_dict()),
         }
 
     def load_state_dict(self, state: dict) -> int:
@@ -277,8 +302,8 @@ class Experiment:
             self.critic.load_state_dict(state["critic"])
         self.prompts.load_state_dict(state["prompts"])
         self.last_eval, self.nonfinite_in_a_row = state["last_eval"], state["nonfinite_in_a_row"]
-        self.cost.load_state_dict(state.get("cost"))  # checkpoints before cost logging have none
-        checkpoint.set_rng_state(state["rng"])
+        self.cost.load_state_dict(checkpoint.own(state.get("cost")))  # checkpoints before cost logging have none
+        checkpoint.set_rng_state(checkpoint.own(state["rng"]))
         self.engine.sync_weights()  # an engine with its own copy (vLLM) must sample the resumed policy
         return state["step"]
 
@@ -357,12 +382,18 @@ class Experiment:
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
+        """Each rank samples its shard of every set's problems; rank 0 gathers them, logs and returns the
+        metrics (the other ranks return only their ``time/eval_s``)."""
         ev, out, start = self.cfg.eval, {}, time.perf_counter()
         for name in ev.sets:
             split = self.splits[name]
+            rows = distributed.shard(list(range(len(split))))  # this rank's problems, all K samples of each
             with autocast(self.cfg.model, self.device), fsdp.full_weights(self.model):
-                result = evaluate(self.engine, name, split["prompt_ids"], split["answer"], ev.samples_per_problem,
-                                  ev.temperature, ev.top_p, ev.max_new_tokens, grader=dataset_grader(split, ev))
+                part = evaluate_problems(self.engine, name, split["prompt_ids"], rows, ev.samples_per_problem,
+                                         ev.temperature, ev.top_p, ev.max_new_tokens, dataset_grader(split, ev))
+            result = gather_result(part)  # every problem, in order, on rank 0
+            if result is None:
+                continue
             out.update({f"eval/{k}": v for k, v in result.metrics().items()})
             self.tracker.log_dict(result.per_problem(problem_ids(split)), f"per_problem/{name}_step{step:05d}.json")
             if self.cfg.tracking.log_samples:

@@ -27,8 +27,10 @@ class OracleEngine:
     def sync_weights(self) -> None:
         pass
 
-    def set_references(self, prompt_ids: list[list[int]], references: list[str], seed: int = 0) -> None:
-        """Register the response to give for each prompt (a derangement of them when shuffled)."""
+    def set_references(self, prompt_ids: list[list[int]], references: list[str], seed: int = 0,
+                       first: int = 0) -> None:
+        """Register the response to give for each prompt (a derangement of them when shuffled). ``first``:
+        the prompts will be asked for from that row on (a rank's shard), earlier ones count as served."""
         if len(prompt_ids) != len(references):
             raise ValueError(f"oracle: {len(prompt_ids)} prompts but {len(references)} references")
         if self.shuffled:
@@ -36,6 +38,8 @@ class OracleEngine:
         self.references, self.served = {}, {}
         for p, r in zip(prompt_ids, references):
             self.references.setdefault(tuple(p), []).append(r)
+        for p in prompt_ids[:first]:
+            self.served[tuple(p)] = self.served.get(tuple(p), 0) + 1
 
     def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
         texts, responses = [], []

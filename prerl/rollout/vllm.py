@@ -11,7 +11,9 @@ the memory; waking reloads the weights from the policy.
 
 Under ``torchrun`` every rank runs one engine through vLLM's external launcher: ranks are grouped
 ``tensor_parallel_size`` at a time into one tensor-parallel engine, whose ranks must generate the same
-prompts, so each group gathers its ranks' prompts and each rank keeps its own responses.
+prompts, so each group gathers its ranks' prompts and each rank keeps its own responses. Callers pass
+each rank its own share (training and evaluation shard the prompts over ranks); a group whose ranks
+all passed the same prompts would generate them once per rank.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         prompts, mine = self._gather(list(prompt_ids))
+        if not prompts:  # the whole group has nothing (a small eval set's empty shards): nothing to run
+            return Rollout([], [], [], [], [])
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
                                 stop_token_ids=[self.eos_id], detokenize=False)
         self._wake()

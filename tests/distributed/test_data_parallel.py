@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,27 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
 
 
-def run(cmd, timeout=600):
-    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return done
+def run(cmd, timeout=600) -> None:
+    """Run ``cmd`` to success; a hang fails the test after ``timeout`` s. torchrun starts its workers in
+    sessions of their own and stops them when it gets SIGTERM, so that is what it gets (SIGKILL only if
+    it does not exit): no worker is left behind waiting in a collective. Output goes to files, which a
+    stray worker cannot keep the test waiting on as it could on a pipe."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        log = out.read()
+    assert proc.returncode == 0, (f"timed out after {timeout} s\n" if timed_out else "") + log[-6000:]
 
 
 WORKER = str(ROOT / "tests" / "distributed" / "update_worker.py")

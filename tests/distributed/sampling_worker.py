@@ -1,0 +1,165 @@
+"""Dynamic sampling, prompt streams, checkpoints and evaluation on one or two ranks (``torchrun``, gloo).
+
+Usage: ``sampling_worker.py MODE WORKDIR CACHE_DIR [TP]``; each rank writes what it saw to
+``WORKDIR/MODE.rank<r>.pt`` for ``tests/distributed/test_multirank.py``. Not collected by pytest.
+
+- ``dapo``: two DAPO steps in which rank 0 fills its share of the batch in the first sampling round
+  and rank 1 needs three (``ScriptedEngine`` decides which prompts have mixed rewards, from the prompt
+  stream itself); then a checkpoint, and a second experiment that resumes from it.
+- ``dapo_limit``: the same with ``algorithm.max_sampling_rounds=2``: every rank must raise.
+- ``eval``: ``Experiment.evaluate`` through the vLLM engine's prompt bookkeeping (``VLLMEngine.generate``
+  and its tensor-parallel gather, with a fake ``vllm.LLM``); ``TP`` is the tensor-parallel size.
+"""
+
+import copy
+import sys
+import types
+import zlib
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+
+from helpers import compose_config, to_run  # noqa: E402
+from prerl import distributed, trainer  # noqa: E402
+from prerl.benchmarks import references  # noqa: E402
+from prerl.rollout.base import Rollout  # noqa: E402
+
+
+def correct_sample(prompt: list[int], index: int) -> bool:
+    """Whether sample ``index`` of a prompt is right: a fixed function of the two, so every rank, batch
+    and process layout gives a problem the same samples."""
+    return zlib.crc32(bytes(str((prompt, index)), "utf8")) % 3 != 0
+
+
+class ScriptedEngine:
+    """Answers with a problem's reference (right) or a wrong boxed number, as ``right(prompt, i)`` says."""
+
+    def __init__(self, tokenizer, splits, right):
+        self.tokenizer, self.right, self.calls = tokenizer, right, 0
+        self.reference = {tuple(p): r for s in splits for p, r in zip(s["prompt_ids"], references(s))}
+
+    def sync_weights(self) -> None:
+        pass
+
+    def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
+        self.calls += 1
+        texts = [self.reference[tuple(p)] if self.right(p, i) else "The final answer is $\\boxed{-1}$."
+                 for p in prompt_ids for i in range(n)]
+        eos = self.tokenizer.eos_token_id
+        responses = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [eos] for t in texts]
+        return Rollout(list(prompt_ids), responses, [g for g in range(len(prompt_ids)) for _ in range(n)],
+                       [False] * len(texts), texts)
+
+
+def mixed_rows(stream: trainer.PromptStream, steps: int) -> set[int]:
+    """Training rows to give mixed rewards (all others: every sample wrong) so that, on two ranks with
+    two prompts each per step, rank 0 has its two in the first round of each step and rank 1 finds one
+    in the second round and one in the third."""
+    stream, rows, drawn = copy.deepcopy(stream), set(), []
+    for _ in range(steps):
+        batches = [next(stream) for _ in range(3)]  # ranks' shares: [0:2] and [2:4] of each
+        rows |= {*batches[0][:2], batches[1][2], batches[2][2]}
+        drawn += [r for b in batches for r in b]
+    assert len(set(drawn)) == len(drawn), "the scenario needs distinct rows: draws within one epoch"
+    return rows
+
+
+def experiment(workdir: Path, cache_dir: str, overrides: list[str]) -> trainer.Experiment:
+    cfg, resolved = to_run(compose_config(overrides, workdir, cache_dir))
+    exp = trainer.Experiment(cfg, resolved)
+    exp.start()
+    return exp
+
+
+def run_dapo(workdir: Path, cache_dir: str, max_rounds: int) -> dict:
+    overrides = ["algorithm=dapo", "warmup_steps=0", "prompts_per_step=4", "rollout.samples_per_prompt=4",
+                 f"algorithm.max_sampling_rounds={max_rounds}", "eval.every_steps=0"]
+    exp = experiment(workdir, cache_dir, overrides)
+    train = exp.splits["train"]
+    row_of = {tuple(p): i for i, p in enumerate(train["prompt_ids"])}
+    mixed = mixed_rows(exp.prompts, steps=2)
+    exp.engine = ScriptedEngine(exp.tokenizer, [train], lambda p, i: row_of[tuple(p)] in mixed and i % 2 == 0)
+    seen = {"rounds": [], "error": None}
+    collect = exp.collect
+
+    def recorded_collect():
+        experience = collect()
+        seen["rounds"].append(experience.sampling_rounds)
+        return experience
+
+    exp.collect = recorded_collect
+    try:
+        for step in range(2):
+            exp.step(step)
+    except RuntimeError as err:
+        seen["error"] = str(err)
+    seen["generate_calls"] = exp.engine.calls
+    seen["stream"] = exp.prompts.state_dict()
+    if seen["error"] is None:
+        seen["rng"], seen["cost"] = torch.get_rng_state(), dict(exp.cost.totals)
+        exp.save_checkpoint(2)
+        exp.tracker.finish()
+        resumed = experiment(workdir, cache_dir, overrides)  # resume=auto: from the checkpoint just written
+        seen["resumed_stream"] = resumed.prompts.state_dict()
+        seen["resumed_rng"], seen["resumed_cost"] = torch.get_rng_state(), dict(resumed.cost.totals)
+        resumed.tracker.finish()
+    else:
+        exp.tracker.finish("FAILED")
+    return seen
+
+
+def fake_vllm(tp: int, tokenizer, splits):
+    """A ``VLLMEngine`` whose ``LLM`` is a stand-in answering as ``correct_sample``; it records every
+    prompt it generated for. The engine's own gather and bookkeeping run as they are."""
+    from prerl.rollout.vllm import VLLMEngine
+
+    sys.modules["vllm"] = types.SimpleNamespace(SamplingParams=lambda **kw: types.SimpleNamespace(**kw))
+    scripted = ScriptedEngine(tokenizer, splits, correct_sample)
+
+    class LLM:
+        def __init__(self):
+            self.generated = []
+
+        def generate(self, prompts, params, use_tqdm=False):
+            ids = [p["prompt_token_ids"] for p in prompts]
+            self.generated += ids
+            out, n = scripted.generate(ids, params.n, 1.0, 1.0, params.max_tokens), params.n
+            completion = types.SimpleNamespace  # vLLM's CompletionOutput: index and token_ids
+            return [types.SimpleNamespace(outputs=[completion(index=i, token_ids=out.response_ids[g * n + i])
+                                                   for i in reversed(range(n))])  # the engine sorts by index
+                    for g in range(len(ids))]
+
+    engine = object.__new__(VLLMEngine)  # skips the real engine's start-up: no vLLM here
+    engine.tokenizer, engine.eos_id, engine.tp, engine.llm = tokenizer, tokenizer.eos_token_id, tp, LLM()
+    engine.tp_group = distributed.consecutive_subgroup(tp) if tp > 1 else None
+    engine.sleeps = engine.asleep = False
+    return engine
+
+
+def run_eval(workdir: Path, cache_dir: str, tp: int) -> dict:
+    # 7 problems: ranks get 3 and 4; K = 3 samples each
+    exp = experiment(workdir, cache_dir, ["data.test_problems=7", "eval.samples_per_problem=3",
+                                          "tracking.log_samples=0"])
+    exp.engine = fake_vllm(tp, exp.tokenizer, [exp.splits[name] for name in exp.cfg.eval.sets])
+    metrics = exp.evaluate(0)
+    exp.tracker.finish()
+    return {"metrics": metrics, "generated": exp.engine.llm.generated, "run_id": exp.tracker.run_id,
+            "prompts": [exp.splits[name]["prompt_ids"] for name in exp.cfg.eval.sets]}
+
+
+def main(mode: str, workdir: str, cache_dir: str, tp: str = "1") -> None:
+    distributed.init()
+    workdir = Path(workdir)
+    if mode == "eval":
+        seen = run_eval(workdir, cache_dir, int(tp))
+    else:
+        assert distributed.world_size() == 2, "the sampling scenario is written for two ranks"
+        seen = run_dapo(workdir, cache_dir, max_rounds=2 if mode == "dapo_limit" else 10)
+    torch.save(seen, workdir / f"{mode}.rank{distributed.rank()}.pt")
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
