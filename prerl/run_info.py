@@ -24,11 +24,12 @@ PLACE_KEYS = ("cache_dir", "output_dir", "tracking.", "hydra.", "checkpoint.", "
 
 
 def experiment_description(name: str) -> str:
+    """Markdown for the UI (which drops anything in angle brackets)."""
     return (f"prerl experiment `{name}`: one run per training job (RL for LLM reasoning in pre-train space). "
-            "Runs are named method-phase-seed (e.g. `dsrl-nsr_prerl20-grpo-s0`); a multirun or Optuna study "
-            "is a parent run with its jobs nested under it. Metrics: `eval/<set>/avg_at_K`, `train/*`, "
-            "`cost/*`; the final policy is the artifact `policy/` (python evaluate.py "
-            "model.path=runs:/<run_id>/policy).")
+            "Runs are named method-phases-seed (`dsrl-nsr_prerl20-grpo-s0`); a multirun or an Optuna study is a "
+            "parent run with its jobs nested under it and the best job in its summary. Headline metric: "
+            "`eval/test/avg_at_K`. The final policy is the artifact `policy/`: "
+            "`python evaluate.py model.path=runs:/RUN_ID/policy` re-evaluates it.")
 
 
 def method(cfg: Mapping[str, Any]) -> str:

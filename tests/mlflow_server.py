@@ -22,14 +22,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_command(db: Path, artifacts: Path, port: int) -> list[str]:
-    return [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+def server_command(db: Path, artifacts: Path | None, port: int) -> list[str]:
+    """``make mlflow-server`` (artifacts served through it), or ``make mlflow-ui`` when ``artifacts`` is None."""
+    where = ["server", "--artifacts-destination", str(artifacts)] if artifacts else ["ui"]
+    return [MLFLOW, *where, "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1"]
 
 
 class MlflowServer:
-    def __init__(self, folder: Path, port: int | None = None):
-        self.folder, self.port = folder, port or free_port()
+    def __init__(self, folder: Path, port: int | None = None, ui_only: bool = False):
+        self.folder, self.port, self.ui_only = folder, port or free_port(), ui_only
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = folder / "server.log"
@@ -38,7 +40,8 @@ class MlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(server_command(self.folder / "mlflow.db", self.folder / "artifacts", self.port),
+            artifacts = None if self.ui_only else self.folder / "artifacts"
+            self.proc = subprocess.Popen(server_command(self.folder / "mlflow.db", artifacts, self.port),
                                          cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         deadline = time.monotonic() + timeout_s
