@@ -220,6 +220,11 @@ class Tracker:
         self.outbox: Outbox | None = None
         self.monitor = None
         self.logged_through = -1  # steps up to here are already in the run (set when resuming)
+        if cfg.system_metrics:
+            try:
+                import psutil  # noqa: F401 - MLflow's system metrics read the machine through it
+            except ImportError as err:
+                raise RuntimeError("tracking.system_metrics=true needs psutil: pip install 'prerl[system-metrics]'") from err
         try:
             with sqlite_creation_lock(self.uri), http_patience(retries=0, timeout_s=5):
                 mlflow.set_tracking_uri(self.uri)
@@ -246,7 +251,7 @@ class Tracker:
             self.start_system_metrics(resume=True)
             return run_id
         experiment_id = ensure_experiment(self.client, self.cfg.experiment)
-        mlflow.set_experiment(experiment_id=experiment_id)  # the fluent API (analysis helpers) agrees
+        with_retry(mlflow.set_experiment, experiment_id=experiment_id)  # the fluent API (analysis helpers) agrees
         job = run_info.hydra_job() if "seed" in config else None
         all_tags = {**run_info.run_tags(config, job), **self.cfg.tags, **tags} if "seed" in config \
             else {**self.cfg.tags, **tags}

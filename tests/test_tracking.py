@@ -167,3 +167,59 @@ def test_an_unreachable_server_at_start_up_fails_within_seconds_naming_it(monkey
         Tracker(TrackingConfig(uri=uri))
     # MLflow's own retries take over two minutes here; a refused connection answers at once
     assert time.monotonic() - start < 60
+
+
+def test_system_metrics_are_logged_by_mlflow_when_asked(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    pytest.importorskip("psutil")
+    cfg = TrackingConfig(uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="sys", system_metrics=True,
+                         system_metrics_interval_s=0.5)
+    tracker = Tracker(cfg)
+    run_id = tracker.start({"output_dir": str(tmp_path)}, tags={})
+    deadline = time.monotonic() + 60
+    client = MlflowClient(cfg.uri)
+    while "system/cpu_utilization_percentage" not in client.get_run(run_id).data.metrics:
+        assert time.monotonic() < deadline, "no system metrics after 60 s"
+        time.sleep(0.5)
+    tracker.finish()
+    metrics = client.get_run(run_id).data.metrics
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100 and metrics["system/system_memory_usage_megabytes"] > 0
+
+
+def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
+    """The Hydra callback on its own: a parent opened from a multirun's config, two jobs nested under it
+    (as train.py tags them), then the summary."""
+    from mlflow.tracking import MlflowClient
+    from omegaconf import OmegaConf
+
+    from prerl.sweep_tracking import SweepParentRun
+
+    uri, sweep_dir = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "multirun"
+    config = OmegaConf.create({
+        "tracking": {"uri": uri, "experiment": "sw", "tags": {}},
+        "eval": {"sets": {"test": {}, "ood": {}}, "samples_per_problem": 8},
+        "hydra": {"sweep": {"dir": str(sweep_dir)}, "overrides": {"task": ["optim.lr=interval(1e-6,1e-4)", "seed=0"]},
+                  "sweeper": {"_target_": "hydra_plugins.prerl_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                              "study_name": "lr", "storage": "sqlite:///optuna.db", "params": {}},
+                  "launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}}})
+    callback = SweepParentRun()
+    callback.on_multirun_start(config)
+    written = json.loads((sweep_dir / run_info.PARENT_FILE).read_text())
+    assert written["swept"] == ["optim.lr"]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("sw").experiment_id
+    for name, value in (("grpo-s0 optim.lr=1e-05", 0.25), ("grpo-s0 optim.lr=3e-05", 0.5)):
+        job = client.create_run(experiment, run_name=name, tags={run_info.PARENT_TAG: written["run_id"]})
+        client.log_metric(job.info.run_id, "eval/test/avg_at_8", value)
+        client.set_terminated(job.info.run_id)
+    (sweep_dir / "optimization_results.yaml").write_text("best_value: 0.5\nbest_trial: 1\nbest_params: {optim.lr: 3e-05}\n")
+    callback.on_multirun_end(config)
+
+    parent = client.get_run(written["run_id"])
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "optuna study lr: optim.lr=interval(1e-6,1e-4)"
+    assert parent.data.params["swept.optim.lr"] == "interval(1e-6,1e-4)"
+    assert parent.data.metrics["best/eval/test/avg_at_8"] == 0.5 and parent.data.metrics["sweep/jobs"] == 2
+    assert parent.data.tags["best_run_name"] == "grpo-s0 optim.lr=3e-05" and parent.data.tags["optuna_study"] == "lr"
+    assert parent.data.metrics["best/optuna_value"] == 0.5 and parent.data.tags["best_trial"] == "1"
+    assert "optimization_results.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -86,6 +86,13 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
         assert [(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs] == [
             ("mini/train", "training"), ("mini/test", "eval"), ("mini/ood", "eval")]
 
+    # `make ablation-table` on the multirun logs its tables to the parent run
+    from analysis import ablation_table
+
+    ablation_table.main(["--uri", server.uri, "--out", str(tmp_path / "tables")])
+    tabled = {a.path for a in client.list_artifacts(parent.info.run_id, "ablation_table")}
+    assert {"ablation_table/tables.md", "ablation_table/multirun.csv"} <= tabled
+
     # a run found in the UI is re-evaluated from its id: the policy is downloaded through the server
     evaluate = [sys.executable, str(ROOT / "evaluate.py"), "experiment=smoke", f"model.path=runs:/{best.info.run_id}/policy",
                 f"cache_dir={tmp_path / 'eval-cache'}", f"tracking.uri={server.uri}", f"hydra.run.dir={tmp_path / 'ev'}"]
