@@ -159,6 +159,16 @@ def run_tags(cfg: Mapping[str, Any], job: Optional[dict] = None) -> dict[str, st
     return tags
 
 
+def identity(config: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[Optional[str], dict[str, str]]:
+    """A new run's name and descriptive tags. Training and evaluation configs get both; other callers
+    (an analysis logging its own parameters) neither."""
+    if "seed" not in config or "objective" not in config:
+        return None, {}
+    job = hydra_job()
+    name = f"evaluate-{tags['model']}" if tags.get("job") == "evaluate" else run_name(config, job)
+    return name, run_tags(config, job)
+
+
 # --- datasets -------------------------------------------------------------------------------------
 
 def dataset_source(name: str, cfg: Mapping[str, Any]) -> dict[str, str]:

@@ -252,12 +252,9 @@ class Tracker:
             return run_id
         experiment_id = ensure_experiment(self.client, self.cfg.experiment)
         with_retry(mlflow.set_experiment, experiment_id=experiment_id)  # the fluent API (analysis helpers) agrees
-        job = run_info.hydra_job() if "seed" in config else None
-        all_tags = {**run_info.run_tags(config, job), **self.cfg.tags, **tags} if "seed" in config \
-            else {**self.cfg.tags, **tags}
-        name = self.cfg.run_name or (f"evaluate-{tags['model']}" if tags.get("job") == "evaluate" and "model" in tags
-                                     else run_info.run_name(config, job) if "seed" in config else None)
-        run = with_retry(self.client.create_run, experiment_id, run_name=name, tags=all_tags)
+        name, described = run_info.identity(config, tags)
+        run = with_retry(self.client.create_run, experiment_id, run_name=self.cfg.run_name or name,
+                         tags={**described, **self.cfg.tags, **tags})
         self.run_id = run.info.run_id
         self.outbox = Outbox(self.client, self.run_id, pending)
         items = list(flatten(config).items())
