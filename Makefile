@@ -31,9 +31,31 @@ test: setup
 base-model: setup
 	$(PY) -m prerl.mini.base_model --variant mini --rebuild
 
-## Browse runs at http://127.0.0.1:5000
+## MLflow for one local user: one worker, and without MLflow 3's background job runner (GenAI
+## evaluation jobs: 8 more processes, ~0.5 GB). Both bind to 127.0.0.1 (README "MLflow").
+MLFLOW_PORT ?= 5000
+MLFLOW_DB ?= $(CURDIR)/mlflow.db
+MLFLOW_ARTIFACTS ?= $(CURDIR)/mlartifacts
+MLFLOW_LIGHT := MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+
+## Browse runs at http://127.0.0.1:5000 (the store ./mlflow.db)
 mlflow-ui: setup
-	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	$(MLFLOW_LIGHT) .venv/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 \
+		--port $(MLFLOW_PORT) --workers 1
+
+## A tracking server for jobs in other processes or on other machines: python train.py
+## tracking.uri=http://127.0.0.1:5000 ... (SQLite backend, artifacts uploaded through it into ./mlartifacts)
+mlflow-server: setup
+	$(MLFLOW_LIGHT) .venv/bin/mlflow server --backend-store-uri sqlite:///$(MLFLOW_DB) \
+		--artifacts-destination $(MLFLOW_ARTIFACTS) --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+## The MLflow UI in headless Chromium (not part of `make test`): needs Debian's chromium and
+## chromium-driver (apt-get install chromium chromium-driver) and the [ui] extra; skips, saying what is
+## missing, without them. Screenshots go to outputs/ui-screenshots/.
+test-ui: setup
+	$(PY) -m pip install -q -e ".[ui]"
+	PRERL_UI_TESTS=1 $(PY) -m pytest tests/ui -rs
+.PHONY: mlflow-server test-ui
 
 clean:
 	rm -rf outputs multirun

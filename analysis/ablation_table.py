@@ -35,6 +35,7 @@ from analysis.runs import load_multirun, load_runs, newest_sweep_experiment, new
 from analysis.tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
 from prerl.completed import MULTIRUN
 from prerl.config import TrackingConfig
+from prerl.run_info import PARENT_TAG
 from prerl.tracking import tracking_uri, with_retry
 
 
@@ -128,7 +129,12 @@ def main(argv: list[str] | None = None) -> Path:
     report = f"# Tables from MLflow experiment `{experiment}`\n\n" + "\n".join(sections)
     (out / "tables.md").write_text(report)
     print(report)
-    if not args.no_log:
+    parents = {r.tags.get(PARENT_TAG) for _, runs in jobs for r in runs} if sweep_id else set()
+    if not args.no_log and len(parents) == 1 and None not in parents:  # the multirun's parent run holds its table
+        (parent,) = parents
+        with_retry(client.log_artifacts, parent, str(out), "ablation_table")
+        print(f"logged {out} as artifacts ablation_table/ of the multirun's parent run {parent}")
+    elif not args.no_log:
         tracker = open_run(experiment, "ablation-table", {"metric": args.metric, "step": str(args.step),
                                                           "best_on": args.best_on, "baseline": args.baseline,
                                                           "level": args.level, "n_boot": args.n_boot,

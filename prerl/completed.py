@@ -23,7 +23,8 @@ from prerl.tracking import flatten, sqlite_creation_lock, tracking_uri, with_ret
 # before the key existed keep their digest.
 MULTIRUN = "multirun"  # the sweep tag of a multirun launched without +sweep=NAME
 NOT_IDENTITY = ("output_dir", "resume", "cache_dir", "device", "tracking.uri", "tracking.run_name",
-                "tracking.skip_complete", "tracking.log_samples", "checkpoint.", "distributed.")
+                "tracking.skip_complete", "tracking.log_samples", "tracking.system_metrics",
+                "tracking.outage_wait_s", "checkpoint.", "distributed.")
 
 
 def config_hash(resolved: dict) -> str:

@@ -328,6 +328,14 @@ class TrackingConfig:
     # In a multirun (-m), a job whose config already has a FINISHED run in the experiment (same
     # ``config_hash`` tag, prerl/completed.py) returns that run's result instead of training again.
     skip_complete: bool = True
+    # MLflow's own system metrics (CPU, memory, disk, network; GPU when pynvml is installed) as
+    # ``system/*`` every ``system_metrics_interval_s`` seconds; needs psutil.
+    system_metrics: bool = False
+    system_metrics_interval_s: float = 10.0
+    # When the tracking server goes away mid-run, training continues and what could not be logged is
+    # kept (in memory and in <output_dir>/mlflow_pending.jsonl) and sent when the server answers again.
+    # At the end the run waits this long for it, then fails naming the steps not recorded.
+    outage_wait_s: float = 300.0
 
 
 @dataclass

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -23,9 +27,33 @@ def resolve_device(name: str) -> torch.device:
 
 def model_path(cfg: ModelConfig, cache_dir: str) -> str:
     """Where the weights live; builds the mini base model first when it is not cached yet."""
+    if cfg.path is not None and cfg.path.startswith(("runs:/", "models:/", "mlflow-artifacts:/")):
+        return logged_policy(cfg.path, cache_dir)
     if cfg.path is not None:
         return cfg.path
     return str(ensure_base_model(cfg.mini, cache_dir))
+
+
+def logged_policy(uri: str, cache_dir: str) -> str:
+    """A policy logged to MLflow (``runs:/<run_id>/policy``), downloaded once from the current tracking
+    store into the cache; a finished run's artifacts do not change."""
+    import mlflow
+
+    dest = Path(cache_dir) / "mlflow" / uri.split(":/", 1)[1].strip("/")
+    if not (dest / "config.json").exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+            try:
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for a missing run or path
+                raise ValueError(f"model.path={uri}: cannot download it from {mlflow.get_tracking_uri()}: "
+                                 f"{str(err)[:300]}") from err
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(local, dest)
+    if not (dest / "config.json").exists():
+        raise ValueError(f"model.path={uri}: no model config.json in the downloaded artifacts ({dest})")
+    return str(dest)
 
 
 def load_policy(cfg: ModelConfig, cache_dir: str, device: torch.device):

@@ -39,6 +39,7 @@ from prerl.rollout import Rollout, make_engine
 from prerl.scorers import dataset_grader
 from prerl.rollout.base import concat, select_groups
 from prerl.scoring import Sequences, contexts, pack, score_logprobs
+from prerl.run_info import dataset_inputs
 from prerl.tracking import Tracker
 from prerl.update import UpdateBatch, mini_batches, policy_updates
 
@@ -311,12 +312,14 @@ class Experiment:
         """Open the MLflow run — the checkpointed one when resuming — and return the first step to run."""
         state = checkpoint.load_latest(self.checkpoint_dir) if self.cfg.resume == "auto" else None
         tags = {"objective": self.cfg.objective.name, "algorithm": self.cfg.algorithm.name,
-                "warmup_steps": str(self.cfg.warmup_steps)}
+                "warmup_steps": str(self.cfg.warmup_steps), "device": str(self.device)}
         # whether two runs should agree to the float (same weights, machine, packages, threads)
         tags |= run_fingerprint(self.model.config._name_or_path,  # the folder or Hub id it was loaded from
                                 getattr(self.model.config, "_commit_hash", None))
         if state is None:
             self.tracker.start(self.resolved, tags)
+            if distributed.is_main():  # the training set and every eval set, with source and digest
+                self.tracker.log_datasets(dataset_inputs(self.splits, self.resolved))
             return 0
         step = self.load_state_dict(state)
         self.tracker.start(self.resolved, tags, run_id=state["run_id"])
@@ -335,6 +338,7 @@ class Experiment:
         if distributed.is_main():
             self.model.save_pretrained(save_dir, state_dict=state)
             self.tokenizer.save_pretrained(save_dir)
+            self.tracker.log_policy(save_dir)  # runs:/<run_id>/policy for evaluate.py
 
     # --- the loop -------------------------------------------------------------------------
 

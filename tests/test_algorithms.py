@@ -84,7 +84,8 @@ def test_six_way_multirun(tmp_path, cache_dir):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id],
+                              filter_string="tags.sweep_id != ''")  # the jobs, not their parent run
     assert sorted(r.data.params["algorithm.name"] for r in runs) == sorted(
         ["grpo", "ppo", "rloo", "reinforce_pp", "dr_grpo", "dapo"])
     assert all(r.info.status == "FINISHED" for r in runs)

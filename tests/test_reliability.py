@@ -108,7 +108,8 @@ def test_parallel_joblib_sweep_into_one_sqlite_store_loses_nothing(tmp_path, cac
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id],
+                              filter_string="tags.sweep_id != ''")  # the jobs, not their parent run
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
     for run in runs:
         assert run.info.status == "FINISHED"

@@ -83,7 +83,8 @@ def table_cells(path: Path) -> dict:
 def runs_of(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("prerl-smoke")
-    return client, client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'")
+    jobs = "attributes.status = 'FINISHED' and tags.sweep_id != ''"  # the jobs, not their parent run
+    return client, client.search_runs([exp.experiment_id], filter_string=jobs)
 
 
 def test_warmup_sweep_on_submitit_then_rerun_skips_and_table_has_the_logged_values(tmp_path, cache_dir):
