@@ -47,7 +47,7 @@ def test_fast_path_agrees_with_math_verify_on_the_mini_sets():
     golds = list(splits["test"]["answer"]) + list(splits["ood"]["answer"]) + list(splits["train"]["answer"])[:300]
     ref = scorer("math").reference
     pairs = candidate_pairs(golds, [ref(g) for g in golds])
-    bad, fast = disagreements(pairs)
+    bad, fast, _ = disagreements(pairs)
     assert bad == []
     assert fast > len(pairs) // 2  # the mini golds are integers: most pairs take the fast path
 
@@ -55,7 +55,7 @@ def test_fast_path_agrees_with_math_verify_on_the_mini_sets():
 @pytest.mark.parametrize("name", [n for n, b in BENCHMARKS.items() if b.scorer == "math"])
 def test_fast_path_agrees_with_math_verify_on_the_benchmark_fixtures(name):
     ds = load_benchmark(name, str(FIXTURES / "benchmarks" / f"{name}.jsonl"))
-    bad, _ = disagreements(candidate_pairs(list(ds["answer"]), references(ds)))
+    bad, _, _ = disagreements(candidate_pairs(list(ds["answer"]), references(ds)))
     assert bad == []
 
 
