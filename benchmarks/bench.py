@@ -271,6 +271,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="skip the cost-growth sweep")
     ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    ap.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="where the JSON results go")
     args = ap.parse_args()
     if args.child:
         spec = json.loads(args.child)
@@ -304,8 +305,8 @@ def main() -> None:
             c = r["cpu"]
             print(f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
                   f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench.json"
+    path = args.json
+    path.parent.mkdir(parents=True, exist_ok=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     path.write_text(json.dumps({"environment": env, "threads": args.threads, "workloads": results,
                                 "nsr_over_grpo": ratio, "growth": growth}, indent=2))
