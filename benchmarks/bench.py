@@ -10,6 +10,11 @@ Stages: rollout (sampling and decoding to text), reward, log-probs (every forwar
 and the reference: the update's own forward and any no-grad scoring pass), backward+step (the rest
 of the policy update, and PPO's critic fit), other (advantages, packing, critic values), logging.
 
+Where the time goes against the hardware: each child process also measures this machine's peak fp32
+matmul rate (``peak_matmul_flops``, same threads) and counts the matmul FLOPs of its rollout, forwards
+and backwards from the model's shape and the token counts of each step (``FlopCounter``). A stage's
+*floor* is its FLOPs at that peak; the second table prints CPU seconds over floor per stage.
+
     python benchmarks/bench.py                # everything, one torch thread
     python benchmarks/bench.py --quick        # skip the cost-growth sweep
     python benchmarks/bench.py --threads 0    # torch's default thread count
@@ -30,6 +35,7 @@ from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP
     compose_config, environment, median, peak_memory_mb, set_threads  # noqa: E402
 
 STAGES = ["rollout", "reward", "logprobs", "backward_step", "other", "logging"]
+FLOOR_STAGES = ["rollout", "logprobs", "backward_step"]  # the stages with matmul FLOPs
 HEADERS = {"rollout": "rollout", "reward": "reward", "logprobs": "log-probs", "backward_step": "backward+step",
            "other": "other", "logging": "logging"}
 
@@ -66,10 +72,84 @@ def instrument(exp) -> Laps:
     exp.reward = laps.wrap(exp.reward, "reward")
     update.response_logprobs = laps.wrap(update.response_logprobs, "update_forward")
     trainer.score_logprobs = laps.wrap(trainer.score_logprobs, "nograd_logprobs")
-    trainer.policy_update = laps.wrap(trainer.policy_update, "policy_update")
+    update.policy_update = laps.wrap(update.policy_update, "policy_update")  # called by policy_updates
     if exp.critic is not None:
         exp.critic.update = laps.wrap(exp.critic.update, "critic_update")
     return laps
+
+
+def peak_matmul_flops(size: int = 1024, repeats: int = 7) -> float:
+    """This machine's fp32 matmul rate in FLOP/s, best of ``repeats`` (CPU time, this process's threads)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        clock = Clock()
+        a @ b
+        best = min(best, max(clock.read()[1], 1e-9))
+    return 2 * size**3 / best
+
+
+class FlopCounter:
+    """Matmul FLOPs of a causal transformer (q/k/v/o, gated MLP, LM head, attention scores and mix),
+    counted from token counts: 2 FLOPs per multiply-add; a backward costs twice its forward."""
+
+    def __init__(self, config):
+        c = config.get_text_config() if hasattr(config, "get_text_config") else config
+        h, heads = c.hidden_size, c.num_attention_heads
+        hd = getattr(c, "head_dim", None) or h // heads
+        kv = getattr(c, "num_key_value_heads", None) or heads
+        per_layer = h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * c.intermediate_size
+        self.per_token = 2 * (c.num_hidden_layers * per_layer + c.vocab_size * h)
+        self.attention = 4 * c.num_hidden_layers * heads * hd  # per (query, key) pair: scores + mix
+        self.counts = dict.fromkeys(("rollout", "logprobs", "backward_step"), 0.0)
+
+    def sequence(self, n: int) -> float:
+        """Forward FLOPs of one causal sequence of ``n`` tokens (query i attends to i + 1 keys)."""
+        return n * self.per_token + self.attention * n * (n + 1) / 2
+
+    def rollout(self, rollout) -> None:
+        """Prefill once per prompt, then one token at a time per sample."""
+        total = sum(self.sequence(len(p)) for p in rollout.prompt_ids)
+        for g, r in zip(rollout.group, rollout.response_ids):
+            p = len(rollout.prompt_ids[g])
+            total += self.sequence(p + len(r)) - self.sequence(p)
+        self.counts["rollout"] += total
+
+    def forward(self, seqs, grad: bool) -> None:
+        flops = sum(self.sequence(int(n)) for n in seqs.attention_mask.sum(-1).tolist())
+        self.counts["logprobs"] += flops
+        if grad:
+            self.counts["backward_step"] += 2 * flops
+
+
+def count_flops(exp) -> FlopCounter:
+    """Count the FLOPs of the rollouts and of every policy/reference forward (and backward)."""
+    import torch
+
+    import prerl.scoring as scoring
+    import prerl.update as update
+
+    counter = FlopCounter(exp.model.config)
+    timed_rollout = exp.rollout
+
+    def rollout(*args, **kwargs):
+        out = timed_rollout(*args, **kwargs)
+        counter.rollout(out[0])
+        return out
+
+    def counted(fn):
+        def forward(model, seqs, *args, **kwargs):
+            counter.forward(seqs, torch.is_grad_enabled())
+            return fn(model, seqs, *args, **kwargs)
+        return forward
+
+    exp.rollout = rollout
+    update.response_logprobs = counted(update.response_logprobs)
+    scoring.response_logprobs = counted(scoring.response_logprobs)  # the no-grad scoring passes
+    return counter
 
 
 def stage_seconds(laps: Laps, step: tuple[float, float], logging: tuple[float, float]) -> dict[str, dict]:
@@ -95,16 +175,19 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
         exp = Experiment(cfg, resolved)
         exp.start()
         laps, rows = instrument(exp), []
+        counter = count_flops(exp)
+        peak = peak_matmul_flops()
         samples = cfg.prompts_per_step * cfg.rollout.samples_per_prompt
         try:
             for step in range(WARMUP_STEPS + steps):
                 laps.seconds.clear()
+                counter.counts = dict.fromkeys(counter.counts, 0.0)
                 clock = Clock()
                 metrics = exp.step(step)
                 step_s = clock.read()
                 clock = Clock()
                 exp.tracker.log(metrics, step + 1)
-                rows.append({"seconds": stage_seconds(laps, step_s, clock.read()),
+                rows.append({"seconds": stage_seconds(laps, step_s, clock.read()), "flops": dict(counter.counts),
                              "response_tokens": metrics["train/response_length"] * samples,
                              "warmup_phase": bool(metrics["train/warmup"])})
         finally:
@@ -117,6 +200,8 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
                            for kind in ("wall", "cpu")}
     out["steps_wall_s"] = [r["seconds"]["wall"]["step"] for r in rows]
     out["steps_cpu_s"] = [r["seconds"]["cpu"]["step"] for r in rows]
+    out["flops"] = {k: median([r["flops"][k] for r in rows]) for k in FLOOR_STAGES}
+    out["peak_matmul_flops"] = peak
     out["peak_memory_mb"] = peak_memory_mb()
     out["warmup_phase"] = rows[0]["warmup_phase"]
     out["threads"] = threads
@@ -141,6 +226,22 @@ def table(results: dict[str, dict]) -> str:
             f"{r['cpu']['step']:.2f}", f"{r['wall']['step']:.2f}", f"{r['tokens_per_s']['cpu']:.0f}",
             f"{r['peak_memory_mb']:.0f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def floor_table(results: dict[str, dict]) -> str:
+    """Per stage: CPU seconds, GFLOP, seconds at the measured peak (the floor), and seconds / floor."""
+    lines = ["| workload | peak GFLOP/s | " + " | ".join(f"{HEADERS[s]}: CPU s / GFLOP / floor s / × floor"
+                                                      for s in FLOOR_STAGES) + " | step: floor s / × floor |",
+             "|" + "---|" * (len(FLOOR_STAGES) + 3)]
+    for name, r in results.items():
+        peak, cells, floor = r["peak_matmul_flops"], [], 0.0
+        for s in FLOOR_STAGES:
+            f = r["flops"][s] / peak
+            floor += f
+            cells.append(f"{r['cpu'][s]:.2f} / {r['flops'][s] / 1e9:.1f} / {f:.3f} / {r['cpu'][s] / f:.1f}")
+        lines.append(f"| {name} | {peak / 1e9:.0f} | " + " | ".join(cells)
+                     + f" | {floor:.3f} / {r['cpu']['step'] / floor:.1f} |")
     return "\n".join(lines)
 
 
@@ -170,6 +271,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="skip the cost-growth sweep")
     ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    ap.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="where the JSON results go")
     args = ap.parse_args()
     if args.child:
         spec = json.loads(args.child)
@@ -185,6 +287,8 @@ def main() -> None:
           f"{env['load_average_1_5_15min']} at start", flush=True)
     results = {name: in_subprocess(ov, MEASURED_STEPS, args.threads) for name, ov in WORKLOADS.items()}
     print("\nCPU seconds per stage (median per step):\n\n" + table(results), flush=True)
+    print("\nAgainst the fp32 floor (matmul FLOPs at this machine's measured peak; PPO: policy passes only, the "
+          "critic's are in its seconds but not in its FLOPs):\n\n" + floor_table(results), flush=True)
     ratio = {k: results["nsr_prerl"][k]["step"] / results["grpo"][k]["step"] for k in ("cpu", "wall")}
     print(f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
           f"load average now {environment()['load_average_1_5_15min']}", flush=True)
@@ -201,8 +305,8 @@ def main() -> None:
             c = r["cpu"]
             print(f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
                   f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench.json"
+    path = args.json
+    path.parent.mkdir(parents=True, exist_ok=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     path.write_text(json.dumps({"environment": env, "threads": args.threads, "workloads": results,
                                 "nsr_over_grpo": ratio, "growth": growth}, indent=2))

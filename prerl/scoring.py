@@ -8,6 +8,7 @@ in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -88,18 +89,24 @@ def response_logprobs(model, seqs: Sequences, entropy: str = "none",
     those of the behaviour policy at any temperature.
 
     Log-probs are taken for every next token first and only then gathered at response positions,
-    so no [B, T, V] copy of the logits is made (V is 151k for Qwen).
+    so no [B, T, V] copy of the logits is made (V is 151k for Qwen). The language-model head runs
+    only from the earliest response position on (``logits_to_keep``): the prompt positions before it
+    predict no response token, so their logits would be computed, normalised and thrown away.
     """
     device = next(model.parameters()).device
     ids = seqs.input_ids.to(device)
-    logits = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device)).logits[:, :-1].float()
+    first = int(seqs.response_start.min()) - 1  # the earliest position that predicts a response token
+    kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
+    out = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device), **_keep_logits(model, kept))
+    logits = out.logits if out.logits.shape[1] == len(kept) else out.logits[:, first:-1]
+    logits = logits.float()  # [B, L−1−first, V]: position first + j at column j
     if temperature != 1.0:
         logits = logits / temperature
     lse = torch.logsumexp(logits, dim=-1)
-    next_logp = torch.gather(logits, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) - lse  # [B, L-1]
+    next_logp = torch.gather(logits, -1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1) - lse
     T = seqs.response_ids.shape[1]
-    # the token at position p is predicted at p − 1
-    positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)
+    # the token at position p is predicted at p − 1, which is column p − 1 − first
+    positions = (seqs.response_start.to(device) - 1 - first).unsqueeze(-1) + torch.arange(T, device=device)
     positions = positions.clamp(max=next_logp.shape[1] - 1)
     logp = torch.gather(next_logp, 1, positions)
     if entropy == "none":
@@ -107,6 +114,14 @@ def response_logprobs(model, seqs: Sequences, entropy: str = "none",
     with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
         ent = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
         return logp, torch.gather(ent, 1, positions)
+
+
+def _keep_logits(model, kept: Tensor) -> dict:
+    """``logits_to_keep`` for models whose forward takes it (transformers' causal LMs); others return
+    every position, and the caller keeps the columns ``kept`` itself."""
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        return {"logits_to_keep": kept}
+    return {}
 
 
 @torch.no_grad()

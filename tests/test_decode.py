@@ -61,3 +61,20 @@ def test_sample_next_draws_from_the_softmax_within_top_p():
     nucleus = torch.bincount(sample_next(logits, 1.0, 0.8), minlength=3).float() / 20000
     assert nucleus[2] == 0 and math.isclose(float(nucleus[0]), 2 / 3, abs_tol=0.015)
     assert set(sample_next(logits, 0.0, 1.0).tolist()) == {0}  # temperature 0: greedy
+
+
+def test_preallocated_cache_gives_the_tokens_of_transformers_dynamic_cache(policy, monkeypatch):
+    """The same arithmetic on the same numbers: writing into a preallocated buffer instead of
+    concatenating changes no logit, so the same seed draws the same tokens, finished rows dropped and all."""
+    from transformers import DynamicCache
+
+    from prerl.rollout import decode
+
+    model, tok = policy
+    args = (model, prompts_of(tok), 8, 1.0, 1.0, 24, tok.eos_token_id, tok.pad_token_id)
+    torch.manual_seed(3)
+    ours = sample(*args)
+    monkeypatch.setattr(decode, "preallocated_cache", lambda m, capacity: DynamicCache(config=m.config))
+    torch.manual_seed(3)
+    assert sample(*args) == ours
+    assert any(len(r) < 24 for r in ours) and any(len(r) > 1 for r in ours)  # rows left the batch mid-way

@@ -7,7 +7,10 @@ be the cost on small models (benchmarks/bench.py --profile; README "Performance"
 - the prompt is prefilled once and its KV cache copied ``n`` times, not prefilled ``n`` times;
 - rows that have emitted EOS leave the batch (their cache rows are dropped), so late decoding steps
   run on the unfinished rows only;
-- sampling is one softmax and an exponential race (Gumbel-max), no logits-processor chain.
+- sampling is one softmax and an exponential race (Gumbel-max), no logits-processor chain;
+- nothing grows per token: the KV cache, the attention mask and the noise of the race live in
+  buffers sized for the whole rollout, and each step works on views of them (transformers'
+  ``DynamicCache`` concatenates every layer's whole cache at every token: O(length²) copying).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import inspect
 import torch
 from torch import Tensor
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 # Dropping finished rows copies the whole cache; wait until this share of the batch has finished.
 SHRINK_AT = 0.125
 
 
-def sample_next(logits: Tensor, temperature: float, top_p: float) -> Tensor:
-    """One token per row: argmax at temperature 0, else a draw from softmax(logits / T) within top-p."""
+def sample_next(logits: Tensor, temperature: float, top_p: float, noise: Tensor | None = None) -> Tensor:
+    """One token per row: argmax at temperature 0, else a draw from softmax(logits / T) within top-p.
+    ``noise``, when given, is a buffer of the logits' shape that the draw may overwrite."""
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
@@ -32,7 +37,59 @@ def sample_next(logits: Tensor, temperature: float, top_p: float) -> Tensor:
         outside = sorted_p.cumsum(-1) - sorted_p >= top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     # argmax(p / E) with E ~ Exp(1) is a draw from p; faster than torch.multinomial on CPU
-    return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
+    noise = torch.empty_like(probs) if noise is None else noise
+    return probs.div_(noise.exponential_()).argmax(-1)
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose keys and values are views of buffers sized for the whole rollout:
+    appending a token writes one position instead of concatenating the whole cache."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor) -> None:
+        self.device = key_states.device
+        b, h, _, d = key_states.shape
+        self.key_buffer = key_states.new_empty((b, h, self.capacity, d))
+        self.value_buffer = value_states.new_empty((b, value_states.shape[1], self.capacity, value_states.shape[3]))
+        self.is_initialized = True
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache holds {self.capacity} positions; asked for {end}")
+        self.key_buffer[:, :, self.length : end] = key_states
+        self.value_buffer[:, :, self.length : end] = value_states
+        self.length = end
+        return self._views()
+
+    def _views(self) -> tuple[Tensor, Tensor]:
+        self.keys = self.key_buffer[:, :, : self.length]
+        self.values = self.value_buffer[:, :, : self.length]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
+            self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
+            self._views()
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        if self.is_initialized:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self._views()
+
+
+def preallocated_cache(model, capacity: int) -> DynamicCache:
+    """The model's ``DynamicCache`` with every plain full-attention layer preallocated for ``capacity``
+    positions (sliding-window and other special layers keep transformers' own implementation)."""
+    cache = DynamicCache(config=model.config)
+    cache.layers = [PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
 
 
 @torch.inference_mode()
@@ -42,25 +99,27 @@ def sample(model, prompts: list[list[int]], n: int, temperature: float, top_p: f
     device = next(model.parameters()).device
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
+    # the mask of the whole rollout: prompt positions (left padding) then every new position
+    mask = torch.ones((len(prompts), width + max_new_tokens), dtype=torch.long)
     for i, p in enumerate(prompts):  # left padding: every prompt ends where decoding starts
         ids[i, width - len(p):] = torch.tensor(p)
-        attn[i, width - len(p):] = 1
-    ids, attn = ids.to(device), attn.to(device)
-    position = (attn.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)  # filled in place by every forward below
+        mask[i, : width - len(p)] = 0
+    ids, mask = ids.to(device), mask.to(device)
+    position = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+    cache = preallocated_cache(model, width + max_new_tokens)  # filled in place by every forward below
     kv = {_cache_keyword(model): cache, "use_cache": True}
-    out = model(input_ids=ids, attention_mask=attn, position_ids=position, logits_to_keep=1, **kv)
+    out = model(input_ids=ids, attention_mask=mask[:, :width], position_ids=position, logits_to_keep=1, **kv)
     cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].repeat_interleave(n, dim=0)
-    attn = attn.repeat_interleave(n, dim=0)
+    mask = mask.repeat_interleave(n, dim=0)
     position = position[:, -1].repeat_interleave(n) + 1
 
     rows = torch.arange(len(prompts) * n, device=device)  # batch row -> output row
     tokens = torch.full((len(rows), max_new_tokens), pad_id, dtype=torch.long, device=device)
     finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    noise = torch.empty((len(rows), logits.shape[-1]), dtype=torch.float32, device=device)
     for t in range(max_new_tokens):
-        token = sample_next(logits, temperature, top_p)
+        token = sample_next(logits, temperature, top_p, noise[: len(rows)])
         tokens[rows, t] = torch.where(finished, pad_id, token)
         finished |= token == eos_id
         n_finished = int(finished.sum())
@@ -69,9 +128,9 @@ def sample(model, prompts: list[list[int]], n: int, temperature: float, top_p: f
         if n_finished >= SHRINK_AT * len(rows):
             keep = (~finished).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
-            rows, token, attn, position, finished = rows[keep], token[keep], attn[keep], position[keep], finished[keep]
-        attn = torch.cat([attn, attn.new_ones(len(rows), 1)], dim=-1)
-        out = model(input_ids=token.unsqueeze(-1), attention_mask=attn, position_ids=position.unsqueeze(-1), **kv)
+            rows, token, mask, position, finished = rows[keep], token[keep], mask[keep], position[keep], finished[keep]
+        out = model(input_ids=token.unsqueeze(-1), attention_mask=mask[:, : width + t + 1],
+                    position_ids=position.unsqueeze(-1), **kv)
         logits, position = out.logits[:, -1], position + 1
     return [_cut(row, eos_id) for row in tokens.tolist()]
 
