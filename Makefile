@@ -92,3 +92,46 @@ sweep-%: setup
 ablation-table: setup
 	$(PY) -m analysis.ablation_table $(ARGS)
 .PHONY: ablation-table
+
+## The mini study (docs/mini-study.md, README "What the miniature shows"): every claim of the paper on
+## both mini tasks. Parts (a)-(e) are the multiruns sweeps/mini_study/*.yaml (one MLflow experiment,
+## tag sweep=mini_study); cells two parts share have one config_hash and run once, and a relaunch
+## skips every finished job, so an interrupted study resumes where it stopped. (f) behaviours and
+## (g) solved dynamics read the runs of (a)-(d); (h) is the base models' gradient alignment. Then
+## analysis/mini_study.py writes the document from the MLflow store.
+##   make mini-study                                  full: 10 cells x 2 tasks x 5 seeds = 100 runs of 60 updates
+##   make mini-study PRESET=quick                     30 updates, 2 seeds: 36 runs (see MS_quick below)
+##   make mini-study PRESET=smoke                     the micro model, 4 updates: a check that the pipe works
+##   make mini-study ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=2"    any launcher
+##   make mini-study-doc [PRESET=...]                 only the document, from the runs already logged
+MS_PARTS := a_dsrl_vs_grpo b_warmup c_warmup_kind d_objectives e_nsr_weighting
+MS_EXPERIMENT := mini-study$(if $(PRESET),-$(PRESET))
+MS_DOC := $(if $(PRESET),outputs/mini-study-$(PRESET)/mini-study.md,docs/mini-study.md)
+# Per preset: overrides for every part, then per part (the warm-up lengths must fit total_steps).
+MS_ := tracking.experiment=mini-study
+MS_ALIGN_ := --problems 40 --samples 10
+MS_DOC_ := --dsrl-steps 20
+MS_quick := tracking.experiment=mini-study-quick total_steps=30 seed=0,1
+MS_quick_a_dsrl_vs_grpo := warmup_steps=0,10
+MS_quick_b_warmup := warmup_steps=0,5,10,20
+MS_quick_c_warmup_kind := warmup_steps=10
+MS_quick_e_nsr_weighting := warmup_steps=10
+MS_ALIGN_quick := --problems 20 --samples 5
+MS_DOC_quick := --dsrl-steps 10
+MS_smoke := experiment=smoke model=micro tracking.experiment=mini-study-smoke seed=0,1
+MS_smoke_a_dsrl_vs_grpo := warmup_steps=0,2
+MS_smoke_b_warmup := warmup_steps=0,1,2,3
+MS_smoke_c_warmup_kind := warmup_steps=2
+MS_smoke_e_nsr_weighting := warmup_steps=2
+MS_ALIGN_smoke := --problems 4 --samples 2 --max-new-tokens 32
+MS_DOC_smoke := --dsrl-steps 2
+MS_ALIGN_MODELS := $(if $(filter smoke,$(PRESET)),micro,mini mini_styles)
+
+mini-study: setup
+	$(foreach part,$(MS_PARTS),$(PY) train.py -m +sweep/mini_study=$(part) $(MS_$(PRESET)) $(MS_$(PRESET)_$(part)) $(ARGS) &&) true
+	$(foreach model,$(MS_ALIGN_MODELS),$(PY) -m analysis.alignment --model $(model) $(MS_ALIGN_$(PRESET)) --mlflow --experiment $(MS_EXPERIMENT) --out outputs/analysis/alignment/$(MS_EXPERIMENT)-$(model) &&) true
+	$(MAKE) mini-study-doc
+
+mini-study-doc: setup
+	$(PY) -m analysis.mini_study --experiment $(MS_EXPERIMENT) $(MS_DOC_$(PRESET)) --out $(MS_DOC) $(if $(PRESET),--preset $(PRESET))
+.PHONY: mini-study mini-study-doc
