@@ -703,6 +703,17 @@ def document(study: Study, experiment: str, command: str, preset: str, times: di
     return "\n".join(out)
 
 
+def plan() -> str:
+    """The document before any run: what the study measures per claim and how to run it (no results)."""
+    lines = ["| id | claim | paper | measured here (paper's side of the reference) | status |", "|---|---|---|---|---|"]
+    for c in CLAIMS:
+        side = f"{'>' if c.direction > 0 else '<'} {c.reference:g}"
+        status = f"{NOT_TESTABLE}: {c.untestable}" if c.measure is None else "not run yet"
+        lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {cell(c.quantity) + ' (' + side + ')' if c.quantity else '-'}"
+                     f" | {status} |")
+    return "\n".join(lines)
+
+
 # --- reading the store -------------------------------------------------------------------------
 
 def load_alignment(client: MlflowClient, experiment: str, folder: Path) -> dict[str, dict]:
@@ -741,7 +752,11 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--dsrl-steps", type=int, help="DSRL's warm-up S (default: the NSR-RL control's S)")
     p.add_argument("--preset", default="", help="quick or smoke: labels the document as a preview")
     p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--plan", action="store_true", help="print the claims and what is measured for each; no runs read")
     args = p.parse_args(argv)
+    if args.plan:
+        print(plan())
+        return Path(args.out)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     start = time.perf_counter()
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))
