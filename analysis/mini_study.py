@@ -95,6 +95,7 @@ class Study:
     total_steps: int
     opts: TableOptions
     alignment: dict[str, dict] = field(default_factory=dict)  # task -> {"json": ..., "tokens": {...}}
+    _groups: dict[str, dict[str, Group]] = field(default_factory=dict, repr=False)
 
     @property
     def dsrl(self) -> str:
@@ -108,7 +109,9 @@ class Study:
         return [r for r in self.runs if task_of(r) == task and (labels is None or cell_label(r.params) in labels)]
 
     def groups(self, task: str) -> dict[str, Group]:
-        return {g.label: g for g in group_runs(self.task_runs(task), cell_label)}
+        if task not in self._groups:
+            self._groups[task] = {g.label: g for g in group_runs(self.task_runs(task), cell_label)}
+        return self._groups[task]
 
 
 # --- quantities with intervals -----------------------------------------------------------------
@@ -195,10 +198,6 @@ def change(metric: str, first: tuple[int, int], last: tuple[int, int]) -> Callab
     return fn
 
 
-def response_bootstrap(values: np.ndarray, opts: TableOptions) -> Interval:
-    return seed_interval(values, opts.level, opts.n_boot, opts.seed)
-
-
 def token_gap_contrast(tokens: dict[str, np.ndarray], split: str, opts: TableOptions) -> Optional[Interval]:
     """Mean |gap| of one token class minus the other's (``early``: the first 8 positions vs the rest;
     ``entropy``: above vs at or below the median entropy), responses resampled with replacement."""
@@ -227,7 +226,7 @@ def alignment_stat(key: str) -> Callable[[Study, str], Optional[Interval]]:
             return None
         rows = found["json"]["responses"]
         values = np.array([float(r["inner"] < 0) if key == "negative" else r[key] for r in rows])
-        return response_bootstrap(values, study.opts)
+        return seed_interval(values, study.opts.level, study.opts.n_boot, study.opts.seed)  # over responses
     return measure
 
 
@@ -592,8 +591,8 @@ def wall_time(client: MlflowClient, experiment: str) -> dict[str, float]:
     exp = with_retry(client.get_experiment_by_name, experiment)
     runs = with_retry(client.search_runs, [exp.experiment_id], filter_string=f"tags.sweep = '{SWEEP}' and "
                       "attributes.status = 'FINISHED'", max_results=50000) if exp else []
-    runs += with_retry(client.search_runs, [exp.experiment_id], filter_string="attributes.run_name LIKE 'alignment %'",
-                       max_results=1000) if exp else []
+    runs += with_retry(client.search_runs, [exp.experiment_id], filter_string="attributes.run_name LIKE 'alignment %' "
+                       "and attributes.status = 'FINISHED'", max_results=1000) if exp else []
     spans = [(r.info.start_time, r.info.end_time) for r in runs if r.info.end_time]
     return {"runs": float(len(runs)),
             "summed": sum(e - s for s, e in spans) / 1000,
