@@ -262,3 +262,13 @@ def test_the_committed_document_lists_every_claim():
     text = (ROOT / "docs" / "mini-study.md").read_text()
     for claim in CLAIMS:
         assert f"| {claim.id} |" in text, claim.id
+
+
+@pytest.mark.parametrize("launcher, target", [("joblib", "JoblibLauncher"), ("submitit_local", "LocalLauncher")])
+def test_parts_compose_with_other_launchers(launcher, target):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}", "+sweep/mini_study=b_warmup"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    assert cfg.hydra.sweeper.params.warmup_steps == "0,5,10,20,40"
