@@ -256,6 +256,7 @@ class Claim:
     paper_value: Optional[float] = None
     untestable: str = ""
     unit: str = "points"
+    skipped: str = NOT_TESTABLE  # what the verdict column says for an unmeasured claim
 
 
 def acc(*terms, eval_set="test"):
@@ -317,8 +318,8 @@ CLAIMS: tuple[Claim, ...] = (
           "not reported per k", "Pass@K test (the largest k), DSRL − GRPO, final update",
           lambda s, t: dsrl_pass_at_largest_k(s, t)),
     Claim("7.1-other-baselines", "DSRL outperforms PPO, REINFORCE++ and RLOO", "rows not found",
-          "", untestable="the study gives every method one shared setting and runs GRPO only; the other "
-          "baselines are `make sweep-baselines` (not part of this study's budget: ~70 more runs)"),
+          "", untestable="the study runs GRPO as its one baseline; PPO, REINFORCE++ and RLOO on the mini tasks are "
+          "`make sweep-baselines` (~70 more runs, outside this study's budget)", skipped="not tested in this study"),
     Claim("7.2-nsr-rl-warmup-below-grpo", "An NSR-RL warm-up (post-train space) ends below GRPO", "54.38 vs 55.79: −1.41",
           "Avg@K test, NSR-RL(S)→GRPO − GRPO", acc((NSR_RL, "final", 1), (GRPO, "final", -1)), direction=-1,
           paper_value=-1.41),
@@ -437,7 +438,7 @@ def claim_rows(study: Study) -> list[dict]:
         row = {"claim": claim, "tasks": {}}
         for task in study.tasks():
             if claim.measure is None:
-                row["tasks"][task] = (None, f"{NOT_TESTABLE}: {claim.untestable}", "")
+                row["tasks"][task] = (None, f"{claim.skipped}: {claim.untestable}", "")
                 continue
             interval = claim.measure(study, task)
             inside = ("" if claim.paper_value is None or interval is None
@@ -456,7 +457,7 @@ def claims_table(study: Study, rows: list[dict]) -> str:
         c = row["claim"]
         if c.measure is None:
             lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | - | " + " | ".join("-" for _ in tasks) + " | "
-                         + " | ".join(f"{NOT_TESTABLE}: {c.untestable}" if i == 0 else NOT_TESTABLE
+                         + " | ".join(f"{c.skipped}: {c.untestable}" if i == 0 else c.skipped
                                       for i, _ in enumerate(tasks)) + " | - |")
             continue
         ref = f" (vs {c.reference:g})" if c.reference else ""
@@ -476,8 +477,8 @@ def headline(study: Study, rows: list[dict]) -> str:
         verdicts = [row["tasks"][task][1] for row in rows if row["claim"].measure is not None]
         counts = {v: verdicts.count(v) for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, "no runs")}
         parts.append(f"{task}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
-    untestable = sum(row["claim"].measure is None for row in rows)
-    return "; ".join(parts) + f"; {untestable} claims not testable here"
+    skipped = [row["claim"].skipped for row in rows if row["claim"].measure is None]
+    return "; ".join(parts) + "".join(f"; {skipped.count(s)} {s}" for s in dict.fromkeys(skipped))
 
 
 @dataclass(frozen=True)
@@ -707,7 +708,7 @@ def plan() -> str:
     lines = ["| id | claim | paper | measured here (paper's side of the reference) | status |", "|---|---|---|---|---|"]
     for c in CLAIMS:
         side = f"{'>' if c.direction > 0 else '<'} {c.reference:g}"
-        status = f"{NOT_TESTABLE}: {c.untestable}" if c.measure is None else "not run yet"
+        status = f"{c.skipped}: {c.untestable}" if c.measure is None else "not run yet"
         lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {cell(c.quantity) + ' (' + side + ')' if c.quantity else '-'}"
                      f" | {status} |")
     return "\n".join(lines)

@@ -149,7 +149,8 @@ def test_document_lists_every_claim_with_its_verdict(document):
     for claim in CLAIMS:
         row = claim_row(text, claim.id)
         if claim.measure is None:
-            assert f"{NOT_TESTABLE}: {claim.untestable}" in row
+            assert f"{claim.skipped}: {claim.untestable}" in row
+            assert claim.skipped in (NOT_TESTABLE, "not tested in this study")
     # DSRL 75% vs GRPO 50% on every problem: +25 points exactly, reproduced
     assert "+25.00 [+25.00, +25.00] points" in claim_row(text, "7.1-dsrl-beats-grpo")
     assert f"**{REPRODUCED}**" in claim_row(text, "7.1-dsrl-beats-grpo")
