@@ -78,7 +78,8 @@ def cell_label(params: dict[str, str]) -> str:
     if warmup == 0:
         return GRPO if params.get("algorithm.name") == "grpo" else params.get("algorithm.name", "?")
     objective = params.get("objective.name", "?")
-    name = WHOLE.get(objective, objective) + ("-unit" if params.get("objective.advantage") == "unit" else "")
+    unit = str(params.get("objective.advantage", "")).rsplit(".", 1)[-1] == "unit"  # logged as ObjectiveAdvantage.unit
+    name = WHOLE.get(objective, objective) + ("-unit" if unit else "")
     return f"{name} alone" if warmup >= total else f"{name}({warmup})→{params.get('algorithm.name', '?').upper()}"
 
 

@@ -49,6 +49,9 @@ def test_cells_are_named_by_config():
     assert cell_label({**base, "warmup_steps": "0"}) == "GRPO"
     assert cell_label({**base, "warmup_steps": "20"}) == "NSR-PreRL(20)→GRPO"
     assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "unit"}) == "NSR-PreRL-unit(20)→GRPO"
+    # MLflow holds the enum's str(): what a real run's params say
+    assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "ObjectiveAdvantage.unit"}) \
+        == "NSR-PreRL-unit(20)→GRPO"
     assert cell_label({**base, "warmup_steps": "20", "objective.name": "nsr_rl"}) == "NSR-RL(20)→GRPO"
     assert cell_label({**base, "warmup_steps": "60", "objective.name": "psr_prerl"}) == "PSR-PreRL alone"
 
@@ -69,15 +72,16 @@ IDS = [f"p{i}" for i in range(N)]
 # Correct counts out of K per problem at the final update; every run starts at 1/4 (the base).
 # Constant per-problem differences make the bootstrap intervals degenerate, so verdicts are certain;
 # NSR-PreRL(3) alternates around DSRL's 3, so their difference holds 0.
-FINAL = {("0", "nsr_prerl", "group_mean"): [2] * N,           # GRPO: 50%
-         ("2", "nsr_prerl", "group_mean"): [3] * N,           # DSRL: 75%
-         ("1", "nsr_prerl", "group_mean"): [2] * N,
-         ("3", "nsr_prerl", "group_mean"): [4, 2] * (N // 2),
-         ("2", "nsr_rl", "group_mean"): [1] * N,              # NSR-RL warm-up: 25%, below GRPO
-         ("2", "nsr_prerl", "unit"): [2] * N,
-         ("4", "psr_prerl", "group_mean"): [0] * N,           # PSR-PreRL alone degrades
-         ("4", "nsr_prerl", "group_mean"): [0] * N,           # NSR-PreRL alone degrades too (not the paper's)
-         ("4", "prerl", "group_mean"): [2] * N}
+G = "ObjectiveAdvantage.group_mean"
+FINAL = {("0", "nsr_prerl", G): [2] * N,           # GRPO: 50%
+         ("2", "nsr_prerl", G): [3] * N,           # DSRL: 75%
+         ("1", "nsr_prerl", G): [2] * N,
+         ("3", "nsr_prerl", G): [4, 2] * (N // 2),
+         ("2", "nsr_rl", G): [1] * N,              # NSR-RL warm-up: 25%, below GRPO
+         ("2", "nsr_prerl", "ObjectiveAdvantage.unit"): [2] * N,  # as MLflow logs the enum
+         ("4", "psr_prerl", G): [0] * N,           # PSR-PreRL alone degrades
+         ("4", "nsr_prerl", G): [0] * N,           # NSR-PreRL alone degrades too (not the paper's)
+         ("4", "prerl", G): [2] * N}
 
 
 def log_run(client, exp, warmup, objective, advantage, seed, start):
@@ -87,7 +91,7 @@ def log_run(client, exp, warmup, objective, advantage, seed, start):
     run = client.create_run(exp, start_time=start, tags={"sweep": "mini_study"})
     final = FINAL[(warmup, objective, advantage)]
     counts = {0: [1] * N, 2: [1] * N, T: final}
-    dsrl = (warmup, objective, advantage) == ("2", "nsr_prerl", "group_mean")
+    dsrl = (warmup, objective, advantage) == ("2", "nsr_prerl", G)
     metrics = [Metric("eval/test/avg_at_4", sum(c) / (K * N), 0, s) for s, c in counts.items()]
     metrics += [Metric("eval/test/pass_at_1", sum(c) / (K * N), 0, s) for s, c in counts.items()]
     for step in range(1, T + 1):
