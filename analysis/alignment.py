@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--cache-dir", default=".cache/prerl")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="output folder (default outputs/analysis/alignment/<model>)")
-    p.add_argument("--mlflow", action="store_true", help="log statistics and plots to MLflow (prerl-analysis)")
+    p.add_argument("--mlflow", action="store_true", help="log statistics and plots to MLflow (--experiment)")
+    p.add_argument("--experiment", default="prerl-analysis", help="MLflow experiment of --mlflow (the mini study's: "
+                                                                  "its runs' experiment)")
     args = p.parse_args(argv)
 
     name = short_name(args.model)
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(text)
     print(f"wrote {out}/alignment.png, alignment.json, tokens.npz")
     if args.mlflow:
-        tracker = open_run("prerl-analysis", f"alignment {name}", vars(args))
+        tracker = open_run(args.experiment, f"alignment {name}", vars(args))
         tracker.log({f"alignment/{k}": v for k, v in stats.items() if np.isfinite(v)}, 0)
         tracker.client.log_artifacts(tracker.run_id, str(out), "alignment")
         tracker.finish()

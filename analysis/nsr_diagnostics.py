@@ -19,8 +19,8 @@ which style the response opens with (``guess``: "So the answer is", ``checked``:
 ``columns``), with what was left out of the response when it got shorter.
 
     python -m analysis.nsr_diagnostics --steps 30 --out diag.json objective=nsr_prerl model=mini_styles
-    python -m analysis.nsr_diagnostics --study --out docs/mini-study/diagnostics     # every STUDY variant
-    python -m analysis.nsr_diagnostics --summarise docs/mini-study/diagnostics       # their table
+    python -m analysis.nsr_diagnostics --study --out docs/nsr-prerl-investigation/diagnostics     # every STUDY variant
+    python -m analysis.nsr_diagnostics --summarise docs/nsr-prerl-investigation/diagnostics       # their table
 
 Everything after the options is a Hydra override of ``train.py``'s config (the objective trains for
 all ``--steps`` updates).
@@ -48,7 +48,7 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # 1e-6 / 0.02 = 5e-5 on Qwen3-4B, taking RMS ≈ 0.02 (Qwen3's initializer_range; the trained weights'
 # RMS is not known here); the mini model's RMS is 0.057, so lr 3e-6 gives it the paper's relative step.
 PAPER_RELATIVE_LR = ["optim.lr=3e-6"]
-# The investigation's variants (docs/mini-study.md): name -> (overrides, tasks).
+# The investigation's variants (docs/nsr-prerl-investigation.md): name -> (overrides, tasks).
 STUDY = {
     "nsr_prerl": (["objective=nsr_prerl"], ("mini", "mini_styles")),
     "nsr_prerl_paper_lr": (["objective=nsr_prerl", *PAPER_RELATIVE_LR], ("mini", "mini_styles")),

@@ -7,7 +7,7 @@ and the training response length.
 
     python train.py -m +sweep=objectives objective=psr_prerl,nsr_prerl,prerl,rl seed=0,1,2 \\
         model=mini,mini_styles tracking.experiment=mini-objectives
-    python -m analysis.objective_curves --experiment mini-objectives --out docs/mini-study
+    python -m analysis.objective_curves --experiment mini-objectives --out docs/nsr-prerl-investigation
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--experiment", required=True)
     p.add_argument("--uri")
     p.add_argument("--sets", nargs="+", default=["test", "ood"])
-    p.add_argument("--out", default="docs/mini-study")
+    p.add_argument("--out", default="docs/nsr-prerl-investigation")
     args = p.parse_args(argv)
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))
     runs = load_runs(client, args.experiment, ["objectives"])

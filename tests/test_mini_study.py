@@ -1,0 +1,279 @@
+"""The mini study: the verdict rule on hand-made intervals, the document written from a fixture MLflow
+store whose values are known, and the study's sweeps (they compose, share cells, and the presets run
+the number of jobs the Makefile says)."""
+
+import io
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from analysis import mini_study
+from analysis.mini_study import (CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, cell_label,
+                                 verdict)
+from prerl.completed import config_hash
+from prerl.config import register_configs
+from prerl.stats import Interval
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = sorted(p.stem for p in (ROOT / "sweeps" / "mini_study").glob("*.yaml"))
+
+
+# --- the verdict rule ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("interval, direction, reference, want", [
+    (Interval(1.0, 0.5, 2.0), +1, 0.0, REPRODUCED),         # wholly above 0, the paper says above
+    (Interval(1.0, 0.5, 2.0), -1, 0.0, NOT_REPRODUCED),     # wholly above 0, the paper says below
+    (Interval(-1.0, -2.0, -0.1), -1, 0.0, REPRODUCED),
+    (Interval(-1.0, -2.0, -0.1), +1, 0.0, NOT_REPRODUCED),
+    (Interval(0.2, -0.5, 1.0), +1, 0.0, INCONCLUSIVE),      # holds 0
+    (Interval(0.0, 0.0, 0.0), +1, 0.0, INCONCLUSIVE),       # exactly 0 is not above it
+    (Interval(0.01, 0.0, 0.03), -1, 0.05, REPRODUCED),      # a share below a stated 5% reference
+    (Interval(0.08, 0.06, 0.1), -1, 0.05, NOT_REPRODUCED),
+    (None, +1, 0.0, "no runs"),
+])
+def test_verdict_rule(interval, direction, reference, want):
+    assert verdict(interval, direction, reference) == want
+
+
+def test_cells_are_named_by_config():
+    base = {"total_steps": "60", "algorithm.name": "grpo", "objective.name": "nsr_prerl",
+            "objective.advantage": "group_mean"}
+    assert cell_label({**base, "warmup_steps": "0"}) == "GRPO"
+    assert cell_label({**base, "warmup_steps": "20"}) == "NSR-PreRL(20)→GRPO"
+    assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "unit"}) == "NSR-PreRL-unit(20)→GRPO"
+    # MLflow holds the enum's str(): what a real run's params say
+    assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "ObjectiveAdvantage.unit"}) \
+        == "NSR-PreRL-unit(20)→GRPO"
+    assert cell_label({**base, "warmup_steps": "20", "objective.name": "nsr_rl"}) == "NSR-RL(20)→GRPO"
+    assert cell_label({**base, "warmup_steps": "60", "objective.name": "psr_prerl"}) == "PSR-PreRL alone"
+
+
+def test_claims_cover_every_section_of_the_spec_once():
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    sections = {c.id.split("-")[0] for c in CLAIMS}
+    assert {"7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2.3"} <= sections
+    for c in CLAIMS:  # a claim is measured, or says why it cannot be
+        assert (c.measure is None) == bool(c.untestable), c.id
+
+
+# --- the document from a fixture store ----------------------------------------------------------
+
+T, S, K, N = 4, 2, 4, 8  # updates, DSRL's warm-up, samples per problem, problems
+IDS = [f"p{i}" for i in range(N)]
+# Correct counts out of K per problem at the final update; every run starts at 1/4 (the base).
+# Constant per-problem differences make the bootstrap intervals degenerate, so verdicts are certain;
+# NSR-PreRL(3) alternates around DSRL's 3, so their difference holds 0.
+G = "ObjectiveAdvantage.group_mean"
+FINAL = {("0", "nsr_prerl", G): [2] * N,           # GRPO: 50%
+         ("2", "nsr_prerl", G): [3] * N,           # DSRL: 75%
+         ("1", "nsr_prerl", G): [2] * N,
+         ("3", "nsr_prerl", G): [4, 2] * (N // 2),
+         ("2", "nsr_rl", G): [1] * N,              # NSR-RL warm-up: 25%, below GRPO
+         ("2", "nsr_prerl", "ObjectiveAdvantage.unit"): [2] * N,  # as MLflow logs the enum
+         ("4", "psr_prerl", G): [0] * N,           # PSR-PreRL alone degrades
+         ("4", "nsr_prerl", G): [0] * N,           # NSR-PreRL alone degrades too (not the paper's)
+         ("4", "prerl", G): [2] * N}
+
+
+def log_run(client, exp, warmup, objective, advantage, seed, start):
+    params = {"total_steps": str(T), "warmup_steps": warmup, "objective.name": objective,
+              "objective.advantage": advantage, "algorithm.name": "grpo", "seed": str(seed), "model.mini.name": "mini",
+              "prompts_per_step": "4", "eval.every_steps": "2", "tracking.tags.sweep": "mini_study"}
+    run = client.create_run(exp, start_time=start, tags={"sweep": "mini_study"})
+    final = FINAL[(warmup, objective, advantage)]
+    counts = {0: [1] * N, 2: [1] * N, T: final}
+    dsrl = (warmup, objective, advantage) == ("2", "nsr_prerl", G)
+    metrics = [Metric("eval/test/avg_at_4", sum(c) / (K * N), 0, s) for s, c in counts.items()]
+    metrics += [Metric("eval/test/pass_at_1", sum(c) / (K * N), 0, s) for s, c in counts.items()]
+    for step in range(1, T + 1):
+        metrics += [Metric(f"train/behaviour/{c}", 0.1 + (0.2 if dsrl and step > 1 else 0.0), 0, step)
+                    for c in mini_study.BEHAVIOUR_KEYS]
+        metrics += [Metric("train/prompts/fully_solved", float(step if dsrl else 1), 0, step),
+                    Metric("train/prompts/fully_unsolved", 1.0, 0, step),
+                    Metric("train/prompts/solved_at_least_once", 3.0, 0, step),
+                    Metric("train/response_length", 50.0 + step, 0, step),
+                    Metric("train/accuracy", 0.5, 0, step)]
+    metrics.append(Metric("cost/train_seconds_total", 10.0, 0, T))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
+    for step, c in counts.items():
+        client.log_dict(run.info.run_id, {"set": "test", "K": K, "id": IDS, "correct": c, "mean_length": None},
+                        f"per_problem/test_step{step:05d}.json")
+    client.set_terminated(run.info.run_id, "FINISHED", end_time=start + 60_000)  # 60 s each
+
+
+def log_alignment(client, exp, tmp_path, start):
+    run = client.create_run(exp, start_time=start, run_name="alignment mini")
+    client.log_param(run.info.run_id, "model", "mini")
+    folder = tmp_path / "alignment"
+    folder.mkdir()
+    responses = [{"inner": v, "cosine": 0.5, "correct": 1.0, "length": 3} for v in (1.0, 2.0, 3.0, -1.0)]
+    (folder / "alignment.json").write_text(json.dumps({"summary": {"inner_min": -1.0, "responses": 4.0},
+                                                       "responses": responses}))
+    # 4 responses of 10 tokens: |gap| 1 on the first 8 positions, 0 after; entropy rises with position
+    position = np.tile(np.arange(10), 4)
+    gap = np.where(position < 8, 1.0, 0.0)
+    buffer = io.BytesIO()
+    np.savez(buffer, position=position, gap=gap, entropy=-position.astype(float), logp_pre=gap, logp_post=gap)
+    (folder / "tokens.npz").write_bytes(buffer.getvalue())
+    client.log_artifacts(run.info.run_id, str(folder), "alignment")
+    client.set_terminated(run.info.run_id, "FINISHED", end_time=start + 30_000)
+
+
+@pytest.fixture
+def document(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("study")
+    start = 1_700_000_000_000
+    for i, ((warmup, objective, advantage), seed) in enumerate(itertools.product(FINAL, (0, 1))):
+        log_run(client, exp, warmup, objective, advantage, seed, start + i * 60_000)
+    log_alignment(client, exp, tmp_path, start + 100 * 60_000)
+    out = mini_study.main(["--uri", uri, "--experiment", "study", "--out", str(tmp_path / "doc" / "study.md"),
+                           "--n-boot", "200"])
+    return out.read_text(), out
+
+
+def claim_row(text: str, claim_id: str) -> str:
+    rows = [line for line in text.splitlines() if line.startswith(f"| {claim_id} |")]
+    assert len(rows) == 1, claim_id
+    return rows[0]
+
+
+def test_document_lists_every_claim_with_its_verdict(document):
+    text, out = document
+    for claim in CLAIMS:
+        row = claim_row(text, claim.id)
+        if claim.measure is None:
+            assert f"{claim.skipped}: {claim.untestable}" in row
+            assert claim.skipped in (NOT_TESTABLE, "not tested in this study")
+    # DSRL 75% vs GRPO 50% on every problem: +25 points exactly, reproduced
+    assert "+25.00 [+25.00, +25.00] points" in claim_row(text, "7.1-dsrl-beats-grpo")
+    assert f"**{REPRODUCED}**" in claim_row(text, "7.1-dsrl-beats-grpo")
+    assert "| yes |" not in claim_row(text, "7.1-dsrl-beats-grpo")  # the paper's +1.75 is outside
+    assert f"**{REPRODUCED}**" in claim_row(text, "7.2-nsr-rl-warmup-below-grpo")  # 25% < 50%
+    assert f"**{REPRODUCED}**" in claim_row(text, "7.5-psr-prerl-degrades")
+    assert f"**{NOT_REPRODUCED}**" in claim_row(text, "7.5-nsr-prerl-effective")  # 0% < the base's 25%
+    assert INCONCLUSIVE in claim_row(text, "7.2-long-warmup-hurts")  # S=3 − DSRL holds 0
+    # behaviours: DSRL +0.2 per response from update 1 to S+1, in every run
+    assert "+0.20 [+0.20, +0.20] per response" in claim_row(text, "7.6-transitions-after-warmup")
+    # fully solved: DSRL logs `step` at each update: first 3 mean 2, updates 1..2 mean 1.5 (window ends at S)
+    assert "-0.50 [-0.50, -0.50] prompts" in claim_row(text, "7.6-fully-solved-rise")
+    # alignment: inner products 1, 2, 3, −1 (mean 1.25); |gap| 1 on the first 8 tokens, 0 after
+    assert "+1.25 [" in claim_row(text, "2.3-inner-positive")
+    assert "+1.00 [+1.00, +1.00] nats" in claim_row(text, "2.3-early-tokens-diverge")
+    assert "**Headline:** mini:" in text
+    # wall time: 18 runs of 60 s and one alignment run of 30 s
+    assert "sum to 0.31 h (1,110 s)" in text and "logged training seconds 0.05 h (180 s)" in text
+    assert "Seeds per cell, mini: GRPO 2," in text
+    assert "python -m analysis.mini_study --experiment study --dsrl-steps 2" in text
+    # per-part tables through analysis/tables.py, figures beside the document
+    assert "#### (a) mini: DSRL vs GRPO at equal total updates" in text and "Δ Avg vs GRPO" in text
+    assert "#### (a) mini: Pass@k on the test set, every k" in text
+    for png in re.findall(r"\]\((study/[^)]+\.png)\)", text):
+        assert (out.parent / png).exists()
+    assert (out.parent / "study" / "a_mini_pass_at_k.png").exists()
+
+
+def test_document_refuses_an_empty_experiment(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("empty")
+    with pytest.raises(SystemExit, match="make mini-study"):
+        mini_study.main(["--uri", uri, "--experiment", "empty", "--out", str(tmp_path / "x.md")])
+
+
+# --- the sweeps and the presets -----------------------------------------------------------------
+
+def makefile_vars() -> dict[str, str]:
+    text = (ROOT / "Makefile").read_text()
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^(MS_\w*) := ?(.*)$", text, re.M)}
+
+
+def preset_jobs(preset: str) -> list[list[str]]:
+    """Every job of every part under ``make mini-study PRESET=preset``, expanded as Hydra's basic sweeper
+    does: a command-line list replaces the sweep's list of that key, a single value applies to every job."""
+    variables, jobs = makefile_vars(), []
+    register_configs()
+    for part in variables["MS_PARTS"].split():
+        args = (variables.get(f"MS_{preset}", "") + " " + variables.get(f"MS_{preset}_{part}", "")).split()
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            params = compose(config_name="config", overrides=[f"+sweep/mini_study={part}"],
+                             return_hydra_config=True).hydra.sweeper.params
+        swept = {k: str(v).split(",") for k, v in params.items()}
+        fixed = []
+        for arg in args:
+            key, value = arg.split("=", 1)
+            if key in swept or "," in value:
+                swept[key] = value.split(",")
+            else:
+                fixed.append(arg)
+        for values in itertools.product(*swept.values()):
+            jobs.append([f"+sweep/mini_study={part}", *fixed, *(f"{k}={v}" for k, v in zip(swept, values))])
+    return jobs
+
+
+def job_hash(job: list[str]) -> str:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*job, "output_dir=x"])
+    OmegaConf.to_object(cfg)  # validates, as train.py does
+    assert cfg.tracking.tags.sweep == "mini_study"
+    return config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+@pytest.mark.parametrize("preset", ["", "quick"])
+def test_every_job_composes_and_shared_cells_run_once(preset):
+    """The study's run count is the number of distinct config hashes over all parts' jobs (a shared cell
+    is skipped by the finished-run check); it must be what the Makefile's comment says."""
+    jobs = preset_jobs(preset)
+    seeds = {next(a for a in job if a.startswith("seed=")) for job in jobs}
+    one_seed = [job for job in jobs if "seed=0" in job]
+    distinct = len({job_hash(job) for job in one_seed}) * len(seeds)
+    stated = re.search(rf"make mini-study {'PRESET=' + preset if preset else ''}\s.*?(\d+) runs",
+                       (ROOT / "Makefile").read_text())
+    assert stated, "the Makefile states each preset's run count"
+    assert distinct == int(stated.group(1)) and distinct < len(jobs)  # some cells are shared
+    if not preset:
+        assert len(seeds) >= 5 and {j for job in jobs for j in job if j.startswith("model=")} == {
+            "model=mini", "model=mini_styles"}
+
+
+def test_parts_share_grpo_and_dsrl():
+    """S=0 of the warm-up part is part (a)'s GRPO; part (c)'s and (e)'s DSRL are part (a)'s S=20."""
+    h = lambda part, *more: job_hash([f"+sweep/mini_study={part}", "seed=0", "model=mini", *more])
+    register_configs()
+    assert h("a_dsrl_vs_grpo", "warmup_steps=0") == h("b_warmup", "warmup_steps=0")
+    dsrl = h("a_dsrl_vs_grpo", "warmup_steps=20")
+    assert dsrl == h("b_warmup", "warmup_steps=20") == h("c_warmup_kind", "objective=nsr_prerl") \
+        == h("e_nsr_weighting", "objective.advantage=group_mean")
+    assert dsrl != h("e_nsr_weighting", "objective.advantage=unit") != h("c_warmup_kind", "objective=nsr_rl")
+    assert h("d_objectives", "objective=nsr_prerl") != dsrl  # the whole run is not a warm-up
+
+
+def test_parts_cover_the_study():
+    assert PARTS == sorted(makefile_vars()["MS_PARTS"].split())
+    assert [p.sweep for p in mini_study.PARTS] == PARTS
+
+
+def test_the_committed_document_lists_every_claim():
+    """docs/mini-study.md (the placeholder, or the study's output once run) has a row for every claim."""
+    text = (ROOT / "docs" / "mini-study.md").read_text()
+    for claim in CLAIMS:
+        assert f"| {claim.id} |" in text, claim.id
+
+
+@pytest.mark.parametrize("launcher, target", [("joblib", "JoblibLauncher"), ("submitit_local", "LocalLauncher")])
+def test_parts_compose_with_other_launchers(launcher, target):
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}", "+sweep/mini_study=b_warmup"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    assert cfg.hydra.sweeper.params.warmup_steps == "0,5,10,20,40"
