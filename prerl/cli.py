@@ -52,7 +52,7 @@ def _unknown_key(full_key: str) -> str:
     if cls is None:
         return f"{full_key}: unknown key"
     keys = [f.name for f in dataclasses.fields(cls)]
-    near = difflib.get_close_matches(leaf, keys, n=1)
+    near = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.5)
     hint = f"did you mean {(parent + '.' if parent else '') + near[0]}? " if near else ""
     where = f"{parent}'s keys" if parent else "top-level keys"
     return f"{full_key}: unknown key; {hint}{where}: {', '.join(keys)} (python train.py --help)"
@@ -66,7 +66,7 @@ def one_line(exc: BaseException) -> str:
         missing = exc.missing_cfg_file or ""
         group, _, option = missing.rpartition("/")
         if group and exc.options:
-            return f"{group}={option}: no such option; choose one of {', '.join(exc.options)}"
+            return f"{group}={option}: no such option. Available options: {', '.join(exc.options)}"
         return _first_line(str(exc))
     if isinstance(exc, OverrideParseException):
         return f"{exc.override}: cannot parse the override ({_first_line(exc.message)}; " \
@@ -103,7 +103,7 @@ def _check_group_choices(choices: Mapping[str, Optional[str]]) -> None:
             continue
         if not (CONF / group / f"{option}.yaml").is_file():
             options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-            raise ConfigError(f"{group}={option}: no such option; choose one of {', '.join(options)}")
+            raise ConfigError(f"{group}={option}: no such option. Available options: {', '.join(options)}")
 
 
 def to_train_config(cfg: DictConfig, choices: Optional[Mapping[str, Optional[str]]] = None) -> TrainConfig:

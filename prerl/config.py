@@ -543,7 +543,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.total_steps >= 0, f"total_steps={self.total_steps}: must be >= 0")
         _check(0 <= self.warmup_steps <= self.total_steps,
-               f"warmup_steps={self.warmup_steps}: must be between 0 and total_steps={self.total_steps}")
+               f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}")
         _check(self.prompts_per_step >= 1, f"prompts_per_step={self.prompts_per_step}: must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: choose auto, cpu or cuda")
         _check(self.resume in ("auto", "never"), f"resume={self.resume!r}: choose auto or never")

@@ -152,14 +152,26 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown() -> str:
-    """The README's reference: one table per section, the schema's defaults."""
+def composed_defaults() -> DictConfig:
+    """What ``python train.py`` runs with no overrides (conf/config.yaml over the schema)."""
+    from hydra import compose, initialize_config_dir
+
+    from prerl.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config")
+
+
+def markdown(cfg: Optional[DictConfig] = None) -> str:
+    """The README's reference: one table per section, with the values of ``cfg`` (default: the schema's)."""
+    values = None if cfg is None else OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     out = [BEGIN, ""]
     for name, (about, opts) in sections().items():
         choices = group_options(name)
         chosen = f" Options: {', '.join(f'`{name}={c}`' for c in choices)}." if choices else ""
         out += [f"**`{name}`** — {about}.{chosen}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        out += [f"| `{o.key}` | {_cell(o.type)} | `{_cell(_show(o.default))}` | {_cell(o.help)} |" for o in opts]
+        out += [f"| `{o.key}` | {_cell(o.type)} | `{_cell(_show(_current(values, o.key, o.default)))}` | {_cell(o.help)} |" for o in opts]
         out.append("")
     out.append(END)
     return "\n".join(out)
@@ -180,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.write or args.check:
         text = README.read_text()
-        new = replace_block(text, markdown())
+        new = replace_block(text, markdown(composed_defaults()))
         if args.check:
             print("README.md config reference is " + ("current" if new == text else "stale: run --write"))
             return 0 if new == text else 1
