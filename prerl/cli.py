@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from prerl.config import ConfigError, TrainConfig, register_configs
+from prerl.config_docs import CONF, group_options, nested_dataclass
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 EXIT_BAD_CONFIG = 2
 
 
@@ -42,7 +42,7 @@ def _schema_at(path: str) -> Optional[type]:
         hints = typing.get_type_hints(cls) if cls is not None else {}
         if part not in hints:
             return None
-        cls = next((t for t in (hints[part], *typing.get_args(hints[part])) if dataclasses.is_dataclass(t)), None)
+        cls = nested_dataclass(hints[part])
     return cls
 
 
@@ -87,8 +87,8 @@ def _check_unknown_keys(cfg: DictConfig, path: str = "") -> None:
     if cls is None:
         return
     names = {f.name for f in dataclasses.fields(cls)}
-    for key in cfg:
-        full = f"{path}.{key}" if path else str(key)
+    for key in map(str, cfg):
+        full = f"{path}.{key}" if path else key
         if key not in names:
             raise ConfigError(_unknown_key(full))
         child = cfg._get_node(key)
@@ -101,9 +101,8 @@ def _check_group_choices(choices: Mapping[str, Optional[str]]) -> None:
     for group, option in choices.items():
         if option is None or group.startswith("hydra") or not (CONF / group).is_dir():
             continue
-        if not (CONF / group / f"{option}.yaml").is_file():
-            options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-            raise ConfigError(f"{group}={option}: no such option. Available options: {', '.join(options)}")
+        if option not in group_options(group):
+            raise ConfigError(f"{group}={option}: no such option. Available options: {', '.join(group_options(group))}")
 
 
 def to_train_config(cfg: DictConfig, choices: Optional[Mapping[str, Optional[str]]] = None) -> TrainConfig:

@@ -2,8 +2,10 @@
 
 Every Hydra group (``algorithm``, ``objective``, ``model``, ``data``, ``rollout``, ``eval``,
 ``tracking``) fills one of the dataclasses below; unknown keys and wrong types are rejected by
-OmegaConf against this schema, and ``__post_init__`` checks the values. Units live in the names:
-``*_prompts`` counts prompts, ``*_samples`` counts sampled responses, ``*_tokens`` counts tokens.
+OmegaConf against this schema, and ``__post_init__`` checks the values, raising a one-line
+``ConfigError``. Every field carries its help (units, allowed values) as ``metadata["help"]``: the
+source of ``python train.py --help`` and of the README's reference (prerl/config_docs.py). Units live
+in the names: ``*_prompts`` counts prompts, ``*_samples`` sampled responses, ``*_tokens`` tokens.
 """
 
 from __future__ import annotations

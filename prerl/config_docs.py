@@ -54,11 +54,11 @@ def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         value = f.default
     else:
-        value = f.default_factory()  # type: ignore[misc]
+        value = f.default_factory()  # type: ignore[operator]
     return value.value if isinstance(value, enum.Enum) else value
 
 
-def _nested(tp: Any) -> Optional[type]:
+def nested_dataclass(tp: Any) -> Optional[type]:
     """The dataclass a field holds (``Optional[X]`` included), or None for a leaf."""
     for t in (tp, *typing.get_args(tp)):
         if dataclasses.is_dataclass(t):
@@ -70,7 +70,7 @@ def options(cls: type = TrainConfig, prefix: str = "") -> Iterator[Option]:
     """Every leaf field of ``cls``, depth first, with its help metadata."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        sub = _nested(hints[f.name])
+        sub = nested_dataclass(hints[f.name])
         if sub is not None:
             yield from options(sub, f"{prefix}{f.name}.")
         else:
@@ -81,7 +81,7 @@ def sections() -> dict[str, tuple[str, list[Option]]]:
     """Top-level key -> (its help, its options); TrainConfig's own scalars under ``run``."""
     out: dict[str, tuple[str, list[Option]]] = {TOP: ("the run itself", [])}
     for f in dataclasses.fields(TrainConfig):
-        if _nested(typing.get_type_hints(TrainConfig)[f.name]) is not None:
+        if nested_dataclass(typing.get_type_hints(TrainConfig)[f.name]) is not None:
             out[f.name] = (f.metadata.get("help", ""), [])
     for opt in options():
         head = opt.key.split(".")[0]
@@ -106,6 +106,10 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _values(cfg: Optional[DictConfig]) -> Optional[dict]:
+    return None if cfg is None else OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)  # type: ignore[return-value]
+
+
 def _current(values: Optional[dict], key: str, default: Any) -> Any:
     """The composed value of ``key`` (``${...}`` as written), else the schema default."""
     node: Any = values
@@ -119,7 +123,7 @@ def _current(values: Optional[dict], key: str, default: Any) -> Any:
 def help_text(cfg: Optional[DictConfig] = None, only: Optional[str] = None) -> str:
     """Plain-text reference, one line per option: ``key  (type, value)  help``. With a composed ``cfg``
     the value is that composition's (so ``--help model=qwen3_4b`` shows the Qwen values)."""
-    values = None if cfg is None else OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    values = _values(cfg)
     lines = []
     for name, (about, opts) in sections().items():
         if only is not None and name != only:
@@ -138,7 +142,7 @@ def help_text(cfg: Optional[DictConfig] = None, only: Optional[str] = None) -> s
 
 
 def _help_resolver(only: Optional[str] = None, *, _root_: DictConfig) -> str:
-    app = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
+    app = OmegaConf.masked_copy(_root_, [str(k) for k in _root_ if k != "hydra"])
     # Hydra feeds the template to string.Template: a literal $ must be doubled.
     return help_text(app, only or None).replace("$", "$$")
 
@@ -165,13 +169,15 @@ def composed_defaults() -> DictConfig:
 
 def markdown(cfg: Optional[DictConfig] = None) -> str:
     """The README's reference: one table per section, with the values of ``cfg`` (default: the schema's)."""
-    values = None if cfg is None else OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    values = _values(cfg)
     out = [BEGIN, ""]
     for name, (about, opts) in sections().items():
         choices = group_options(name)
         chosen = f" Options: {', '.join(f'`{name}={c}`' for c in choices)}." if choices else ""
         out += [f"**`{name}`** — {about}.{chosen}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        out += [f"| `{o.key}` | {_cell(o.type)} | `{_cell(_show(_current(values, o.key, o.default)))}` | {_cell(o.help)} |" for o in opts]
+        for o in opts:
+            value = _cell(_show(_current(values, o.key, o.default)))
+            out.append(f"| `{o.key}` | {_cell(o.type)} | `{value}` | {_cell(o.help)} |")
         out.append("")
     out.append(END)
     return "\n".join(out)
