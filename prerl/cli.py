@@ -55,7 +55,7 @@ def _unknown_key(full_key: str) -> str:
     near = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.5)
     hint = f"did you mean {(parent + '.' if parent else '') + near[0]}? " if near else ""
     where = f"{parent}'s keys" if parent else "top-level keys"
-    return f"{full_key}: unknown key; {hint}{where}: {', '.join(keys)} (python train.py --help)"
+    return f"{full_key}: unknown key; {hint}{where}: {', '.join(keys)} (--help explains each)"
 
 
 def one_line(exc: BaseException) -> str:
