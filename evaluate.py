@@ -8,12 +8,18 @@ Same config tree as train.py. Examples:
     python evaluate.py model=micro eval=math6 rollout=oracle eval.data_dir=../shared/data  # check loaders + scorers
 """
 
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from prerl.cli import exit_on_config_error, preflight, to_train_config
 from prerl.config import register_configs
+from prerl.config_docs import register_help_resolver
 
 register_configs()
+register_help_resolver()  # conf/config.yaml's --help template
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -23,7 +29,8 @@ def main(cfg: DictConfig) -> float:
     from prerl.eval_runner import run
     from prerl.tracking import tracking_uri
 
-    run_cfg = OmegaConf.to_object(cfg)  # builds the dataclasses: types and values are checked here
+    with exit_on_config_error():  # one line, as train.py (prerl/cli.py)
+        run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
     mlflow.set_tracking_uri(tracking_uri(run_cfg.tracking))  # where model.path=runs:/... is downloaded from
     metrics = run(run_cfg, OmegaConf.to_container(cfg, resolve=True))
     for key, value in sorted(metrics.items()):
@@ -33,4 +40,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()

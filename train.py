@@ -1,24 +1,33 @@
-"""Train one run (or a sweep with -m): python train.py [group=option ...] [key=value ...]."""
+"""Train one run (or a sweep with -m): python train.py [group=option ...] [key=value ...].
+
+``python train.py --help`` lists every option with its help (prerl/config_docs.py). A bad value is
+answered in one line before torch, transformers or MLflow is imported (prerl/cli.py).
+"""
 
 import logging
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from prerl.cli import exit_on_config_error, preflight, to_train_config
 from prerl.config import register_configs
+from prerl.config_docs import register_help_resolver
 
 register_configs()
+register_help_resolver()
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run
+    with exit_on_config_error():  # a multirun's job, or a value only Hydra's runtime knows
+        run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
+    from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run  # heavy: after the check
     from prerl.trainer import headline, train
 
-    run_cfg = OmegaConf.to_object(cfg)  # builds the dataclasses: types and values are checked here
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run_cfg.tracking.tags["config_hash"] = digest = config_hash(resolved)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -34,4 +43,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()
