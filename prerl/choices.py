@@ -10,7 +10,7 @@ one line each, naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
-from prerl.config import TrainConfig
+from prerl.config import ConfigError, TrainConfig
 from prerl.registry import load_plugins, undeclared_params
 
 
@@ -62,9 +62,9 @@ def infrastructure_errors(cfg: TrainConfig) -> list[str]:
 
 
 def check_choices(cfg: TrainConfig) -> None:
-    """Load the plug-ins (``prerl/algorithms/`` and ``cfg.plugins``), then raise one ``ValueError``
-    listing every bad name or knob."""
+    """Load the plug-ins (``prerl/algorithms/`` and ``cfg.plugins``), then raise one ``ConfigError``
+    (a ``ValueError``) listing every bad name or knob on one line."""
     load_plugins(cfg.plugins)
     errors = part_errors(cfg) + infrastructure_errors(cfg)
     if errors:
-        raise ValueError("; ".join(errors))
+        raise ConfigError("; ".join(errors))

@@ -25,6 +25,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from prerl.choices import check_choices
 from prerl.config import ConfigError, TrainConfig, register_configs
 from prerl.config_docs import CONF, group_options, nested_dataclass
 
@@ -110,7 +111,9 @@ def to_train_config(cfg: DictConfig, choices: Optional[Mapping[str, Optional[str
     try:
         _check_group_choices(choices or {})
         _check_unknown_keys(cfg)
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        run_cfg: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+        check_choices(run_cfg)  # registered names and their parts' knobs, once the plug-ins load
+        return run_cfg
     except ConfigError:
         raise
     except (OmegaConfBaseException, HydraException) as e:

@@ -43,7 +43,7 @@ BAD = [
     (["warmup_steps=abc"], ["warmup_steps", "'abc'", "Integer"]),
     (["rollout.temperature=hot"], ["rollout.temperature", "'hot'", "Float"]),
     (["objective.space=middle"], ["objective.space", "'middle'", "post, pre"]),
-    (["algorithm.kl.estimator=k9"], ["algorithm.kl.estimator", "'k9'", "k1, k2, k3"]),
+    (["algorithm.kl.estimator=k9"], ["algorithm.kl.estimator", "'k9'", "'k1', 'k2', 'k3'"]),
     # group options, the optional experiment group included
     (["algorithm=nope"], ["algorithm=nope", "no such option", "grpo", "dapo"]),
     (["model=qwen9"], ["model=qwen9", "no such option", "qwen3_4b"]),
@@ -79,7 +79,7 @@ def test_bad_input_is_one_line_naming_key_value_and_what_is_allowed(overrides, f
 
 @pytest.mark.parametrize("overrides", [
     [], ["experiment=smoke"], ["experiment=paper_qwen3_4b"], ["model=mini_styles"], ["algorithm=ppo"],
-    ["+eval.sets.extra.limit=3"],  # a new eval set is a dict entry, not an unknown key
+    ["+eval.sets.math500.limit=3"],  # a new eval set is a dict entry, not an unknown key
     ["rollout.max_new_tokens=448"],  # exactly at the limit: 64 + 448 = 512 positions
     ["model=qwen3_4b", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check
     ["model.path=Qwen/Qwen3-4B"],  # ORG/NAME: a Hub id, not a missing folder
