@@ -44,7 +44,7 @@ def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult:
                               ev.max_new_tokens, grader=chunk_grader))
     return EvalResult(name, K, np.concatenate([p.correct for p in parts]),
                       [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated],
-                      [n for p in parts for n in p.lengths])
+                      [n for p in parts for n in p.lengths])  # type: ignore[union-attr]  # evaluate() sets lengths
 
 
 def average(results: list[EvalResult], K: int) -> dict[str, float]:
@@ -62,7 +62,8 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
     engine = make_engine(cfg.rollout, model, tokenizer)
     tracker = Tracker(cfg.tracking)
-    tracker.start(resolved, tags={"job": "evaluate", "model": cfg.model.path or cfg.model.mini.name,
+    # ModelConfig checks that path or mini is set
+    tracker.start(resolved, tags={"job": "evaluate", "model": cfg.model.path or cfg.model.mini.name,  # type: ignore[union-attr]
                                   "rollout": cfg.rollout.engine})
     metrics: dict[str, float] = {}
     results, status = [], "FAILED"

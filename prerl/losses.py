@@ -97,7 +97,7 @@ class Normaliser:
         )
 
 
-def aggregate(loss: Tensor, mask: Tensor, mode: AggMode, norm: Normaliser) -> Tensor:
+def aggregate(loss: Tensor, mask: Tensor, mode: str, norm: Normaliser) -> Tensor:
     """This micro-batch's share of the batch loss; shares of all micro-batches sum to the batch loss."""
     masked = loss * mask
     if mode == AggMode.token_mean:

@@ -26,7 +26,7 @@ class Phase:
     advantage: ObjectiveAdvantage
     positive_weight: float
     loss_coef: float
-    loss_agg_mode: AggMode
+    loss_agg_mode: str  # an AggMode value
     regularised: bool  # the algorithm's KL and entropy terms apply (the warm-up trains its objective alone)
     mini_batches: int = 1  # optimizer steps per epoch over the step's rollout
     epochs: int = 1
