@@ -42,9 +42,9 @@ def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult:
         chunk_grader = lambda texts, group, rows=rows: grader(texts, [rows[g] for g in group])  # noqa: E731
         parts.append(evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, ev.temperature, ev.top_p,
                               ev.max_new_tokens, grader=chunk_grader))
+    lengths = [n for p in parts for n in p.lengths]  # type: ignore[union-attr]  # evaluate() sets lengths
     return EvalResult(name, K, np.concatenate([p.correct for p in parts]),
-                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated],
-                      [n for p in parts for n in p.lengths])  # type: ignore[union-attr]  # evaluate() sets lengths
+                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated], lengths)
 
 
 def average(results: list[EvalResult], K: int) -> dict[str, float]:
