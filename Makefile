@@ -1,5 +1,5 @@
 # Every target sets up .venv/ first when it is missing (CPU torch from the pinned wheel). With another
-# interpreter, `make test-fast PY=/path/to/venv/bin/python`, nothing is installed: that venv is used as it is.
+# interpreter, `make test-fast PY=/path/to/venv/bin/python`, nothing is installed (see `setup` below).
 PY := .venv/bin/python
 STAMP := .venv/.installed-stamp
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml
 ifeq ($(PY),.venv/bin/python)
 setup: $(STAMP)
 else
+# another venv: used as it is, with this checkout first on the path (prerl need not be installed there)
 setup: ;
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 endif
 
 ## The mini DSRL experiment (NSR-PreRL warm-up -> reincarnation -> GRPO), logged to ./mlflow.db
