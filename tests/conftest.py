@@ -68,7 +68,7 @@ def _reaches_slow_code(functions, depth: int = 2) -> bool:
 def _is_slow(item) -> bool:
     if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
-    if any(folder in Path(item.path).relative_to(TESTS).parts for folder in PROCESS_FOLDERS):
+    if any(TESTS / folder in Path(item.path).resolve().parents for folder in PROCESS_FOLDERS):
         return True
     fixtures = getattr(item, "_fixtureinfo", None)
     fixture_functions = [d.func for defs in fixtures.name2fixturedefs.values() for d in defs] if fixtures else []
