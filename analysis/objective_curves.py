@@ -51,7 +51,7 @@ def cell(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
 
 def markdown(groups: list[Group], eval_set: str) -> str:
     steps = sorted({s for g in groups for r in g.runs for s in r.history.get(metric_key(r, eval_set, "avg") or "", {})})
-    lines = [f"| task / objective | seeds | " + " | ".join(f"{eval_set} @ {s}" for s in steps) + " |",
+    lines = ["| task / objective | seeds | " + " | ".join(f"{eval_set} @ {s}" for s in steps) + " |",
              "|---|---|" + "---|" * len(steps)]
     for g in groups:
         row = [cell(values_at(g, lambda r: metric_key(r, eval_set, "avg"), s)) for s in steps]

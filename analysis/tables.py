@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from analysis import paper
-from analysis.aggregate import (Cell, Group, RowSamples, Step, StepRule, confounds, differing_keys, eval_curve,
+from analysis.aggregate import (Cell, Group, RowSamples, Step, StepRule, confounds, eval_curve,
                                 first_step_reaching, group_runs, row_samples)
 from analysis.dynamics import method_label
 from analysis.runs import RunRecord
@@ -245,7 +245,8 @@ def efficiency_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOption
         budget = min(max(run.history[cost].values()) for run in runs)
         col = Column(f"{AVG} at {budget:,.0f} {what}")
         columns.append(col)
-        step_of = lambda run, cost=cost, budget=budget: budget_step(run, sets, opts.metric, cost, budget)
+        def step_of(run, cost=cost, budget=budget):
+            return budget_step(run, sets, opts.metric, cost, budget)
         samples, _, summary = compared(groups, sets, replace(opts, baseline=baseline), step_of)
         cells |= summary_cells(groups, [col], samples, summary, source=lambda c: AVG)
     notes = [f"accuracy: mean of {opts.metric} over {', '.join(sets) or 'no sets'} at each eval step; steps: first "
@@ -328,8 +329,9 @@ TABLES = (
               "objective", method_label, objective_order, paper_note=paper.NOTES["objectives"], own=("objective.name",)),
     TableSpec("ood", "Out-of-distribution accuracy", ("baselines", "seeds"), "method", method_label, method_order,
               ood=True, figures=False, paper_note=paper.NOTES["ood"], own=METHOD_KEYS),
-    TableSpec("efficiency", "Training efficiency: steps to first reach an accuracy, accuracy at equal cost", ("baselines", "seeds"),
-              "method", method_label, method_order, build=efficiency_table, figures=False, own=METHOD_KEYS),
+    TableSpec("efficiency", "Training efficiency: steps to first reach an accuracy, accuracy at equal cost",
+              ("baselines", "seeds"), "method", method_label, method_order, build=efficiency_table, figures=False,
+              own=METHOD_KEYS),
 )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP_STEPS, WORKLOADS, Clock, \
-    compose_config, environment, median, peak_memory_mb, set_threads  # noqa: E402
+    compose_config, environment, median, peak_memory_mb, set_threads
 
 
 def trl_steps(threads: int) -> dict:

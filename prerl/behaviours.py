@@ -20,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 TRANSITIONS = [
     r"\bwait\b", r"\balternatively\b", r"\bhowever\b", r"\binstead\b", r"\bon second thought\b",
@@ -83,9 +84,12 @@ class Lexicon:
         if str(path).endswith((".yaml", ".yml")):
             from omegaconf import OmegaConf
 
-            data = OmegaConf.to_container(OmegaConf.create(text))
+            data: Any = OmegaConf.to_container(OmegaConf.create(text))
         else:
             data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"behaviour lexicon {path}: expected a mapping category: [pattern, ...], "
+                             f"got a {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

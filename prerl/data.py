@@ -16,6 +16,7 @@ from prerl.mini import task
 
 
 def _problems(rng: random.Random, difficulty: task.Difficulty, count: int, exclude: set) -> list[task.Problem]:
+    out: list[task.Problem]
     out, seen, attempts = [], set(exclude), 0
     while len(out) < count:
         attempts += 1

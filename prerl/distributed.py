@@ -156,15 +156,17 @@ def all_reduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
     params = [p for p in params if p.requires_grad and not isinstance(p, DTensor)]
     if not params:
         return
+    grads = []
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+        grads.append(p.grad)
+    flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     offset = 0
-    for p in params:
-        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
-        offset += p.numel()
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def reduce_metrics(metrics: dict[str, float]) -> dict[str, float]:

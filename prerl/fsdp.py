@@ -53,9 +53,9 @@ def shard(model: nn.Module) -> nn.Module:
     # the root's weights are used again first by the backward: keep them (torch's own choice, made explicit
     # so that ``full_weights`` restores exactly what was set)
     fully_shard(model, reshard_after_forward=False)
-    for module in _units(model):  # SUM over ranks: the losses already divide by the global batch
-        module.set_gradient_divide_factor(1.0)
-        module.set_force_sum_reduction_for_comms(True)  # a plain SUM, which gloo has too
+    for unit in _units(model):  # SUM over ranks: the losses already divide by the global batch
+        unit.set_gradient_divide_factor(1.0)
+        unit.set_force_sum_reduction_for_comms(True)  # a plain SUM, which gloo has too
     return model
 
 

@@ -31,6 +31,7 @@ def model_path(cfg: ModelConfig, cache_dir: str) -> str:
         return logged_policy(cfg.path, cache_dir)
     if cfg.path is not None:
         return cfg.path
+    assert cfg.mini is not None  # ModelConfig checks that path or mini is set
     return str(ensure_base_model(cfg.mini, cache_dir))
 
 
@@ -62,7 +63,8 @@ def load_policy(cfg: ModelConfig, cache_dir: str, device: torch.device):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(device)
+    # transformers' decorated .to() reads as taking a model where it takes a device
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(device)  # type: ignore[arg-type]
     if cfg.gradient_checkpointing:  # non-reentrant: gradients reach the weights even when inputs need none
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer

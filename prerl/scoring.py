@@ -55,6 +55,7 @@ def pack(ctx: list[list[int]], responses: list[list[int]], pad_id: int) -> Seque
 def micro_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     """Index lists, grouped by similar length, each with (rows × longest row) ≤ ``max_tokens``."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    current: list[int]
     batches, current, longest = [], [], 0
     for i in order:
         longest_if_added = max(longest, lengths[i])

@@ -91,8 +91,8 @@ def bootstrap_means(rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 
         for name, x in sets.items():
             if np.ndim(x) != 2 or min(np.shape(x)) == 0:
                 raise ValueError(f"{row}/{name}: expected a non-empty [seeds, problems] matrix, got shape {np.shape(x)}")
-    widths = {}
-    for row, sets in rows.items():
+    widths: dict[str, int] = {}
+    for sets in rows.values():
         for name, x in sets.items():
             if widths.setdefault(name, x.shape[1]) != x.shape[1]:
                 raise ValueError(f"set {name}: rows hold {widths[name]} and {x.shape[1]} problems; pair them by id")
@@ -104,7 +104,7 @@ def bootstrap_means(rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 
         for row, sets in rows.items():
             seed_counts = _uniform_counts(rng, next(iter(sets.values())).shape[0], size)  # [size, seeds]
             for name, x in sets.items():
-                problem_counts = shared[name] if paired else _uniform_counts(rng, x.shape[1], size)
+                problem_counts = shared[name] if shared is not None else _uniform_counts(rng, x.shape[1], size)
                 per_seed = np.asarray(x, dtype=float) @ problem_counts.T  # [seeds, size]: sums over drawn problems
                 out[row][name][start:start + size] = (seed_counts.T * per_seed).sum(0) / (x.shape[0] * x.shape[1])
     return out

@@ -71,7 +71,7 @@ def with_retry(call, *args, attempts: int = 30, **kwargs):
     for attempt in range(attempts):
         try:
             return call(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - MLflow wraps SQLAlchemy's OperationalError variously
+        except Exception as err:  # MLflow wraps SQLAlchemy's OperationalError variously
             transient = "locked" in str(err).lower() or "busy" in str(err).lower()
             if not transient or attempt == attempts - 1:
                 raise
@@ -231,7 +231,7 @@ class Tracker:
                 self.client = MlflowClient(self.uri)
                 with_retry(self.client.search_experiments, max_results=1)
                 with_retry(mlflow.search_experiments, max_results=1)  # the fluent API's store, too
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise RuntimeError(f"MLflow tracking store {self.uri} is unreachable: {str(err)[:300]}. Start the "
                                "server (make mlflow-server), fix tracking.uri or MLFLOW_TRACKING_URI, or unset "
                                "both to use ./mlflow.db") from err

@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ class Experiment:
                        for name, ds in splits.items()}
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
-                                           weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas))
+                                           weight_decay=cfg.optim.weight_decay, betas=(cfg.optim.betas[0], cfg.optim.betas[1]))
         self.prompts = PromptStream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
         self.resolved = resolved
         self.nonfinite_in_a_row = 0
@@ -188,6 +189,7 @@ class Experiment:
         together. Without the filter one round fills every share: no count is exchanged.
         """
         algo, wanted = self.cfg.algorithm, distributed.local_count(self.cfg.prompts_per_step)
+        parts: list[Rollout]
         parts, accs, rounds, generated = [], [], 0, 0
         while True:
             rounds += 1
@@ -357,6 +359,7 @@ class Experiment:
             stats, _ = policy_updates(self.model, self.optimizer, batch, parts, phase, cfg.algorithm, cfg.optim,
                                       cfg.rollout.max_new_tokens)  # loss → step, per mini-batch
             if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns, same mini-batches
+                assert adv.values is not None  # an estimator that sets returns sets the values they came from
                 stats |= self.critic.fit(post, adv.returns, adv.values, parts)
         self.engine.sync_weights()
         clock.lap("update")
@@ -431,7 +434,7 @@ def headlines(metrics: dict[str, float]) -> str:
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     check_choices(cfg)  # before any model, data or store
-    resolved = resolved if resolved is not None else OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    resolved = resolved if resolved is not None else cast(dict, OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
     distributed.check_world(cfg.prompts_per_step)
     cfg.output_dir = distributed.broadcast(cfg.output_dir)

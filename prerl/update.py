@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, overload
 
 import torch
 from torch import Tensor
@@ -27,6 +27,10 @@ class UpdateBatch:
     temperature: float = 1.0  # the responses' sampling temperature: log-probs are scored at it
 
 
+@overload
+def _rows(t: Tensor, idx: list[int], width: int) -> Tensor: ...
+@overload
+def _rows(t: Optional[Tensor], idx: list[int], width: int) -> Optional[Tensor]: ...
 def _rows(t: Optional[Tensor], idx: list[int], width: int) -> Optional[Tensor]:
     return None if t is None else t[torch.tensor(idx), :width]
 
@@ -64,12 +68,14 @@ def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: Algo
         mask = _rows(batch.loss_mask, idx, width).to(device) * float(bool(chunk))
         adv = _rows(batch.advantages, idx, width).to(device)
         logp, entropy = response_logprobs(model, mb, entropy=entropy_mode, temperature=batch.temperature)
+        assert entropy is not None  # entropy_mode is "grad" or "detached", never "none"
         old = _rows(batch.old_logp, idx, width)
         old = logp.detach() if old is None else old.to(device)
         pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
         loss = aggregate(pg, mask, phase.loss_agg_mode, norm)
         totals["pg_loss"] += loss.item()
         if kl_in_loss:
+            assert batch.ref_logp is not None, "the KL term in the loss needs the reference log-probs"
             kl = kl_penalty(logp, _rows(batch.ref_logp, idx, width).to(device), algo.kl.estimator)
             kl_term = aggregate(kl, mask, phase.loss_agg_mode, norm)
             loss = loss + algo.kl.coef * kl_term
@@ -117,9 +123,9 @@ def mini_batches(group: list[int], count: int, epochs: int, generator: torch.Gen
 def subset(batch: UpdateBatch, rows: list[int]) -> UpdateBatch:
     """The rows ``rows`` of a batch, trimmed to their own longest sequence."""
     seqs = select(batch.seqs, rows)
-    return UpdateBatch(seqs, *(_rows(t, rows, seqs.response_ids.shape[1])
-                               for t in (batch.advantages, batch.loss_mask, batch.ref_logp, batch.old_logp)),
-                       temperature=batch.temperature)
+    width = seqs.response_ids.shape[1]
+    return UpdateBatch(seqs, _rows(batch.advantages, rows, width), _rows(batch.loss_mask, rows, width),
+                       _rows(batch.ref_logp, rows, width), _rows(batch.old_logp, rows, width), batch.temperature)
 
 
 # Per-step statistics that add up over optimizer steps (what the step spent); the others are averaged.

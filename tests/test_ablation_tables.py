@@ -106,8 +106,10 @@ def direct_main_comparison() -> dict:
     """The main table's comparison computed by hand from the fixture: per row (in the table's order)
     and set (sorted), the [seeds, problems] scores — test per problem (p5 only PPO has: left out),
     amc23 the logged means — compared with the tables' default draws."""
-    test = lambda *means: np.array([fill(m) for m in means]) / K
-    amc = lambda *means: np.array([[m] for m in means])
+    def test(*means):
+        return np.array([fill(m) for m in means]) / K
+    def amc(*means):
+        return np.array([[m] for m in means])
     rows = {"grpo": {"amc23": amc(.20, .30), "test": test(.40, .50)},
             "ppo": {"amc23": amc(.25), "test": test(.55)},
             DSRL_ROW: {"amc23": amc(.40, .50, .60), "test": test(.60, .70, .80)}}

@@ -88,6 +88,7 @@ def test_seed_interval():
     assert seed_interval([4.0]) == seed_interval([4.0]) and seed_interval([4.0]).lo == 4.0
 
 
+@pytest.mark.slow  # a Monte Carlo over many simulated experiments: seconds of CPU
 def test_coverage_of_the_95_percent_intervals_on_simulated_experiments():
     """1000 simulated experiments (10 seeds per method, 100 problems, K = 8) with a true difference
     of 5 points: the 95% intervals of the difference and of a mean hold the truth in 93–97% of them

@@ -39,7 +39,8 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert 0 < kept[0] <= 1 and kept[2] == 1.0  # the main phase trains on every sample
     evals = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
     assert [m.step for m in evals] == [0, 3]
-    history = lambda key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+    def history(key):
+        return [m.value for m in client.get_metric_history(run.info.run_id, key)]
     # cost: every sampled token (4 prompts x 4 samples a step, no filter), running totals of the steps
     generated, lengths = history("cost/generated_tokens"), history("train/response_length")
     assert generated == pytest.approx([16 * n for n in lengths])

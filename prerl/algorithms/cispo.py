@@ -6,7 +6,6 @@ A_t · log π(y_t)``. Its gradient is the clipped weight times REINFORCE's, so a
 it is exactly the policy gradient. The paper sets no lower bound (ε_low = 1) and tunes ε_high.
 """
 
-import torch
 from torch import Tensor
 
 from prerl.losses import CLIP_STATS, check_clip_ratios, register_policy_loss

@@ -216,6 +216,7 @@ def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool =
     """Build ``cfg`` from scratch (never the shipped or cached copy) and compare it with the shipped build."""
     path = pretrain(cfg, build_dir(cfg, Path(cache_dir) / "rebuilt"), progress=progress)
     built = read_build_info(path)
+    assert built is not None, f"{path}: pretrain() wrote no {BUILD_INFO}"
     shipped = read_build_info(build_dir(cfg, SHIPPED))
     if shipped is None:
         return path, f"no shipped build of this recipe to compare with (weights sha256 {built['weights_sha256']})"

@@ -97,7 +97,7 @@ def solve(problem: Problem, rng: random.Random | None = None, flaws: FlawRates =
             total = max(0, total + rng.choice((-2, -1, 1, 2)))
             mistaken = True
         sentences.append(_column_sentence(terms, total))
-        if mistaken and rng.random() < flaws.repair:
+        if mistaken and rng is not None and rng.random() < flaws.repair:
             terms, total = true_terms, sum(true_terms)
             sentences.append("wait, check " + _column_sentence(terms, total))
         elif not mistaken and rng is not None and rng.random() < flaws.recheck:

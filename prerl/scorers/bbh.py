@@ -39,7 +39,7 @@ def matches(prediction: str | None, target: str) -> bool:
     option = _OPTION.match(target)
     if option:
         found = _PRED_OPTION.match(prediction.strip())
-        return bool(found) and found.group(1) == option.group(1)
+        return found is not None and found.group(1) == option.group(1)
     return _norm(prediction) == _norm(target)
 
 

@@ -13,10 +13,10 @@ import torch
 
 pytest.importorskip("vllm")  # the optional extra; absent from the main venv
 
-from prerl.config import MiniModelConfig, ModelConfig, RolloutConfig  # noqa: E402
-from prerl.mini import task  # noqa: E402
-from prerl.models import load_policy  # noqa: E402
-from prerl.rollout import make_engine  # noqa: E402
+from prerl.config import MiniModelConfig, ModelConfig, RolloutConfig
+from prerl.mini import task
+from prerl.models import load_policy
+from prerl.rollout import make_engine
 
 CACHE = os.environ.get("PRERL_CACHE", ".cache/prerl")  # the micro base model is built once and reused
 MAX_NEW = 32
