@@ -52,18 +52,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="MLflow experiment (default: the one with the newest sweep run)")
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--metric", default="avg", help="per-set metric: avg (Avg@K) or a logged one, e.g. pass_at_4")
-    p.add_argument("--step", type=parse_step, default="final",
-                   help="final, N, or best: per run the eval step with the best metric on --best-on")
+    p.add_argument(
+        "--step",
+        type=parse_step,
+        default="final",
+        help="final, N, or best: per run the eval step with the best metric on --best-on",
+    )
     p.add_argument("--best-on", help="with --step best: the eval set the step is chosen on (then not reported)")
     p.add_argument("--baseline", help="the row every Δ is taken against (default: plain GRPO, else the first row)")
     p.add_argument("--level", type=float, default=0.95, help="interval level")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.45, 0.58],
-                   help="efficiency table: accuracies (fractions) to reach")
+    p.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=[0.45, 0.58],
+        help="efficiency table: accuracies (fractions) to reach",
+    )
     p.add_argument("--ood-sets", nargs="+", default=list(OOD_SETS), help="eval sets counted as out of distribution")
     p.add_argument("--tables", nargs="+", choices=[t.name for t in TABLES], help="only these tables")
-    p.add_argument("--sweep-id", help="the table of this multirun (default: the newest run's, when it is one); "
-                                      "with --tables, those tables of its runs")
+    p.add_argument(
+        "--sweep-id",
+        help="the table of this multirun (default: the newest run's, when it is one); "
+        "with --tables, those tables of its runs",
+    )
     p.add_argument("--out", help="output folder (default: outputs/tables/<experiment>)")
     p.add_argument("--no-log", action="store_true", help="do not log a summary run to MLflow")
     return p
@@ -78,9 +90,16 @@ def main(argv: list[str] | None = None) -> Path:
     if experiment is None:
         raise SystemExit(f"no sweep runs in {uri}: run a sweep first, e.g. make sweep-warmup")
     try:
-        opts = TableOptions(metric=args.metric, step=args.step, best_on=args.best_on, ood_sets=tuple(args.ood_sets),
-                            thresholds=tuple(args.thresholds), baseline=args.baseline, level=args.level,
-                            n_boot=args.n_boot)
+        opts = TableOptions(
+            metric=args.metric,
+            step=args.step,
+            best_on=args.best_on,
+            ood_sets=tuple(args.ood_sets),
+            thresholds=tuple(args.thresholds),
+            baseline=args.baseline,
+            level=args.level,
+            n_boot=args.n_boot,
+        )
         opts.rule()
     except ValueError as err:
         raise SystemExit(str(err)) from err
@@ -88,16 +107,22 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     newest = with_retry(newest_sweep_run, client, experiment)
-    sweep_id = args.sweep_id or (newest.data.tags.get("sweep_id") if newest is not None and not args.tables
-                                 and newest.data.tags.get("sweep") == MULTIRUN else None)
+    sweep_id = args.sweep_id or (
+        newest.data.tags.get("sweep_id")
+        if newest is not None and not args.tables and newest.data.tags.get("sweep") == MULTIRUN
+        else None
+    )
     if sweep_id:
         runs = load_multirun(client, experiment, sweep_id)
         varied = differing_keys(runs)
-        print(f"read {len(runs)} finished runs of multirun {sweep_id} in {experiment!r} (varied: "
-              f"{', '.join(varied) or 'seeds only'}): {', '.join(r.run_id for r in runs)}")
+        print(
+            f"read {len(runs)} finished runs of multirun {sweep_id} in {experiment!r} (varied: "
+            f"{', '.join(varied) or 'seeds only'}): {', '.join(r.run_id for r in runs)}"
+        )
         specs = [spec for spec in TABLES if spec.name in args.tables] if args.tables else [multirun_spec(varied)]
         jobs = [(spec, runs) for spec in specs] if runs else []
     else:
+
         @lru_cache(maxsize=None)
         def runs_of(sweeps: tuple[str, ...]):
             return load_runs(client, experiment, sweeps)
@@ -116,13 +141,22 @@ def main(argv: list[str] | None = None) -> Path:
         except ValueError as err:  # e.g. a --baseline that is not a row
             raise SystemExit(f"{spec.name}: {err}") from err
         print(f"{spec.name}: statistics of {len(runs)} runs in {time.perf_counter() - start:.2f} s")
-        for suffix, text in ((".md", render.markdown(table)), (".tex", render.latex(table)), (".csv", render.csv_text(table))):
+        for suffix, text in (
+            (".md", render.markdown(table)),
+            (".tex", render.latex(table)),
+            (".csv", render.csv_text(table)),
+        ):
             (out / f"{spec.name}{suffix}").write_text(text)
         sections.append(render.markdown(table))
         written.append(spec.name)
         if spec.figures:
-            figures_for(spec.name, ordered_groups(spec, runs),
-                        opts.rule().reported(eval_sets(runs, "avg", spec.ood, opts.ood_sets)), opts, out)
+            figures_for(
+                spec.name,
+                ordered_groups(spec, runs),
+                opts.rule().reported(eval_sets(runs, "avg", spec.ood, opts.ood_sets)),
+                opts,
+                out,
+            )
     if not written:
         where = f"multirun {sweep_id}" if sweep_id else "sweep"
         raise SystemExit(f"no finished {where} runs in experiment {experiment!r} at {uri}")
@@ -135,10 +169,21 @@ def main(argv: list[str] | None = None) -> Path:
         with_retry(client.log_artifacts, parent, str(out), "ablation_table")
         print(f"logged {out} as artifacts ablation_table/ of the multirun's parent run {parent}")
     elif not args.no_log:
-        tracker = open_run(experiment, "ablation-table", {"metric": args.metric, "step": str(args.step),
-                                                          "best_on": args.best_on, "baseline": args.baseline,
-                                                          "level": args.level, "n_boot": args.n_boot,
-                                                          "thresholds": args.thresholds, "tables": written}, args.uri)
+        tracker = open_run(
+            experiment,
+            "ablation-table",
+            {
+                "metric": args.metric,
+                "step": str(args.step),
+                "best_on": args.best_on,
+                "baseline": args.baseline,
+                "level": args.level,
+                "n_boot": args.n_boot,
+                "thresholds": args.thresholds,
+                "tables": written,
+            },
+            args.uri,
+        )
         with_retry(tracker.client.log_artifacts, tracker.run_id, str(out))
         tracker.finish()
         print(f"logged {out} as the artifacts of MLflow run {tracker.run_id}")

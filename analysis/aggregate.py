@@ -123,8 +123,10 @@ class StepRule:
 
     def __post_init__(self):
         if self.step == "best" and not self.best_on:
-            raise ValueError("--step best needs --best-on SPLIT: the eval set the step is chosen on; the "
-                             "table then leaves that set out (choosing on a reported set inflates it)")
+            raise ValueError(
+                "--step best needs --best-on SPLIT: the eval set the step is chosen on; the "
+                "table then leaves that set out (choosing on a reported set inflates it)"
+            )
 
     def pick(self, run: RunRecord, sets: list[str]) -> Optional[int]:
         """The step of ``run`` to report ``sets`` at (None: the run has no such eval)."""
@@ -182,8 +184,9 @@ class RowSamples:
     unpaired: dict[str, int] = field(default_factory=dict)  # set -> problems left out: not in every row
 
 
-def row_samples(groups: list[Group], sets: list[str], metric: str,
-                step_of: Callable[[RunRecord], Optional[int]]) -> RowSamples:
+def row_samples(
+    groups: list[Group], sets: list[str], metric: str, step_of: Callable[[RunRecord], Optional[int]]
+) -> RowSamples:
     """Each row's per-problem scores at the step ``step_of(run)`` of each of its runs.
 
     Problems are paired by id across rows (the ids every row has). A set for which some run has no
@@ -226,7 +229,9 @@ def confounds(groups: list[Group], baseline: Optional[str], own: tuple[str, ...]
     base, out = by_label[baseline], {}
     for label, config in by_label.items():
         keys = sorted(k for k in set(config) | set(base) if config.get(k) != base.get(k))
-        changed_groups = {k.removesuffix(".name") + "." for k in own if k.endswith(".name") and config.get(k) != base.get(k)}
+        changed_groups = {
+            k.removesuffix(".name") + "." for k in own if k.endswith(".name") and config.get(k) != base.get(k)
+        }
         extra = [k for k in keys if k not in own and not k.startswith(tuple(changed_groups))]
         if extra and label != baseline:
             out[label] = [f"{k} ({config.get(k, '(unset)')} vs {base.get(k, '(unset)')})" for k in extra]

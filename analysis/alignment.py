@@ -29,8 +29,14 @@ from prerl.scoring import contexts, pack, response_logprobs
 
 from analysis.common import Policy, Samples, load, open_run, sample, short_name
 
-PAPER = {"inner_mean": 9.23, "inner_max": 46.18, "inner_min": 0.94, "negative_frac": 0.0,
-         "cosine_mean": 0.44, "abs_gap_mean": 0.16}  # Qwen3-4B, AMC23, 400 rollouts (paper-spec §2.3)
+PAPER = {
+    "inner_mean": 9.23,
+    "inner_max": 46.18,
+    "inner_min": 0.94,
+    "negative_frac": 0.0,
+    "cosine_mean": 0.44,
+    "abs_gap_mean": 0.16,
+}  # Qwen3-4B, AMC23, 400 rollouts (paper-spec §2.3)
 
 
 @dataclass
@@ -50,13 +56,13 @@ def _sequence_grad(model, ctx: list[int], response: list[int], pad_id: int, para
     logp, entropy = response_logprobs(model, seqs, entropy="detached")
     logp = logp[0, : len(response)]
     grads = torch.autograd.grad(logp.sum(), params, allow_unused=True)
-    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
-                      for g, p in zip(grads, params)])
+    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float() for g, p in zip(grads, params)])
     return flat, logp.detach().cpu(), entropy[0, : len(response)].detach().cpu()
 
 
-def response_alignment(model, ctx_pre: list[int], ctx_post: list[int], response: list[int],
-                       pad_id: int) -> ResponseAlignment:
+def response_alignment(
+    model, ctx_pre: list[int], ctx_post: list[int], response: list[int], pad_id: int
+) -> ResponseAlignment:
     """Alignment of one response between two contexts (pre-train space first)."""
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
@@ -180,7 +186,9 @@ def report(stats: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="mini, micro, or a checkpoint folder (e.g. outputs/<run>/final_policy)")
+    p.add_argument(
+        "--model", required=True, help="mini, micro, or a checkpoint folder (e.g. outputs/<run>/final_policy)"
+    )
     p.add_argument("--set", default="test", help="mini split (test, ood, train) or benchmark (e.g. amc23)")
     p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
     p.add_argument("--problems", type=int, default=40)
@@ -191,24 +199,35 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="output folder (default outputs/analysis/alignment/<model>)")
     p.add_argument("--mlflow", action="store_true", help="log statistics and plots to MLflow (--experiment)")
-    p.add_argument("--experiment", default="prerl-analysis", help="MLflow experiment of --mlflow (the mini study's: "
-                                                                  "its runs' experiment)")
+    p.add_argument(
+        "--experiment",
+        default="prerl-analysis",
+        help="MLflow experiment of --mlflow (the mini study's: its runs' experiment)",
+    )
     args = p.parse_args(argv)
 
     name = short_name(args.model)
     out = Path(args.out or f"outputs/analysis/alignment/{name}_{args.set}")
     out.mkdir(parents=True, exist_ok=True)
     policy = load(args.model, args.cache_dir, args.device)
-    samples = sample(policy, args.set, args.problems, args.samples, args.max_new_tokens, seed=args.seed,
-                     data_dir=args.data_dir)
+    samples = sample(
+        policy, args.set, args.problems, args.samples, args.max_new_tokens, seed=args.seed, data_dir=args.data_dir
+    )
     print(f"{args.model}: {len(samples.texts)} responses on {args.set}, accuracy {np.mean(samples.correct):.3f}")
     results = align(policy, samples)
     stats = summarise(results) | {"accuracy": float(np.mean(samples.correct))}
     plot(results, out / "alignment.png", f"{args.model} on {args.set}: {len(results)} responses")
-    per_response = [{k: v for k, v in asdict(r).items() if not isinstance(v, np.ndarray)}
-                    | {"correct": samples.correct[i], "length": len(r.logp_pre)} for i, r in enumerate(results)]
-    (out / "alignment.json").write_text(json.dumps({"model": args.model, "set": args.set, "summary": stats,
-                                                    "paper": PAPER, "responses": per_response}, indent=1))
+    per_response = [
+        {k: v for k, v in asdict(r).items() if not isinstance(v, np.ndarray)}
+        | {"correct": samples.correct[i], "length": len(r.logp_pre)}
+        for i, r in enumerate(results)
+    ]
+    (out / "alignment.json").write_text(
+        json.dumps(
+            {"model": args.model, "set": args.set, "summary": stats, "paper": PAPER, "responses": per_response},
+            indent=1,
+        )
+    )
     np.savez_compressed(out / "tokens.npz", **token_table(results))
     text = report(stats)
     (out / "alignment.md").write_text(text + "\n")

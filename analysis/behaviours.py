@@ -106,8 +106,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     out.mkdir(parents=True, exist_ok=True)
 
     def texts_of(spec: str) -> list[str]:
-        samples = sample(load(spec, args.cache_dir), args.set, args.problems, args.samples, args.max_new_tokens,
-                         seed=args.seed, data_dir=args.data_dir)
+        samples = sample(
+            load(spec, args.cache_dir),
+            args.set,
+            args.problems,
+            args.samples,
+            args.max_new_tokens,
+            seed=args.seed,
+            data_dir=args.data_dir,
+        )
         samples.to_jsonl(out / f"{short_name(spec)}_{args.set}.jsonl")
         return samples.texts
 
@@ -116,8 +123,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     sources |= {m: (lambda m=m: texts_of(m)) for m in args.model}
     sources |= {r: (lambda r=r: read_responses(r)) for r in args.responses}
     rows = {name: summarise(get(), lexicon, complete) for name, get in sources.items()}
-    result = {"rows": rows, "ratios": {n: compare(rows[n], rows[base_name]) for n in rows if n != base_name},
-              "base": base_name, "judge": args.judge, "set": args.set}
+    result = {
+        "rows": rows,
+        "ratios": {n: compare(rows[n], rows[base_name]) for n in rows if n != base_name},
+        "base": base_name,
+        "judge": args.judge,
+        "set": args.set,
+    }
     (out / "behaviours.json").write_text(json.dumps(result, indent=2))
     report = table(rows, base_name)
     (out / "behaviours.md").write_text(report + "\n")
@@ -125,9 +137,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.mlflow:
         tracker = open_run("prerl-analysis", "behaviours", vars(args))
         for i, (name, row) in enumerate(rows.items()):
-            tracker.log({f"behaviour/{k}": v for k, v in row.items()}
-                        | {f"behaviour_ratio/{k}": v for k, v in result["ratios"].get(name, {}).items()
-                           if math.isfinite(v)}, i)
+            tracker.log(
+                {f"behaviour/{k}": v for k, v in row.items()}
+                | {f"behaviour_ratio/{k}": v for k, v in result["ratios"].get(name, {}).items() if math.isfinite(v)},
+                i,
+            )
         tracker.client.log_artifacts(tracker.run_id, str(out), "behaviours")
         tracker.finish()
     return rows

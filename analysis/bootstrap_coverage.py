@@ -51,13 +51,21 @@ class Coverage:
     delta_width: float  # mean width of the Δ interval
 
 
-def coverage(world: World, replicates: int = 1000, n_boot: int = 1000, seed: int = 0,
-             paired: bool = True, level: float = 0.95) -> Coverage:
+def coverage(
+    world: World, replicates: int = 1000, n_boot: int = 1000, seed: int = 0, paired: bool = True, level: float = 0.95
+) -> Coverage:
     rng = np.random.default_rng(seed)
     hit_delta = hit_mean = width = 0.0
     for r in range(replicates):
-        summary = compare(world.sample(rng), baseline="A", average=None, level=level, n_boot=n_boot,
-                          seed=seed * 100_003 + r, paired=paired)
+        summary = compare(
+            world.sample(rng),
+            baseline="A",
+            average=None,
+            level=level,
+            n_boot=n_boot,
+            seed=seed * 100_003 + r,
+            paired=paired,
+        )
         delta, mean = summary["B"].delta["set"], summary["A"].estimate["set"]
         hit_delta += delta.lo <= world.difference <= delta.hi
         hit_mean += mean.lo <= 0.5 <= mean.hi
@@ -76,23 +84,33 @@ REGIMES = {  # name -> world: the README's table
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, help="one world with this many seeds per method (default: the README's regimes)")
+    p.add_argument(
+        "--seeds", type=int, help="one world with this many seeds per method (default: the README's regimes)"
+    )
     p.add_argument("--problems", type=int, default=100)
     p.add_argument("--seed-effect", type=float, default=0.1)
     p.add_argument("--replicates", type=int, default=1000)
     p.add_argument("--n-boot", type=int, default=1000)
     args = p.parse_args(argv)
-    worlds = ({f"{args.seeds} seeds": World(args.seeds, args.problems, seed_effect=args.seed_effect)}
-              if args.seeds else REGIMES)
-    print(f"| world ({args.replicates} replicates, {args.n_boot} bootstrap draws) | Δ coverage | mean coverage | "
-          "Δ width (paired) | Δ width (unpaired) | seconds |\n|---|---|---|---|---|---|")
+    worlds = (
+        {f"{args.seeds} seeds": World(args.seeds, args.problems, seed_effect=args.seed_effect)}
+        if args.seeds
+        else REGIMES
+    )
+    print(
+        f"| world ({args.replicates} replicates, {args.n_boot} bootstrap draws) | Δ coverage | mean coverage | "
+        "Δ width (paired) | Δ width (unpaired) | seconds |\n|---|---|---|---|---|---|"
+    )
     for name, world in worlds.items():
         start = time.perf_counter()
         paired = coverage(world, args.replicates, args.n_boot)
         unpaired = coverage(world, args.replicates, args.n_boot, paired=False)
-        print(f"| {name}, {world.problems} problems | {100 * paired.delta:.1f}% | {100 * paired.mean:.1f}% | "
-              f"{100 * paired.delta_width:.2f} | {100 * unpaired.delta_width:.2f} | "
-              f"{time.perf_counter() - start:.1f} |", flush=True)
+        print(
+            f"| {name}, {world.problems} problems | {100 * paired.delta:.1f}% | {100 * paired.mean:.1f}% | "
+            f"{100 * paired.delta_width:.2f} | {100 * unpaired.delta_width:.2f} | "
+            f"{time.perf_counter() - start:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from prerl.rewards import score
 from prerl.rollout.hf import HFEngine
 from prerl.tracking import Tracker
 
+
 def model_config(spec: str) -> ModelConfig:
     """``mini`` / ``micro`` / ``mini_styles`` (the shipped base models) or a checkpoint folder / Hub id."""
     if spec in VARIANTS:
@@ -73,8 +74,17 @@ class Samples:
     def to_jsonl(self, path: str | Path) -> None:
         with open(path, "w") as f:
             for i, text in enumerate(self.texts):
-                f.write(json.dumps({"problem": self.group[i], "question": self.questions[self.group[i]],
-                                    "response": text, "correct": self.correct[i]}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "problem": self.group[i],
+                            "question": self.questions[self.group[i]],
+                            "response": text,
+                            "correct": self.correct[i],
+                        }
+                    )
+                    + "\n"
+                )
 
 
 def eval_split(split: str, problems: int | None, data_dir: str | None = None, data: DataConfig | None = None):
@@ -93,8 +103,16 @@ def eval_split(split: str, problems: int | None, data_dir: str | None = None, da
 
 
 @torch.no_grad()
-def sample(policy: Policy, split: str = "test", problems: int | None = 32, samples_per_problem: int = 8,
-           max_new_tokens: int = 96, temperature: float = 1.0, seed: int = 0, data_dir: str | None = None) -> Samples:
+def sample(
+    policy: Policy,
+    split: str = "test",
+    problems: int | None = 32,
+    samples_per_problem: int = 8,
+    max_new_tokens: int = 96,
+    temperature: float = 1.0,
+    seed: int = 0,
+    data_dir: str | None = None,
+) -> Samples:
     """``samples_per_problem`` responses to each of the first ``problems`` problems of ``split``
     (correctness by the math grader)."""
     torch.manual_seed(seed)

@@ -46,7 +46,9 @@ def method_label(params: dict[str, str]) -> str:
     return objective if warmup >= total else f"{objective}({warmup})→{algo}"
 
 
-def run_counts(client: MlflowClient, run_id: str, label: str = "method") -> tuple[str, int, dict[str, dict[int, float]]]:
+def run_counts(
+    client: MlflowClient, run_id: str, label: str = "method"
+) -> tuple[str, int, dict[str, dict[int, float]]]:
     """The run's label (its method, or its run name), warm-up length and, per series, count of prompts
     at each step."""
     run = client.get_run(run_id)
@@ -55,11 +57,15 @@ def run_counts(client: MlflowClient, run_id: str, label: str = "method") -> tupl
     series = {n: {m.step: m.value for m in client.get_metric_history(run_id, key)} for n, key in COUNTS.items()}
     if not series["fully solved"]:  # a run from before the counts: fractions of prompts_per_step
         per_step = int(params.get("prompts_per_step", 1))
-        history = {k: {m.step: m.value for m in client.get_metric_history(run_id, f"train/groups/{k}")}
-                   for k in ("all_correct", "all_wrong")}
+        history = {
+            k: {m.step: m.value for m in client.get_metric_history(run_id, f"train/groups/{k}")}
+            for k in ("all_correct", "all_wrong")
+        }
         steps = sorted(set(history["all_correct"]) & set(history["all_wrong"]))
-        series = {n: {s: per_step * fn({k: history[k][s] for k in history}) for s in steps}
-                  for n, fn in FROM_FRACTIONS.items()}
+        series = {
+            n: {s: per_step * fn({k: history[k][s] for k in history}) for s in steps}
+            for n, fn in FROM_FRACTIONS.items()
+        }
     return name, int(params.get("warmup_steps", 0)), series
 
 
@@ -70,14 +76,21 @@ def collect(client: MlflowClient, run_ids: list[str], label: str = "method") -> 
         label_, warmup, series = run_counts(client, run_id, label)
         if not next(iter(series.values())):
             continue  # no training steps logged
-        entry = grouped.setdefault(label_, {"warmup": warmup, "runs": [], "series": defaultdict(lambda: defaultdict(list))})
+        entry = grouped.setdefault(
+            label_, {"warmup": warmup, "runs": [], "series": defaultdict(lambda: defaultdict(list))}
+        )
         entry["runs"].append(run_id)
         for name, points in series.items():
             for step, value in points.items():
                 entry["series"][name][step].append(value)
-    return {label: {"warmup": e["warmup"], "runs": e["runs"],
-                    "series": {n: {s: float(np.mean(v)) for s, v in sorted(pts.items())} for n, pts in e["series"].items()}}
-            for label, e in grouped.items()}
+    return {
+        label: {
+            "warmup": e["warmup"],
+            "runs": e["runs"],
+            "series": {n: {s: float(np.mean(v)) for s, v in sorted(pts.items())} for n, pts in e["series"].items()},
+        }
+        for label, e in grouped.items()
+    }
 
 
 def plot(methods: dict[str, dict], path: str | Path) -> Path:
@@ -115,8 +128,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     p.add_argument("--experiment", default="prerl-mini", help="MLflow experiment whose runs to plot")
     p.add_argument("--runs", nargs="*", help="run ids instead of a whole experiment")
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--label", choices=["method", "run_name"], default="method",
-                   help="one line per method (runs averaged) or per run name")
+    p.add_argument(
+        "--label",
+        choices=["method", "run_name"],
+        default="method",
+        help="one line per method (runs averaged) or per run name",
+    )
     p.add_argument("--out", default="outputs/analysis/dynamics.png")
     args = p.parse_args(argv)
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))

@@ -16,8 +16,11 @@ from analysis.aggregate import Group, row_samples
 from prerl.stats import Interval, compare, seed_interval
 
 TRAINING = {"train/accuracy": "training accuracy", "train/response_length": "response length (tokens)"}
-SOLVED = {"train/prompts/fully_solved": "fully solved prompts", "train/prompts/fully_unsolved": "fully unsolved prompts",
-          "train/prompts/solved_at_least_once": "prompts solved at least once"}
+SOLVED = {
+    "train/prompts/fully_solved": "fully solved prompts",
+    "train/prompts/fully_unsolved": "fully unsolved prompts",
+    "train/prompts/solved_at_least_once": "prompts solved at least once",
+}
 
 
 def pyplot():
@@ -84,8 +87,9 @@ def plot_pass_at_k(groups: list[Group], sets: list[str], opts, path: Path) -> Pa
         for i, g in enumerate(groups):
             if curves[g.label]:
                 line_with_band(ax, curves[g.label], f"C{i}", f"{g.label} ({len(g.runs)})", marker="o")
-        ax.set(title=f"{eval_set}: Pass@k ({opts.step} step, {100 * opts.level:g}% band)", xlabel="k",
-               ylabel="Pass@k (%)")
+        ax.set(
+            title=f"{eval_set}: Pass@k ({opts.step} step, {100 * opts.level:g}% band)", xlabel="k", ylabel="Pass@k (%)"
+        )
         ks = sorted({k for curve in curves.values() for k in curve})
         if ks:
             ax.set_xscale("log", base=2)
@@ -112,6 +116,8 @@ def plot_series(groups: list[Group], metrics: dict[str, str], path: Path) -> Pat
 def figures_for(name: str, groups: list[Group], sets: list[str], opts, out_dir: Path) -> list[Path]:
     """The three figures of one table's rows (``opts``: the tables' ``TableOptions``):
     ``<name>_pass_at_k.png``, ``_training.png``, ``_solved.png``."""
-    return [plot_pass_at_k(groups, sets, opts, out_dir / f"{name}_pass_at_k.png"),
-            plot_series(groups, TRAINING, out_dir / f"{name}_training.png"),
-            plot_series(groups, SOLVED, out_dir / f"{name}_solved.png")]
+    return [
+        plot_pass_at_k(groups, sets, opts, out_dir / f"{name}_pass_at_k.png"),
+        plot_series(groups, TRAINING, out_dir / f"{name}_training.png"),
+        plot_series(groups, SOLVED, out_dir / f"{name}_solved.png"),
+    ]

@@ -110,8 +110,14 @@ def judge_counts(texts: list[str], complete: Complete) -> list[dict[str, int]]:
     return [parse_reply(complete(judge_prompt(t))) for t in texts]
 
 
-def openai_complete(base_url: str, model: str, api_key: str | None = None, temperature: float = 0.0,
-                    max_tokens: int = 1024, timeout_s: float = 120.0) -> Complete:
+def openai_complete(
+    base_url: str,
+    model: str,
+    api_key: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 1024,
+    timeout_s: float = 120.0,
+) -> Complete:
     """A ``complete`` function for an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama, ...).
 
     ``base_url`` is the API root, e.g. ``https://api.openai.com/v1`` or ``http://localhost:8000/v1``;
@@ -121,8 +127,14 @@ def openai_complete(base_url: str, model: str, api_key: str | None = None, tempe
     url = base_url.rstrip("/") + "/chat/completions"
 
     def complete(prompt: str) -> str:
-        body = json.dumps({"model": model, "temperature": temperature, "max_tokens": max_tokens,
-                           "messages": [{"role": "user", "content": prompt}]}).encode()
+        body = json.dumps(
+            {
+                "model": model,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=timeout_s) as reply:
@@ -142,10 +154,11 @@ def transformers_complete(model_path: str, max_new_tokens: int = 1024, device: s
 
     @torch.inference_mode()
     def complete(prompt: str) -> str:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         ids = {k: v.to(device) for k, v in ids.items()}
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-        return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
     return complete

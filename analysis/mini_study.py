@@ -52,8 +52,15 @@ TASKS = ("mini", "mini_styles", "micro")  # model.mini.name; micro only in the s
 BEHAVIOUR_KEYS = ("transitions", "reflections", "backtracking", "verification", "subgoal_setting", "enumeration")
 FOUR = BEHAVIOUR_KEYS[2:]
 OWN = ("warmup_steps", "objective.name", "objective.advantage")  # what makes a cell a cell
-WHOLE = {"psr_prerl": "PSR-PreRL", "nsr_prerl": "NSR-PreRL", "prerl": "PreRL", "nsr_rl": "NSR-RL",
-         "psr_rl": "PSR-RL", "rl": "RL", "w_reinforce": "W-REINFORCE"}
+WHOLE = {
+    "psr_prerl": "PSR-PreRL",
+    "nsr_prerl": "NSR-PreRL",
+    "prerl": "PreRL",
+    "nsr_rl": "NSR-RL",
+    "psr_rl": "PSR-RL",
+    "rl": "RL",
+    "w_reinforce": "W-REINFORCE",
+}
 GRPO = "GRPO"
 WINDOW = 3  # updates averaged for the solved counts and lengths at a phase's start or end
 
@@ -117,8 +124,10 @@ class Study:
 
 # --- quantities with intervals -----------------------------------------------------------------
 
-def accuracy_contrast(study: Study, task: str, terms: list[tuple[str, object, float]], eval_set: str = "test",
-                      metric: str = "avg") -> Optional[Interval]:
+
+def accuracy_contrast(
+    study: Study, task: str, terms: list[tuple[str, object, float]], eval_set: str = "test", metric: str = "avg"
+) -> Optional[Interval]:
     """Σ weight × accuracy (percent) of (cell, step) terms, ``step``: "final" or an eval step (0: the
     base model, which every run evaluates first). Problems are paired by id across terms; each term's
     seeds are resampled on their own (two terms of one cell are treated as independent: conservative)."""
@@ -130,8 +139,9 @@ def accuracy_contrast(study: Study, task: str, terms: list[tuple[str, object, fl
         copies = [replace(r) for r in groups[label].runs]
         steps |= {id(r): step for r in copies}
         pseudo.append(Group(f"{i}:{label}@{step}", copies))
-    samples = row_samples(pseudo, [eval_set], metric,
-                          lambda run: choose_step(eval_curve(run, [eval_set], metric), steps[id(run)]))
+    samples = row_samples(
+        pseudo, [eval_set], metric, lambda run: choose_step(eval_curve(run, [eval_set], metric), steps[id(run)])
+    )
     if len(samples.matrices) != len(terms) or any(eval_set not in m for m in samples.matrices.values()):
         return None
     reps = bootstrap_means(samples.matrices, study.opts.n_boot, study.opts.seed)
@@ -168,18 +178,22 @@ def seed_difference(a: list[float], b: list[float], opts: TableOptions) -> Optio
 
 def behaviour_at(category: str, step: int) -> Callable[[RunRecord], Optional[float]]:
     """Per run: mean count per response at update ``step`` (``four``: the four behaviours summed)."""
+
     def fn(run: RunRecord) -> Optional[float]:
         keys = [f"train/behaviour/{c}" for c in (FOUR if category == "four" else (category,))]
         values = [run.history.get(k, {}).get(step) for k in keys]
         return None if any(v is None for v in values) else float(sum(values))
+
     return fn
 
 
 def behaviour_change(category: str, after: int) -> Callable[[RunRecord], Optional[float]]:
     """Per run: mean count per response at update ``after`` minus at update 1 (the base model's rollouts)."""
+
     def fn(run: RunRecord) -> Optional[float]:
         a, b = behaviour_at(category, 1)(run), behaviour_at(category, after)(run)
         return None if a is None or b is None else b - a
+
     return fn
 
 
@@ -193,9 +207,11 @@ def behaviour_ratio(study: Study, task: str, label: str, category: str, after: i
 
 def change(metric: str, first: tuple[int, int], last: tuple[int, int]) -> Callable[[RunRecord], Optional[float]]:
     """Per run: the metric's mean over updates ``last`` minus over updates ``first``."""
+
     def fn(run: RunRecord) -> Optional[float]:
         a, b = window_mean(run, metric, *first), window_mean(run, metric, *last)
         return None if a is None or b is None else b - a
+
     return fn
 
 
@@ -221,6 +237,7 @@ def token_gap_contrast(tokens: dict[str, np.ndarray], split: str, opts: TableOpt
 
 def alignment_stat(key: str) -> Callable[[Study, str], Optional[Interval]]:
     """Mean of a per-response alignment statistic (``inner``, ``cosine``, ``negative``) over responses."""
+
     def measure(study: Study, task: str) -> Optional[Interval]:
         found = study.alignment.get(task)
         if not found:
@@ -228,6 +245,7 @@ def alignment_stat(key: str) -> Callable[[Study, str], Optional[Interval]]:
         rows = found["json"]["responses"]
         values = np.array([float(r["inner"] < 0) if key == "negative" else r[key] for r in rows])
         return seed_interval(values, study.opts.level, study.opts.n_boot, study.opts.seed)  # over responses
+
     return measure
 
 
@@ -235,10 +253,12 @@ def alignment_tokens(split: str) -> Callable[[Study, str], Optional[Interval]]:
     def measure(study: Study, task: str) -> Optional[Interval]:
         found = study.alignment.get(task)
         return token_gap_contrast(found["tokens"], split, study.opts) if found else None
+
     return measure
 
 
 # --- the claims --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -262,30 +282,53 @@ class Claim:
 
 def acc(*terms, eval_set="test"):
     """A claim measure from (cell, step, weight) terms; a cell may be a function of the study (DSRL's S)."""
+
     def measure(study: Study, task: str) -> Optional[Interval]:
-        resolved = [(label(study) if callable(label) else label, step(study) if callable(step) else step, w)
-                    for label, step, w in terms]
+        resolved = [
+            (label(study) if callable(label) else label, step(study) if callable(step) else step, w)
+            for label, step, w in terms
+        ]
         return accuracy_contrast(study, task, resolved, eval_set)
+
     return measure
 
 
-DSRL = lambda s: s.dsrl
-NSR_RL = lambda s: f"NSR-RL({s.dsrl_steps})→GRPO"
-UNIT = lambda s: f"NSR-PreRL-unit({s.dsrl_steps})→GRPO"
-WARMUP = lambda s: s.dsrl_steps  # the eval step at the end of DSRL's warm-up
-SHORT = lambda s: f"NSR-PreRL({max(x for x in warmups(s) if x < s.dsrl_steps)})→GRPO" if any(
-    x < s.dsrl_steps for x in warmups(s)) else "none"
-LONG = lambda s: f"NSR-PreRL({max(warmups(s))})→GRPO" if warmups(s) and max(warmups(s)) > s.dsrl_steps else "none"
+def DSRL(s):
+    return s.dsrl
+
+
+def NSR_RL(s):
+    return f"NSR-RL({s.dsrl_steps})→GRPO"
+
+
+def UNIT(s):
+    return f"NSR-PreRL-unit({s.dsrl_steps})→GRPO"
+
+
+def WARMUP(s):
+    return s.dsrl_steps  # the eval step at the end of DSRL's warm-up
+
+
+def SHORT(s):
+    return (
+        f"NSR-PreRL({max(x for x in warmups(s) if x < s.dsrl_steps)})→GRPO"
+        if any(x < s.dsrl_steps for x in warmups(s))
+        else "none"
+    )
+
+
+def LONG(s):
+    return f"NSR-PreRL({max(warmups(s))})→GRPO" if warmups(s) and max(warmups(s)) > s.dsrl_steps else "none"
 
 
 def warmups(study: Study) -> list[int]:
     """The NSR-PreRL warm-up lengths S (0 < S < T) the study ran."""
-    return sorted({int(r.params["warmup_steps"]) for r in study.runs
-                   if cell_label(r.params).startswith("NSR-PreRL(")})
+    return sorted({int(r.params["warmup_steps"]) for r in study.runs if cell_label(r.params).startswith("NSR-PreRL(")})
 
 
 def seeds_measure(label, fn, minus_label=None, minus_fn=None):
     """A claim measure from per-run training quantities: a cell's mean, or its difference from another's."""
+
     def measure(study: Study, task: str) -> Optional[Interval]:
         name = label(study) if callable(label) else label
         a = per_run(study, task, name, fn(study))
@@ -293,6 +336,7 @@ def seeds_measure(label, fn, minus_label=None, minus_fn=None):
             return seed_mean(a, study.opts)
         other = minus_label(study) if callable(minus_label) else minus_label
         return seed_difference(a, per_run(study, task, other, (minus_fn or fn)(study)), study.opts)
+
     return measure
 
 
@@ -309,89 +353,253 @@ def end_window(study: Study) -> tuple[int, int]:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("7.1-dsrl-beats-grpo", "DSRL beats GRPO at equal total updates (Avg)", "57.54 vs 55.79: +1.75 (Qwen3-4B), +1.47 (8B)",
-          "Avg@K test, DSRL − GRPO, final update", acc((DSRL, "final", 1), (GRPO, "final", -1)), paper_value=1.75),
-    Claim("7.1-grpo-beats-base", "GRPO raises accuracy over the base model", "55.79 vs 41.26: +14.53",
-          "Avg@K test, GRPO final − base (update 0)", acc((GRPO, "final", 1), (GRPO, 0, -1)), paper_value=14.53),
-    Claim("7.1-dsrl-beats-base", "DSRL raises accuracy over the base model", "57.54 vs 41.26: +16.28",
-          "Avg@K test, DSRL final − base", acc((DSRL, "final", 1), (GRPO, 0, -1)), paper_value=16.28),
-    Claim("7.1-dsrl-pass-at-k", "DSRL's gain holds across Pass@k (paper reports Pass@K beside Avg@32)",
-          "not reported per k", "Pass@K test (the largest k), DSRL − GRPO, final update",
-          lambda s, t: dsrl_pass_at_largest_k(s, t)),
-    Claim("7.1-other-baselines", "DSRL outperforms PPO, REINFORCE++ and RLOO", "rows not found",
-          "", untestable="the study runs GRPO as its one baseline; PPO, REINFORCE++ and RLOO on the mini tasks are "
-          "`make sweep-baselines` (~70 more runs, outside this study's budget)", skipped="not tested in this study"),
-    Claim("7.2-nsr-rl-warmup-below-grpo", "An NSR-RL warm-up (post-train space) ends below GRPO", "54.38 vs 55.79: −1.41",
-          "Avg@K test, NSR-RL(S)→GRPO − GRPO", acc((NSR_RL, "final", 1), (GRPO, "final", -1)), direction=-1,
-          paper_value=-1.41),
-    Claim("7.2-prerl-warmup-beats-rl-warmup", "An NSR-PreRL warm-up beats an NSR-RL warm-up", "57.54 vs 54.38: +3.16",
-          "Avg@K test, DSRL − NSR-RL(S)→GRPO", acc((DSRL, "final", 1), (NSR_RL, "final", -1)), paper_value=3.16),
-    Claim("7.2-short-warmup-insufficient", "Too short a warm-up stimulates too little (best S in [10, 25])",
-          "per-S numbers not reported", "Avg@K test, DSRL's S − the next shorter S tried",
-          acc((DSRL, "final", 1), (SHORT, "final", -1))),
-    Claim("7.2-long-warmup-hurts", "Too long a warm-up hurts later training (over-exploration)",
-          "per-S numbers not reported", "Avg@K test, the longest S tried − DSRL's S",
-          acc((LONG, "final", 1), (DSRL, "final", -1)), direction=-1),
-    Claim("7.3-dsrl-fewer-steps", "DSRL reaches an accuracy in fewer updates than GRPO", "2.5x fewer to 45%, 1.6x to 58%",
-          "updates to reach the midpoint between base and GRPO's final Avg@K, GRPO − DSRL (never: T + eval interval)",
-          lambda s, t: steps_to_midpoint(s, t), unit="updates"),
-    Claim("7.3-nsr-prerl-20-vs-rl-60", "NSR-PreRL alone reaches in S updates what RL reaches in 3S (AMC23, 20 vs 60+)",
-          "20 vs 60+ steps", "Avg@K test, NSR-PreRL alone at update S − GRPO at update min(3S, T)",
-          lambda s, t: accuracy_contrast(s, t, [("NSR-PreRL alone", s.dsrl_steps, 1),
-                                               (GRPO, min(3 * s.dsrl_steps, s.total_steps), -1)])),
-    Claim("7.4-dsrl-ood", "DSRL generalises better out of distribution", "GPQA-Diamond +3.79, MMLU-Pro +5.37 (4B)",
-          "Avg@K on the mini OOD set (three operands), DSRL − GRPO",
-          acc((DSRL, "final", 1), (GRPO, "final", -1), eval_set="ood")),
-    Claim("7.4-ood-benchmarks", "OOD gains on GPQA-Diamond, MMLU-Pro, HumanEval, BBH", "+3.79, +5.37, +2.44 (8B)", "",
-          untestable="the mini tasks are addition; there is no multiple-choice or code set at this scale "
-          "(7.4-dsrl-ood is the mini analogue)"),
-    Claim("7.5-psr-prerl-degrades", "PSR-PreRL (positives, pre-train space) degrades", "collapse (Figure 3a)",
-          "Avg@K test, PSR-PreRL alone final − base", acc(("PSR-PreRL alone", "final", 1), (GRPO, 0, -1)), direction=-1),
-    Claim("7.5-nsr-prerl-effective", "NSR-PreRL alone is effective", "\"exceptionally effective\"",
-          "Avg@K test, NSR-PreRL alone final − base", acc(("NSR-PreRL alone", "final", 1), (GRPO, 0, -1))),
-    Claim("7.5-nsr-beats-psr", "NSR-PreRL beats PSR-PreRL", "qualitative", "Avg@K test, NSR-PreRL alone − PSR-PreRL alone",
-          acc(("NSR-PreRL alone", "final", 1), ("PSR-PreRL alone", "final", -1))),
-    Claim("7.5-prerl-tracks-rl", "PreRL (all samples) improves as RL does for its first ~150 steps", "tracks RL to ~150 steps",
-          "Avg@K test, PreRL alone final − base (T < 150)", acc(("PreRL alone", "final", 1), (GRPO, 0, -1))),
-    Claim("7.5-prerl-collapses-late", "PreRL then collapses after ~150 steps", "collapse after ~150 steps", "",
-          untestable="runs are T updates long (60 in the full study): the collapse the paper places after 150 "
-          "steps lies outside every run"),
-    Claim("7.5-nsr-lengthens", "NSR-PreRL makes responses longer", "length grows (no number)",
-          "training response length (tokens), NSR-PreRL alone: last 3 updates − first 3",
-          seeds_measure("NSR-PreRL alone", lambda s: change("train/response_length", start_window(s), end_window(s))),
-          unit="tokens"),
-    Claim("7.6-transitions-after-warmup", "After the NSR-PreRL warm-up, transition thoughts rise vs the base model",
-          "x14.89 after 20 steps", "transitions per response, DSRL at update S+1 − update 1",
-          seeds_measure(DSRL, lambda s: behaviour_change("transitions", s.dsrl_steps + 1)), unit="per response"),
-    Claim("7.6-reflections-after-warmup", "After the NSR-PreRL warm-up, reflection thoughts rise vs the base model",
-          "x6.54 after 20 steps", "reflections per response, DSRL at update S+1 − update 1",
-          seeds_measure(DSRL, lambda s: behaviour_change("reflections", s.dsrl_steps + 1)), unit="per response"),
-    Claim("7.6-grpo-elicits-less", "GRPO over the same updates elicits transitions far more weakly",
-          "weaker (no number)", "transitions per response, change by update S+1: DSRL − GRPO",
-          seeds_measure(DSRL, lambda s: behaviour_change("transitions", s.dsrl_steps + 1), GRPO), unit="per response"),
-    Claim("7.6-four-behaviours-rise", "The four behaviours rise during the NSR-PreRL phase", "rise (no number)",
-          "backtracking + verification + subgoal + enumeration per response, DSRL update S+1 − update 1",
-          seeds_measure(DSRL, lambda s: behaviour_change("four", s.dsrl_steps + 1)), unit="per response"),
-    Claim("7.6-four-behaviours-ceiling", "The four behaviours end higher under DSRL than under GRPO", "higher ceiling",
-          "the four behaviours per response at the last update, DSRL − GRPO",
-          seeds_measure(DSRL, lambda s: behaviour_at("four", s.total_steps), GRPO), unit="per response"),
-    Claim("7.6-fully-solved-rise", "Fully solved prompts rise sharply during the NSR-PreRL phase", "rises sharply",
-          "fully solved prompts per update, DSRL: last 3 warm-up updates − first 3",
-          seeds_measure(DSRL, lambda s: change("train/prompts/fully_solved", start_window(s), phase_window(s))),
-          unit="prompts"),
-    Claim("2.3-inner-positive", "⟨∇log P(y), ∇log P(y|x)⟩ is positive (base model)", "mean +9.23 (min +0.94)",
-          "mean inner product per response", alignment_stat("inner"), unit="inner product"),
-    Claim("2.3-no-negative", "No response has a negative inner product", "0% of 400",
-          "share of responses with a negative inner product", alignment_stat("negative"),
-          direction=-1, reference=0.05, unit="share"),
-    Claim("2.3-cosine-positive", "The two gradients point the same way", "mean cosine 0.44",
-          "mean cosine per response", alignment_stat("cosine"), paper_value=0.44, unit="cosine"),
-    Claim("2.3-early-tokens-diverge", "log P(y_t|·) and log P(y_t|x,·) diverge most on early tokens", "Figure 2c",
-          "mean |gap| of the first 8 tokens − the rest", alignment_tokens("early"), unit="nats"),
-    Claim("2.3-high-entropy-diverge", "They diverge most on high-entropy tokens", "Figure 2c",
-          "mean |gap|, tokens above − below the median entropy", alignment_tokens("entropy"), unit="nats"),
-    Claim("scale-qwen3-8b", "The same holds on Qwen3-8B", "DSRL 58.47 vs GRPO 57.00", "",
-          untestable="one model size per task (0.83M parameters); nothing here scales the model"),
+    Claim(
+        "7.1-dsrl-beats-grpo",
+        "DSRL beats GRPO at equal total updates (Avg)",
+        "57.54 vs 55.79: +1.75 (Qwen3-4B), +1.47 (8B)",
+        "Avg@K test, DSRL − GRPO, final update",
+        acc((DSRL, "final", 1), (GRPO, "final", -1)),
+        paper_value=1.75,
+    ),
+    Claim(
+        "7.1-grpo-beats-base",
+        "GRPO raises accuracy over the base model",
+        "55.79 vs 41.26: +14.53",
+        "Avg@K test, GRPO final − base (update 0)",
+        acc((GRPO, "final", 1), (GRPO, 0, -1)),
+        paper_value=14.53,
+    ),
+    Claim(
+        "7.1-dsrl-beats-base",
+        "DSRL raises accuracy over the base model",
+        "57.54 vs 41.26: +16.28",
+        "Avg@K test, DSRL final − base",
+        acc((DSRL, "final", 1), (GRPO, 0, -1)),
+        paper_value=16.28,
+    ),
+    Claim(
+        "7.1-dsrl-pass-at-k",
+        "DSRL's gain holds across Pass@k (paper reports Pass@K beside Avg@32)",
+        "not reported per k",
+        "Pass@K test (the largest k), DSRL − GRPO, final update",
+        lambda s, t: dsrl_pass_at_largest_k(s, t),
+    ),
+    Claim(
+        "7.1-other-baselines",
+        "DSRL outperforms PPO, REINFORCE++ and RLOO",
+        "rows not found",
+        "",
+        untestable="the study runs GRPO as its one baseline; PPO, REINFORCE++ and RLOO on the mini tasks are "
+        "`make sweep-baselines` (~70 more runs, outside this study's budget)",
+        skipped="not tested in this study",
+    ),
+    Claim(
+        "7.2-nsr-rl-warmup-below-grpo",
+        "An NSR-RL warm-up (post-train space) ends below GRPO",
+        "54.38 vs 55.79: −1.41",
+        "Avg@K test, NSR-RL(S)→GRPO − GRPO",
+        acc((NSR_RL, "final", 1), (GRPO, "final", -1)),
+        direction=-1,
+        paper_value=-1.41,
+    ),
+    Claim(
+        "7.2-prerl-warmup-beats-rl-warmup",
+        "An NSR-PreRL warm-up beats an NSR-RL warm-up",
+        "57.54 vs 54.38: +3.16",
+        "Avg@K test, DSRL − NSR-RL(S)→GRPO",
+        acc((DSRL, "final", 1), (NSR_RL, "final", -1)),
+        paper_value=3.16,
+    ),
+    Claim(
+        "7.2-short-warmup-insufficient",
+        "Too short a warm-up stimulates too little (best S in [10, 25])",
+        "per-S numbers not reported",
+        "Avg@K test, DSRL's S − the next shorter S tried",
+        acc((DSRL, "final", 1), (SHORT, "final", -1)),
+    ),
+    Claim(
+        "7.2-long-warmup-hurts",
+        "Too long a warm-up hurts later training (over-exploration)",
+        "per-S numbers not reported",
+        "Avg@K test, the longest S tried − DSRL's S",
+        acc((LONG, "final", 1), (DSRL, "final", -1)),
+        direction=-1,
+    ),
+    Claim(
+        "7.3-dsrl-fewer-steps",
+        "DSRL reaches an accuracy in fewer updates than GRPO",
+        "2.5x fewer to 45%, 1.6x to 58%",
+        "updates to reach the midpoint between base and GRPO's final Avg@K, GRPO − DSRL (never: T + eval interval)",
+        lambda s, t: steps_to_midpoint(s, t),
+        unit="updates",
+    ),
+    Claim(
+        "7.3-nsr-prerl-20-vs-rl-60",
+        "NSR-PreRL alone reaches in S updates what RL reaches in 3S (AMC23, 20 vs 60+)",
+        "20 vs 60+ steps",
+        "Avg@K test, NSR-PreRL alone at update S − GRPO at update min(3S, T)",
+        lambda s, t: accuracy_contrast(
+            s, t, [("NSR-PreRL alone", s.dsrl_steps, 1), (GRPO, min(3 * s.dsrl_steps, s.total_steps), -1)]
+        ),
+    ),
+    Claim(
+        "7.4-dsrl-ood",
+        "DSRL generalises better out of distribution",
+        "GPQA-Diamond +3.79, MMLU-Pro +5.37 (4B)",
+        "Avg@K on the mini OOD set (three operands), DSRL − GRPO",
+        acc((DSRL, "final", 1), (GRPO, "final", -1), eval_set="ood"),
+    ),
+    Claim(
+        "7.4-ood-benchmarks",
+        "OOD gains on GPQA-Diamond, MMLU-Pro, HumanEval, BBH",
+        "+3.79, +5.37, +2.44 (8B)",
+        "",
+        untestable="the mini tasks are addition; there is no multiple-choice or code set at this scale "
+        "(7.4-dsrl-ood is the mini analogue)",
+    ),
+    Claim(
+        "7.5-psr-prerl-degrades",
+        "PSR-PreRL (positives, pre-train space) degrades",
+        "collapse (Figure 3a)",
+        "Avg@K test, PSR-PreRL alone final − base",
+        acc(("PSR-PreRL alone", "final", 1), (GRPO, 0, -1)),
+        direction=-1,
+    ),
+    Claim(
+        "7.5-nsr-prerl-effective",
+        "NSR-PreRL alone is effective",
+        '"exceptionally effective"',
+        "Avg@K test, NSR-PreRL alone final − base",
+        acc(("NSR-PreRL alone", "final", 1), (GRPO, 0, -1)),
+    ),
+    Claim(
+        "7.5-nsr-beats-psr",
+        "NSR-PreRL beats PSR-PreRL",
+        "qualitative",
+        "Avg@K test, NSR-PreRL alone − PSR-PreRL alone",
+        acc(("NSR-PreRL alone", "final", 1), ("PSR-PreRL alone", "final", -1)),
+    ),
+    Claim(
+        "7.5-prerl-tracks-rl",
+        "PreRL (all samples) improves as RL does for its first ~150 steps",
+        "tracks RL to ~150 steps",
+        "Avg@K test, PreRL alone final − base (T < 150)",
+        acc(("PreRL alone", "final", 1), (GRPO, 0, -1)),
+    ),
+    Claim(
+        "7.5-prerl-collapses-late",
+        "PreRL then collapses after ~150 steps",
+        "collapse after ~150 steps",
+        "",
+        untestable="runs are T updates long (60 in the full study): the collapse the paper places after 150 "
+        "steps lies outside every run",
+    ),
+    Claim(
+        "7.5-nsr-lengthens",
+        "NSR-PreRL makes responses longer",
+        "length grows (no number)",
+        "training response length (tokens), NSR-PreRL alone: last 3 updates − first 3",
+        seeds_measure("NSR-PreRL alone", lambda s: change("train/response_length", start_window(s), end_window(s))),
+        unit="tokens",
+    ),
+    Claim(
+        "7.6-transitions-after-warmup",
+        "After the NSR-PreRL warm-up, transition thoughts rise vs the base model",
+        "x14.89 after 20 steps",
+        "transitions per response, DSRL at update S+1 − update 1",
+        seeds_measure(DSRL, lambda s: behaviour_change("transitions", s.dsrl_steps + 1)),
+        unit="per response",
+    ),
+    Claim(
+        "7.6-reflections-after-warmup",
+        "After the NSR-PreRL warm-up, reflection thoughts rise vs the base model",
+        "x6.54 after 20 steps",
+        "reflections per response, DSRL at update S+1 − update 1",
+        seeds_measure(DSRL, lambda s: behaviour_change("reflections", s.dsrl_steps + 1)),
+        unit="per response",
+    ),
+    Claim(
+        "7.6-grpo-elicits-less",
+        "GRPO over the same updates elicits transitions far more weakly",
+        "weaker (no number)",
+        "transitions per response, change by update S+1: DSRL − GRPO",
+        seeds_measure(DSRL, lambda s: behaviour_change("transitions", s.dsrl_steps + 1), GRPO),
+        unit="per response",
+    ),
+    Claim(
+        "7.6-four-behaviours-rise",
+        "The four behaviours rise during the NSR-PreRL phase",
+        "rise (no number)",
+        "backtracking + verification + subgoal + enumeration per response, DSRL update S+1 − update 1",
+        seeds_measure(DSRL, lambda s: behaviour_change("four", s.dsrl_steps + 1)),
+        unit="per response",
+    ),
+    Claim(
+        "7.6-four-behaviours-ceiling",
+        "The four behaviours end higher under DSRL than under GRPO",
+        "higher ceiling",
+        "the four behaviours per response at the last update, DSRL − GRPO",
+        seeds_measure(DSRL, lambda s: behaviour_at("four", s.total_steps), GRPO),
+        unit="per response",
+    ),
+    Claim(
+        "7.6-fully-solved-rise",
+        "Fully solved prompts rise sharply during the NSR-PreRL phase",
+        "rises sharply",
+        "fully solved prompts per update, DSRL: last 3 warm-up updates − first 3",
+        seeds_measure(DSRL, lambda s: change("train/prompts/fully_solved", start_window(s), phase_window(s))),
+        unit="prompts",
+    ),
+    Claim(
+        "2.3-inner-positive",
+        "⟨∇log P(y), ∇log P(y|x)⟩ is positive (base model)",
+        "mean +9.23 (min +0.94)",
+        "mean inner product per response",
+        alignment_stat("inner"),
+        unit="inner product",
+    ),
+    Claim(
+        "2.3-no-negative",
+        "No response has a negative inner product",
+        "0% of 400",
+        "share of responses with a negative inner product",
+        alignment_stat("negative"),
+        direction=-1,
+        reference=0.05,
+        unit="share",
+    ),
+    Claim(
+        "2.3-cosine-positive",
+        "The two gradients point the same way",
+        "mean cosine 0.44",
+        "mean cosine per response",
+        alignment_stat("cosine"),
+        paper_value=0.44,
+        unit="cosine",
+    ),
+    Claim(
+        "2.3-early-tokens-diverge",
+        "log P(y_t|·) and log P(y_t|x,·) diverge most on early tokens",
+        "Figure 2c",
+        "mean |gap| of the first 8 tokens − the rest",
+        alignment_tokens("early"),
+        unit="nats",
+    ),
+    Claim(
+        "2.3-high-entropy-diverge",
+        "They diverge most on high-entropy tokens",
+        "Figure 2c",
+        "mean |gap|, tokens above − below the median entropy",
+        alignment_tokens("entropy"),
+        unit="nats",
+    ),
+    Claim(
+        "scale-qwen3-8b",
+        "The same holds on Qwen3-8B",
+        "DSRL 58.47 vs GRPO 57.00",
+        "",
+        untestable="one model size per task (0.83M parameters); nothing here scales the model",
+    ),
 )
 
 
@@ -414,12 +622,15 @@ def steps_to_midpoint(study: Study, task: str) -> Optional[Interval]:
     final = np.mean([c[max(c)]["test"] for c in curves[GRPO] if c])
     target = (base + final) / 2
     never = study.total_steps + int(groups[GRPO].runs[0].params.get("eval.every_steps", 10) or 10)
-    reach = {label: [next((s for s in sorted(c) if c[s]["test"] >= target), never) for c in cs]
-             for label, cs in curves.items()}
+    reach = {
+        label: [next((s for s in sorted(c) if c[s]["test"] >= target), never) for c in cs]
+        for label, cs in curves.items()
+    }
     return seed_difference([float(x) for x in reach[GRPO]], [float(x) for x in reach[study.dsrl]], study.opts)
 
 
 # --- the document ------------------------------------------------------------------------------
+
 
 def cell(text: str) -> str:
     """Text for a Markdown table cell (a ``|`` would end the cell)."""
@@ -442,8 +653,13 @@ def claim_rows(study: Study) -> list[dict]:
                 row["tasks"][task] = (None, f"{claim.skipped}: {claim.untestable}", "")
                 continue
             interval = claim.measure(study, task)
-            inside = ("" if claim.paper_value is None or interval is None
-                      else "yes" if interval.lo <= claim.paper_value <= interval.hi else "no")
+            inside = (
+                ""
+                if claim.paper_value is None or interval is None
+                else "yes"
+                if interval.lo <= claim.paper_value <= interval.hi
+                else "no"
+            )
             row["tasks"][task] = (interval, verdict(interval, claim.direction, claim.reference), inside)
         rows.append(row)
     return rows
@@ -451,23 +667,38 @@ def claim_rows(study: Study) -> list[dict]:
 
 def claims_table(study: Study, rows: list[dict]) -> str:
     tasks = study.tasks()
-    head = ["id", "claim", "paper", "measured here"] + [f"{t}: result [95%]" for t in tasks] + \
-           [f"{t}: verdict" for t in tasks] + ["paper's number inside?"]
+    head = (
+        ["id", "claim", "paper", "measured here"]
+        + [f"{t}: result [95%]" for t in tasks]
+        + [f"{t}: verdict" for t in tasks]
+        + ["paper's number inside?"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         c = row["claim"]
         if c.measure is None:
-            lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | - | " + " | ".join("-" for _ in tasks) + " | "
-                         + " | ".join(f"{c.skipped}: {c.untestable}" if i == 0 else c.skipped
-                                      for i, _ in enumerate(tasks)) + " | - |")
+            lines.append(
+                f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | - | "
+                + " | ".join("-" for _ in tasks)
+                + " | "
+                + " | ".join(f"{c.skipped}: {c.untestable}" if i == 0 else c.skipped for i, _ in enumerate(tasks))
+                + " | - |"
+            )
             continue
         ref = f" (vs {c.reference:g})" if c.reference else ""
         values = [fmt(row["tasks"][t][0]) + (f" {c.unit}" if row["tasks"][t][0] else "") for t in tasks]
-        verdicts = [f"**{row['tasks'][t][1]}**" if row["tasks"][t][1] in (REPRODUCED, NOT_REPRODUCED)
-                    else row["tasks"][t][1] for t in tasks]
+        verdicts = [
+            f"**{row['tasks'][t][1]}**" if row["tasks"][t][1] in (REPRODUCED, NOT_REPRODUCED) else row["tasks"][t][1]
+            for t in tasks
+        ]
         inside = ", ".join(f"{t}: {row['tasks'][t][2]}" for t in tasks if row["tasks"][t][2]) or "n/a"
-        lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {cell(c.quantity)}{ref} | " + " | ".join(values) + " | "
-                     + " | ".join(verdicts) + f" | {inside} |")
+        lines.append(
+            f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {cell(c.quantity)}{ref} | "
+            + " | ".join(values)
+            + " | "
+            + " | ".join(verdicts)
+            + f" | {inside} |"
+        )
     return "\n".join(lines)
 
 
@@ -493,15 +724,31 @@ class Part:
 
 PARTS = (
     Part("a", "DSRL vs GRPO at equal total updates", "a_dsrl_vs_grpo", lambda s: [GRPO, s.dsrl]),
-    Part("b", "Warm-up length S (NSR-PreRL for S updates, then GRPO)", "b_warmup",
-         lambda s: [GRPO] + [f"NSR-PreRL({w})→GRPO" for w in warmups(s)]),
+    Part(
+        "b",
+        "Warm-up length S (NSR-PreRL for S updates, then GRPO)",
+        "b_warmup",
+        lambda s: [GRPO] + [f"NSR-PreRL({w})→GRPO" for w in warmups(s)],
+    ),
     Part("c", "Warm-up space: NSR-PreRL vs NSR-RL, then GRPO", "c_warmup_kind", lambda s: [GRPO, NSR_RL(s), s.dsrl]),
-    Part("d", "PSR-PreRL, NSR-PreRL and PreRL (all samples), each for the whole run", "d_objectives",
-         lambda s: [GRPO, "PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"]),
-    Part("e", "NSR weighting in the warm-up: group-relative r − mean vs unit −1", "e_nsr_weighting",
-         lambda s: [s.dsrl, UNIT(s)], baseline=lambda s: s.dsrl),
+    Part(
+        "d",
+        "PSR-PreRL, NSR-PreRL and PreRL (all samples), each for the whole run",
+        "d_objectives",
+        lambda s: [GRPO, "PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"],
+    ),
+    Part(
+        "e",
+        "NSR weighting in the warm-up: group-relative r − mean vs unit −1",
+        "e_nsr_weighting",
+        lambda s: [s.dsrl, UNIT(s)],
+        baseline=lambda s: s.dsrl,
+    ),
 )
-REPORTED = lambda s: [GRPO, s.dsrl, NSR_RL(s), "PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"]
+
+
+def REPORTED(s):
+    return [GRPO, s.dsrl, NSR_RL(s), "PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"]
 
 
 def part_table(study: Study, task: str, part: Part, ood: bool = False) -> Optional[str]:
@@ -509,8 +756,16 @@ def part_table(study: Study, task: str, part: Part, ood: bool = False) -> Option
     runs = study.task_runs(task, cells)
     if not runs:
         return None
-    spec = TableSpec(f"{part.key}_{task}", f"({part.key}) {task}: {part.title}" + (" — OOD set" if ood else ""),
-                     (SWEEP,), "cell", cell_label, lambda p: (cells.index(cell_label(p)),), ood=ood, own=OWN)
+    spec = TableSpec(
+        f"{part.key}_{task}",
+        f"({part.key}) {task}: {part.title}" + (" — OOD set" if ood else ""),
+        (SWEEP,),
+        "cell",
+        cell_label,
+        lambda p: (cells.index(cell_label(p)),),
+        ood=ood,
+        own=OWN,
+    )
     baseline = part.baseline(study)
     opts = replace(study.opts, baseline=baseline if baseline in {cell_label(r.params) for r in runs} else None)
     return render.markdown(accuracy_table(spec, runs, opts)).replace("### ", "#### ", 1)
@@ -525,9 +780,13 @@ def pass_at_k_table(study: Study, task: str) -> Optional[str]:
     lines = [f"| k | {GRPO} | {study.dsrl} | Δ (DSRL − GRPO) | verdict |", "|---|---|---|---|---|"]
     for k in ks:
         d = accuracy_contrast(study, task, [(study.dsrl, "final", 1), (GRPO, "final", -1)], "test", f"pass_at_{k}")
-        text = lambda i: f"{i.mean:.1f} [{i.lo:.1f}, {i.hi:.1f}]"
-        lines.append(f"| {k} | {text(curves[GRPO][k])} | {text(curves[study.dsrl][k])} | {fmt(d, 1)} | "
-                     f"{verdict(d, +1)} |")
+
+        def text(i):
+            return f"{i.mean:.1f} [{i.lo:.1f}, {i.hi:.1f}]"
+
+        lines.append(
+            f"| {k} | {text(curves[GRPO][k])} | {text(curves[study.dsrl][k])} | {fmt(d, 1)} | {verdict(d, +1)} |"
+        )
     return "\n".join(lines) if ks else None
 
 
@@ -543,8 +802,11 @@ def behaviour_table(study: Study, task: str) -> Optional[str]:
         for c in BEHAVIOUR_KEYS:
             base = per_run(study, task, label, behaviour_at(c, 1))
             ratios = [behaviour_ratio(study, task, label, c, s) for s in (after, end)]
-            out.append(f"{np.mean(base):.3f}, " + ", ".join("-" if r is None or math.isnan(r) else f"×{r:.2f}"
-                                                            for r in ratios) if base else "-")
+            out.append(
+                f"{np.mean(base):.3f}, " + ", ".join("-" if r is None or math.isnan(r) else f"×{r:.2f}" for r in ratios)
+                if base
+                else "-"
+            )
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
 
@@ -553,15 +815,19 @@ def dynamics_table(study: Study, task: str) -> Optional[str]:
     cells = [c for c in REPORTED(study) if c in study.groups(task)]
     if not cells:
         return None
-    windows = {"first 3": start_window(study), f"updates {phase_window(study)[0]}–{study.dsrl_steps}": phase_window(study),
-               "last 3": end_window(study)}
+    windows = {
+        "first 3": start_window(study),
+        f"updates {phase_window(study)[0]}–{study.dsrl_steps}": phase_window(study),
+        "last 3": end_window(study),
+    }
     head = ["cell"] + [f"{name}, {w}" for name in SOLVED.values() for w in windows]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in cells:
         out = [label]
         for metric in SOLVED:
             for first, last in windows.values():
-                i = seed_mean(per_run(study, task, label, lambda r: window_mean(r, metric, first, last)), study.opts)
+                values = per_run(study, task, label, lambda r, m=metric, a=first, b=last: window_mean(r, m, a, b))
+                i = seed_mean(values, study.opts)
                 out.append("-" if i is None else f"{i.mean:.1f} [{i.lo:.1f}, {i.hi:.1f}]")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines)
@@ -571,19 +837,31 @@ def alignment_table(study: Study) -> Optional[str]:
     tasks = [t for t in study.tasks() if t in study.alignment]
     if not tasks:
         return None
-    rows = [("mean inner product", alignment_stat("inner"), "inner_mean"),
-            ("mean cosine", alignment_stat("cosine"), "cosine_mean"),
-            ("share negative", alignment_stat("negative"), "negative_frac"),
-            ("|gap| first 8 tokens − rest", alignment_tokens("early"), None),
-            ("|gap| high − low entropy", alignment_tokens("entropy"), None)]
-    lines = ["| statistic | " + " | ".join(f"{t} [95%]" for t in tasks) + " | paper (Qwen3-4B, AMC23) |",
-             "|---|" + "---|" * (len(tasks) + 1)]
+    rows = [
+        ("mean inner product", alignment_stat("inner"), "inner_mean"),
+        ("mean cosine", alignment_stat("cosine"), "cosine_mean"),
+        ("share negative", alignment_stat("negative"), "negative_frac"),
+        ("|gap| first 8 tokens − rest", alignment_tokens("early"), None),
+        ("|gap| high − low entropy", alignment_tokens("entropy"), None),
+    ]
+    lines = [
+        "| statistic | " + " | ".join(f"{t} [95%]" for t in tasks) + " | paper (Qwen3-4B, AMC23) |",
+        "|---|" + "---|" * (len(tasks) + 1),
+    ]
     for name, measure, key in rows:
-        lines.append(f"| {cell(name)} | " + " | ".join(fmt(measure(study, t), 3) for t in tasks) + " | "
-                     + (f"{ALIGNMENT_PAPER[key]:g}" if key else "Figure 2c: higher") + " |")
+        lines.append(
+            f"| {cell(name)} | "
+            + " | ".join(fmt(measure(study, t), 3) for t in tasks)
+            + " | "
+            + (f"{ALIGNMENT_PAPER[key]:g}" if key else "Figure 2c: higher")
+            + " |"
+        )
     for key in ("inner_min", "inner_max", "abs_gap_mean", "responses", "accuracy"):
-        lines.append(f"| {key} | " + " | ".join(f"{study.alignment[t]['json']['summary'].get(key, math.nan):.4g}"
-                                                for t in tasks) + f" | {ALIGNMENT_PAPER.get(key, '')} |")
+        lines.append(
+            f"| {key} | "
+            + " | ".join(f"{study.alignment[t]['json']['summary'].get(key, math.nan):.4g}" for t in tasks)
+            + f" | {ALIGNMENT_PAPER.get(key, '')} |"
+        )
     return "\n".join(lines)
 
 
@@ -591,15 +869,33 @@ def wall_time(client: MlflowClient, experiment: str) -> dict[str, float]:
     """Seconds: the runs' summed durations (end − start), their summed logged training seconds, and the
     span from the first start to the last end."""
     exp = with_retry(client.get_experiment_by_name, experiment)
-    runs = with_retry(client.search_runs, [exp.experiment_id], filter_string=f"tags.sweep = '{SWEEP}' and "
-                      "attributes.status = 'FINISHED'", max_results=50000) if exp else []
-    runs += with_retry(client.search_runs, [exp.experiment_id], filter_string="attributes.run_name LIKE 'alignment %' "
-                       "and attributes.status = 'FINISHED'", max_results=1000) if exp else []
+    runs = (
+        with_retry(
+            client.search_runs,
+            [exp.experiment_id],
+            filter_string=f"tags.sweep = '{SWEEP}' and attributes.status = 'FINISHED'",
+            max_results=50000,
+        )
+        if exp
+        else []
+    )
+    runs += (
+        with_retry(
+            client.search_runs,
+            [exp.experiment_id],
+            filter_string="attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'",
+            max_results=1000,
+        )
+        if exp
+        else []
+    )
     spans = [(r.info.start_time, r.info.end_time) for r in runs if r.info.end_time]
-    return {"runs": float(len(runs)),
-            "summed": sum(e - s for s, e in spans) / 1000,
-            "train": sum(r.data.metrics.get("cost/train_seconds_total", 0.0) for r in runs),
-            "span": (max(e for _, e in spans) - min(s for s, _ in spans)) / 1000 if spans else 0.0}
+    return {
+        "runs": float(len(runs)),
+        "summed": sum(e - s for s, e in spans) / 1000,
+        "train": sum(r.data.metrics.get("cost/train_seconds_total", 0.0) for r in runs),
+        "span": (max(e for _, e in spans) - min(s for s, _ in spans)) / 1000 if spans else 0.0,
+    }
 
 
 def hours(seconds: float) -> str:
@@ -613,15 +909,28 @@ def seeds_per_cell(study: Study, task: str) -> str:
 
 def figures(study: Study, task: str, folder: Path) -> list[tuple[str, Path]]:
     groups = study.groups(task)
-    pick = lambda labels: [groups[label] for label in labels if label in groups]
+
+    def pick(labels):
+        return [groups[label] for label in labels if label in groups]
+
     out = []
     if pick([GRPO, study.dsrl]):
-        out.append(("(a) Pass@k", plot_pass_at_k(pick([GRPO, study.dsrl]), ["test", "ood"], study.opts,
-                                                 folder / f"a_{task}_pass_at_k.png")))
+        out.append(
+            (
+                "(a) Pass@k",
+                plot_pass_at_k(
+                    pick([GRPO, study.dsrl]), ["test", "ood"], study.opts, folder / f"a_{task}_pass_at_k.png"
+                ),
+            )
+        )
     for part in PARTS[1:4]:
         if pick(part.cells(study)):
-            out.append((f"({part.key}) training", plot_series(pick(part.cells(study)), TRAINING,
-                                                              folder / f"{part.key}_{task}_training.png")))
+            out.append(
+                (
+                    f"({part.key}) training",
+                    plot_series(pick(part.cells(study)), TRAINING, folder / f"{part.key}_{task}_training.png"),
+                )
+            )
     if pick(REPORTED(study)):
         out.append(("(g) solved dynamics", plot_series(pick(REPORTED(study)), SOLVED, folder / f"g_{task}_solved.png")))
     return out
@@ -639,58 +948,83 @@ def has_ood(study: Study) -> bool:
 def document(study: Study, experiment: str, command: str, preset: str, times: dict, folder: Path, doc: Path) -> str:
     rows = claim_rows(study)
     tasks = study.tasks()
-    label = {"": "the full study", "quick": "the QUICK preset (a preview: 2 seeds, fewer updates; not the study)",
-             "smoke": "the SMOKE preset (micro model, 4 updates: a check of the pipeline, NOT a result)"}.get(preset, preset)
-    out = ["# The mini study: every claim of the paper on the mini tasks", "",
-           f"Generated by `analysis/mini_study.py` from MLflow experiment `{experiment}`: {label}. "
-           f"Regenerate with `{command}`.", "",
-           f"- Runs: {len(study.runs)} finished training runs (tag `sweep={SWEEP}`) on {', '.join(tasks)}; "
-           f"{int(times['runs']) - len(study.runs)} alignment runs. T = {study.total_steps} updates, "
-           f"DSRL's warm-up S = {study.dsrl_steps}.",
-           *[f"- Seeds per cell, {t}: {seeds_per_cell(study, t)}" for t in tasks],
-           f"- Wall time: the runs' durations sum to {hours(times['summed'])} (logged training seconds "
-           f"{hours(times['train'])}); first start to last end {hours(times['span'])}.",
-           f"- Budget: every method runs one shared setting — the defaults of `conf/` (lr "
-           f"{study.runs[0].params.get('optim.lr', '?')}, {batch(study)} per update, GRPO's clip, the objective's "
-           "own `loss_coef`); no method is tuned.",
-           "- Verdict rule (per claim and task, on the 95% interval of the quantity in 'measured here'): "
-           "**reproduced** if the interval excludes the reference value (0 unless stated) on the paper's side; "
-           "**not reproduced** if it excludes it on the other side; **inconclusive at this power** if it holds "
-           "it. The paper's effect size is not part of the rule (Qwen3-4B on math benchmarks is another scale); "
-           "the last column says whether the paper's number, where it is in the same units, lies inside.",
-           "- Intervals: accuracies by the paired hierarchical bootstrap of `prerl/stats.py` (seeds and "
-           "problems, problems paired by id); training quantities (behaviours, lengths, solved counts) over "
-           "seeds; alignment over responses. Fewer than 10 seeds make intervals too narrow (README, 'Reading "
-           "a table').", "",
-           f"**Headline:** {headline(study, rows)}.", "",
-           "## Every claim", "", claims_table(study, rows), ""]
+    label = {
+        "": "the full study",
+        "quick": "the QUICK preset (a preview: 2 seeds, fewer updates; not the study)",
+        "smoke": "the SMOKE preset (micro model, 4 updates: a check of the pipeline, NOT a result)",
+    }.get(preset, preset)
+    out = [
+        "# The mini study: every claim of the paper on the mini tasks",
+        "",
+        f"Generated by `analysis/mini_study.py` from MLflow experiment `{experiment}`: {label}. "
+        f"Regenerate with `{command}`.",
+        "",
+        f"- Runs: {len(study.runs)} finished training runs (tag `sweep={SWEEP}`) on {', '.join(tasks)}; "
+        f"{int(times['runs']) - len(study.runs)} alignment runs. T = {study.total_steps} updates, "
+        f"DSRL's warm-up S = {study.dsrl_steps}.",
+        *[f"- Seeds per cell, {t}: {seeds_per_cell(study, t)}" for t in tasks],
+        f"- Wall time: the runs' durations sum to {hours(times['summed'])} (logged training seconds "
+        f"{hours(times['train'])}); first start to last end {hours(times['span'])}.",
+        f"- Budget: every method runs one shared setting — the defaults of `conf/` (lr "
+        f"{study.runs[0].params.get('optim.lr', '?')}, {batch(study)} per update, GRPO's clip, the objective's "
+        "own `loss_coef`); no method is tuned.",
+        "- Verdict rule (per claim and task, on the 95% interval of the quantity in 'measured here'): "
+        "**reproduced** if the interval excludes the reference value (0 unless stated) on the paper's side; "
+        "**not reproduced** if it excludes it on the other side; **inconclusive at this power** if it holds "
+        "it. The paper's effect size is not part of the rule (Qwen3-4B on math benchmarks is another scale); "
+        "the last column says whether the paper's number, where it is in the same units, lies inside.",
+        "- Intervals: accuracies by the paired hierarchical bootstrap of `prerl/stats.py` (seeds and "
+        "problems, problems paired by id); training quantities (behaviours, lengths, solved counts) over "
+        "seeds; alignment over responses. Fewer than 10 seeds make intervals too narrow (README, 'Reading "
+        "a table').",
+        "",
+        f"**Headline:** {headline(study, rows)}.",
+        "",
+        "## Every claim",
+        "",
+        claims_table(study, rows),
+        "",
+    ]
     for part in PARTS:
         out += [f"## ({part.key}) {part.title}", "", f"Runs: `python train.py -m +sweep/mini_study={part.sweep}`.", ""]
         for task in tasks:
-            for ood in ((False, True) if part.key == "a" and has_ood(study) else (False,)):
+            for ood in (False, True) if part.key == "a" and has_ood(study) else (False,):
                 table = part_table(study, task, part, ood)
                 out += [table, ""] if table else [f"{task}: no runs.", ""]
             if part.key == "a" and (table := pass_at_k_table(study, task)):
                 out += [f"#### (a) {task}: Pass@k on the test set, every k", "", table, ""]
-    out += ["## (f) Behaviour ratios against the base model", "",
-            f"Counted by the rule lists of `prerl/behaviours.py` on the training rollouts ({batch(study)} "
-            f"per update, logged as `train/behaviour/*`): base = update 1's rollouts (the base model's), "
-            f"'after S' = update {study.dsrl_steps + 1}'s (the policy after S = {study.dsrl_steps} updates), "
-            f"'end' = update {study.total_steps}'s. Ratios are of the means over the cell's seeds. The paper: "
-            "transitions ×14.89, reflections ×6.54 after 20 NSR-PreRL steps (keyword lists unknown; the four "
-            "behaviours by an LLM judge, here by rules).", ""]
+    out += [
+        "## (f) Behaviour ratios against the base model",
+        "",
+        f"Counted by the rule lists of `prerl/behaviours.py` on the training rollouts ({batch(study)} "
+        f"per update, logged as `train/behaviour/*`): base = update 1's rollouts (the base model's), "
+        f"'after S' = update {study.dsrl_steps + 1}'s (the policy after S = {study.dsrl_steps} updates), "
+        f"'end' = update {study.total_steps}'s. Ratios are of the means over the cell's seeds. The paper: "
+        "transitions ×14.89, reflections ×6.54 after 20 NSR-PreRL steps (keyword lists unknown; the four "
+        "behaviours by an LLM judge, here by rules).",
+        "",
+    ]
     for task in tasks:
         out += [f"#### (f) {task}", "", behaviour_table(study, task) or "no runs", ""]
-    out += ["## (g) Fully solved, fully unsolved and solved-at-least-once prompts", "",
-            f"Prompts of the training batch ({batch(study)}) "
-            "with all, none or at least one sample right, mean over updates in a window, 95% interval over seeds.", ""]
+    out += [
+        "## (g) Fully solved, fully unsolved and solved-at-least-once prompts",
+        "",
+        f"Prompts of the training batch ({batch(study)}) "
+        "with all, none or at least one sample right, mean over updates in a window, 95% interval over seeds.",
+        "",
+    ]
     for task in tasks:
         out += [f"#### (g) {task}", "", dynamics_table(study, task) or "no runs", ""]
-    out += ["## (h) Gradient alignment of the base model", "",
-            "`python -m analysis.alignment --model <task> --mlflow --experiment " + experiment + "`: per response "
-            "⟨∇log P(y|c), ∇log P(y|x)⟩ over all parameters (sums over tokens), c = `<|im_start|>`; per token the gap "
-            "log P(y_t|x,·) − log P(y_t|c,·). Intervals over responses.", "",
-            alignment_table(study) or "no alignment runs in the experiment", ""]
+    out += [
+        "## (h) Gradient alignment of the base model",
+        "",
+        "`python -m analysis.alignment --model <task> --mlflow --experiment " + experiment + "`: per response "
+        "⟨∇log P(y|c), ∇log P(y|x)⟩ over all parameters (sums over tokens), c = `<|im_start|>`; per token the gap "
+        "log P(y_t|x,·) − log P(y_t|c,·). Intervals over responses.",
+        "",
+        alignment_table(study) or "no alignment runs in the experiment",
+        "",
+    ]
     for task in tasks:
         if task in study.alignment and study.alignment[task].get("png"):
             out += [f"![alignment, {task}]({folder.name}/{study.alignment[task]['png'].name})", ""]
@@ -698,9 +1032,14 @@ def document(study: Study, experiment: str, command: str, preset: str, times: di
     for task in tasks:
         for title, path in figures(study, task, folder):
             out += [f"![{title}, {task}]({os.path.relpath(path, doc.parent)})", ""]
-    out += ["## See also", "", "- `docs/nsr-prerl-investigation.md`: why NSR-PreRL alone collapses on `mini` "
-            "(the pre-train space cannot tell a correctly copied digit from a wrong one), and what it does on "
-            "`mini_styles`, with diagnostics per token class.", ""]
+    out += [
+        "## See also",
+        "",
+        "- `docs/nsr-prerl-investigation.md`: why NSR-PreRL alone collapses on `mini` "
+        "(the pre-train space cannot tell a correctly copied digit from a wrong one), and what it does on "
+        "`mini_styles`, with diagnostics per token class.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -710,20 +1049,26 @@ def plan() -> str:
     for c in CLAIMS:
         side = f"{'>' if c.direction > 0 else '<'} {c.reference:g}"
         status = f"{c.skipped}: {c.untestable}" if c.measure is None else "not run yet"
-        lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {cell(c.quantity) + ' (' + side + ')' if c.quantity else '-'}"
-                     f" | {status} |")
+        quantity = f"{cell(c.quantity)} ({side})" if c.quantity else "-"
+        lines.append(f"| {c.id} | {cell(c.text)} | {cell(c.paper)} | {quantity} | {status} |")
     return "\n".join(lines)
 
 
 # --- reading the store -------------------------------------------------------------------------
+
 
 def load_alignment(client: MlflowClient, experiment: str, folder: Path) -> dict[str, dict]:
     """task -> the newest FINISHED ``alignment <model>`` run's alignment.json, tokens and plot."""
     exp = with_retry(client.get_experiment_by_name, experiment)
     if exp is None:
         return {}
-    runs = with_retry(client.search_runs, [exp.experiment_id], filter_string="attributes.run_name LIKE 'alignment %' "
-                      "and attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"], max_results=1000)
+    runs = with_retry(
+        client.search_runs,
+        [exp.experiment_id],
+        filter_string="attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1000,
+    )
     found = {}
     for run in runs:
         task = run.data.params.get("model", "?")
@@ -734,8 +1079,11 @@ def load_alignment(client: MlflowClient, experiment: str, folder: Path) -> dict[
             if (local / "alignment.png").exists():
                 folder.mkdir(parents=True, exist_ok=True)
                 png.write_bytes((local / "alignment.png").read_bytes())
-            found[task] = {"json": json.loads((local / "alignment.json").read_text()),
-                           "tokens": {k: tokens[k] for k in tokens.files}, "png": png if png.exists() else None}
+            found[task] = {
+                "json": json.loads((local / "alignment.json").read_text()),
+                "tokens": {k: tokens[k] for k in tokens.files},
+                "png": png if png.exists() else None,
+            }
     return found
 
 
@@ -763,21 +1111,27 @@ def main(argv: list[str] | None = None) -> Path:
     client = MlflowClient(tracking_uri(TrackingConfig(uri=args.uri)))
     runs = load_runs(client, args.experiment, (SWEEP,))
     if not runs:
-        raise SystemExit(f"no finished runs tagged sweep={SWEEP} in experiment {args.experiment!r}: run "
-                         "`make mini-study` (or PRESET=quick) first")
+        raise SystemExit(
+            f"no finished runs tagged sweep={SWEEP} in experiment {args.experiment!r}: run "
+            "`make mini-study` (or PRESET=quick) first"
+        )
     dsrl = args.dsrl_steps or infer_dsrl_steps(runs)
     if dsrl is None:
-        raise SystemExit("cannot tell DSRL's warm-up length from the runs (no single NSR-RL control): pass --dsrl-steps")
+        raise SystemExit(
+            "cannot tell DSRL's warm-up length from the runs (no single NSR-RL control): pass --dsrl-steps"
+        )
     totals = {int(r.params.get("total_steps", 0)) for r in runs}
     if len(totals) != 1:
         raise SystemExit(f"the study's runs have different total_steps {sorted(totals)}: one experiment per preset")
     doc = Path(args.out)
     folder = doc.with_suffix("")
     folder.mkdir(parents=True, exist_ok=True)
-    study = Study(runs, dsrl, totals.pop(), TableOptions(n_boot=args.n_boot),
-                  load_alignment(client, args.experiment, folder))
+    study = Study(
+        runs, dsrl, totals.pop(), TableOptions(n_boot=args.n_boot), load_alignment(client, args.experiment, folder)
+    )
     command = f"python -m analysis.mini_study --experiment {args.experiment} --dsrl-steps {dsrl} --out {args.out}" + (
-        f" --preset {args.preset}" if args.preset else "")
+        f" --preset {args.preset}" if args.preset else ""
+    )
     text = document(study, args.experiment, command, args.preset, wall_time(client, args.experiment), folder, doc)
     doc.write_text(text)
     print(text)

@@ -88,15 +88,18 @@ def token_classes(response_ids: list[int], tokenizer) -> list[str]:
 # The sentences a solution is made of (prerl/mini/task.py, styles.py); anything else is malformed.
 WELL_FORMED = re.compile(
     r"^(wait, check )?\d+(\+\d+)*=\d+, write \d( carry \d+)?$"  # a column
-    r"|^check \d+(\+\d+)*=\d+ ok$|^bring down \d+$|^Check each column$|^So the answer is \\boxed\{\d+\}$")
+    r"|^check \d+(\+\d+)*=\d+ ok$|^bring down \d+$|^Check each column$|^So the answer is \\boxed\{\d+\}$"
+)
 
 
 def response_shape(texts: list[str]) -> dict[str, float]:
     """Sentences per response and the share of them that are none of the corpus's sentence forms."""
     sentences = [[x.strip() for x in t.split(". ") if x.strip()] for t in texts]
     flat = [x.rstrip(".") for row in sentences for x in row]
-    return {"sentences": float(np.mean([len(r) for r in sentences])),
-            "malformed": float(np.mean([not WELL_FORMED.match(x) for x in flat])) if flat else float("nan")}
+    return {
+        "sentences": float(np.mean([len(r) for r in sentences])),
+        "malformed": float(np.mean([not WELL_FORMED.match(x) for x in flat])) if flat else float("nan"),
+    }
 
 
 def opening_style(text: str) -> str:
@@ -119,15 +122,19 @@ class Probe:
         classes = [token_classes(r, exp.tokenizer) for r in post.response_ids]
         self.n_tokens = sum(map(len, classes))
         # per class, the (row, position) indices of its tokens: computed once, read every update
-        self.where = {cls: tuple(np.array(ix, dtype=int).reshape(-1, 2).T)
-                      for cls in CLASSES
-                      for ix in [[(i, t) for i, row in enumerate(classes) for t, c in enumerate(row) if c == cls]]}
+        self.where = {
+            cls: tuple(np.array(ix, dtype=int).reshape(-1, 2).T)
+            for cls in CLASSES
+            for ix in [[(i, t) for i, row in enumerate(classes) for t, c in enumerate(row) if c == cls]]
+        }
         self.mb = exp.cfg.optim.micro_batch_tokens
         self.base = self.logps(exp.model)
 
     def logps(self, model) -> dict[str, torch.Tensor]:
-        return {name: score_logprobs(model, seqs, self.mb)
-                for name, seqs in (("post", self.post), ("post_as_pre", self.post_as_pre), ("pre", self.pre))}
+        return {
+            name: score_logprobs(model, seqs, self.mb)
+            for name, seqs in (("post", self.post), ("post_as_pre", self.post_as_pre), ("pre", self.pre))
+        }
 
     def measure(self, model) -> dict[str, float]:
         now = self.logps(model)
@@ -152,8 +159,10 @@ class Probe:
             table[cls] = {"share": len(self.where[cls][0]) / self.n_tokens}
             for space, logp in spaces.items():
                 values = logp[self.where[cls]]
-                table[cls] |= {f"logp_{space}": float(values.mean()) if len(values) else float("nan"),
-                               f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if len(values) else float("nan")}
+                table[cls] |= {
+                    f"logp_{space}": float(values.mean()) if len(values) else float("nan"),
+                    f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if len(values) else float("nan"),
+                }
         return table
 
 
@@ -166,13 +175,17 @@ def fresh_samples(exp, prompts: list[list[int]], answers: list[str], per_prompt:
     correct = score(out.texts, [answers[g] for g in out.group])
     styles = [opening_style(t) for t in out.texts]
     lengths = [len(r) for r in out.response_ids]
-    return {"accuracy": float(np.mean(correct)), "length": float(np.mean(lengths)),
-            "waits": float(np.mean([t.count("wait") for t in out.texts])),
-            "rechecks": float(np.mean([t.count(" ok.") for t in out.texts])),
-            "boxed": float(np.mean(["\\boxed{" in t for t in out.texts])),
-            "truncated": float(np.mean(out.truncated)), **response_shape(out.texts),
-            **{f"style/{s}": styles.count(s) / len(styles) for s in ("guess", "columns", "checked")},
-            "example": out.texts[0]}
+    return {
+        "accuracy": float(np.mean(correct)),
+        "length": float(np.mean(lengths)),
+        "waits": float(np.mean([t.count("wait") for t in out.texts])),
+        "rechecks": float(np.mean([t.count(" ok.") for t in out.texts])),
+        "boxed": float(np.mean(["\\boxed{" in t for t in out.texts])),
+        "truncated": float(np.mean(out.truncated)),
+        **response_shape(out.texts),
+        **{f"style/{s}": styles.count(s) / len(styles) for s in ("guess", "columns", "checked")},
+        "example": out.texts[0],
+    }
 
 
 def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int, base_only: bool = False) -> dict:
@@ -180,8 +193,13 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
 
     register_configs()
     tmp = Path(tempfile.mkdtemp(prefix="prerl-diag-"))
-    base = [f"total_steps={steps}", f"warmup_steps={steps}", f"output_dir={tmp / 'out'}",
-            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_samples=0"]
+    base = [
+        f"total_steps={steps}",
+        f"warmup_steps={steps}",
+        f"output_dir={tmp / 'out'}",
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        "tracking.log_samples=0",
+    ]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="config", overrides=base + overrides)
     run_cfg, resolved = OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
@@ -192,10 +210,18 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
         probe = Probe(exp, prompts, per_prompt=2)
         theta0 = flat_weights(exp.model)
         rms0 = float(theta0.pow(2).mean().sqrt())
-        result = {"overrides": overrides, "steps": steps, "lr": run_cfg.optim.lr, "rms_weight": rms0,
-                  "lr_over_rms": run_cfg.optim.lr / rms0, "grad_clip": run_cfg.optim.grad_clip,
-                  "loss_coef": run_cfg.objective.loss_coef, "base_classes": probe.base_table(),
-                  "updates": [], "samples": {}}
+        result = {
+            "overrides": overrides,
+            "steps": steps,
+            "lr": run_cfg.optim.lr,
+            "rms_weight": rms0,
+            "lr_over_rms": run_cfg.optim.lr / rms0,
+            "grad_clip": run_cfg.optim.grad_clip,
+            "loss_coef": run_cfg.objective.loss_coef,
+            "base_classes": probe.base_table(),
+            "updates": [],
+            "samples": {},
+        }
         if base_only:
             return result
         result["samples"][0] = fresh_samples(exp, prompts, answers, 4)
@@ -203,12 +229,16 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
         for step in range(steps):
             metrics = exp.step(step)
             theta = flat_weights(exp.model)
-            record = {"step": step + 1,
-                      "rel_change": float((theta - previous).norm() / previous.norm()),
-                      "drift": float((theta - theta0).norm() / theta0.norm()),
-                      **{k.removeprefix("train/"): metrics[k] for k in
-                         ("train/grad_norm", "train/accuracy", "train/response_length", "train/kept_samples")},
-                      **probe.measure(exp.model)}
+            record = {
+                "step": step + 1,
+                "rel_change": float((theta - previous).norm() / previous.norm()),
+                "drift": float((theta - theta0).norm() / theta0.norm()),
+                **{
+                    k.removeprefix("train/"): metrics[k]
+                    for k in ("train/grad_norm", "train/accuracy", "train/response_length", "train/kept_samples")
+                },
+                **probe.measure(exp.model),
+            }
             result["updates"].append(record)
             previous = theta
             if (step + 1) % sample_every == 0 or step + 1 == steps:
@@ -227,19 +257,28 @@ def shapes(models: list[str], problems: int) -> dict:
     for spec in models:
         s = sample(load(spec), "test", problems, 8)
         shape, styles = response_shape(s.texts), [opening_style(t) for t in s.texts]
-        rows[spec] = {"accuracy": float(np.mean(s.correct)), "length": float(np.mean([len(r) for r in s.response_ids])),
-                      **shape, **{k: styles.count(k) / len(styles) for k in ("guess", "columns", "checked")}}
+        rows[spec] = {
+            "accuracy": float(np.mean(s.correct)),
+            "length": float(np.mean([len(r) for r in s.response_ids])),
+            **shape,
+            **{k: styles.count(k) / len(styles) for k in ("guess", "columns", "checked")},
+        }
         r = rows[spec]
-        print(f"| {spec} | {r['accuracy']:.2f} | {r['length']:.1f} | {r['sentences']:.2f} | {100 * r['malformed']:.1f}% | "
-              f"{r['guess']:.2f} / {r['columns']:.2f} / {r['checked']:.2f} |", flush=True)
+        print(
+            f"| {spec} | {r['accuracy']:.2f} | {r['length']:.1f} | {r['sentences']:.2f} | {100 * r['malformed']:.1f}% | "
+            f"{r['guess']:.2f} / {r['columns']:.2f} / {r['checked']:.2f} |",
+            flush=True,
+        )
     return rows
 
 
 def summary(results: dict[str, dict]) -> str:
     """One row per saved result: the step size, the clip, the drift and what the samples became."""
-    head = ("| variant | lr / RMS(θ) | mean ‖Δθ‖/‖θ‖ | max grad norm (clip) | KL post / pre at end | "
-            "tokens of base samples whose π(y_t given x) at least halved, per class: operand, computed, "
-            "reflection, eos, format | accuracy | length | waits | guess share |")
+    head = (
+        "| variant | lr / RMS(θ) | mean ‖Δθ‖/‖θ‖ | max grad norm (clip) | KL post / pre at end | "
+        "tokens of base samples whose π(y_t given x) at least halved, per class: operand, computed, "
+        "reflection, eos, format | accuracy | length | waits | guess share |"
+    )
     lines = [head, "|" + "---|" * head.count(" |")]
     for name, r in sorted(results.items()):
         u, first, last = r["updates"], r["samples"]["0"], r["samples"][str(r["steps"])]
@@ -248,7 +287,8 @@ def summary(results: dict[str, dict]) -> str:
             f"| {name} | {r['lr_over_rms']:.1e} | {np.mean([x['rel_change'] for x in u]):.1e} | "
             f"{max(x['grad_norm'] for x in u):.3f} ({r['grad_clip']}) | {u[-1]['kl_post']:.2f} / {u[-1]['kl_pre']:.2f} | "
             f"{classes} | {first['accuracy']:.2f} → {last['accuracy']:.2f} | {first['length']:.1f} → {last['length']:.1f} | "
-            f"{first['waits']:.2f} → {last['waits']:.2f} | {first['style/guess']:.2f} → {last['style/guess']:.2f} |")
+            f"{first['waits']:.2f} → {last['waits']:.2f} | {first['style/guess']:.2f} → {last['style/guess']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -261,9 +301,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--study", action="store_true", help="run every STUDY variant on its tasks")
     parser.add_argument("--summarise", action="store_true", help="print the table of the JSON files in --out")
     parser.add_argument("--base-only", action="store_true", help="only the base model's per-class table")
-    parser.add_argument("--shape", nargs="+", metavar="MODEL",
-                        help="sample each model (mini, mini_styles, a final_policy folder) and print the shape of "
-                             "its responses: accuracy, length, sentences, malformed share, styles")
+    parser.add_argument(
+        "--shape",
+        nargs="+",
+        metavar="MODEL",
+        help="sample each model (mini, mini_styles, a final_policy folder) and print the shape of "
+        "its responses: accuracy, length, sentences, malformed share, styles",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     if args.shape:
@@ -279,9 +323,15 @@ def main(argv: list[str] | None = None) -> dict:
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(json.dumps(result["base_classes"], indent=1))
         return result
-    jobs = {Path(args.out): args.overrides} if not args.study else {
-        Path(args.out) / f"{task}-{name}.json": [f"model={task}", *overrides, *args.overrides]
-        for name, (overrides, tasks) in STUDY.items() for task in tasks}
+    jobs = (
+        {Path(args.out): args.overrides}
+        if not args.study
+        else {
+            Path(args.out) / f"{task}-{name}.json": [f"model={task}", *overrides, *args.overrides]
+            for name, (overrides, tasks) in STUDY.items()
+            for task in tasks
+        }
+    )
     results = {}
     for out, overrides in jobs.items():
         if args.study and out.exists():  # resumable: a finished variant is kept

@@ -51,8 +51,10 @@ def cell(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
 
 def markdown(groups: list[Group], eval_set: str) -> str:
     steps = sorted({s for g in groups for r in g.runs for s in r.history.get(metric_key(r, eval_set, "avg") or "", {})})
-    lines = ["| task / objective | seeds | " + " | ".join(f"{eval_set} @ {s}" for s in steps) + " |",
-             "|---|---|" + "---|" * len(steps)]
+    lines = [
+        "| task / objective | seeds | " + " | ".join(f"{eval_set} @ {s}" for s in steps) + " |",
+        "|---|---|" + "---|" * len(steps),
+    ]
     for g in groups:
         row = [cell(values_at(g, lambda r: metric_key(r, eval_set, "avg"), s)) for s in steps]
         lines.append(f"| {g.label} | {len(g.runs)} | " + " | ".join(row) + " |")
@@ -60,8 +62,7 @@ def markdown(groups: list[Group], eval_set: str) -> str:
 
 
 def length_markdown(groups: list[Group], steps: list[int]) -> str:
-    lines = ["| task / objective | " + " | ".join(f"length @ {s}" for s in steps) + " |",
-             "|---|" + "---|" * len(steps)]
+    lines = ["| task / objective | " + " | ".join(f"length @ {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
     for g in groups:
         lines.append(f"| {g.label} | " + " | ".join(cell(values_at(g, lambda r: LENGTH, s), 1.0) for s in steps) + " |")
     return "\n".join(lines)
@@ -82,7 +83,9 @@ def plot(groups: list[Group], sets: list[str], path: Path) -> Path:
                     axes[row][col].plot(list(h), [100 * v for v in h.values()], color=f"C{i}", lw=0.6, alpha=0.4)
                 key = metric_key(g.runs[0], s, "avg")
                 series = mean_series(g, key) if key else {}
-                axes[row][col].plot(list(series), [100 * v.mean for v in series.values()], color=f"C{i}", lw=2, label=label)
+                axes[row][col].plot(
+                    list(series), [100 * v.mean for v in series.values()], color=f"C{i}", lw=2, label=label
+                )
             series = mean_series(g, LENGTH)
             axes[row][-1].plot(list(series), [v.mean for v in series.values()], color=f"C{i}", lw=1.5, label=label)
         for col, title in enumerate(panels):

@@ -19,9 +19,9 @@ STEPS_RATIO = {"DSRL": {0.45: 2.5, 0.58: 1.6}}
 OOD_DELTA = {"gpqa_diamond": 3.79, "mmlu_pro": 5.37}
 NOTES = {
     "warmup": "paper: best warm-up length S in [10, 25]; DSRL (19 NSR-PreRL updates) 57.54, GRPO 55.79; "
-              "per-S numbers not reported",
+    "per-S numbers not reported",
     "objectives": "paper (qualitative): PSR-PreRL collapses, NSR-PreRL is effective, PreRL tracks RL "
-                  "for ~150 steps then collapses; no numbers reported",
+    "for ~150 steps then collapses; no numbers reported",
     "ood": "paper: DSRL - GRPO = +3.79 GPQA-Diamond, +5.37 MMLU-Pro (Qwen3-4B)",
 }
 

@@ -77,17 +77,32 @@ def markdown(table: Table) -> str:
 
 
 def latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("→", r"$\rightarrow$"), ("±", r"$\pm$"), ("Δ", r"$\Delta$")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("→", r"$\rightarrow$"),
+        ("±", r"$\pm$"),
+        ("Δ", r"$\Delta$"),
+    ):
         text = text.replace(a, b)
     return text
 
 
 def latex(table: Table) -> str:
     cols = header(table)
-    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{latex_escape(table.title)}}}",
-             f"\\label{{tab:{table.name}}}", r"\begin{tabular}{l" + "c" * (len(cols) - 1) + "}", r"\toprule",
-             " & ".join(latex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        f"\\caption{{{latex_escape(table.title)}}}",
+        f"\\label{{tab:{table.name}}}",
+        r"\begin{tabular}{l" + "c" * (len(cols) - 1) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     for r in body(table, lambda t: f"@@B{t}@@E"):
         cells = [latex_escape(c).replace("@@B", r"\textbf{").replace("@@E", "}") for c in r]
         lines.append(" & ".join(cells) + r" \\")
@@ -95,8 +110,22 @@ def latex(table: Table) -> str:
     return "\n".join(lines) + "\n" + "".join(f"% {n}\n" for n in table.notes)
 
 
-CSV_FIELDS = ["table", "row", "column", "mean", "std", "lo", "hi", "n", "runs", "delta", "delta_lo", "delta_hi",
-              "best", "paper"]
+CSV_FIELDS = [
+    "table",
+    "row",
+    "column",
+    "mean",
+    "std",
+    "lo",
+    "hi",
+    "n",
+    "runs",
+    "delta",
+    "delta_lo",
+    "delta_hi",
+    "best",
+    "paper",
+]
 
 
 def _number(value) -> str:
@@ -114,9 +143,22 @@ def csv_text(table: Table) -> str:
         for row in table.rows:
             cell = table.cell(row, c.name)
             d = cell.delta
-            writer.writerow({"table": table.name, "row": row, "column": c.name, "mean": _number(cell.mean),
-                             "std": _number(cell.std), "lo": _number(cell.lo), "hi": _number(cell.hi), "n": cell.n,
-                             "runs": cell.of or cell.n, "delta": _number(d and d.mean),
-                             "delta_lo": _number(d and d.lo), "delta_hi": _number(d and d.hi),
-                             "best": row in best, "paper": c.paper.get(row, "")})
+            writer.writerow(
+                {
+                    "table": table.name,
+                    "row": row,
+                    "column": c.name,
+                    "mean": _number(cell.mean),
+                    "std": _number(cell.std),
+                    "lo": _number(cell.lo),
+                    "hi": _number(cell.hi),
+                    "n": cell.n,
+                    "runs": cell.of or cell.n,
+                    "delta": _number(d and d.mean),
+                    "delta_lo": _number(d and d.lo),
+                    "delta_hi": _number(d and d.hi),
+                    "best": row in best,
+                    "paper": c.paper.get(row, ""),
+                }
+            )
     return out.getvalue()

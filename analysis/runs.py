@@ -49,8 +49,13 @@ def newest_sweep_experiment(client: MlflowClient) -> Optional[str]:
     experiments = {e.experiment_id: e.name for e in with_retry(client.search_experiments)}
     if not experiments:
         return None
-    runs = with_retry(client.search_runs, list(experiments), filter_string="tags.sweep != ''",
-                      order_by=["attributes.start_time DESC"], max_results=1)
+    runs = with_retry(
+        client.search_runs,
+        list(experiments),
+        filter_string="tags.sweep != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return experiments[runs[0].info.experiment_id] if runs else None
 
 
@@ -59,23 +64,37 @@ def newest_sweep_run(client: MlflowClient, experiment: str):
     exp = with_retry(client.get_experiment_by_name, experiment)
     if exp is None:
         return None
-    runs = with_retry(client.search_runs, [exp.experiment_id], filter_string="tags.sweep != ''",
-                      order_by=["attributes.start_time DESC"], max_results=1)
+    runs = with_retry(
+        client.search_runs,
+        [exp.experiment_id],
+        filter_string="tags.sweep != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 
-def load_runs(client: MlflowClient, experiment: str, sweeps: Iterable[str],
-              metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/")) -> list[RunRecord]:
+def load_runs(
+    client: MlflowClient,
+    experiment: str,
+    sweeps: Iterable[str],
+    metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/"),
+) -> list[RunRecord]:
     """The FINISHED runs of ``sweeps`` in ``experiment``, with the history of every metric whose name
     starts with one of ``metric_prefixes``."""
     return _records(client, experiment, [sweep_filter(sweep) for sweep in dict.fromkeys(sweeps)], metric_prefixes)
 
 
-def load_multirun(client: MlflowClient, experiment: str, sweep_id: str,
-                  metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/")) -> list[RunRecord]:
+def load_multirun(
+    client: MlflowClient,
+    experiment: str,
+    sweep_id: str,
+    metric_prefixes: tuple[str, ...] = ("eval/", "train/", "cost/"),
+) -> list[RunRecord]:
     """The FINISHED jobs of one multirun (its ``sweep_id`` tag: the multirun's output folder)."""
-    return _records(client, experiment, [f"attributes.status = 'FINISHED' and tags.sweep_id = '{sweep_id}'"],
-                    metric_prefixes)
+    return _records(
+        client, experiment, [f"attributes.status = 'FINISHED' and tags.sweep_id = '{sweep_id}'"], metric_prefixes
+    )
 
 
 def _records(client: MlflowClient, experiment: str, filters: list[str], metric_prefixes) -> list[RunRecord]:
@@ -83,14 +102,26 @@ def _records(client: MlflowClient, experiment: str, filters: list[str], metric_p
     if exp is None:
         return []
     records = []
-    runs = [run for f in filters
-            for run in with_retry(client.search_runs, [exp.experiment_id], filter_string=f, max_results=50000)]
+    runs = [
+        run
+        for f in filters
+        for run in with_retry(client.search_runs, [exp.experiment_id], filter_string=f, max_results=50000)
+    ]
     for run in runs:
         keys = [k for k in run.data.metrics if k.startswith(metric_prefixes)]
-        history = {k: {m.step: m.value for m in with_retry(client.get_metric_history, run.info.run_id, k)}
-                   for k in keys}
-        records.append(RunRecord(run.info.run_id, dict(run.data.params), dict(run.data.tags), history,
-                                 run.info.start_time or 0, json_artifacts(client, run.info.run_id)))
+        history = {
+            k: {m.step: m.value for m in with_retry(client.get_metric_history, run.info.run_id, k)} for k in keys
+        }
+        records.append(
+            RunRecord(
+                run.info.run_id,
+                dict(run.data.params),
+                dict(run.data.tags),
+                history,
+                run.info.start_time or 0,
+                json_artifacts(client, run.info.run_id),
+            )
+        )
     return records
 
 

@@ -17,8 +17,18 @@ from typing import Callable, Optional
 import numpy as np
 
 from analysis import paper
-from analysis.aggregate import (Cell, Group, RowSamples, Step, StepRule, confounds, eval_curve,
-                                first_step_reaching, group_runs, row_samples)
+from analysis.aggregate import (
+    Cell,
+    Group,
+    RowSamples,
+    Step,
+    StepRule,
+    confounds,
+    eval_curve,
+    first_step_reaching,
+    group_runs,
+    row_samples,
+)
 from analysis.dynamics import method_label
 from analysis.runs import RunRecord
 from prerl.stats import RowSummary, compare
@@ -116,13 +126,17 @@ def baseline_row(groups: list[Group], requested: Optional[str], present) -> Opti
 
 def seed_std(matrices: dict[str, np.ndarray], column: str) -> Optional[float]:
     """Sample std over seeds of the per-seed means (of the column's set, or of the mean over sets)."""
-    per_seed = (np.mean([m.mean(1) for m in matrices.values()], axis=0) if column == AVG
-                else matrices[column].mean(1))
+    per_seed = np.mean([m.mean(1) for m in matrices.values()], axis=0) if column == AVG else matrices[column].mean(1)
     return float(100 * np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
 
 
-def summary_cells(groups: list[Group], columns: list[Column], samples: RowSamples, summary: dict[str, RowSummary],
-                  source: Callable[[Column], str] = lambda c: c.name) -> dict[tuple[str, str], Cell]:
+def summary_cells(
+    groups: list[Group],
+    columns: list[Column],
+    samples: RowSamples,
+    summary: dict[str, RowSummary],
+    source: Callable[[Column], str] = lambda c: c.name,
+) -> dict[tuple[str, str], Cell]:
     """The cells of ``columns``, each from the comparison's column ``source(column)``, in percent."""
     cells = {}
     for g in groups:
@@ -134,13 +148,21 @@ def summary_cells(groups: list[Group], columns: list[Column], samples: RowSample
                 continue
             n = samples.runs[g.label]
             delta = row.delta[key].scaled(100) if row.delta and key in row.delta else None
-            cells[(g.label, c.name)] = Cell(100 * est.mean, seed_std(samples.matrices[g.label], key), n,
-                                            len(g.runs) if n != len(g.runs) else None, 100 * est.lo, 100 * est.hi,
-                                            delta)
+            cells[(g.label, c.name)] = Cell(
+                100 * est.mean,
+                seed_std(samples.matrices[g.label], key),
+                n,
+                len(g.runs) if n != len(g.runs) else None,
+                100 * est.lo,
+                100 * est.hi,
+                delta,
+            )
     return cells
 
 
-def compared(groups: list[Group], sets: list[str], opts: TableOptions, step_of) -> tuple[RowSamples, Optional[str], dict]:
+def compared(
+    groups: list[Group], sets: list[str], opts: TableOptions, step_of
+) -> tuple[RowSamples, Optional[str], dict]:
     """Per-problem samples of every row at ``step_of(run)``, the baseline row, and their comparison."""
     samples = row_samples(groups, sets, opts.metric, step_of)
     baseline = baseline_row(groups, opts.baseline, samples.matrices)
@@ -148,26 +170,41 @@ def compared(groups: list[Group], sets: list[str], opts: TableOptions, step_of) 
     return samples, baseline, summary
 
 
-def setup_notes(spec: "TableSpec", runs: list[RunRecord], groups: list[Group], opts: TableOptions,
-                samples: RowSamples, baseline: Optional[str]) -> list[str]:
+def setup_notes(
+    spec: "TableSpec",
+    runs: list[RunRecord],
+    groups: list[Group],
+    opts: TableOptions,
+    samples: RowSamples,
+    baseline: Optional[str],
+) -> list[str]:
     level = f"{100 * opts.level:g}%"
-    notes = [f"metric: {opts.metric} per eval set, at {opts.rule().describe()}; cells: mean [{level} interval] "
-             f"(seeds); intervals: paired hierarchical bootstrap over seeds and problems, problems paired by id "
-             f"across rows ({opts.n_boot} draws, seed {opts.seed}; prerl/stats.py); - : no run"]
+    notes = [
+        f"metric: {opts.metric} per eval set, at {opts.rule().describe()}; cells: mean [{level} interval] "
+        f"(seeds); intervals: paired hierarchical bootstrap over seeds and problems, problems paired by id "
+        f"across rows ({opts.n_boot} draws, seed {opts.seed}; prerl/stats.py); - : no run"
+    ]
     if baseline is not None:
-        notes.append(f"Δ: the row's mean minus {baseline}'s, with its {level} interval; bold: the best mean of a "
-                     "column, only where its Δ interval excludes 0")
+        notes.append(
+            f"Δ: the row's mean minus {baseline}'s, with its {level} interval; bold: the best mean of a "
+            "column, only where its Δ interval excludes 0"
+        )
     if samples.seeds_only:
-        notes.append(f"no per-problem results in some runs for {', '.join(samples.seeds_only)}: there the "
-                     "intervals resample seeds only, and problems are not paired")
+        notes.append(
+            f"no per-problem results in some runs for {', '.join(samples.seeds_only)}: there the "
+            "intervals resample seeds only, and problems are not paired"
+        )
     notes += [f"{s}: {n} problems not evaluated in every row are left out" for s, n in samples.unpaired.items()]
     few = sorted({n for n in samples.runs.values() if n < FEW_SEEDS})
     if few:
-        notes.append(f"rows with {', '.join(map(str, few))} seed(s): intervals from fewer than {FEW_SEEDS} seeds are "
-                     "too narrow (README, 'Reading a table')" + ("; one seed's cover the problems only" if 1 in few else ""))
+        notes.append(
+            f"rows with {', '.join(map(str, few))} seed(s): intervals from fewer than {FEW_SEEDS} seeds are "
+            "too narrow (README, 'Reading a table')" + ("; one seed's cover the problems only" if 1 in few else "")
+        )
     for row, keys in confounds(groups, baseline, spec.own).items():
-        notes.append(f"warning, confound: {row} differs from {baseline} in more than the table's own keys: "
-                     + ", ".join(keys))
+        notes.append(
+            f"warning, confound: {row} differs from {baseline} in more than the table's own keys: " + ", ".join(keys)
+        )
     split = sorted({k for g in groups for k in g.split_by})
     if split:
         notes.append("rows split because their runs differ in: " + ", ".join(split))
@@ -182,8 +219,16 @@ def accuracy_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOptions)
     groups = ordered_groups(spec, runs)
     columns = [Column(s) for s in sets] + [Column(AVG, paper=spec.paper_avg(groups))]
     samples, baseline, summary = compared(groups, sets, opts, lambda run: rule.pick(run, sets))
-    table = Table(spec.name, spec.title, spec.row_header, [g.label for g in groups], columns,
-                  summary_cells(groups, columns, samples, summary), baseline=baseline, delta_column=AVG)
+    table = Table(
+        spec.name,
+        spec.title,
+        spec.row_header,
+        [g.label for g in groups],
+        columns,
+        summary_cells(groups, columns, samples, summary),
+        baseline=baseline,
+        delta_column=AVG,
+    )
     table.notes = setup_notes(spec, runs, groups, opts, samples, baseline) + [n for n in (spec.paper_note,) if n]
     noise = table.within_noise(AVG)
     if noise:
@@ -215,15 +260,29 @@ def efficiency_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOption
     columns, cells, notes = [], {}, []
     for t in opts.thresholds:
         steps_col = Column(f"steps to {100 * t:g}%", better="min")
-        ratio_col = Column(f"{baseline}/method at {100 * t:g}%", better="", digits=2, paper={
-            g.label: paper.STEPS_RATIO[m][t] for g in groups
-            if (m := paper.paper_method(g.runs[0].params)) in paper.STEPS_RATIO and t in paper.STEPS_RATIO[m]})
+        ratio_col = Column(
+            f"{baseline}/method at {100 * t:g}%",
+            better="",
+            digits=2,
+            paper={
+                g.label: paper.STEPS_RATIO[m][t]
+                for g in groups
+                if (m := paper.paper_method(g.runs[0].params)) in paper.STEPS_RATIO and t in paper.STEPS_RATIO[m]
+            },
+        )
         columns += [steps_col, ratio_col]
-        reached = {g.label: [float(s) for run in g.runs
-                             if (s := first_step_reaching(eval_curve(run, sets, opts.metric), t)) is not None]
-                   for g in groups}
+        reached = {
+            g.label: [
+                float(s)
+                for run in g.runs
+                if (s := first_step_reaching(eval_curve(run, sets, opts.metric), t)) is not None
+            ]
+            for g in groups
+        }
         matrices = {label: {steps_col.name: np.array(v)[:, None]} for label, v in reached.items() if v}
-        summary = compare(matrices, baseline if baseline in matrices else None, None, opts.level, opts.n_boot, opts.seed)
+        summary = compare(
+            matrices, baseline if baseline in matrices else None, None, opts.level, opts.n_boot, opts.seed
+        )
         for g in groups:
             row = summary.get(g.label)
             if row is None:
@@ -231,8 +290,15 @@ def efficiency_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOption
                 continue
             est, n = row.estimate[steps_col.name], len(reached[g.label])
             std = float(np.std(reached[g.label], ddof=1)) if n > 1 else None
-            cells[(g.label, steps_col.name)] = Cell(est.mean, std, n, len(g.runs) if n != len(g.runs) else None,
-                                                    est.lo, est.hi, row.delta.get(steps_col.name) if row.delta else None)
+            cells[(g.label, steps_col.name)] = Cell(
+                est.mean,
+                std,
+                n,
+                len(g.runs) if n != len(g.runs) else None,
+                est.lo,
+                est.hi,
+                row.delta.get(steps_col.name) if row.delta else None,
+            )
         ref = cells.get((baseline, steps_col.name))
         for g in groups:
             own = cells[(g.label, steps_col.name)]
@@ -245,18 +311,23 @@ def efficiency_table(spec: "TableSpec", runs: list[RunRecord], opts: TableOption
         budget = min(max(run.history[cost].values()) for run in runs)
         col = Column(f"{AVG} at {budget:,.0f} {what}")
         columns.append(col)
+
         def step_of(run, cost=cost, budget=budget):
             return budget_step(run, sets, opts.metric, cost, budget)
+
         samples, _, summary = compared(groups, sets, replace(opts, baseline=baseline), step_of)
         cells |= summary_cells(groups, [col], samples, summary, source=lambda c: AVG)
-    notes = [f"accuracy: mean of {opts.metric} over {', '.join(sets) or 'no sets'} at each eval step; steps: first "
-             f"eval step at or above it, over the seeds that reached it (n/runs when some did not), with its "
-             f"{100 * opts.level:g}% interval over seeds; ratio: {baseline}'s mean steps / the row's; at equal "
-             "budget: each run at its last eval step within the budget, the largest budget every run spent",
-             f"bold: the best mean of a column where its Δ from {baseline} excludes 0",
-             f"paper ({paper.SETTING}): DSRL 2.5x fewer steps than GRPO to 45%, 1.6x to 58%"] + notes
-    return Table(spec.name, spec.title, spec.row_header, [g.label for g in groups], columns, cells, notes,
-                 baseline=baseline)
+    notes = [
+        f"accuracy: mean of {opts.metric} over {', '.join(sets) or 'no sets'} at each eval step; steps: first "
+        f"eval step at or above it, over the seeds that reached it (n/runs when some did not), with its "
+        f"{100 * opts.level:g}% interval over seeds; ratio: {baseline}'s mean steps / the row's; at equal "
+        "budget: each run at its last eval step within the budget, the largest budget every run spent",
+        f"bold: the best mean of a column where its Δ from {baseline} excludes 0",
+        f"paper ({paper.SETTING}): DSRL 2.5x fewer steps than GRPO to 45%, 1.6x to 58%",
+    ] + notes
+    return Table(
+        spec.name, spec.title, spec.row_header, [g.label for g in groups], columns, cells, notes, baseline=baseline
+    )
 
 
 def ordered_groups(spec: "TableSpec", runs: list[RunRecord]) -> list[Group]:
@@ -316,22 +387,72 @@ METHOD_KEYS = ("algorithm.name", "warmup_steps", "objective.name")  # what a met
 
 
 TABLES = (
-    TableSpec("main", "Main results: in-distribution accuracy per eval set", ("baselines", "seeds"), "method",
-              method_label, method_order, paper_avg=paper_averages,
-              paper_note=f"paper column: {paper.SETTING}; other baselines' rows not reported", own=METHOD_KEYS),
-    TableSpec("warmup", "Warm-up length S: NSR-PreRL for S updates, then GRPO", ("warmup",), "S",
-              lambda p: f"S={p.get('warmup_steps')}", lambda p: (int(p.get("warmup_steps", 0)),),
-              paper_avg=warmup_paper, paper_note=paper.NOTES["warmup"], own=("warmup_steps",)),
-    TableSpec("warmup_kind", "Warm-up kind, then GRPO", ("warmup_kind",), "warm-up", method_label,
-              warmup_kind_order, paper_avg=paper_averages, paper_note=f"paper column: {paper.SETTING}",
-              own=("objective.name", "warmup_steps")),
-    TableSpec("objectives", "Objectives alone for the whole run: PSR / NSR / all x PreRL / RL", ("objectives",),
-              "objective", method_label, objective_order, paper_note=paper.NOTES["objectives"], own=("objective.name",)),
-    TableSpec("ood", "Out-of-distribution accuracy", ("baselines", "seeds"), "method", method_label, method_order,
-              ood=True, figures=False, paper_note=paper.NOTES["ood"], own=METHOD_KEYS),
-    TableSpec("efficiency", "Training efficiency: steps to first reach an accuracy, accuracy at equal cost",
-              ("baselines", "seeds"), "method", method_label, method_order, build=efficiency_table, figures=False,
-              own=METHOD_KEYS),
+    TableSpec(
+        "main",
+        "Main results: in-distribution accuracy per eval set",
+        ("baselines", "seeds"),
+        "method",
+        method_label,
+        method_order,
+        paper_avg=paper_averages,
+        paper_note=f"paper column: {paper.SETTING}; other baselines' rows not reported",
+        own=METHOD_KEYS,
+    ),
+    TableSpec(
+        "warmup",
+        "Warm-up length S: NSR-PreRL for S updates, then GRPO",
+        ("warmup",),
+        "S",
+        lambda p: f"S={p.get('warmup_steps')}",
+        lambda p: (int(p.get("warmup_steps", 0)),),
+        paper_avg=warmup_paper,
+        paper_note=paper.NOTES["warmup"],
+        own=("warmup_steps",),
+    ),
+    TableSpec(
+        "warmup_kind",
+        "Warm-up kind, then GRPO",
+        ("warmup_kind",),
+        "warm-up",
+        method_label,
+        warmup_kind_order,
+        paper_avg=paper_averages,
+        paper_note=f"paper column: {paper.SETTING}",
+        own=("objective.name", "warmup_steps"),
+    ),
+    TableSpec(
+        "objectives",
+        "Objectives alone for the whole run: PSR / NSR / all x PreRL / RL",
+        ("objectives",),
+        "objective",
+        method_label,
+        objective_order,
+        paper_note=paper.NOTES["objectives"],
+        own=("objective.name",),
+    ),
+    TableSpec(
+        "ood",
+        "Out-of-distribution accuracy",
+        ("baselines", "seeds"),
+        "method",
+        method_label,
+        method_order,
+        ood=True,
+        figures=False,
+        paper_note=paper.NOTES["ood"],
+        own=METHOD_KEYS,
+    ),
+    TableSpec(
+        "efficiency",
+        "Training efficiency: steps to first reach an accuracy, accuracy at equal cost",
+        ("baselines", "seeds"),
+        "method",
+        method_label,
+        method_order,
+        build=efficiency_table,
+        figures=False,
+        own=METHOD_KEYS,
+    ),
 )
 
 
@@ -357,13 +478,20 @@ def multirun_spec(varied: list[str]) -> TableSpec:
     if varied and all(k.startswith("algorithm.") for k in varied):
         return by_name["main"]
     keys = shown_keys(varied)
-    return TableSpec("multirun", f"Multirun over {', '.join(keys) or 'seeds only'}", (), ", ".join(keys) or "runs",
-                     lambda p: ", ".join(f"{k}={p.get(k)}" for k in keys) or "all",
-                     lambda p: tuple(_sortable(p.get(k)) for k in keys), own=tuple(varied))
+    return TableSpec(
+        "multirun",
+        f"Multirun over {', '.join(keys) or 'seeds only'}",
+        (),
+        ", ".join(keys) or "runs",
+        lambda p: ", ".join(f"{k}={p.get(k)}" for k in keys) or "all",
+        lambda p: tuple(_sortable(p.get(k)) for k in keys),
+        own=tuple(varied),
+    )
 
 
-def build_tables(runs_of: Callable[[tuple[str, ...]], list[RunRecord]], opts: TableOptions,
-                 specs: tuple[TableSpec, ...] = TABLES) -> list[Table]:
+def build_tables(
+    runs_of: Callable[[tuple[str, ...]], list[RunRecord]], opts: TableOptions, specs: tuple[TableSpec, ...] = TABLES
+) -> list[Table]:
     """Every table whose sweeps have finished runs (``runs_of(sweeps)`` reads them)."""
     tables = []
     for spec in specs:

@@ -31,13 +31,32 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP_STEPS, WORKLOADS, Clock, \
-    compose_config, environment, median, peak_memory_mb, set_threads
+from common import (
+    MEASURED_STEPS,
+    NEW_TOKENS,
+    PROMPTS,
+    RESULTS,
+    SAMPLES,
+    WARMUP_STEPS,
+    WORKLOADS,
+    Clock,
+    compose_config,
+    environment,
+    median,
+    peak_memory_mb,
+    set_threads,
+)
 
 STAGES = ["rollout", "reward", "logprobs", "backward_step", "other", "logging"]
 FLOOR_STAGES = ["rollout", "logprobs", "backward_step"]  # the stages with matmul FLOPs
-HEADERS = {"rollout": "rollout", "reward": "reward", "logprobs": "log-probs", "backward_step": "backward+step",
-           "other": "other", "logging": "logging"}
+HEADERS = {
+    "rollout": "rollout",
+    "reward": "reward",
+    "logprobs": "log-probs",
+    "backward_step": "backward+step",
+    "other": "other",
+    "logging": "logging",
+}
 
 
 class Laps:
@@ -56,6 +75,7 @@ class Laps:
                 acc = self.seconds.setdefault(name, [0.0, 0.0])
                 acc[0] += wall
                 acc[1] += cpu
+
         return timed
 
     def get(self, name: str, i: int) -> float:
@@ -144,6 +164,7 @@ def count_flops(exp) -> FlopCounter:
         def forward(model, seqs, *args, **kwargs):
             counter.forward(seqs, torch.is_grad_enabled())
             return fn(model, seqs, *args, **kwargs)
+
         return forward
 
     exp.rollout = rollout
@@ -155,11 +176,16 @@ def count_flops(exp) -> FlopCounter:
 def stage_seconds(laps: Laps, step: tuple[float, float], logging: tuple[float, float]) -> dict[str, dict]:
     out = {}
     for i, kind in enumerate(("wall", "cpu")):
-        s = {"rollout": laps.get("rollout", i), "reward": laps.get("reward", i),
-             "logprobs": laps.get("update_forward", i) + laps.get("nograd_logprobs", i),
-             "backward_step": laps.get("policy_update", i) - laps.get("update_forward", i)
-             + laps.get("critic_update", i),
-             "logging": logging[i], "step": step[i] + logging[i]}
+        s = {
+            "rollout": laps.get("rollout", i),
+            "reward": laps.get("reward", i),
+            "logprobs": laps.get("update_forward", i) + laps.get("nograd_logprobs", i),
+            "backward_step": laps.get("policy_update", i)
+            - laps.get("update_forward", i)
+            + laps.get("critic_update", i),
+            "logging": logging[i],
+            "step": step[i] + logging[i],
+        }
         s["other"] = s["step"] - sum(v for k, v in s.items() if k != "step")
         out[kind] = s
     return out
@@ -187,17 +213,24 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
                 step_s = clock.read()
                 clock = Clock()
                 exp.tracker.log(metrics, step + 1)
-                rows.append({"seconds": stage_seconds(laps, step_s, clock.read()), "flops": dict(counter.counts),
-                             "response_tokens": metrics["train/response_length"] * samples,
-                             "warmup_phase": bool(metrics["train/warmup"])})
+                rows.append(
+                    {
+                        "seconds": stage_seconds(laps, step_s, clock.read()),
+                        "flops": dict(counter.counts),
+                        "response_tokens": metrics["train/response_length"] * samples,
+                        "warmup_phase": bool(metrics["train/warmup"]),
+                    }
+                )
         finally:
             exp.tracker.finish("FINISHED")
     rows = rows[WARMUP_STEPS:]
-    out = {kind: {k: median([r["seconds"][kind][k] for r in rows]) for k in STAGES + ["step"]}
-           for kind in ("wall", "cpu")}
+    out = {
+        kind: {k: median([r["seconds"][kind][k] for r in rows]) for k in STAGES + ["step"]} for kind in ("wall", "cpu")
+    }
     out["response_tokens"] = median([r["response_tokens"] for r in rows])
-    out["tokens_per_s"] = {kind: median([r["response_tokens"] / r["seconds"][kind]["step"] for r in rows])
-                           for kind in ("wall", "cpu")}
+    out["tokens_per_s"] = {
+        kind: median([r["response_tokens"] / r["seconds"][kind]["step"] for r in rows]) for kind in ("wall", "cpu")
+    }
     out["steps_wall_s"] = [r["seconds"]["wall"]["step"] for r in rows]
     out["steps_cpu_s"] = [r["seconds"]["cpu"]["step"] for r in rows]
     out["flops"] = {k: median([r["flops"][k] for r in rows]) for k in FLOOR_STAGES}
@@ -218,30 +251,40 @@ def in_subprocess(overrides: list[str], steps: int, threads: int) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| workload | " + " | ".join(f"{HEADERS[s]} s" for s in STAGES)
-             + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB |",
-             "|" + "---|" * (len(STAGES) + 5)]
+    lines = [
+        "| workload | "
+        + " | ".join(f"{HEADERS[s]} s" for s in STAGES)
+        + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB |",
+        "|" + "---|" * (len(STAGES) + 5),
+    ]
     for name, r in results.items():
         cells = [f"{r['cpu'][s]:.2f}" for s in STAGES] + [
-            f"{r['cpu']['step']:.2f}", f"{r['wall']['step']:.2f}", f"{r['tokens_per_s']['cpu']:.0f}",
-            f"{r['peak_memory_mb']:.0f}"]
+            f"{r['cpu']['step']:.2f}",
+            f"{r['wall']['step']:.2f}",
+            f"{r['tokens_per_s']['cpu']:.0f}",
+            f"{r['peak_memory_mb']:.0f}",
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def floor_table(results: dict[str, dict]) -> str:
     """Per stage: CPU seconds, GFLOP, seconds at the measured peak (the floor), and seconds / floor."""
-    lines = ["| workload | peak GFLOP/s | " + " | ".join(f"{HEADERS[s]}: CPU s / GFLOP / floor s / × floor"
-                                                      for s in FLOOR_STAGES) + " | step: floor s / × floor |",
-             "|" + "---|" * (len(FLOOR_STAGES) + 3)]
+    lines = [
+        "| workload | peak GFLOP/s | "
+        + " | ".join(f"{HEADERS[s]}: CPU s / GFLOP / floor s / × floor" for s in FLOOR_STAGES)
+        + " | step: floor s / × floor |",
+        "|" + "---|" * (len(FLOOR_STAGES) + 3),
+    ]
     for name, r in results.items():
         peak, cells, floor = r["peak_matmul_flops"], [], 0.0
         for s in FLOOR_STAGES:
             f = r["flops"][s] / peak
             floor += f
             cells.append(f"{r['cpu'][s]:.2f} / {r['flops'][s] / 1e9:.1f} / {f:.3f} / {r['cpu'][s] / f:.1f}")
-        lines.append(f"| {name} | {peak / 1e9:.0f} | " + " | ".join(cells)
-                     + f" | {floor:.3f} / {r['cpu']['step'] / floor:.1f} |")
+        lines.append(
+            f"| {name} | {peak / 1e9:.0f} | " + " | ".join(cells) + f" | {floor:.3f} / {r['cpu']['step'] / floor:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -281,35 +324,61 @@ def main() -> None:
         profile_one_step(args.threads)
         return
     env = environment()
-    print(f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, one "
-          f"on-policy update per step; medians of {MEASURED_STEPS} steps after {WARMUP_STEPS} warm-up; "
-          f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
-          f"{env['load_average_1_5_15min']} at start", flush=True)
+    print(
+        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, one "
+        f"on-policy update per step; medians of {MEASURED_STEPS} steps after {WARMUP_STEPS} warm-up; "
+        f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
+        f"{env['load_average_1_5_15min']} at start",
+        flush=True,
+    )
     results = {name: in_subprocess(ov, MEASURED_STEPS, args.threads) for name, ov in WORKLOADS.items()}
     print("\nCPU seconds per stage (median per step):\n\n" + table(results), flush=True)
-    print("\nAgainst the fp32 floor (matmul FLOPs at this machine's measured peak; PPO: policy passes only, the "
-          "critic's are in its seconds but not in its FLOPs):\n\n" + floor_table(results), flush=True)
+    print(
+        "\nAgainst the fp32 floor (matmul FLOPs at this machine's measured peak; PPO: policy passes only, the "
+        "critic's are in its seconds but not in its FLOPs):\n\n" + floor_table(results),
+        flush=True,
+    )
     ratio = {k: results["nsr_prerl"][k]["step"] / results["grpo"][k]["step"] for k in ("cpu", "wall")}
-    print(f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
-          f"load average now {environment()['load_average_1_5_15min']}", flush=True)
+    print(
+        f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
+        f"load average now {environment()['load_average_1_5_15min']}",
+        flush=True,
+    )
     growth = {}
     if not args.quick:
-        print("\nCost growth (GRPO, median of 2 steps after 1 warm-up):\n\n| samples/prompt | max new tokens | "
-              "mean resp. tokens | step CPU s | rollout CPU s | update CPU s | step wall s |\n"
-              "|---|---|---|---|---|---|---|", flush=True)
+        print(
+            "\nCost growth (GRPO, median of 2 steps after 1 warm-up):\n\n| samples/prompt | max new tokens | "
+            "mean resp. tokens | step CPU s | rollout CPU s | update CPU s | step wall s |\n"
+            "|---|---|---|---|---|---|---|",
+            flush=True,
+        )
         grid = [(n, NEW_TOKENS) for n in (4, 8, 16)] + [(SAMPLES, t) for t in (32, 128)]
         for n, t in grid:
-            r = in_subprocess(WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"],
-                              2, args.threads)
+            r = in_subprocess(
+                WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"], 2, args.threads
+            )
             growth[f"{n}x{t}"] = r
             c = r["cpu"]
-            print(f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
-                  f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |", flush=True)
+            print(
+                f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
+                f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |",
+                flush=True,
+            )
     path = args.json
     path.parent.mkdir(parents=True, exist_ok=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
-    path.write_text(json.dumps({"environment": env, "threads": args.threads, "workloads": results,
-                                "nsr_over_grpo": ratio, "growth": growth}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "threads": args.threads,
+                "workloads": results,
+                "nsr_over_grpo": ratio,
+                "growth": growth,
+            },
+            indent=2,
+        )
+    )
     print(f"\nJSON: {path}")
 
 

@@ -58,8 +58,14 @@ def bench_logging(args) -> None:
                     elif mode.startswith("log_batch"):
                         futures.append(client.log_batch(run_id, metrics=batch(step), synchronous=False))
                     else:
-                        outbox.put({"kind": "metrics", "step": step, "time": int(time.time() * 1000),
-                                    "metrics": {k: float(step) for k in keys}})
+                        outbox.put(
+                            {
+                                "kind": "metrics",
+                                "step": step,
+                                "time": int(time.time() * 1000),
+                                "metrics": {k: float(step) for k in keys},
+                            }
+                        )
                         outbox.flush()
                     per_step.append(time.perf_counter() - t)
                 for future in futures:
@@ -84,8 +90,14 @@ def bench_outage(args) -> None:
         folder = Path(folder)
         server = MlflowServer(folder / "server").start()
         out = folder / "run"
-        cmd = [sys.executable, str(ROOT / "train.py"), *args.overrides, f"output_dir={out}", f"hydra.run.dir={out}",
-               f"tracking.uri={server.uri}"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *args.overrides,
+            f"output_dir={out}",
+            f"hydra.run.dir={out}",
+            f"tracking.uri={server.uri}",
+        ]
         print("$", " ".join(cmd))
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -119,21 +131,29 @@ def bench_outage(args) -> None:
         during = sorted(s for s, t in steps_at.items() if stopped <= t <= back)
         client = MlflowClient(server.uri)
         (run,) = client.search_runs([client.get_experiment_by_name(args.experiment).experiment_id])
-        history = {key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
-                   for key in ("train/accuracy", "time/step_s")}
+        history = {
+            key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            for key in ("train/accuracy", "time/step_s")
+        }
         step_s = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "time/step_s")}
         outside = [v for s, v in step_s.items() if s not in during]
         inside = [step_s[s] for s in during if s in step_s]
         total = max(steps_at) if steps_at else 0
         print(f"\nexit code {proc.returncode}, run {run.info.run_id} {run.info.status}, wall {ended - started:.1f} s")
         print(f"server away {back - stopped:.1f} s (stopped {args.down_s:.0f} s + its start-up)")
-        print(f"steps trained while it was away: {len(during)} ({during[0] if during else '-'}..{during[-1] if during else '-'})")
+        print(
+            f"steps trained while it was away: {len(during)} ({during[0] if during else '-'}..{during[-1] if during else '-'})"
+        )
         for key, steps in history.items():
-            print(f"{key}: {len(steps)} values stored for {total} steps, duplicates {len(steps) - len(set(steps))}, "
-                  f"missing {sorted(set(range(1, total + 1)) - set(steps))}")
+            print(
+                f"{key}: {len(steps)} values stored for {total} steps, duplicates {len(steps) - len(set(steps))}, "
+                f"missing {sorted(set(range(1, total + 1)) - set(steps))}"
+            )
         if inside:
-            print(f"median time/step_s: {statistics.median(inside):.2f} s during the outage, "
-                  f"{statistics.median(outside):.2f} s otherwise")
+            print(
+                f"median time/step_s: {statistics.median(inside):.2f} s during the outage, "
+                f"{statistics.median(outside):.2f} s otherwise"
+            )
         print(f"queue file left behind: {(out / 'mlflow_pending.jsonl').exists()}")
         server.stop()
 

@@ -23,8 +23,21 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MEASURED_STEPS, NEW_TOKENS, PROMPTS, RESULTS, SAMPLES, WARMUP_STEPS, WORKLOADS, Clock, \
-    compose_config, environment, median, peak_memory_mb, set_threads
+from common import (
+    MEASURED_STEPS,
+    NEW_TOKENS,
+    PROMPTS,
+    RESULTS,
+    SAMPLES,
+    WARMUP_STEPS,
+    WORKLOADS,
+    Clock,
+    compose_config,
+    environment,
+    median,
+    peak_memory_mb,
+    set_threads,
+)
 
 
 def trl_steps(threads: int) -> dict:
@@ -60,42 +73,81 @@ def trl_steps(threads: int) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(path)
         tokenizer.padding_side = "left"
         train = data_lib.load_splits(cfg.data)["train"]
-        text = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False,
-                                              **(cfg.model.chat_template_kwargs or {})) for m in train["messages"]]
+        text = [
+            tokenizer.apply_chat_template(
+                m, add_generation_prompt=True, tokenize=False, **(cfg.model.chat_template_kwargs or {})
+            )
+            for m in train["messages"]
+        ]
         dataset = Dataset.from_dict({"prompt": text, "answer": train["answer"]})
         a = cfg.algorithm
         args = GRPOConfig(
-            output_dir=str(Path(tmp) / "trl"), use_cpu=True, bf16=False, gradient_checkpointing=False,
-            per_device_train_batch_size=PROMPTS * SAMPLES, num_generations=SAMPLES,
-            gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1,
-            max_completion_length=NEW_TOKENS, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-            top_k=0, beta=0.0, loss_type="dapo", epsilon=a.clip_ratio_low, epsilon_high=a.clip_ratio_high,
-            learning_rate=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, max_grad_norm=cfg.optim.grad_clip,
-            lr_scheduler_type="constant", warmup_steps=0, max_steps=WARMUP_STEPS + MEASURED_STEPS,
-            logging_steps=1, report_to="none", save_strategy="no", seed=cfg.seed,
-            dataloader_num_workers=0, disable_tqdm=True,
+            output_dir=str(Path(tmp) / "trl"),
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            per_device_train_batch_size=PROMPTS * SAMPLES,
+            num_generations=SAMPLES,
+            gradient_accumulation_steps=1,
+            steps_per_generation=1,
+            num_iterations=1,
+            max_completion_length=NEW_TOKENS,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            top_k=0,
+            beta=0.0,
+            loss_type="dapo",
+            epsilon=a.clip_ratio_low,
+            epsilon_high=a.clip_ratio_high,
+            learning_rate=cfg.optim.lr,
+            weight_decay=cfg.optim.weight_decay,
+            max_grad_norm=cfg.optim.grad_clip,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            max_steps=WARMUP_STEPS + MEASURED_STEPS,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            seed=cfg.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
         )
         model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
         clock = StepClock()
-        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                              processing_class=tokenizer, callbacks=[clock])
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[clock],
+        )
         trainer.train()
         lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
-    return {"wall": clock.wall[WARMUP_STEPS:], "cpu": clock.cpu[WARMUP_STEPS:],
-            "mean_response_tokens": median(lengths[WARMUP_STEPS:]), "peak_memory_mb": peak_memory_mb()}
+    return {
+        "wall": clock.wall[WARMUP_STEPS:],
+        "cpu": clock.cpu[WARMUP_STEPS:],
+        "mean_response_tokens": median(lengths[WARMUP_STEPS:]),
+        "peak_memory_mb": peak_memory_mb(),
+    }
 
 
 def prerl_steps(workload: str, threads: int) -> dict:
     from bench import measure
 
     r = measure(WORKLOADS[workload], MEASURED_STEPS, threads)
-    return {"wall": r["steps_wall_s"], "cpu": r["steps_cpu_s"],
-            "mean_response_tokens": r["response_tokens"] / (PROMPTS * SAMPLES), "peak_memory_mb": r["peak_memory_mb"]}
+    return {
+        "wall": r["steps_wall_s"],
+        "cpu": r["steps_cpu_s"],
+        "mean_response_tokens": r["response_tokens"] / (PROMPTS * SAMPLES),
+        "peak_memory_mb": r["peak_memory_mb"],
+    }
 
 
 def child(kind: str, threads: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", kind, "--threads", str(threads)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--threads", str(threads)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-6000:])
         raise SystemExit(f"{kind} benchmark failed")
@@ -113,10 +165,13 @@ def main() -> None:
         print(json.dumps(out))
         return
     env = environment()
-    print(f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, beta 0; "
-          f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
-          f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
-          f"{env['load_average_1_5_15min']} at start", flush=True)
+    print(
+        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, beta 0; "
+        f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
+        f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
+        f"{env['load_average_1_5_15min']} at start",
+        flush=True,
+    )
     runs = {"prerl_grpo": "grpo", "trl_grpo": "trl", "prerl_nsr_prerl": "nsr_prerl"}
     steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
     for i in range(args.rounds):
@@ -125,14 +180,19 @@ def main() -> None:
             steps[name]["wall"] += r["wall"]
             steps[name]["cpu"] += r["cpu"]
             steps[name]["rounds"].append(r)
-            print(f"  round {i + 1} {name}: median {median(r['cpu']):.2f} CPU s, {median(r['wall']):.2f} wall s "
-                  f"per step; load average {environment()['load_average_1_5_15min']}", flush=True)
+            print(
+                f"  round {i + 1} {name}: median {median(r['cpu']):.2f} CPU s, {median(r['wall']):.2f} wall s "
+                f"per step; load average {environment()['load_average_1_5_15min']}",
+                flush=True,
+            )
     med = {name: {k: median(s[k]) for k in ("wall", "cpu")} for name, s in steps.items()}
     print("\n| run | CPU s/step | wall s/step | mean resp. tokens | peak MB |\n|---|---|---|---|---|")
     for name, s in steps.items():
         last = s["rounds"][-1]
-        print(f"| {name} | {med[name]['cpu']:.2f} | {med[name]['wall']:.2f} | {last['mean_response_tokens']:.1f} | "
-              f"{last['peak_memory_mb']:.0f} |")
+        print(
+            f"| {name} | {med[name]['cpu']:.2f} | {med[name]['wall']:.2f} | {last['mean_response_tokens']:.1f} | "
+            f"{last['peak_memory_mb']:.0f} |"
+        )
     ratio = {k: med["prerl_grpo"][k] / med["trl_grpo"][k] for k in ("cpu", "wall")}
     own = {k: med["prerl_nsr_prerl"][k] / med["prerl_grpo"][k] for k in ("cpu", "wall")}
     print(f"\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5)")
@@ -140,8 +200,19 @@ def main() -> None:
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "bench_trl.json"
-    path.write_text(json.dumps({"environment": env, "threads": args.threads, "steps": steps, "median": med,
-                                "prerl_over_trl": ratio, "nsr_over_grpo": own}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "threads": args.threads,
+                "steps": steps,
+                "median": med,
+                "prerl_over_trl": ratio,
+                "nsr_over_grpo": own,
+            },
+            indent=2,
+        )
+    )
     print(f"JSON: {path}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +30,18 @@ def rewritings(gold: str) -> list[str]:
     if value is None:
         return []
     p, q = value.numerator, value.denominator
-    out = [str(p + q) + (f"/{q}" if q > 1 else ""), str(-p) + (f"/{q}" if q > 1 else ""),
-           f"\\frac{{{p}}}{{{q}}}", f"{2 * p}/{2 * q}", f"\\dfrac{{{3 * p}}}{{{3 * q}}}", f" {gold} ",
-           f"{p}.0" if q == 1 else f"{p / q:.6f}", str(p - 1), f"0{abs(p)}", f"-\\frac{{{abs(p)}}}{{{q}}}"]
+    out = [
+        str(p + q) + (f"/{q}" if q > 1 else ""),
+        str(-p) + (f"/{q}" if q > 1 else ""),
+        f"\\frac{{{p}}}{{{q}}}",
+        f"{2 * p}/{2 * q}",
+        f"\\dfrac{{{3 * p}}}{{{3 * q}}}",
+        f" {gold} ",
+        f"{p}.0" if q == 1 else f"{p / q:.6f}",
+        str(p - 1),
+        f"0{abs(p)}",
+        f"-\\frac{{{abs(p)}}}{{{q}}}",
+    ]
     if p:
         out.append(f"{q}/{abs(p)}")
     return out
@@ -85,8 +93,10 @@ def mini_sets() -> dict[str, tuple[list[str], list[str]]]:
     from prerl.scorers import scorer
 
     ref = scorer("math").reference
-    return {f"mini/{split}": (list(ds["answer"]), [ref(a) for a in ds["answer"]])
-            for split, ds in mini_splits(DataConfig()).items()}
+    return {
+        f"mini/{split}": (list(ds["answer"]), [ref(a) for a in ds["answer"]])
+        for split, ds in mini_splits(DataConfig()).items()
+    }
 
 
 def default_data_dir() -> Path:
@@ -96,22 +106,31 @@ def default_data_dir() -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                    help="a folder laid out like ../shared/data (default: the nearest shared/data above the checkout)")
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="a folder laid out like ../shared/data (default: the nearest shared/data above the checkout)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N problems per benchmark")
     args = ap.parse_args()
     if not args.data_dir.is_dir():
         raise SystemExit(f"no data folder at {args.data_dir}; pass --data-dir")
     sets = benchmark_sets(args.data_dir, args.limit) | mini_sets()
-    print("| set | problems | pairs | decided by the fast path | math-verify timed out, re-taken | disagreements "
-          "| seconds |\n|---|---|---|---|---|---|---|")
+    print(
+        "| set | problems | pairs | decided by the fast path | math-verify timed out, re-taken | disagreements "
+        "| seconds |\n|---|---|---|---|---|---|---|"
+    )
     total = 0
     for name, (golds, refs) in sets.items():
         start = time.perf_counter()
         pairs = candidate_pairs(golds, refs)
         bad, fast, retaken = disagreements(pairs)
-        print(f"| {name} | {len(golds)} | {len(pairs)} | {fast} | {retaken} | {len(bad)} | "
-              f"{time.perf_counter() - start:.0f} |", flush=True)
+        print(
+            f"| {name} | {len(golds)} | {len(pairs)} | {fast} | {retaken} | {len(bad)} | "
+            f"{time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
         for answer, gold, with_fast, plain in bad:
             print(f"    answer {answer!r} gold {gold!r}: fast path {with_fast}, math-verify {plain}")
         total += len(bad)

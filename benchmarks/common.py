@@ -41,10 +41,19 @@ def compose_config(overrides: list[str], workdir: Path, model: str = "mini"):
     from prerl.config import register_configs
 
     register_configs()
-    base = [f"model={model}", f"cache_dir={ROOT / '.cache' / 'prerl'}", f"output_dir={workdir / 'out'}",
-            f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", "tracking.experiment=prerl-bench",
-            "tracking.log_samples=0", f"prompts_per_step={PROMPTS}", f"rollout.samples_per_prompt={SAMPLES}",
-            f"rollout.max_new_tokens={NEW_TOKENS}", "total_steps=100000", "seed=0"]
+    base = [
+        f"model={model}",
+        f"cache_dir={ROOT / '.cache' / 'prerl'}",
+        f"output_dir={workdir / 'out'}",
+        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
+        "tracking.experiment=prerl-bench",
+        "tracking.log_samples=0",
+        f"prompts_per_step={PROMPTS}",
+        f"rollout.samples_per_prompt={SAMPLES}",
+        f"rollout.max_new_tokens={NEW_TOKENS}",
+        "total_steps=100000",
+        "seed=0",
+    ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=base + overrides)
     return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
@@ -87,9 +96,13 @@ def environment() -> dict:
     import torch
 
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return {"cpu_count": os.cpu_count(), "load_average_1_5_15min": load_average(),
-            "torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "git_head": head.stdout.strip()}
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15min": load_average(),
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "git_head": head.stdout.strip(),
+    }
 
 
 def median(values: list[float]) -> float:

@@ -40,8 +40,7 @@ class AdvantageEstimator(Protocol):
     values; ``cfg`` is the ``AlgorithmConfig``. Returns ``Advantages``: per token ([N, T], zero
     outside the mask), with ``returns`` set only by estimators that train a critic."""
 
-    def __call__(self, batch: AdvantageInputs, cfg) -> Advantages:
-        ...
+    def __call__(self, batch: AdvantageInputs, cfg) -> Advantages: ...
 
 
 ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator")

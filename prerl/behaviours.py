@@ -23,32 +23,71 @@ from pathlib import Path
 from typing import Any
 
 TRANSITIONS = [
-    r"\bwait\b", r"\balternatively\b", r"\bhowever\b", r"\binstead\b", r"\bon second thought\b",
-    r"\banother (way|approach|method|idea)\b", r"\blet'?s try\b", r"\blet me try\b", r"\bhmm+\b",
-    r"\bactually\b", r"\bbut then\b",
+    r"\bwait\b",
+    r"\balternatively\b",
+    r"\bhowever\b",
+    r"\binstead\b",
+    r"\bon second thought\b",
+    r"\banother (way|approach|method|idea)\b",
+    r"\blet'?s try\b",
+    r"\blet me try\b",
+    r"\bhmm+\b",
+    r"\bactually\b",
+    r"\bbut then\b",
 ]
 REFLECTIONS = [
-    r"\b(re-?|double[- ])?check(s|ed|ing)?\b", r"\bverif(y|ies|ied|ying|ication)\b", r"\bconfirm(s|ed|ing)?\b",
-    r"\bre-?examin(e|ing)\b", r"\breconsider\b", r"\blet me see\b", r"\blooking back\b", r"\bmake sure\b",
+    r"\b(re-?|double[- ])?check(s|ed|ing)?\b",
+    r"\bverif(y|ies|ied|ying|ication)\b",
+    r"\bconfirm(s|ed|ing)?\b",
+    r"\bre-?examin(e|ing)\b",
+    r"\breconsider\b",
+    r"\blet me see\b",
+    r"\blooking back\b",
+    r"\bmake sure\b",
 ]
 BACKTRACKING = [
-    r"\bwait\b", r"\b(that|this) (is|was|'s) (wrong|incorrect|not right)\b", r"\bmistake\b", r"\berror\b",
-    r"\bwon'?t work\b", r"\bdoesn'?t work\b", r"\bgo back\b", r"\bstart over\b", r"\blet me (redo|recompute|recalculate)\b",
-    r"\bcorrect(ion|ing)? (it|this|that)\b", r"\bi made\b",
+    r"\bwait\b",
+    r"\b(that|this) (is|was|'s) (wrong|incorrect|not right)\b",
+    r"\bmistake\b",
+    r"\berror\b",
+    r"\bwon'?t work\b",
+    r"\bdoesn'?t work\b",
+    r"\bgo back\b",
+    r"\bstart over\b",
+    r"\blet me (redo|recompute|recalculate)\b",
+    r"\bcorrect(ion|ing)? (it|this|that)\b",
+    r"\bi made\b",
 ]
 VERIFICATION = [
-    r"\b(re-?|double[- ])?check(s|ed|ing)?\b", r"\bverif(y|ies|ied|ying|ication)\b", r"\bconfirm(s|ed|ing)?\b",
-    r"\bsubstitut(e|ing) (it |this |them )?back\b", r"\bplug(ging)? (it |this |them )?back\b", r"\bsanity\b",
-    r"=\s*\S+\s+ok\b", r"\bindeed\b",
+    r"\b(re-?|double[- ])?check(s|ed|ing)?\b",
+    r"\bverif(y|ies|ied|ying|ication)\b",
+    r"\bconfirm(s|ed|ing)?\b",
+    r"\bsubstitut(e|ing) (it |this |them )?back\b",
+    r"\bplug(ging)? (it |this |them )?back\b",
+    r"\bsanity\b",
+    r"=\s*\S+\s+ok\b",
+    r"\bindeed\b",
 ]
 SUBGOALS = [
-    r"\bfirst(ly)?,? (we|i|let)\b", r"\bstep \d+\b", r"\bnext,? (we|i|let)\b", r"\bthen,? (we|i) (need|can|will)\b",
-    r"\bto (solve|find|compute) (this|the)\b.*\b(need|first)\b", r"\bwe need to\b", r"\blet'?s (start|begin|break)\b",
-    r"\bbreak (it|this|the problem) (down|into)\b", r"\bsub-?(goal|problem|task)s?\b",
+    r"\bfirst(ly)?,? (we|i|let)\b",
+    r"\bstep \d+\b",
+    r"\bnext,? (we|i|let)\b",
+    r"\bthen,? (we|i) (need|can|will)\b",
+    r"\bto (solve|find|compute) (this|the)\b.*\b(need|first)\b",
+    r"\bwe need to\b",
+    r"\blet'?s (start|begin|break)\b",
+    r"\bbreak (it|this|the problem) (down|into)\b",
+    r"\bsub-?(goal|problem|task)s?\b",
 ]
 ENUMERATION = [
-    r"\bcase \d+\b", r"\bcases?:", r"\bfor each\b", r"\ball (possible|the) (cases|values|options|possibilities)\b",
-    r"\bpossibilit(y|ies)\b", r"\beither\b.*\bor\b", r"\botherwise\b", r"\blist (all|them|the)\b",
+    r"\bcase \d+\b",
+    r"\bcases?:",
+    r"\bfor each\b",
+    r"\ball (possible|the) (cases|values|options|possibilities)\b",
+    r"\bpossibilit(y|ies)\b",
+    r"\beither\b.*\bor\b",
+    r"\botherwise\b",
+    r"\blist (all|them|the)\b",
     r"\btry (each|every|all)\b",
 ]
 
@@ -72,8 +111,9 @@ class Lexicon:
         for f in fields(self):
             patterns = getattr(self, f.name)
             try:
-                self._compiled[f.name] = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) \
-                    if patterns else None
+                self._compiled[f.name] = (
+                    re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+                )
             except re.error as e:
                 raise ValueError(f"behaviour lexicon: bad pattern in {f.name!r}: {e}") from None
 
@@ -88,8 +128,9 @@ class Lexicon:
         else:
             data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError(f"behaviour lexicon {path}: expected a mapping category: [pattern, ...], "
-                             f"got a {type(data).__name__}")
+            raise ValueError(
+                f"behaviour lexicon {path}: expected a mapping category: [pattern, ...], got a {type(data).__name__}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -119,8 +160,9 @@ def count_behaviours(text: str, lexicon: Lexicon = DEFAULT_LEXICON) -> dict[str,
     return {c: lexicon.count(c, text) for c in lexicon.categories}
 
 
-def behaviour_metrics(texts: list[str], lexicon: Lexicon = DEFAULT_LEXICON, prefix: str = "train/behaviour/") \
-        -> dict[str, float]:
+def behaviour_metrics(
+    texts: list[str], lexicon: Lexicon = DEFAULT_LEXICON, prefix: str = "train/behaviour/"
+) -> dict[str, float]:
     """Mean count per response of every category, and the share of responses showing each one."""
     if not texts:
         return {}

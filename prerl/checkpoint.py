@@ -31,8 +31,12 @@ PATTERN = re.compile(r"step_(\d{6})\.pt$")
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -54,9 +58,11 @@ def own(values: Any) -> Any:
     if not isinstance(values, list):
         return values
     if len(values) != distributed.world_size():
-        raise ValueError(f"this checkpoint was written by {len(values)} processes and is resumed by "
-                         f"{distributed.world_size()}: each rank's random state belongs to its own rank, so resume "
-                         "with the same number of processes (or resume=never to start afresh)")
+        raise ValueError(
+            f"this checkpoint was written by {len(values)} processes and is resumed by "
+            f"{distributed.world_size()}: each rank's random state belongs to its own rank, so resume "
+            "with the same number of processes (or resume=never to start afresh)"
+        )
     return values[distributed.rank()]
 
 

@@ -21,10 +21,17 @@ def part_errors(cfg: TrainConfig) -> list[str]:
     from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
 
     algo, obj = cfg.algorithm, cfg.objective
-    algo_parts = [(ADVANTAGE_ESTIMATORS, algo.advantage), (POLICY_LOSSES, algo.policy_loss),
-                  (AGGREGATIONS, algo.loss_agg_mode), (KL_ESTIMATORS, algo.kl.estimator)]
-    obj_parts = [(OBJECTIVE_ADVANTAGES, obj.advantage), (SAMPLE_SELECTIONS, obj.samples),
-                 (AGGREGATIONS, obj.loss_agg_mode)]
+    algo_parts = [
+        (ADVANTAGE_ESTIMATORS, algo.advantage),
+        (POLICY_LOSSES, algo.policy_loss),
+        (AGGREGATIONS, algo.loss_agg_mode),
+        (KL_ESTIMATORS, algo.kl.estimator),
+    ]
+    obj_parts = [
+        (OBJECTIVE_ADVANTAGES, obj.advantage),
+        (SAMPLE_SELECTIONS, obj.samples),
+        (AGGREGATIONS, obj.loss_agg_mode),
+    ]
     return [
         *ADVANTAGE_ESTIMATORS.validate("algorithm.advantage", algo.advantage, algo, "algorithm"),
         *POLICY_LOSSES.validate("algorithm.policy_loss", algo.policy_loss, algo, "algorithm"),
@@ -54,8 +61,10 @@ def infrastructure_errors(cfg: TrainConfig) -> list[str]:
     for name, set_cfg in cfg.eval.sets.items():
         bench = set_cfg.benchmark or name
         if bench not in BENCHMARKS and bench not in splits:
-            errors.append(f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) nor a split of "
-                          f"data {cfg.data.name!r} ({list(splits)})")
+            errors.append(
+                f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) nor a split of "
+                f"data {cfg.data.name!r} ({list(splits)})"
+            )
     if cfg.distributed.strategy not in STRATEGIES:
         errors.append(f"distributed.strategy={cfg.distributed.strategy!r}: choose one of {sorted(STRATEGIES)}")
     return errors

@@ -70,8 +70,10 @@ def one_line(exc: BaseException) -> str:
             return f"{group}={option}: no such option. Available options: {', '.join(exc.options)}"
         return _first_line(str(exc))
     if isinstance(exc, OverrideParseException):
-        return f"{exc.override}: cannot parse the override ({_first_line(exc.message)}; " \
-               "https://hydra.cc/docs/advanced/override_grammar/basic)"
+        return (
+            f"{exc.override}: cannot parse the override ({_first_line(exc.message)}; "
+            "https://hydra.cc/docs/advanced/override_grammar/basic)"
+        )
     cause = exc.__cause__ if isinstance(exc, HydraException) and exc.__cause__ is not None else exc
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None)
@@ -120,8 +122,7 @@ def to_train_config(cfg: DictConfig, choices: Optional[Mapping[str, Optional[str
         raise ConfigError(one_line(e)) from e
 
 
-def compose_checked(overrides: Sequence[str], config_name: str = "config",
-                    config_dir: Path = CONF) -> TrainConfig:
+def compose_checked(overrides: Sequence[str], config_name: str = "config", config_dir: Path = CONF) -> TrainConfig:
     """Compose ``config_name`` with ``overrides`` as ``train.py`` would and check it (no job is run)."""
     register_configs()
     try:
@@ -160,8 +161,17 @@ def preflight(argv: Sequence[str], config_name: str = "config") -> None:
     from hydra._internal.utils import get_args_parser  # Hydra's own parser of its command line
 
     args, _ = get_args_parser().parse_known_args(list(argv))
-    informational = (args.help, args.hydra_help, args.cfg, args.info, args.shell_completion,
-                     args.experimental_rerun, args.multirun, args.config_dir, args.config_path)
+    informational = (
+        args.help,
+        args.hydra_help,
+        args.cfg,
+        args.info,
+        args.shell_completion,
+        args.experimental_rerun,
+        args.multirun,
+        args.config_dir,
+        args.config_path,
+    )
     if full_error() or any(informational):
         return
     with exit_on_config_error():

@@ -22,9 +22,20 @@ from prerl.tracking import flatten, sqlite_creation_lock, tracking_uri, with_ret
 # ``distributed.``: replicated and sharded ranks take the same step (tests/distributed), and runs from
 # before the key existed keep their digest.
 MULTIRUN = "multirun"  # the sweep tag of a multirun launched without +sweep=NAME
-NOT_IDENTITY = ("output_dir", "resume", "cache_dir", "device", "tracking.uri", "tracking.run_name",
-                "tracking.skip_complete", "tracking.log_samples", "tracking.system_metrics",
-                "tracking.outage_wait_s", "checkpoint.", "distributed.")
+NOT_IDENTITY = (
+    "output_dir",
+    "resume",
+    "cache_dir",
+    "device",
+    "tracking.uri",
+    "tracking.run_name",
+    "tracking.skip_complete",
+    "tracking.log_samples",
+    "tracking.system_metrics",
+    "tracking.outage_wait_s",
+    "checkpoint.",
+    "distributed.",
+)
 
 
 def config_hash(resolved: dict) -> str:
@@ -41,9 +52,13 @@ def finished_run(cfg: TrackingConfig, digest: str) -> Optional[Run]:
         experiment = with_retry(client.get_experiment_by_name, cfg.experiment)
     if experiment is None:
         return None
-    runs = with_retry(client.search_runs, [experiment.experiment_id],
-                      filter_string=f"tags.config_hash = '{digest}' and attributes.status = 'FINISHED'",
-                      order_by=["attributes.start_time DESC"], max_results=1)
+    runs = with_retry(
+        client.search_runs,
+        [experiment.experiment_id],
+        filter_string=f"tags.config_hash = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 

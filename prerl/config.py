@@ -22,7 +22,7 @@ from typing import Any, Optional
 # The schema's closed choices live in a leaf module (re-exported here); open choices (losses,
 # estimators, aggregation, sample selection, KL estimators, strategies) are plain names, checked
 # against their registries by prerl.choices.check_choices once the plug-ins have loaded.
-from prerl.enums import KLPlacement, Space  # noqa: F401 - re-exported
+from prerl.enums import KLPlacement, Space
 
 
 class ConfigError(ValueError):
@@ -57,11 +57,20 @@ def _check_exists(key: str, path: Optional[str], what: str = "file or folder") -
 class MiniModelConfig:
     """Recipe of the locally pre-trained mini base model (ignored for Hub models)."""
 
-    name: str = field(default="mini", metadata={"help": "name of the recipe; the cache folder and the shipped "
-                                                         "copy are looked up by it (mini, mini_styles, micro ship)"})
-    task: str = field(default="addition", metadata={
-        "help": "what the corpus teaches: addition (prerl/mini/task.py: one method, with the flaws below) or "
-                "styles (prerl/mini/styles.py: three prompt-independent solution styles at fixed rates)"})
+    name: str = field(
+        default="mini",
+        metadata={
+            "help": "name of the recipe; the cache folder and the shipped "
+            "copy are looked up by it (mini, mini_styles, micro ship)"
+        },
+    )
+    task: str = field(
+        default="addition",
+        metadata={
+            "help": "what the corpus teaches: addition (prerl/mini/task.py: one method, with the flaws below) or "
+            "styles (prerl/mini/styles.py: three prompt-independent solution styles at fixed rates)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of the tokenizer, corpus and initial weights"})
     vocab_size: int = field(default=400, metadata={"help": "byte-level BPE vocabulary, in tokens"})
     hidden_size: int = field(default=128, metadata={"help": "width of the residual stream"})
@@ -69,17 +78,24 @@ class MiniModelConfig:
     num_layers: int = field(default=4, metadata={"help": "decoder layers"})
     num_heads: int = field(default=4, metadata={"help": "attention (query) heads"})
     num_kv_heads: int = field(default=2, metadata={"help": "key/value heads (grouped-query attention)"})
-    max_positions: int = field(default=512, metadata={
-        "help": "longest sequence in tokens; data.max_prompt_tokens + max_new_tokens must fit"})
+    max_positions: int = field(
+        default=512, metadata={"help": "longest sequence in tokens; data.max_prompt_tokens + max_new_tokens must fit"}
+    )
     corpus_documents: int = field(default=30000, metadata={"help": "pre-training documents"})
     corpus_min_operands: int = field(default=2, metadata={"help": "fewest numbers added in a corpus problem"})
     corpus_max_operands: int = field(default=3, metadata={"help": "most numbers added in a corpus problem"})
     corpus_min_digits: int = field(default=1, metadata={"help": "fewest digits of a corpus operand"})
     corpus_max_digits: int = field(default=3, metadata={"help": "most digits of a corpus operand"})
-    prompt_free_fraction: float = field(default=0.2, metadata={
-        "help": "share of documents with the solution alone, no prompt (what log π(y | c) is trained on), in [0, 1]"})
+    prompt_free_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "share of documents with the solution alone, no prompt (what log π(y | c) is trained on), in [0, 1]"
+        },
+    )
     slip_rate: float = field(default=0.12, metadata={"help": "per column: probability the sum is off by one or two"})
-    drop_carry_rate: float = field(default=0.2, metadata={"help": "per column with a carry: probability it is forgotten"})
+    drop_carry_rate: float = field(
+        default=0.2, metadata={"help": "per column with a carry: probability it is forgotten"}
+    )
     repair_rate: float = field(default=0.35, metadata={"help": "per mistake: probability it is noticed and redone"})
     recheck_rate: float = field(default=0.05, metadata={"help": "per correct column: probability it is re-checked"})
     train_steps: int = field(default=560, metadata={"help": "pre-training optimizer steps"})
@@ -94,9 +110,20 @@ class MiniModelConfig:
         """A tiny variant for tests (conf/model/micro.yaml): one-digit sums, builds in under a minute,
         and answers about one in eight correctly, so groups have mixed rewards."""
         return MiniModelConfig(
-            name="micro", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1,
-            vocab_size=300, corpus_documents=3000, corpus_min_operands=2, corpus_max_operands=2,
-            corpus_min_digits=1, corpus_max_digits=1, train_steps=200, batch_size=32,
+            name="micro",
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=2,
+            num_heads=2,
+            num_kv_heads=1,
+            vocab_size=300,
+            corpus_documents=3000,
+            corpus_min_operands=2,
+            corpus_max_operands=2,
+            corpus_min_digits=1,
+            corpus_max_digits=1,
+            train_steps=200,
+            batch_size=32,
         )
 
 
@@ -104,31 +131,52 @@ class MiniModelConfig:
 class ModelConfig:
     """The policy. ``path`` is a Hub id or a local folder; ``mini`` builds one when ``path`` is null."""
 
-    path: Optional[str] = field(default=None, metadata={
-        "help": "a Hub repo id (NAME or ORG/NAME) or a local folder (absolute, ./, ../, ~ or with more than one /: "
-                "must exist); null = the mini model of model.mini"})
-    mini: Optional[MiniModelConfig] = field(default_factory=MiniModelConfig, metadata={
-        "help": "recipe of the locally built base model, used when model.path is null"})
-    dtype: str = field(default="float32", metadata={
-        "help": "float32 | bfloat16 | float16: the trained weights and the optimizer state"})
+    path: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a Hub repo id (NAME or ORG/NAME) or a local folder (absolute, ./, ../, ~ or with more than one /: "
+            "must exist); null = the mini model of model.mini"
+        },
+    )
+    mini: Optional[MiniModelConfig] = field(
+        default_factory=MiniModelConfig,
+        metadata={"help": "recipe of the locally built base model, used when model.path is null"},
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "float32 | bfloat16 | float16: the trained weights and the optimizer state"},
+    )
     # bf16 weights under AdamW lose updates below their resolution (lr 1e-6 on weights ~1e-2: all of
     # them), so the GPU configs keep float32 weights and compute in bfloat16, as verl's FSDP mixed precision.
-    autocast: Optional[str] = field(default=None, metadata={
-        "help": "null | bfloat16 | float16: compute dtype of forward/backward (torch.autocast), weights stay in dtype"})
+    autocast: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "null | bfloat16 | float16: compute dtype of forward/backward (torch.autocast), weights stay in dtype"
+        },
+    )
     # Qwen3 has no BOS and the paper uses <|im_start|>.
-    context_token: str = field(default="<|im_start|>", metadata={
-        "help": "PreRL's single context token c in log π(y | c)"})
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "extra arguments of the tokenizer's chat template (Qwen3: enable_thinking)"})
-    gradient_checkpointing: bool = field(default=False, metadata={
-        "help": "recompute activations in the backward pass: less memory, about a third more compute"})
+    context_token: str = field(
+        default="<|im_start|>", metadata={"help": "PreRL's single context token c in log π(y | c)"}
+    )
+    chat_template_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "extra arguments of the tokenizer's chat template (Qwen3: enable_thinking)"},
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass: less memory, about a third more compute"},
+    )
 
     def __post_init__(self) -> None:
         _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")
-        _check(self.dtype in ("float32", "bfloat16", "float16"),
-               f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16")
-        _check(self.autocast in (None, "bfloat16", "float16"),
-               f"model.autocast={self.autocast!r}: choose null, bfloat16 or float16")
+        _check(
+            self.dtype in ("float32", "bfloat16", "float16"),
+            f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16",
+        )
+        _check(
+            self.autocast in (None, "bfloat16", "float16"),
+            f"model.autocast={self.autocast!r}: choose null, bfloat16 or float16",
+        )
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")
 
@@ -148,10 +196,12 @@ class ModelConfig:
 class DataConfig:
     """Training prompts and the in-training eval sets. ``mini`` generates the synthetic task."""
 
-    name: str = field(default="mini", metadata={
-        "help": "mini (the synthetic addition task) | math (MATH train, prerl.benchmarks)"})
-    path: Optional[str] = field(default=None, metadata={
-        "help": "data=math: a local JSONL / Parquet file instead of the Hub (must exist)"})
+    name: str = field(
+        default="mini", metadata={"help": "mini (the synthetic addition task) | math (MATH train, prerl.benchmarks)"}
+    )
+    path: Optional[str] = field(
+        default=None, metadata={"help": "data=math: a local JSONL / Parquet file instead of the Hub (must exist)"}
+    )
     train_problems: int = field(default=4000, metadata={"help": "mini: training problems"})
     test_problems: int = field(default=64, metadata={"help": "mini: in-distribution test problems"})
     ood_problems: int = field(default=64, metadata={"help": "mini: out-of-distribution test problems"})
@@ -168,13 +218,19 @@ class DataConfig:
     ood_max_digits: int = field(default=2, metadata={"help": "mini: most digits of an operand (ood test)"})
     # Prompts are tokenised only when the data loads, long after the config is checked, so the length
     # check reserves this many positions for them (mini prompts are at most 27 tokens; a test keeps it so).
-    max_prompt_tokens: int = field(default=64, metadata={
-        "help": "longest prompt in tokens, reserved when checking that prompt + max_new_tokens fit the model"})
+    max_prompt_tokens: int = field(
+        default=64,
+        metadata={
+            "help": "longest prompt in tokens, reserved when checking that prompt + max_new_tokens fit the model"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.train_problems > 0, f"data.train_problems={self.train_problems}: must be > 0")
-        _check(self.min_operands <= self.max_operands and self.min_digits <= self.max_digits,
-               "data: min_* must not exceed max_*")
+        _check(
+            self.min_operands <= self.max_operands and self.min_digits <= self.max_digits,
+            "data: min_* must not exceed max_*",
+        )
         _check(self.max_prompt_tokens >= 1, f"data.max_prompt_tokens={self.max_prompt_tokens}: must be >= 1")
         _check_exists("data.path", self.path, "file")
 
@@ -183,49 +239,68 @@ class DataConfig:
 class VLLMConfig:
     """Settings of the vLLM engine (``rollout=vllm``), colocated with training on the same GPUs."""
 
-    tensor_parallel_size: int = field(default=1, metadata={
-        "help": "GPUs per engine: torchrun ranks are grouped this many at a time"})
-    gpu_memory_utilization: float = field(default=0.3, metadata={
-        "help": "share of each GPU for vLLM's weights and KV cache, in (0, 1]"})
-    max_model_len: Optional[int] = field(default=None, metadata={
-        "help": "longest prompt + response in tokens; null = the model's limit"})
-    sleep: bool = field(default=True, metadata={
-        "help": "release weights and KV cache during the update where vLLM supports it (not CPU)"})
-    enforce_eager: bool = field(default=False, metadata={
-        "help": "no CUDA graphs: faster start-up, slower decoding"})
-    dtype: Optional[str] = field(default=None, metadata={
-        "help": "the engine's weights (bfloat16 | float16 | float32); null = the policy's model.dtype"})
-    seed: int = field(default=0, metadata={"help": "the engine's sampling seed (conf/rollout/vllm.yaml: the run's seed)"})
+    tensor_parallel_size: int = field(
+        default=1, metadata={"help": "GPUs per engine: torchrun ranks are grouped this many at a time"}
+    )
+    gpu_memory_utilization: float = field(
+        default=0.3, metadata={"help": "share of each GPU for vLLM's weights and KV cache, in (0, 1]"}
+    )
+    max_model_len: Optional[int] = field(
+        default=None, metadata={"help": "longest prompt + response in tokens; null = the model's limit"}
+    )
+    sleep: bool = field(
+        default=True,
+        metadata={"help": "release weights and KV cache during the update where vLLM supports it (not CPU)"},
+    )
+    enforce_eager: bool = field(default=False, metadata={"help": "no CUDA graphs: faster start-up, slower decoding"})
+    dtype: Optional[str] = field(
+        default=None,
+        metadata={"help": "the engine's weights (bfloat16 | float16 | float32); null = the policy's model.dtype"},
+    )
+    seed: int = field(
+        default=0, metadata={"help": "the engine's sampling seed (conf/rollout/vllm.yaml: the run's seed)"}
+    )
 
     def __post_init__(self) -> None:
-        _check(self.tensor_parallel_size >= 1,
-               f"rollout.vllm.tensor_parallel_size={self.tensor_parallel_size}: must be >= 1")
-        _check(0 < self.gpu_memory_utilization <= 1,
-               f"rollout.vllm.gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]")
-        _check(self.max_model_len is None or self.max_model_len >= 1,
-               f"rollout.vllm.max_model_len={self.max_model_len}: must be null or >= 1")
+        _check(
+            self.tensor_parallel_size >= 1,
+            f"rollout.vllm.tensor_parallel_size={self.tensor_parallel_size}: must be >= 1",
+        )
+        _check(
+            0 < self.gpu_memory_utilization <= 1,
+            f"rollout.vllm.gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]",
+        )
+        _check(
+            self.max_model_len is None or self.max_model_len >= 1,
+            f"rollout.vllm.max_model_len={self.max_model_len}: must be null or >= 1",
+        )
 
 
 @dataclass
 class RolloutConfig:
     """Sampling of responses. ``engine`` is the name of a registered rollout engine."""
 
-    engine: str = field(default="hf", metadata={
-        "help": "a registered rollout engine: hf (transformers), vllm, oracle, shuffled_oracle (checks)"})
+    engine: str = field(
+        default="hf",
+        metadata={"help": "a registered rollout engine: hf (transformers), vllm, oracle, shuffled_oracle (checks)"},
+    )
     samples_per_prompt: int = field(default=8, metadata={"help": "responses sampled per prompt (the group size)"})
-    temperature: float = field(default=1.0, metadata={
-        "help": "sampling temperature, > 0; log-probs are scored at it too"})
+    temperature: float = field(
+        default=1.0, metadata={"help": "sampling temperature, > 0; log-probs are scored at it too"}
+    )
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass, in (0, 1]"})
-    max_new_tokens: int = field(default=96, metadata={
-        "help": "longest response in tokens; data.max_prompt_tokens + it must fit the model's positions"})
-    batch_samples: int = field(default=256, metadata={
-        "help": "sequences generated together (transformers engine; also the eval chunk)"})
+    max_new_tokens: int = field(
+        default=96,
+        metadata={"help": "longest response in tokens; data.max_prompt_tokens + it must fit the model's positions"},
+    )
+    batch_samples: int = field(
+        default=256, metadata={"help": "sequences generated together (transformers engine; also the eval chunk)"}
+    )
     vllm: VLLMConfig = field(default_factory=VLLMConfig, metadata={"help": "the vLLM engine (rollout=vllm)"})
 
     def __post_init__(self) -> None:
         _check(self.samples_per_prompt >= 1, f"rollout.samples_per_prompt={self.samples_per_prompt}: must be >= 1")
-        _check(self.temperature > 0,
-               f"rollout.temperature={self.temperature}: must be > 0 (sampling is always on)")
+        _check(self.temperature > 0, f"rollout.temperature={self.temperature}: must be > 0 (sampling is always on)")
         _check(0 < self.top_p <= 1, f"rollout.top_p={self.top_p}: must be in (0, 1]")
         _check(self.max_new_tokens >= 1, f"rollout.max_new_tokens={self.max_new_tokens}: must be >= 1")
         _check(self.batch_samples >= 1, f"rollout.batch_samples={self.batch_samples}: must be >= 1")
@@ -235,10 +310,17 @@ class RolloutConfig:
 class KLConfig:
     """The KL penalty to the reference policy (reset to the warm-up's policy at reincarnation)."""
 
-    placement: KLPlacement = field(default=KLPlacement.none, metadata={
-        "help": "none | loss (a term of the loss) | reward (subtracted from the per-token reward)"})
-    estimator: str = field(default="k3", metadata={
-        "help": "a key of prerl.losses.KL_ESTIMATORS: k1 (log-ratio) | k2 (½ log-ratio²) | k3 (ratio − 1 − log-ratio), Schulman's estimators"})
+    placement: KLPlacement = field(
+        default=KLPlacement.none,
+        metadata={"help": "none | loss (a term of the loss) | reward (subtracted from the per-token reward)"},
+    )
+    estimator: str = field(
+        default="k3",
+        metadata={
+            "help": "a key of prerl.losses.KL_ESTIMATORS: k1 (log-ratio) | k2 (½ log-ratio²) | "
+            "k3 (ratio − 1 − log-ratio), Schulman's estimators"
+        },
+    )
     coef: float = field(default=0.001, metadata={"help": "weight of the KL term"})
 
 
@@ -247,8 +329,9 @@ class CriticConfig:
     """PPO's value model: a copy of the policy's trunk with a scalar head, trained by its own AdamW."""
 
     lr: float = field(default=1e-5, metadata={"help": "the critic's AdamW learning rate (verl critic.optim.lr)"})
-    cliprange_value: float = field(default=0.5, metadata={
-        "help": "value clip around the old value (verl critic.cliprange_value)"})
+    cliprange_value: float = field(
+        default=0.5, metadata={"help": "value clip around the old value (verl critic.cliprange_value)"}
+    )
     grad_clip: float = field(default=1.0, metadata={"help": "the critic's gradient-norm clip"})
 
 
@@ -257,56 +340,97 @@ class AlgorithmConfig:
     """The main-phase algorithm as a choice of parts; ``conf/algorithm/*.yaml`` cite each anchor."""
 
     name: str = field(default="grpo", metadata={"help": "the algorithm's name, for logs and tables"})
-    advantage: str = field(default="grpo", metadata={
-        "help": "advantage estimator, a key of prerl.advantages.ADVANTAGE_ESTIMATORS "
-                "(grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae)"})
-    norm_adv_by_std: bool = field(default=True, metadata={
-        "help": "divide GRPO's advantage by the group's std (Dr.GRPO turns it off)"})
+    advantage: str = field(
+        default="grpo",
+        metadata={
+            "help": "advantage estimator, a key of prerl.advantages.ADVANTAGE_ESTIMATORS "
+            "(grpo, rloo, reinforce_pp, reinforce_pp_baseline, gae)"
+        },
+    )
+    norm_adv_by_std: bool = field(
+        default=True, metadata={"help": "divide GRPO's advantage by the group's std (Dr.GRPO turns it off)"}
+    )
     gamma: float = field(default=1.0, metadata={"help": "discount of GAE / REINFORCE++ returns, in [0, 1]"})
     lam: float = field(default=1.0, metadata={"help": "GAE λ, in [0, 1]"})
-    policy_loss: str = field(default="clipped", metadata={
-        "help": "policy loss, a key of prerl.losses.POLICY_LOSSES (clipped; plug-ins: gspo, cispo)"})
-    clip_ratio_low: float = field(default=0.2, metadata={
-        "help": "ε_low: the ratio is clipped below at 1 − ε_low, in [0, 1] (1: no lower bound)"})
+    policy_loss: str = field(
+        default="clipped",
+        metadata={"help": "policy loss, a key of prerl.losses.POLICY_LOSSES (clipped; plug-ins: gspo, cispo)"},
+    )
+    clip_ratio_low: float = field(
+        default=0.2, metadata={"help": "ε_low: the ratio is clipped below at 1 − ε_low, in [0, 1] (1: no lower bound)"}
+    )
     clip_ratio_high: float = field(default=0.2, metadata={"help": "ε_high: clipped above at 1 + ε_high, >= 0"})
     clip_ratio_c: float = field(default=10.0, metadata={"help": "dual-clip bound for negative advantages, > 1"})
-    loss_agg_mode: str = field(default="token-mean", metadata={
-        "help": "how token losses become one number, a key of prerl.losses.AGGREGATIONS (verl's spelling): token-mean | seq-mean-token-mean | "
-                "seq-mean-token-sum | seq-mean-token-sum-norm"})
-    loss_scale_factor: Optional[float] = field(default=None, metadata={
-        "help": "C of seq-mean-token-sum-norm; null = rollout.max_new_tokens"})
+    loss_agg_mode: str = field(
+        default="token-mean",
+        metadata={
+            "help": "how token losses become one number, a key of prerl.losses.AGGREGATIONS (verl's spelling): "
+            "token-mean | seq-mean-token-mean | "
+            "seq-mean-token-sum | seq-mean-token-sum-norm"
+        },
+    )
+    loss_scale_factor: Optional[float] = field(
+        default=None, metadata={"help": "C of seq-mean-token-sum-norm; null = rollout.max_new_tokens"}
+    )
     kl: KLConfig = field(default_factory=KLConfig, metadata={"help": "the KL penalty"})
     entropy_coeff: float = field(default=0.0, metadata={"help": "weight of the entropy bonus (0 = off)"})
-    critic: CriticConfig = field(default_factory=CriticConfig, metadata={
-        "help": "the value model, used only by estimators that need values (gae)"})
+    critic: CriticConfig = field(
+        default_factory=CriticConfig,
+        metadata={"help": "the value model, used only by estimators that need values (gae)"},
+    )
     # DAPO's dynamic sampling and overlong shaping.
-    filter_groups: bool = field(default=False, metadata={
-        "help": "DAPO's dynamic sampling: keep only groups whose rewards differ, re-sampling until the batch is full"})
-    max_sampling_rounds: int = field(default=10, metadata={
-        "help": "rounds of generation per step before dynamic sampling gives up with an error, >= 1"})
-    overlong_buffer_tokens: int = field(default=0, metadata={
-        "help": "DAPO's overlong shaping: a linear penalty down to -overlong_penalty_factor over the last "
-                "this many tokens of rollout.max_new_tokens (0 = off)"})
+    filter_groups: bool = field(
+        default=False,
+        metadata={
+            "help": "DAPO's dynamic sampling: keep only groups whose rewards differ, re-sampling until the batch is full"
+        },
+    )
+    max_sampling_rounds: int = field(
+        default=10,
+        metadata={"help": "rounds of generation per step before dynamic sampling gives up with an error, >= 1"},
+    )
+    overlong_buffer_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "DAPO's overlong shaping: a linear penalty down to -overlong_penalty_factor over the last "
+            "this many tokens of rollout.max_new_tokens (0 = off)"
+        },
+    )
     overlong_penalty_factor: float = field(default=1.0, metadata={"help": "the overlong penalty at the limit"})
-    mask_truncated: bool = field(default=False, metadata={
-        "help": "drop truncated samples from the loss (TRL's mask_truncated_completions)"})
+    mask_truncated: bool = field(
+        default=False, metadata={"help": "drop truncated samples from the loss (TRL's mask_truncated_completions)"}
+    )
     # verl: train_batch_size / ppo_mini_batch_size and ppo_epochs; TRL num_iterations. Above one update
     # per step the samples are off-policy after the first, so the ratio leaves 1 and the clip range acts.
-    mini_batches_per_step: int = field(default=1, metadata={
-        "help": "optimizer steps per rollout pass: the step's prompts, whole groups, shuffled by the seed and "
-                "split into this many mini-batches (fewer prompts than this: one prompt each)"})
+    mini_batches_per_step: int = field(
+        default=1,
+        metadata={
+            "help": "optimizer steps per rollout pass: the step's prompts, whole groups, shuffled by the seed and "
+            "split into this many mini-batches (fewer prompts than this: one prompt each)"
+        },
+    )
     epochs_per_step: int = field(default=1, metadata={"help": "passes over the step's mini-batches"})
-    params: dict[str, Any] = field(default_factory=dict, metadata={"help": (
-        "knobs that plug-in parts declare beyond this schema (+algorithm.params.NAME=value); a key no "
-        "chosen part declares is an error")})
+    params: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": (
+                "knobs that plug-in parts declare beyond this schema (+algorithm.params.NAME=value); a key no "
+                "chosen part declares is an error"
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         # advantage, policy_loss, loss_agg_mode, kl.estimator and their knobs: prerl.choices.check_choices
         _check(self.max_sampling_rounds >= 1, "algorithm.max_sampling_rounds must be >= 1")
-        _check(self.overlong_buffer_tokens >= 0,
-               f"algorithm.overlong_buffer_tokens={self.overlong_buffer_tokens}: must be >= 0")
-        _check(self.mini_batches_per_step >= 1,
-               f"algorithm.mini_batches_per_step={self.mini_batches_per_step}: must be >= 1")
+        _check(
+            self.overlong_buffer_tokens >= 0,
+            f"algorithm.overlong_buffer_tokens={self.overlong_buffer_tokens}: must be >= 0",
+        )
+        _check(
+            self.mini_batches_per_step >= 1,
+            f"algorithm.mini_batches_per_step={self.mini_batches_per_step}: must be >= 1",
+        )
         _check(self.epochs_per_step >= 1, f"algorithm.epochs_per_step={self.epochs_per_step}: must be >= 1")
 
 
@@ -315,22 +439,48 @@ class ObjectiveConfig:
     """The warm-up objective: PSR/NSR/all × pre/post space (the ``objective`` group)."""
 
     name: str = field(default="nsr_prerl", metadata={"help": "the objective's name, for logs and tables"})
-    space: Space = field(default=Space.pre, metadata={
-        "help": "pre: log π(y | c), one context token + response (PreRL) | post: log π(y | x), prompt + response"})
-    samples: str = field(default="negative", metadata={
-        "help": "which samples get gradient, a key of prerl.objectives.SAMPLE_SELECTIONS: negative (NSR) | positive (PSR) | all | weighted (W-REINFORCE)"})
-    advantage: str = field(default="group_mean", metadata={
-        "help": "a key of prerl.objectives.OBJECTIVE_ADVANTAGES: group_mean: r − mean_group(r) (official DSRL) | algorithm: the main algorithm's estimator | "
-                "unit: +1 correct / −1 wrong"})
+    space: Space = field(
+        default=Space.pre,
+        metadata={
+            "help": "pre: log π(y | c), one context token + response (PreRL) | post: log π(y | x), prompt + response"
+        },
+    )
+    samples: str = field(
+        default="negative",
+        metadata={
+            "help": "which samples get gradient, a key of prerl.objectives.SAMPLE_SELECTIONS: negative (NSR) | "
+            "positive (PSR) | all | weighted (W-REINFORCE)"
+        },
+    )
+    advantage: str = field(
+        default="group_mean",
+        metadata={
+            "help": "a key of prerl.objectives.OBJECTIVE_ADVANTAGES: group_mean: r − mean_group(r) (official DSRL) | "
+            "algorithm: the main algorithm's estimator | "
+            "unit: +1 correct / −1 wrong"
+        },
+    )
     positive_weight: float = field(default=0.1, metadata={"help": "λ of W-REINFORCE (samples=weighted), >= 0"})
     # The official code's pretrain_loss_coef=0.01 (mostly cancels under Adam).
     loss_coef: float = field(default=0.01, metadata={"help": "scale of the whole warm-up loss, > 0"})
-    loss_agg_mode: str = field(default="token-mean", metadata={"help": (
-        "aggregation mode of the warm-up loss, a key of prerl.losses.AGGREGATIONS (the official warm-up: "
-        "token-mean)")})
-    params: dict[str, Any] = field(default_factory=dict, metadata={"help": (
-        "knobs that plug-in parts declare beyond this schema (+objective.params.NAME=value); a key no "
-        "chosen part declares is an error")})
+    loss_agg_mode: str = field(
+        default="token-mean",
+        metadata={
+            "help": (
+                "aggregation mode of the warm-up loss, a key of prerl.losses.AGGREGATIONS (the official warm-up: "
+                "token-mean)"
+            )
+        },
+    )
+    params: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": (
+                "knobs that plug-in parts declare beyond this schema (+objective.params.NAME=value); a key no "
+                "chosen part declares is an error"
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.loss_coef > 0, f"objective.loss_coef={self.loss_coef}: must be > 0")
@@ -340,10 +490,12 @@ class ObjectiveConfig:
 class ReincarnationConfig:
     """Policy Reincarnation at the end of the warm-up."""
 
-    reset_reference: bool = field(default=True, metadata={
-        "help": "the KL anchor becomes the warm-up's policy (matters only when KL is on)"})
-    reset_optimizer: bool = field(default=False, metadata={
-        "help": "start a fresh AdamW state (the official code keeps it)"})
+    reset_reference: bool = field(
+        default=True, metadata={"help": "the KL anchor becomes the warm-up's policy (matters only when KL is on)"}
+    )
+    reset_optimizer: bool = field(
+        default=False, metadata={"help": "start a fresh AdamW state (the official code keeps it)"}
+    )
 
 
 @dataclass
@@ -355,13 +507,19 @@ class OptimConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW's decoupled weight decay"})
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"help": "AdamW's (β1, β2)"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clip"})
-    max_nonfinite_updates: int = field(default=3, metadata={
-        "help": "an update with a NaN/inf loss or gradient is skipped; this many in a row stop the run"})
+    max_nonfinite_updates: int = field(
+        default=3,
+        metadata={"help": "an update with a NaN/inf loss or gradient is skipped; this many in a row stop the run"},
+    )
     # On the mini model's CPU update 4096 costs ~20% less than 16384 (less padding, activations stay in
     # cache; benchmarks/bench.py); the paper preset uses 10240 on GPUs.
-    micro_batch_tokens: int = field(default=4096, metadata={
-        "help": "most tokens (padding included) one forward/backward micro-batch holds; changes memory, "
-                "never the gradient"})
+    micro_batch_tokens: int = field(
+        default=4096,
+        metadata={
+            "help": "most tokens (padding included) one forward/backward micro-batch holds; changes memory, "
+            "never the gradient"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, f"optim.lr={self.lr}: must be > 0")
@@ -373,8 +531,9 @@ class EvalSetConfig:
     """One eval set, keyed by name: a benchmark of ``prerl.benchmarks`` or a split of the data config."""
 
     benchmark: Optional[str] = field(default=None, metadata={"help": "default: the set's own name"})
-    path: Optional[str] = field(default=None, metadata={
-        "help": "a local JSONL / Parquet / zip file instead of the Hub"})
+    path: Optional[str] = field(
+        default=None, metadata={"help": "a local JSONL / Parquet / zip file instead of the Hub"}
+    )
     limit: Optional[int] = field(default=None, metadata={"help": "only the first N problems"})
 
 
@@ -382,8 +541,9 @@ class EvalSetConfig:
 class CheckpointConfig:
     """Crash-safe checkpoints under ``<output_dir>/checkpoints`` (see prerl/checkpoint.py)."""
 
-    every_steps: int = field(default=10, metadata={"help": "updates between checkpoints, also at the end; "
-                                                           "0 = only at the end"})
+    every_steps: int = field(
+        default=10, metadata={"help": "updates between checkpoints, also at the end; 0 = only at the end"}
+    )
     keep_last: int = field(default=2, metadata={"help": "checkpoints kept, >= 1"})
 
     def __post_init__(self) -> None:
@@ -396,28 +556,41 @@ class EvalConfig:
     """Avg@K and Pass@k on each eval set (in training, and by ``evaluate.py``)."""
 
     samples_per_problem: int = field(default=8, metadata={"help": "K of Avg@K / Pass@k (the paper uses 32)"})
-    every_steps: int = field(default=10, metadata={
-        "help": "updates between evaluations, also at step 0 and at the end; 0 = only at the ends"})
+    every_steps: int = field(
+        default=10,
+        metadata={"help": "updates between evaluations, also at step 0 and at the end; 0 = only at the ends"},
+    )
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of eval responses, > 0"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass of eval responses, in (0, 1]"})
-    max_new_tokens: int = field(default=96, metadata={
-        "help": "longest eval response in tokens; data.max_prompt_tokens + it must fit the model's positions"})
+    max_new_tokens: int = field(
+        default=96,
+        metadata={
+            "help": "longest eval response in tokens; data.max_prompt_tokens + it must fit the model's positions"
+        },
+    )
     # Empty here (YAML dicts merge, they do not replace): each conf/eval/*.yaml lists its own sets. Typed
     # ``Any`` so that ``+eval.sets.NAME.path=...`` can add a set on the command line (OmegaConf cannot add
     # keys to a dict of dataclasses); checked below.
-    sets: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "name -> {benchmark, path, limit}: a benchmark of prerl.benchmarks or a split of the data"})
-    data_dir: Optional[str] = field(default=None, metadata={
-        "help": "a folder laid out like ../shared/data: benchmark files there replace the Hub (must exist)"})
-    score_workers: int = field(default=2, metadata={
-        "help": "processes for math-verify, parallel sandboxed programs for code"})
+    sets: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "name -> {benchmark, path, limit}: a benchmark of prerl.benchmarks or a split of the data"},
+    )
+    data_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "a folder laid out like ../shared/data: benchmark files there replace the Hub (must exist)"},
+    )
+    score_workers: int = field(
+        default=2, metadata={"help": "processes for math-verify, parallel sandboxed programs for code"}
+    )
     code_timeout_s: float = field(default=10.0, metadata={"help": "per HumanEval program, wall-clock seconds"})
     code_memory_mb: int = field(default=1024, metadata={"help": "per HumanEval program, address space in MB"})
 
     def __post_init__(self) -> None:
         _check(self.samples_per_problem >= 1, f"eval.samples_per_problem={self.samples_per_problem}: must be >= 1")
         _check(self.every_steps >= 0, f"eval.every_steps={self.every_steps}: must be >= 0")
-        _check(self.code_timeout_s > 0 and self.code_memory_mb > 0, "eval.code_timeout_s and code_memory_mb must be > 0")
+        _check(
+            self.code_timeout_s > 0 and self.code_memory_mb > 0, "eval.code_timeout_s and code_memory_mb must be > 0"
+        )
         _check(self.temperature > 0, f"eval.temperature={self.temperature}: must be > 0 (sampling is always on)")
         _check(0 < self.top_p <= 1, f"eval.top_p={self.top_p}: must be in (0, 1]")
         _check(self.max_new_tokens >= 1, f"eval.max_new_tokens={self.max_new_tokens}: must be >= 1")
@@ -427,8 +600,10 @@ class EvalConfig:
         for name, value in list(self.sets.items()):
             if not isinstance(value, EvalSetConfig):
                 value = dict(value or {})
-                _check(set(value) <= allowed, f"eval.sets.{name}: unknown keys {sorted(set(value) - allowed)}; "
-                                              f"allowed: {sorted(allowed)}")
+                _check(
+                    set(value) <= allowed,
+                    f"eval.sets.{name}: unknown keys {sorted(set(value) - allowed)}; allowed: {sorted(allowed)}",
+                )
                 self.sets[name] = EvalSetConfig(**value)
 
 
@@ -436,24 +611,39 @@ class EvalConfig:
 class TrackingConfig:
     """MLflow. ``uri`` null means $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
 
-    uri: Optional[str] = field(default=None, metadata={
-        "help": "MLflow tracking URI; null = $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db"})
+    uri: Optional[str] = field(
+        default=None,
+        metadata={"help": "MLflow tracking URI; null = $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db"},
+    )
     experiment: str = field(default="prerl-mini", metadata={"help": "MLflow experiment the run is logged in"})
     run_name: Optional[str] = field(default=None, metadata={"help": "MLflow run name; null = MLflow's"})
     tags: dict[str, str] = field(default_factory=dict, metadata={"help": "extra MLflow tags of the run"})
-    log_samples: int = field(default=16, metadata={
-        "help": "sample completions logged as a table artifact per evaluation (0 = none)"})
-    skip_complete: bool = field(default=True, metadata={
-        "help": "in a multirun (-m), a job whose config already has a FINISHED run in the experiment (same "
-                "config_hash tag) returns that run's result instead of training again"})
-    system_metrics: bool = field(default=False, metadata={
-        "help": "MLflow's own system metrics (CPU, memory, disk, network; GPU with pynvml) as system/*; needs psutil"})
+    log_samples: int = field(
+        default=16, metadata={"help": "sample completions logged as a table artifact per evaluation (0 = none)"}
+    )
+    skip_complete: bool = field(
+        default=True,
+        metadata={
+            "help": "in a multirun (-m), a job whose config already has a FINISHED run in the experiment (same "
+            "config_hash tag) returns that run's result instead of training again"
+        },
+    )
+    system_metrics: bool = field(
+        default=False,
+        metadata={
+            "help": "MLflow's own system metrics (CPU, memory, disk, network; GPU with pynvml) as system/*; needs psutil"
+        },
+    )
     system_metrics_interval_s: float = field(default=10.0, metadata={"help": "seconds between system-metric samples"})
     # When the tracking server goes away mid-run, training continues and what could not be logged is
     # kept (in memory and in <output_dir>/mlflow_pending.jsonl) and sent when the server answers again.
-    outage_wait_s: float = field(default=300.0, metadata={
-        "help": "seconds the end of a run waits for an unreachable tracking server before failing, "
-                "naming the steps not recorded"})
+    outage_wait_s: float = field(
+        default=300.0,
+        metadata={
+            "help": "seconds the end of a run waits for an unreachable tracking server before failing, "
+            "naming the steps not recorded"
+        },
+    )
 
 
 @dataclass
@@ -462,10 +652,14 @@ class DistributedConfig:
 
     # fsdp2: one unit per decoder layer; the weights are gathered whole for rollouts and scoring, so
     # they alone must fit one device.
-    strategy: str = field(default="replicate", metadata={
-        "help": "a key of prerl.distributed.STRATEGIES; replicate: every rank holds full copies and all-reduces gradients | fsdp2: parameters, "
-                "gradients and optimizer state sharded over the ranks"})
-
+    strategy: str = field(
+        default="replicate",
+        metadata={
+            "help": "a key of prerl.distributed.STRATEGIES; replicate: every rank holds full copies and all-reduces "
+            "gradients | fsdp2: parameters, "
+            "gradients and optimizer state sharded over the ranks"
+        },
+    )
 
 
 def _group(factory: Any, help: str) -> Any:
@@ -487,34 +681,53 @@ class TrainConfig:
     tracking: TrackingConfig = _group(TrackingConfig, "MLflow")
     checkpoint: CheckpointConfig = _group(CheckpointConfig, "crash-safe checkpoints")
     distributed: DistributedConfig = _group(DistributedConfig, "multi-process training (torchrun)")
-    resume: str = field(default="auto", metadata={
-        "help": "auto: continue from the newest checkpoint in output_dir (and its MLflow run) | never: start afresh"})
-    warmup_steps: int = field(default=20, metadata={
-        "help": "optimizer updates with the objective before reincarnation, in [0, total_steps]"})
+    resume: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: continue from the newest checkpoint in output_dir (and its MLflow run) | never: start afresh"
+        },
+    )
+    warmup_steps: int = field(
+        default=20, metadata={"help": "optimizer updates with the objective before reincarnation, in [0, total_steps]"}
+    )
     total_steps: int = field(default=60, metadata={"help": "optimizer updates in all (warm-up included), >= 0"})
-    prompts_per_step: int = field(default=16, metadata={
-        "help": "prompts per update, >= 1; samples per update = prompts × rollout.samples_per_prompt"})
+    prompts_per_step: int = field(
+        default=16,
+        metadata={"help": "prompts per update, >= 1; samples per update = prompts × rollout.samples_per_prompt"},
+    )
     seed: int = field(default=0, metadata={"help": "seed of sampling, shuffling and the prompt stream"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     # GPU kernels repeat on the same machine (CPU kernels already do; vLLM's are its own); it never
     # makes two machines agree (README, "Reproducibility").
     deterministic: bool = field(default=False, metadata={"help": "torch.use_deterministic_algorithms(True)"})
     cache_dir: str = field(default=".cache/prerl", metadata={"help": "built mini models and other caches"})
-    output_dir: str = field(default="outputs/run", metadata={
-        "help": "checkpoints and artifacts of the run (conf/config.yaml: Hydra's run folder)"})
-    plugins: list[str] = field(default_factory=list, metadata={"help": (
-        "modules (import paths) that register parts beside the plug-in package prerl/algorithms/, e.g. "
-        "plugins=[mylab.parts]; imported by the validation step before any name is checked")})
+    output_dir: str = field(
+        default="outputs/run",
+        metadata={"help": "checkpoints and artifacts of the run (conf/config.yaml: Hydra's run folder)"},
+    )
+    plugins: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": (
+                "modules (import paths) that register parts beside the plug-in package prerl/algorithms/, e.g. "
+                "plugins=[mylab.parts]; imported by the validation step before any name is checked"
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.total_steps >= 0, f"total_steps={self.total_steps}: must be >= 0")
-        _check(0 <= self.warmup_steps <= self.total_steps,
-               f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}")
+        _check(
+            0 <= self.warmup_steps <= self.total_steps,
+            f"warmup_steps={self.warmup_steps} must be between 0 and total_steps={self.total_steps}",
+        )
         _check(self.prompts_per_step >= 1, f"prompts_per_step={self.prompts_per_step}: must be >= 1")
         _check(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: choose auto, cpu or cuda")
         _check(self.resume in ("auto", "never"), f"resume={self.resume!r}: choose auto or never")
-        _check(self.algorithm.overlong_buffer_tokens < self.rollout.max_new_tokens,
-               "algorithm.overlong_buffer_tokens must be below rollout.max_new_tokens")
+        _check(
+            self.algorithm.overlong_buffer_tokens < self.rollout.max_new_tokens,
+            "algorithm.overlong_buffer_tokens must be below rollout.max_new_tokens",
+        )
         self._check_lengths()
 
     def _check_lengths(self) -> None:
@@ -523,12 +736,16 @@ class TrainConfig:
         limits = [(self.model.max_positions(), "the model's positions")]
         if self.rollout.vllm.max_model_len is not None:
             limits.append((self.rollout.vllm.max_model_len, "rollout.vllm.max_model_len"))
-        for key, new in (("rollout.max_new_tokens", self.rollout.max_new_tokens),
-                         ("eval.max_new_tokens", self.eval.max_new_tokens)):
+        for key, new in (
+            ("rollout.max_new_tokens", self.rollout.max_new_tokens),
+            ("eval.max_new_tokens", self.eval.max_new_tokens),
+        ):
             for limit, what in limits:
-                _check(limit is None or prompt + new <= limit,
-                       f"{key}={new}: must be <= {(limit or 0) - prompt} ({what}, {limit}, minus "
-                       f"data.max_prompt_tokens={prompt})")
+                _check(
+                    limit is None or prompt + new <= limit,
+                    f"{key}={new}: must be <= {(limit or 0) - prompt} ({what}, {limit}, minus "
+                    f"data.max_prompt_tokens={prompt})",
+                )
 
 
 def register_configs() -> None:

@@ -41,8 +41,11 @@ class CostMeter:
             raise KeyError(f"unknown cost {sorted(unknown)}; known: {ACCUMULATED}")
         for name, value in step_costs.items():
             self.totals[name] += float(value)
-        return ({f"cost/{k}": float(v) for k, v in step_costs.items()}
-                | {f"cost/{k}_total": v for k, v in self.totals.items()} | peak_memory_mb())
+        return (
+            {f"cost/{k}": float(v) for k, v in step_costs.items()}
+            | {f"cost/{k}_total": v for k, v in self.totals.items()}
+            | peak_memory_mb()
+        )
 
     def state_dict(self) -> dict[str, float]:
         return dict(self.totals)

@@ -31,8 +31,9 @@ class ValueModel(nn.Module):
     def forward(self, seqs: Sequences) -> Tensor:
         """V(s_t) for each response token t: the value of the state that generates it, [B, T]."""
         device = self.head.weight.device
-        hidden = self.trunk(input_ids=seqs.input_ids.to(device),
-                            attention_mask=seqs.attention_mask.to(device)).last_hidden_state
+        hidden = self.trunk(
+            input_ids=seqs.input_ids.to(device), attention_mask=seqs.attention_mask.to(device)
+        ).last_hidden_state
         values = self.head(hidden).squeeze(-1).float()
         T = seqs.response_ids.shape[1]
         positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)

@@ -30,10 +30,12 @@ def _problems(rng: random.Random, difficulty: task.Difficulty, count: int, exclu
 
 
 def _to_dataset(problems: list[task.Problem]) -> Dataset:
-    return Dataset.from_dict({
-        "messages": [task.messages(p) for p in problems],
-        "answer": [str(p.answer) for p in problems],
-    })
+    return Dataset.from_dict(
+        {
+            "messages": [task.messages(p) for p in problems],
+            "answer": [str(p.answer) for p in problems],
+        }
+    )
 
 
 def mini_splits(cfg: DataConfig) -> DatasetDict:

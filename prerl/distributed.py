@@ -29,8 +29,15 @@ from prerl.normaliser import Normaliser
 STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}
 
 # Additive metrics: each rank holds its share of the global value (loss is normalised globally).
-SUMMED_METRICS = {"train/loss", "train/pg_loss", "train/kl_loss", "train/kept_tokens", "critic/value_loss",
-                  "time/tokens_per_s", *TOKEN_COSTS}
+SUMMED_METRICS = {
+    "train/loss",
+    "train/pg_loss",
+    "train/kl_loss",
+    "train/kept_tokens",
+    "critic/value_loss",
+    "time/tokens_per_s",
+    *TOKEN_COSTS,
+}
 SUMMED_PREFIXES = ("train/prompts/",)  # prompt counts
 
 
@@ -67,8 +74,10 @@ def shutdown() -> None:
 def check_world(prompts_per_step: int) -> None:
     """Every rank needs a prompt: a rank with none would fail mid-step while the others wait on it."""
     if prompts_per_step < world_size():
-        raise ValueError(f"prompts_per_step={prompts_per_step} is below the {world_size()} processes; "
-                         "every rank needs at least one prompt")
+        raise ValueError(
+            f"prompts_per_step={prompts_per_step} is below the {world_size()} processes; "
+            "every rank needs at least one prompt"
+        )
 
 
 def world_size() -> int:
@@ -208,6 +217,12 @@ class NullTracker:
         pass
 
     def log_dict(self, *args, **kwargs) -> None:
+        pass
+
+    def log_datasets(self, *args, **kwargs) -> None:
+        pass
+
+    def log_policy(self, *args, **kwargs) -> None:
         pass
 
     def finish(self, *args, **kwargs) -> None:

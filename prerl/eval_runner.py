@@ -44,9 +44,20 @@ def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult | N
         engine.set_references(prompt_ids, references(dataset), seed=cfg.seed, first=rows[0] if rows else 0)
     per_chunk = max(1, cfg.rollout.batch_samples // K)
     chunks = range(0, distributed.largest_local_count(len(prompt_ids)), per_chunk)
-    parts = [evaluate_problems(engine, name, prompt_ids, rows[start : start + per_chunk], K, ev.temperature, ev.top_p,
-                               ev.max_new_tokens, grader)
-             for start in tqdm(chunks, desc=name, unit="chunk", disable=not distributed.is_main())]
+    parts = [
+        evaluate_problems(
+            engine,
+            name,
+            prompt_ids,
+            rows[start : start + per_chunk],
+            K,
+            ev.temperature,
+            ev.top_p,
+            ev.max_new_tokens,
+            grader,
+        )
+        for start in tqdm(chunks, desc=name, unit="chunk", disable=not distributed.is_main())
+    ]
     return gather_result(concat_results(parts))
 
 
@@ -68,8 +79,15 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
     engine = make_engine(cfg.rollout, model, tokenizer)
     tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
-    tracker.start(resolved, tags={"job": "evaluate", "model": cfg.model.path or cfg.model.mini.name,
-                                  "rollout": cfg.rollout.engine})
+    # ModelConfig checks that path or mini is set
+    tracker.start(
+        resolved,
+        tags={
+            "job": "evaluate",
+            "model": cfg.model.path or cfg.model.mini.name,  # type: ignore[union-attr]
+            "rollout": cfg.rollout.engine,
+        },
+    )
     metrics: dict[str, float] = {}
     results, status = [], "FAILED"
     try:
@@ -81,14 +99,22 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
                 continue
             seconds = time.perf_counter() - start
             results.append(result)
-            set_metrics = result.metrics() | {f"{name}/samples_per_s": result.correct.size / seconds,
-                                              f"{name}/problems": float(len(dataset))}
+            set_metrics = result.metrics() | {
+                f"{name}/samples_per_s": result.correct.size / seconds,
+                f"{name}/problems": float(len(dataset)),
+            }
             metrics.update({f"eval/{k}": v for k, v in set_metrics.items()})
             tracker.log({f"eval/{k}": v for k, v in set_metrics.items()}, step=0)
             log_samples(tracker, name, dataset, result, cfg)
             tracker.log_dict(result.per_problem(problem_ids(dataset)), f"per_problem/{name}.json")
-            log.info("%s: avg@%d %.4f, %d problems, %.1f samples/s", name, result.K, result.avg, len(dataset),
-                     result.correct.size / seconds)
+            log.info(
+                "%s: avg@%d %.4f, %d problems, %.1f samples/s",
+                name,
+                result.K,
+                result.avg,
+                len(dataset),
+                result.correct.size / seconds,
+            )
         if results:
             avg = {f"eval/{k}": v for k, v in average(results, cfg.eval.samples_per_problem).items()}
             metrics.update(avg)
@@ -100,14 +126,19 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     return metrics
 
 
-def log_samples(tracker: Tracker, name: str, dataset, result: EvalResult, cfg: TrainConfig) -> None:
+def log_samples(
+    tracker: Tracker | distributed.NullTracker, name: str, dataset, result: EvalResult, cfg: TrainConfig
+) -> None:
     n = min(cfg.tracking.log_samples, len(result.responses))
     if n == 0:
         return
     K = result.K
-    tracker.log_table({
-        "id": [dataset["id"][i // K] if "id" in dataset.column_names else str(i // K) for i in range(n)],
-        "answer": [dataset["answer"][i // K] for i in range(n)],
-        "response": result.responses[:n],
-        "correct": result.correct.reshape(-1)[:n].tolist(),
-    }, f"samples/{name}.json")
+    tracker.log_table(
+        {
+            "id": [dataset["id"][i // K] if "id" in dataset.column_names else str(i // K) for i in range(n)],
+            "answer": [dataset["answer"][i // K] for i in range(n)],
+            "response": result.responses[:n],
+            "correct": result.correct.reshape(-1)[:n].tolist(),
+        },
+        f"samples/{name}.json",
+    )

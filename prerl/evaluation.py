@@ -54,10 +54,18 @@ class EvalResult:
         """What paired statistics need: per problem its id, correct count out of K and mean length."""
         if len(ids) != len(self.correct):
             raise ValueError(f"{self.name}: {len(ids)} problem ids for {len(self.correct)} problems")
-        lengths = (np.asarray(self.lengths, dtype=float).reshape(self.correct.shape).mean(1).round(2).tolist()
-                   if self.lengths is not None else None)
-        return {"set": self.name, "K": self.K, "id": [str(i) for i in ids],
-                "correct": self.correct.sum(1).astype(int).tolist(), "mean_length": lengths}
+        lengths = (
+            np.asarray(self.lengths, dtype=float).reshape(self.correct.shape).mean(1).round(2).tolist()
+            if self.lengths is not None
+            else None
+        )
+        return {
+            "set": self.name,
+            "K": self.K,
+            "id": [str(i) for i in ids],
+            "correct": self.correct.sum(1).astype(int).tolist(),
+            "mean_length": lengths,
+        }
 
 
 def problem_ids(dataset) -> list[str]:
@@ -65,8 +73,17 @@ def problem_ids(dataset) -> list[str]:
     return [str(i) for i in dataset["id"]] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]
 
 
-def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str], K: int,
-             temperature: float, top_p: float, max_new_tokens: int, grader=None) -> EvalResult:
+def evaluate(
+    engine,
+    name: str,
+    prompt_ids: list[list[int]],
+    answers: list[str],
+    K: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    grader=None,
+) -> EvalResult:
     """``grader(texts, group)`` scores responses to problems ``group``; default: the math reward."""
     rollout = engine.generate(prompt_ids, K, temperature, top_p, max_new_tokens)
     if grader is None:
@@ -77,12 +94,30 @@ def evaluate(engine, name: str, prompt_ids: list[list[int]], answers: list[str],
     return EvalResult(name, K, correct, rollout.texts, rollout.truncated, [len(r) for r in rollout.response_ids])
 
 
-def evaluate_problems(engine, name: str, prompt_ids: list[list[int]], rows: list[int], K: int, temperature: float,
-                      top_p: float, max_new_tokens: int, grader) -> EvalResult:
+def evaluate_problems(
+    engine,
+    name: str,
+    prompt_ids: list[list[int]],
+    rows: list[int],
+    K: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    grader,
+) -> EvalResult:
     """Problems ``rows`` of a set whose prompts are ``prompt_ids``; ``grader(texts, problems)`` takes indices
     into the whole set. ``rows`` may be empty (a rank with no problem of a small set)."""
-    return evaluate(engine, name, [prompt_ids[r] for r in rows], [], K, temperature, top_p, max_new_tokens,
-                    grader=lambda texts, group: grader(texts, [rows[g] for g in group]))
+    return evaluate(
+        engine,
+        name,
+        [prompt_ids[r] for r in rows],
+        [],
+        K,
+        temperature,
+        top_p,
+        max_new_tokens,
+        grader=lambda texts, group: grader(texts, [rows[g] for g in group]),
+    )
 
 
 def concat_results(parts: list[EvalResult]) -> EvalResult:
@@ -90,9 +125,15 @@ def concat_results(parts: list[EvalResult]) -> EvalResult:
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    lengths = None if any(p.lengths is None for p in parts) else [n for p in parts for n in p.lengths]
-    return EvalResult(first.name, first.K, np.concatenate([p.correct.reshape(-1, first.K) for p in parts]),
-                      [t for p in parts for t in p.responses], [t for p in parts for t in p.truncated], lengths)
+    lengths = None if any(p.lengths is None for p in parts) else [n for p in parts for n in p.lengths or []]
+    return EvalResult(
+        first.name,
+        first.K,
+        np.concatenate([p.correct.reshape(-1, first.K) for p in parts]),
+        [t for p in parts for t in p.responses],
+        [t for p in parts for t in p.truncated],
+        lengths,
+    )
 
 
 def gather_result(part: EvalResult) -> EvalResult | None:

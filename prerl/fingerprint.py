@@ -39,9 +39,14 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, str]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu_model(), "cpu_count": str(os.cpu_count()), "gpu": gpu,
-            "torch_threads": str(torch.get_num_threads()), "platform": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": str(os.cpu_count()),
+        "gpu": gpu,
+        "torch_threads": str(torch.get_num_threads()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def packages() -> dict[str, str]:
@@ -55,16 +60,20 @@ def packages() -> dict[str, str]:
 
 
 def determinism() -> dict[str, str]:
-    return {"deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
-            "cudnn_deterministic": str(torch.backends.cudnn.deterministic),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset")}
+    return {
+        "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+        "cudnn_deterministic": str(torch.backends.cudnn.deterministic),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+    }
 
 
 def weights_id(model_dir: str) -> str:
     """The policy's starting weights: the sha256 a mini build recorded, else of a local folder's weight
     files, else the Hub id (its revision is logged separately when transformers resolved one)."""
     folder = Path(model_dir)
-    recorded = json.loads((folder / BUILD_INFO).read_text()).get("weights_sha256") if (folder / BUILD_INFO).exists() else None
+    recorded = (
+        json.loads((folder / BUILD_INFO).read_text()).get("weights_sha256") if (folder / BUILD_INFO).exists() else None
+    )
     if recorded:  # builds cached by older versions recorded no hash: hashed below
         return recorded
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []

@@ -23,9 +23,13 @@ import contextlib
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                     get_optimizer_state_dict, set_model_state_dict,
-                                                     set_optimizer_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 
@@ -113,6 +117,7 @@ def full(t):
 
 # --- checkpoints: full state on rank 0, in the layout of an unsharded model's state_dict() --------
 
+
 def model_state(model: nn.Module) -> dict:
     """``model.state_dict()``; for a sharded model gathered whole to rank 0 (empty elsewhere)."""
     return get_model_state_dict(model, options=GATHER) if sharded(model) else model.state_dict()
@@ -149,11 +154,16 @@ def _param_names(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str
 
 def _by_index(state: dict, names: list[str]) -> dict:
     index = {n: i for i, n in enumerate(names)}
-    return {"state": {index[n]: s for n, s in state["state"].items() if n in index},
-            "param_groups": [{**g, "params": sorted({index[n] for n in g["params"] if n in index})}
-                             for g in state["param_groups"]]}
+    return {
+        "state": {index[n]: s for n, s in state["state"].items() if n in index},
+        "param_groups": [
+            {**g, "params": sorted({index[n] for n in g["params"] if n in index})} for g in state["param_groups"]
+        ],
+    }
 
 
 def _by_name(state: dict, names: list[str]) -> dict:
-    return {"state": {names[i]: s for i, s in state["state"].items()},
-            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
+    return {
+        "state": {names[i]: s for i, s in state["state"].items()},
+        "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]],
+    }

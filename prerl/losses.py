@@ -17,8 +17,19 @@ from torch import Tensor
 from prerl.normaliser import Normaliser
 from prerl.registry import Check, Registry, in_range
 
-__all__ = ["Normaliser", "PolicyLoss", "KLEstimator", "Aggregation", "POLICY_LOSSES", "POLICY_LOSS_STATS",
-           "KL_ESTIMATORS", "AGGREGATIONS", "register_policy_loss", "kl_penalty", "aggregate"]
+__all__ = [
+    "Normaliser",
+    "PolicyLoss",
+    "KLEstimator",
+    "Aggregation",
+    "POLICY_LOSSES",
+    "POLICY_LOSS_STATS",
+    "KL_ESTIMATORS",
+    "AGGREGATIONS",
+    "register_policy_loss",
+    "kl_penalty",
+    "aggregate",
+]
 
 
 class PolicyLoss(Protocol):
@@ -31,8 +42,9 @@ class PolicyLoss(Protocol):
     ``train/<name>``. The names are declared at registration (``register_policy_loss(name, stats)``):
     every rank logs the same keys, also a rank that has no sample to train on this step."""
 
-    def __call__(self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict[str, Tensor]]:
-        ...
+    def __call__(
+        self, logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, cfg
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
 class KLEstimator(Protocol):
@@ -40,8 +52,7 @@ class KLEstimator(Protocol):
     the policy and of the reference, [B, T], both at the sampled tokens → a per-token estimate of
     KL(π‖π_ref) [B, T], differentiable in ``logp`` (the caller masks and aggregates it)."""
 
-    def __call__(self, logp: Tensor, ref_logp: Tensor) -> Tensor:
-        ...
+    def __call__(self, logp: Tensor, ref_logp: Tensor) -> Tensor: ...
 
 
 class Aggregation(Protocol):
@@ -51,8 +62,7 @@ class Aggregation(Protocol):
     must add up to the loss of the whole batch, so a mode divides only by per-sequence quantities
     and by the batch-wide ``Normaliser``, never by a count of the micro-batch."""
 
-    def __call__(self, loss: Tensor, mask: Tensor, norm: Normaliser) -> Tensor:
-        ...
+    def __call__(self, loss: Tensor, mask: Tensor, norm: Normaliser) -> Tensor: ...
 
 
 POLICY_LOSSES: Registry = Registry("policy loss")

@@ -46,9 +46,10 @@ def logged_policy(uri: str, cache_dir: str) -> str:
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
             try:
                 local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-            except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for a missing run or path
-                raise ValueError(f"model.path={uri}: cannot download it from {mlflow.get_tracking_uri()}: "
-                                 f"{str(err)[:300]}") from err
+            except Exception as err:
+                raise ValueError(
+                    f"model.path={uri}: cannot download it from {mlflow.get_tracking_uri()}: {str(err)[:300]}"
+                ) from err
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(local, dest)

@@ -55,9 +55,16 @@ def warmup_phase(obj) -> Phase:
 
 
 def main_phase(algorithm) -> Phase:
-    return Phase(name="main", space=Space.post, samples="all", advantage="algorithm",
-                 loss_agg_mode=algorithm.loss_agg_mode, regularised=True,
-                 mini_batches=algorithm.mini_batches_per_step, epochs=algorithm.epochs_per_step)
+    return Phase(
+        name="main",
+        space=Space.post,
+        samples="all",
+        advantage="algorithm",
+        loss_agg_mode=algorithm.loss_agg_mode,
+        regularised=True,
+        mini_batches=algorithm.mini_batches_per_step,
+        epochs=algorithm.epochs_per_step,
+    )
 
 
 # --- the advantage an objective trains with (``objective.advantage``) ------------------------------
@@ -67,8 +74,7 @@ class ObjectiveAdvantage(Protocol):
     """The contract of a registered objective advantage: the step's ``AdvantageInputs`` and the
     ``AlgorithmConfig`` → ``Advantages`` per token ([N, T], zero outside the mask)."""
 
-    def __call__(self, batch: AdvantageInputs, algorithm) -> Advantages:
-        ...
+    def __call__(self, batch: AdvantageInputs, algorithm) -> Advantages: ...
 
 
 OBJECTIVE_ADVANTAGES: Registry = Registry("objective advantage")
@@ -112,8 +118,7 @@ class SampleSelection(Protocol):
     loss mask is the response mask with the dropped samples zeroed: they leave the token-mean
     denominator, as in the official code."""
 
-    def __call__(self, advantages: Tensor, mask: Tensor, phase: Phase) -> tuple[Tensor, Tensor]:
-        ...
+    def __call__(self, advantages: Tensor, mask: Tensor, phase: Phase) -> tuple[Tensor, Tensor]: ...
 
 
 SAMPLE_SELECTIONS: Registry = Registry("sample selection")

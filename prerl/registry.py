@@ -48,13 +48,16 @@ class Registry(dict):
         self.flags: dict[str, frozenset[str]] = {}  # what a part asks of the run (e.g. "needs_values")
         self.knobs: dict[str, dict[str, Any]] = {}  # the knobs a part declares beyond the schema, with defaults
 
-    def register(self, name: str, check: Check | None = None, flags: Iterable[str] = (),
-                 knobs: dict[str, Any] | None = None):
+    def register(
+        self, name: str, check: Check | None = None, flags: Iterable[str] = (), knobs: dict[str, Any] | None = None
+    ):
         """Decorator: ``@REGISTRY.register("name", check=...)`` adds the function under ``name``."""
 
         def deco(fn):
             if dict.get(self, name, fn) is not fn:
-                raise ValueError(f"{self.kind} {name!r} is registered twice ({fn.__module__} and {self[name].__module__})")
+                raise ValueError(
+                    f"{self.kind} {name!r} is registered twice ({fn.__module__} and {self[name].__module__})"
+                )
             self[name] = fn
             self.flags[name] = frozenset(flags)
             self.knobs[name] = dict(knobs or {})
@@ -72,7 +75,7 @@ class Registry(dict):
 
     def flagged(self, name: str, flag: str) -> bool:
         """Whether part ``name`` was registered with ``flag`` (plug-ins loaded on a miss)."""
-        self[name]  # noqa: B018 - raises for an unknown name, loads the plug-ins if it is theirs
+        self[name]
         return flag in self.flags.get(name, ())
 
     def knob(self, name: str, section: Any, key: str) -> Any:
@@ -91,12 +94,16 @@ class Registry(dict):
 def undeclared_params(section: Any, where: str, chosen: list[tuple[Registry, str]]) -> list[str]:
     """Errors for keys of ``section.params`` that none of the ``chosen`` (registry, name) parts declares."""
     declared = sorted({key for registry, name in chosen for key in registry.knobs.get(name, {})})
-    return [f"{where}.params.{key}: no chosen part declares this knob; they declare {declared}"
-            for key in section.params if key not in declared]
+    return [
+        f"{where}.params.{key}: no chosen part declares this knob; they declare {declared}"
+        for key in section.params
+        if key not in declared
+    ]
 
 
-def in_range(where: str, section: Any, name: str, low: float, high: float | None = None,
-             low_open: bool = False) -> list[str]:
+def in_range(
+    where: str, section: Any, name: str, low: float, high: float | None = None, low_open: bool = False
+) -> list[str]:
     """``[error]`` when knob ``name`` of ``section`` (a field, else a key of its ``params``: unset there
     means the declared default) is outside [low, high] ((low, high] if ``low_open``)."""
     if not hasattr(section, name):

@@ -33,9 +33,11 @@ VERDICT_CACHE = 1 << 16  # (answer, gold) verdicts kept per process; small strin
 
 # ASCII digits only: Python's \d also matches other scripts' digits, which math-verify does not read.
 _INT = r"-?[0-9]{1,18}"
-_PLAIN = [re.compile(rf"({_INT})"),  # 12, -7
-          re.compile(rf"({_INT})/([0-9]{{1,18}})"),  # 3/4, -3/4
-          re.compile(r"(-?)\\[dt]?frac\{([0-9]{1,18})\}\{([0-9]{1,18})\}")]  # \frac{3}{4}, -\dfrac{3}{4}
+_PLAIN = [
+    re.compile(rf"({_INT})"),  # 12, -7
+    re.compile(rf"({_INT})/([0-9]{{1,18}})"),  # 3/4, -3/4
+    re.compile(r"(-?)\\[dt]?frac\{([0-9]{1,18})\}\{([0-9]{1,18})\}"),
+]  # \frac{3}{4}, -\dfrac{3}{4}
 
 
 def last_boxed(text: str) -> str | None:

@@ -25,11 +25,13 @@ PLACE_KEYS = ("cache_dir", "output_dir", "tracking.", "hydra.", "checkpoint.", "
 
 def experiment_description(name: str) -> str:
     """Markdown for the UI (which drops anything in angle brackets)."""
-    return (f"prerl experiment `{name}`: one run per training job (RL for LLM reasoning in pre-train space). "
-            "Runs are named method-phases-seed (`dsrl-nsr_prerl20-grpo-s0`); a multirun or an Optuna study is a "
-            "parent run with its jobs nested under it and the best job in its summary. Headline metric: "
-            "`eval/test/avg_at_K`. The final policy is the artifact `policy/`: "
-            "`python evaluate.py model.path=runs:/RUN_ID/policy` re-evaluates it.")
+    return (
+        f"prerl experiment `{name}`: one run per training job (RL for LLM reasoning in pre-train space). "
+        "Runs are named method-phases-seed (`dsrl-nsr_prerl20-grpo-s0`); a multirun or an Optuna study is a "
+        "parent run with its jobs nested under it and the best job in its summary. Headline metric: "
+        "`eval/test/avg_at_K`. The final policy is the artifact `policy/`: "
+        "`python evaluate.py model.path=runs:/RUN_ID/policy` re-evaluates it."
+    )
 
 
 def method(cfg: Mapping[str, Any]) -> str:
@@ -94,9 +96,12 @@ def hydra_job() -> Optional[dict]:
     if not HydraConfig.initialized():
         return None
     hc = HydraConfig.get()
-    job = {"multirun": hc.mode == RunMode.MULTIRUN, "overrides": list(hc.overrides.task),
-           "sweep_dir": str(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None}
-    parent = read_parent(job["sweep_dir"]) if job["sweep_dir"] else None
+    job = {
+        "multirun": hc.mode == RunMode.MULTIRUN,
+        "overrides": list(hc.overrides.task),
+        "sweep_dir": str(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None,
+    }
+    parent = read_parent(str(job["sweep_dir"])) if job["sweep_dir"] else None
     if parent:
         job["parent_run_id"], job["swept"] = parent.get("run_id"), parent.get("swept")
     return job
@@ -151,8 +156,13 @@ def run_tags(cfg: Mapping[str, Any], job: Optional[dict] = None) -> dict[str, st
     """Tags for comparing runs: method, seed, source, version, host (the caller adds the device)."""
     import getpass
 
-    tags = {"method": method(cfg), "seed": str(cfg["seed"]), "prerl_version": prerl_version(),
-            "host": socket.gethostname() or platform.node(), "mlflow.user": getpass.getuser()}
+    tags = {
+        "method": method(cfg),
+        "seed": str(cfg["seed"]),
+        "prerl_version": prerl_version(),
+        "host": socket.gethostname() or platform.node(),
+        "mlflow.user": getpass.getuser(),
+    }
     tags |= source_tags()
     if job and job.get("parent_run_id"):
         tags[PARENT_TAG] = job["parent_run_id"]
@@ -171,6 +181,7 @@ def identity(config: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[Option
 
 # --- datasets -------------------------------------------------------------------------------------
 
+
 def dataset_source(name: str, cfg: Mapping[str, Any]) -> dict[str, str]:
     """Where a split came from: a benchmark's file or Hub id, or the mini task's generator and seed."""
     from prerl.benchmarks.registry import BENCHMARKS
@@ -181,15 +192,19 @@ def dataset_source(name: str, cfg: Mapping[str, Any]) -> dict[str, str]:
         bench = set_cfg.get("benchmark") or name
         if bench in BENCHMARKS:
             spec = BENCHMARKS[bench]
-            local = set_cfg.get("path") or (str(Path(cfg["eval"]["data_dir"]) / spec.local_file)
-                                            if cfg["eval"].get("data_dir") else None)
+            local = set_cfg.get("path") or (
+                str(Path(cfg["eval"]["data_dir"]) / spec.local_file) if cfg["eval"].get("data_dir") else None
+            )
             where = local if local and Path(local).exists() else f"hf://{spec.hub_id} ({spec.split})"
             return {"benchmark": bench, "location": where}
         name = bench  # a split of the data config
     if data["name"] == "mini":
         keys = ("seed", "train_problems", "test_problems", "ood_problems")
-        return {"generator": "prerl.data.mini_splits", "split": name,
-                **{f"data.{k}": str(data[k]) for k in keys if k in data}}
+        return {
+            "generator": "prerl.data.mini_splits",
+            "split": name,
+            **{f"data.{k}": str(data[k]) for k in keys if k in data},
+        }
     return {"loader": f"prerl.data.{data['name']}_splits", "split": name, "location": str(data.get("path") or "hub")}
 
 
@@ -210,7 +225,8 @@ def dataset_inputs(splits: Mapping[str, Any], cfg: Mapping[str, Any]) -> list:
         ds = ds.select_columns([c for c in ("id", "messages", "answer") if c in ds.column_names])
         source = dataset_source(split, cfg)
         name = split if "benchmark" in source else f"{cfg['data']['name']}/{split}"
-        dataset = mlflow.data.from_huggingface(ds, source=CodeDatasetSource(source), name=name)
+        from_hf = mlflow.data.from_huggingface  # type: ignore[attr-defined]  # a lazily loaded submodule
+        dataset = from_hf(ds, source=CodeDatasetSource(source), name=name)
         context = "training" if split == "train" else "eval"
         out.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return out

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 
 # Runs in the child before the untrusted code: limits, then the audit hook, then the program.
-_RUNNER = r'''
+_RUNNER = r"""
 import os, resource, sys
 MEMORY, CPU, FSIZE = {memory}, {cpu}, {fsize}
 resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
@@ -72,7 +72,7 @@ code = compile(source, "program.py", "exec")
 sys.addaudithook(hook)
 del source
 exec(code, {{"__name__": "__main__", "__builtins__": __builtins__}})
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,9 @@ def _network_isolation() -> tuple[str, ...]:
     return (unshare, "-rn") if probe.returncode == 0 else ()
 
 
-def run_python(program: str, timeout_s: float = 10.0, memory_mb: int = 1024, max_file_mb: int = 16,
-               output_chars: int = 2000) -> SandboxResult:
+def run_python(
+    program: str, timeout_s: float = 10.0, memory_mb: int = 1024, max_file_mb: int = 16, output_chars: int = 2000
+) -> SandboxResult:
     """Run ``program`` with the limits above; ``ok`` means it exited with status 0 within ``timeout_s``."""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="prerl-sandbox-") as workdir:
@@ -110,11 +111,17 @@ def run_python(program: str, timeout_s: float = 10.0, memory_mb: int = 1024, max
         runner = _RUNNER.format(memory=memory_mb << 20, cpu=max(1, int(timeout_s) + 1), fsize=max_file_mb << 20)
         with open(os.path.join(workdir, "runner.py"), "w", encoding="utf-8") as f:
             f.write(runner)
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-               "PYTHONHASHSEED": "0"}
+        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         cmd = [*_network_isolation(), sys.executable, "-I", "-B", "runner.py"]
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             out, _ = proc.communicate(timeout=timeout_s)
             status = "ok" if proc.returncode == 0 else "error"

@@ -76,12 +76,18 @@ def select(seqs: Sequences, idx: list[int]) -> Sequences:
     width = int(attn.sum(-1).max())
     resp_mask = seqs.response_mask[index]
     resp_width = max(1, int(resp_mask.sum(-1).max()))
-    return Sequences(seqs.input_ids[index, :width], attn[:, :width], seqs.response_start[index],
-                     seqs.response_ids[index, :resp_width], resp_mask[:, :resp_width])
+    return Sequences(
+        seqs.input_ids[index, :width],
+        attn[:, :width],
+        seqs.response_start[index],
+        seqs.response_ids[index, :resp_width],
+        resp_mask[:, :resp_width],
+    )
 
 
-def response_logprobs(model, seqs: Sequences, entropy: str = "none",
-                      temperature: float = 1.0) -> tuple[Tensor, Tensor | None]:
+def response_logprobs(
+    model, seqs: Sequences, entropy: str = "none", temperature: float = 1.0
+) -> tuple[Tensor, Tensor | None]:
     """log π of each response token, [B, T], and the policy's entropy at each position when
     ``entropy`` is ``"detached"`` (a diagnostic) or ``"grad"`` (an entropy bonus is trained).
 

@@ -80,8 +80,9 @@ def _uniform_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=size)
 
 
-def bootstrap_means(rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 2000, seed: int = 0,
-                    paired: bool = True) -> dict[str, dict[str, np.ndarray]]:
+def bootstrap_means(
+    rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 2000, seed: int = 0, paired: bool = True
+) -> dict[str, dict[str, np.ndarray]]:
     """Replicates of each row's mean score per set: ``{row: {set: [n_boot]}}``.
 
     ``rows[row][set]`` is a ``[seeds, problems]`` matrix; all rows that have a set must list its
@@ -90,7 +91,9 @@ def bootstrap_means(rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 
     for row, sets in rows.items():
         for name, x in sets.items():
             if np.ndim(x) != 2 or min(np.shape(x)) == 0:
-                raise ValueError(f"{row}/{name}: expected a non-empty [seeds, problems] matrix, got shape {np.shape(x)}")
+                raise ValueError(
+                    f"{row}/{name}: expected a non-empty [seeds, problems] matrix, got shape {np.shape(x)}"
+                )
     widths: dict[str, int] = {}
     for sets in rows.values():
         for name, x in sets.items():
@@ -106,7 +109,7 @@ def bootstrap_means(rows: Mapping[str, Mapping[str, np.ndarray]], n_boot: int = 
             for name, x in sets.items():
                 problem_counts = shared[name] if shared is not None else _uniform_counts(rng, x.shape[1], size)
                 per_seed = np.asarray(x, dtype=float) @ problem_counts.T  # [seeds, size]: sums over drawn problems
-                out[row][name][start:start + size] = (seed_counts.T * per_seed).sum(0) / (x.shape[0] * x.shape[1])
+                out[row][name][start : start + size] = (seed_counts.T * per_seed).sum(0) / (x.shape[0] * x.shape[1])
     return out
 
 
@@ -119,9 +122,15 @@ class RowSummary:
     n_seeds: int
 
 
-def compare(rows: Mapping[str, Mapping[str, np.ndarray]], baseline: Optional[str] = None,
-            average: Optional[str] = "average", level: float = 0.95, n_boot: int = 2000, seed: int = 0,
-            paired: bool = True) -> dict[str, RowSummary]:
+def compare(
+    rows: Mapping[str, Mapping[str, np.ndarray]],
+    baseline: Optional[str] = None,
+    average: Optional[str] = "average",
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    paired: bool = True,
+) -> dict[str, RowSummary]:
     """Each row's mean per set with its interval, and its difference from ``baseline`` with its interval.
 
     ``average`` names an extra column: the unweighted mean over the sets (every set counts alike,
@@ -146,8 +155,10 @@ def compare(rows: Mapping[str, Mapping[str, np.ndarray]], baseline: Optional[str
         delta = None
         if baseline is not None and row != baseline:
             shared = [c for c in points[row] if c in points[baseline]]
-            delta = {c: percentile_interval(points[row][c] - points[baseline][c], reps[row][c] - reps[baseline][c],
-                                            level) for c in shared}
+            delta = {
+                c: percentile_interval(points[row][c] - points[baseline][c], reps[row][c] - reps[baseline][c], level)
+                for c in shared
+            }
         summaries[row] = RowSummary(estimate, delta, next(iter(sets.values())).shape[0] if sets else 0)
     return summaries
 

@@ -32,7 +32,7 @@ def swept_keys(config: DictConfig) -> dict[str, str]:
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         key = override.get_key_element().lstrip("+~")
         if override.is_sweep_override():
-            out[key] = override.input_line.split("=", 1)[1]
+            out[key] = str(override.input_line).split("=", 1)[1]
         else:
             out.pop(key, None)  # a fixed value on the command line replaces the sweeper's list
     return out
@@ -46,7 +46,7 @@ def headline_key(config: DictConfig) -> str:
 class SweepParentRun(Callback):
     def __init__(self) -> None:
         self.run_id: Optional[str] = None
-        self.client = None
+        self.client: Any = None  # an MlflowClient once the multirun starts
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.entities import Param
@@ -66,22 +66,32 @@ class SweepParentRun(Callback):
         label = f"optuna study {config.hydra.sweeper.study_name}" if kind == "optuna" else f"{sweep_name} sweep"
         name = f"{label}: " + " ".join(f"{k}={v}" for k, v in swept.items())
         overrides = " ".join(config.hydra.overrides.task)
-        tags = {**run_info.source_tags(), "prerl_version": run_info.prerl_version(), "sweep_kind": kind,
-                "sweep_name": sweep_name, "sweep_dir": str(sweep_dir), "launcher":
-                str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
-                run_info.DESCRIPTION_TAG: f"python train.py -m {overrides}\n\nJobs are nested under this run; "
-                                          f"the summary (best job by `{headline_key(config)}`) is logged at the end."}
+        tags = {
+            **run_info.source_tags(),
+            "prerl_version": run_info.prerl_version(),
+            "sweep_kind": kind,
+            "sweep_name": sweep_name,
+            "sweep_dir": str(sweep_dir),
+            "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+            run_info.DESCRIPTION_TAG: f"python train.py -m {overrides}\n\nJobs are nested under this run; "
+            f"the summary (best job by `{headline_key(config)}`) is logged at the end.",
+        }
         if kind == "optuna":
-            tags |= {"optuna_study": str(config.hydra.sweeper.study_name),
-                     "optuna_storage": str(config.hydra.sweeper.storage)}
+            tags |= {
+                "optuna_study": str(config.hydra.sweeper.study_name),
+                "optuna_storage": str(config.hydra.sweeper.storage),
+            }
         experiment_id = ensure_experiment(self.client, tracking.experiment)
         run = with_retry(self.client.create_run, experiment_id, run_name=name[:250], tags=tags)
         self.run_id = run.info.run_id
         params = {"overrides": overrides or "(none)", "sweeper": sweeper, **{f"swept.{k}": v for k, v in swept.items()}}
         with_retry(self.client.log_batch, self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / run_info.PARENT_FILE).write_text(json.dumps(
-            {"run_id": self.run_id, "uri": self.uri, "experiment": tracking.experiment, "swept": list(swept)}))
+        (sweep_dir / run_info.PARENT_FILE).write_text(
+            json.dumps(
+                {"run_id": self.run_id, "uri": self.uri, "experiment": tracking.experiment, "swept": list(swept)}
+            )
+        )
         atexit.register(self.abandon)
         log.info("MLflow parent run %s (%s) for multirun %s", self.run_id, name, sweep_dir)
 
@@ -103,17 +113,24 @@ class SweepParentRun(Callback):
 
         client, run_id = self.client, self.run_id
         experiment_id = client.get_run(run_id).info.experiment_id
-        children = with_retry(client.search_runs, [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'",
-                              max_results=50000)
+        children = with_retry(
+            client.search_runs, [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'", max_results=50000
+        )
         key = headline_key(config)
         scored = [r for r in children if r.info.status == "FINISHED" and key in r.data.metrics]
-        metrics = {"sweep/jobs": len(children), "sweep/finished": sum(r.info.status == "FINISHED" for r in children),
-                   "sweep/failed": sum(r.info.status == "FAILED" for r in children)}
+        metrics = {
+            "sweep/jobs": len(children),
+            "sweep/finished": sum(r.info.status == "FINISHED" for r in children),
+            "sweep/failed": sum(r.info.status == "FAILED" for r in children),
+        }
         if scored:
             best = max(scored, key=lambda r: r.data.metrics[key])
             metrics[f"best/{key}"] = best.data.metrics[key]
-            for tag, value in (("best_run_id", best.info.run_id), ("best_run_name", best.info.run_name),
-                               ("best_metric", key)):
+            for tag, value in (
+                ("best_run_id", best.info.run_id),
+                ("best_run_name", best.info.run_name),
+                ("best_metric", key),
+            ):
                 with_retry(client.set_tag, run_id, tag, value)
         for name, value in metrics.items():
             with_retry(client.log_metric, run_id, name, float(value))

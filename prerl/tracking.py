@@ -56,7 +56,7 @@ def sqlite_creation_lock(uri: str):
     if not uri.startswith("sqlite:///"):
         yield
         return
-    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    lock_path = Path(uri[len("sqlite:///") :]).with_suffix(".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -106,19 +106,29 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     experiment = with_retry(client.get_experiment_by_name, name)
     if experiment is None:
         try:
-            return with_retry(client.create_experiment, name, tags={
-                run_info.EXPERIMENT_KIND_TAG: run_info.EXPERIMENT_KIND,
-                run_info.DESCRIPTION_TAG: run_info.experiment_description(name)})
-        except Exception:  # noqa: BLE001 - a parallel job created it first
+            return with_retry(
+                client.create_experiment,
+                name,
+                tags={
+                    run_info.EXPERIMENT_KIND_TAG: run_info.EXPERIMENT_KIND,
+                    run_info.DESCRIPTION_TAG: run_info.experiment_description(name),
+                },
+            )
+        except Exception:
             experiment = with_retry(client.get_experiment_by_name, name)
             if experiment is None:
                 raise
     if experiment.tags.get(run_info.EXPERIMENT_KIND_TAG) != run_info.EXPERIMENT_KIND:  # older stores
-        with_retry(client.set_experiment_tag, experiment.experiment_id, run_info.EXPERIMENT_KIND_TAG,
-                   run_info.EXPERIMENT_KIND)
+        with_retry(
+            client.set_experiment_tag, experiment.experiment_id, run_info.EXPERIMENT_KIND_TAG, run_info.EXPERIMENT_KIND
+        )
         if run_info.DESCRIPTION_TAG not in experiment.tags:
-            with_retry(client.set_experiment_tag, experiment.experiment_id, run_info.DESCRIPTION_TAG,
-                       run_info.experiment_description(name))
+            with_retry(
+                client.set_experiment_tag,
+                experiment.experiment_id,
+                run_info.DESCRIPTION_TAG,
+                run_info.experiment_description(name),
+            )
     return experiment.experiment_id
 
 
@@ -132,10 +142,12 @@ class Outbox:
     def __init__(self, client: MlflowClient, run_id: str, path: Path | None):
         self.client, self.run_id, self.path = client, run_id, path
         self.items: list[dict] = []
-        self.failures, self.next_attempt, self.outage_since = 0, 0.0, None
+        self.failures, self.next_attempt = 0, 0.0
+        self.outage_since: float | None = None
         if path is not None and path.exists():
-            self.items = [item for item in map(json.loads, path.read_text().splitlines())
-                          if item.get("run_id") == run_id]
+            self.items = [
+                item for item in map(json.loads, path.read_text().splitlines()) if item.get("run_id") == run_id
+            ]
 
     def put(self, item: dict) -> None:
         self.items.append({"run_id": self.run_id, **item})
@@ -145,7 +157,7 @@ class Outbox:
         if kind == "metrics":
             batch = [Metric(k, float(v), item["time"], item["step"]) for k, v in item["metrics"].items()]
             for i in range(0, len(batch), 1000):
-                with_retry(self.client.log_batch, run_id, metrics=batch[i:i + 1000])
+                with_retry(self.client.log_batch, run_id, metrics=batch[i : i + 1000])
         elif kind == "dict":
             with_retry(self.client.log_dict, run_id, item["data"], item["artifact"])
         elif kind == "table":
@@ -168,15 +180,18 @@ class Outbox:
                 for item in self.items:
                     self.send(item)
                     sent += 1
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             if not is_outage(err):
                 raise
             self.failures += 1
             self.next_attempt = time.monotonic() + min(self.RETRY_S[0] * 2 ** (self.failures - 1), self.RETRY_S[1])
             if self.outage_since is None:
                 self.outage_since = time.monotonic()
-                log.warning("MLflow store unreachable (%s); training continues, logging is queued in %s",
-                            str(err)[:200], self.path)
+                log.warning(
+                    "MLflow store unreachable (%s); training continues, logging is queued in %s",
+                    str(err)[:200],
+                    self.path,
+                )
         finally:
             del self.items[:sent]
             self.save()
@@ -202,8 +217,9 @@ class Outbox:
         others = [item.get("artifact") or item["kind"] for item in self.items if item["kind"] != "metrics"]
         parts = [f"metrics of steps {steps[0]}..{steps[-1]} ({len(steps)} steps)"] if steps else []
         if others:
-            parts.append(f"{len(others)} other records ({', '.join(map(str, others[:5]))}"
-                         f"{', ...' if len(others) > 5 else ''})")
+            parts.append(
+                f"{len(others)} other records ({', '.join(map(str, others[:5]))}{', ...' if len(others) > 5 else ''})"
+            )
         return "; ".join(parts) or "nothing"
 
 
@@ -218,13 +234,15 @@ class Tracker:
         self.uri = tracking_uri(cfg)
         self.run_id: str | None = None
         self.outbox: Outbox | None = None
-        self.monitor = None
+        self.monitor: Any = None  # MLflow's SystemMetricsMonitor when tracking.system_metrics
         self.logged_through = -1  # steps up to here are already in the run (set when resuming)
         if cfg.system_metrics:
             try:
                 import psutil  # noqa: F401 - MLflow's system metrics read the machine through it
             except ImportError as err:
-                raise RuntimeError("tracking.system_metrics=true needs psutil: pip install 'prerl[system-metrics]'") from err
+                raise RuntimeError(
+                    "tracking.system_metrics=true needs psutil: pip install 'prerl[system-metrics]'"
+                ) from err
         try:
             with sqlite_creation_lock(self.uri), http_patience(retries=0, timeout_s=5):
                 mlflow.set_tracking_uri(self.uri)
@@ -232,9 +250,11 @@ class Tracker:
                 with_retry(self.client.search_experiments, max_results=1)
                 with_retry(mlflow.search_experiments, max_results=1)  # the fluent API's store, too
         except Exception as err:
-            raise RuntimeError(f"MLflow tracking store {self.uri} is unreachable: {str(err)[:300]}. Start the "
-                               "server (make mlflow-server), fix tracking.uri or MLFLOW_TRACKING_URI, or unset "
-                               "both to use ./mlflow.db") from err
+            raise RuntimeError(
+                f"MLflow tracking store {self.uri} is unreachable: {str(err)[:300]}. Start the "
+                "server (make mlflow-server), fix tracking.uri or MLFLOW_TRACKING_URI, or unset "
+                "both to use ./mlflow.db"
+            ) from err
 
     def start(self, config: dict, tags: dict[str, str], run_id: str | None = None) -> str:
         """Open a new run, or re-open ``run_id`` to continue it after the last step it holds."""
@@ -253,13 +273,17 @@ class Tracker:
         experiment_id = ensure_experiment(self.client, self.cfg.experiment)
         with_retry(mlflow.set_experiment, experiment_id=experiment_id)  # the fluent API (analysis helpers) agrees
         name, described = run_info.identity(config, tags)
-        run = with_retry(self.client.create_run, experiment_id, run_name=self.cfg.run_name or name,
-                         tags={**described, **self.cfg.tags, **tags})
+        run = with_retry(
+            self.client.create_run,
+            experiment_id,
+            run_name=self.cfg.run_name or name,
+            tags={**described, **self.cfg.tags, **tags},
+        )
         self.run_id = run.info.run_id
         self.outbox = Outbox(self.client, self.run_id, pending)
         items = list(flatten(config).items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-            with_retry(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in items[i:i + 100]])
+            with_retry(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
         with_retry(self.client.log_dict, self.run_id, config, "config.json")
         self.start_system_metrics(resume=False)
         return self.run_id
@@ -269,8 +293,12 @@ class Tracker:
             return
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.cfg.system_metrics_interval_s,
-                                            resume_logging=resume, tracking_uri=self.uri)
+        self.monitor = SystemMetricsMonitor(
+            self.run_id,
+            sampling_interval=self.cfg.system_metrics_interval_s,
+            resume_logging=resume,
+            tracking_uri=self.uri,
+        )
         self.monitor.start()
 
     def log_datasets(self, inputs: list) -> None:
@@ -278,15 +306,27 @@ class Tracker:
         if inputs:
             with_retry(self.client.log_inputs, self.run_id, datasets=inputs)
 
+    @property
+    def box(self) -> Outbox:
+        """The outbox of the started run (``start`` creates it)."""
+        assert self.outbox is not None, "Tracker.start() first"
+        return self.outbox
+
     def queue(self, item: dict) -> None:
-        self.outbox.put(item)
-        self.outbox.flush()
+        self.box.put(item)
+        self.box.flush()
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         if step <= self.logged_through:  # replayed after a resume: the run has these values already
             return
-        self.queue({"kind": "metrics", "step": step, "time": int(time.time() * 1000),
-                    "metrics": {k: float(v) for k, v in metrics.items()}})
+        self.queue(
+            {
+                "kind": "metrics",
+                "step": step,
+                "time": int(time.time() * 1000),
+                "metrics": {k: float(v) for k, v in metrics.items()},
+            }
+        )
 
     def log_dict(self, data: dict, artifact: str) -> None:
         self.queue({"kind": "dict", "data": data, "artifact": artifact})
@@ -303,14 +343,16 @@ class Tracker:
             return
         if self.monitor is not None:
             self.monitor.finish()
-        self.outbox.put({"kind": "status", "status": status})
+        self.box.put({"kind": "status", "status": status})
         deadline = time.monotonic() + (self.cfg.outage_wait_s if status == "FINISHED" else 0)
-        while not self.outbox.flush(force=True) and time.monotonic() < deadline:
+        while not self.box.flush(force=True) and time.monotonic() < deadline:
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-        if self.outbox.items:
-            message = (f"MLflow store {self.uri} unreachable at the end of run {self.run_id}: not recorded "
-                       f"there: {self.outbox.describe()}. They are kept in {self.outbox.path}; relaunch the "
-                       "same command (same output folder) to send them.")
+        if self.box.items:
+            message = (
+                f"MLflow store {self.uri} unreachable at the end of run {self.run_id}: not recorded "
+                f"there: {self.box.describe()}. They are kept in {self.box.path}; relaunch the "
+                "same command (same output folder) to send them."
+            )
             if status != "FINISHED":  # another error is on its way up: do not hide it
                 log.error(message)
                 return

@@ -147,16 +147,23 @@ class Experiment:
         wrap = distributed.STRATEGIES[cfg.distributed.strategy]
         uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
         self.reference = wrap(copy.deepcopy(self.model).eval().requires_grad_(False)) if uses_ref else None
-        self.critic = Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if needs_critic(cfg.algorithm.advantage) else None
+        self.critic = (
+            Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if needs_critic(cfg.algorithm.advantage) else None
+        )
         self.model = wrap(self.model)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
         splits = data_lib.load_splits(cfg.data)
         splits = {**splits, **eval_sets(cfg.eval, lambda: splits)}  # benchmarks, or splits of the data
-        self.splits = {name: data_lib.render(ds, self.tokenizer, cfg.model.chat_template_kwargs)
-                       for name, ds in splits.items()}
+        self.splits = {
+            name: data_lib.render(ds, self.tokenizer, cfg.model.chat_template_kwargs) for name, ds in splits.items()
+        }
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
-                                           weight_decay=cfg.optim.weight_decay, betas=(cfg.optim.betas[0], cfg.optim.betas[1]))
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=cfg.optim.lr,
+            weight_decay=cfg.optim.weight_decay,
+            betas=(cfg.optim.betas[0], cfg.optim.betas[1]),
+        )
         self.prompts = PromptStream(len(self.splits["train"]), cfg.prompts_per_step, cfg.seed)
         self.resolved = resolved
         self.nonfinite_in_a_row = 0
@@ -172,8 +179,7 @@ class Experiment:
     def rollout(self, rows: list[int]) -> tuple[Rollout, list[str]]:
         train = self.splits["train"].select(distributed.shard(rows))  # this rank's share of the prompts
         r = self.cfg.rollout
-        out = self.engine.generate(train["prompt_ids"], r.samples_per_prompt, r.temperature, r.top_p,
-                                   r.max_new_tokens)
+        out = self.engine.generate(train["prompt_ids"], r.samples_per_prompt, r.temperature, r.top_p, r.max_new_tokens)
         return out, [train["answer"][g] for g in out.group]
 
     def reward(self, rollout: Rollout, answers: list[str]) -> torch.Tensor:
@@ -210,8 +216,9 @@ class Experiment:
             rows = [i for i, g in enumerate(rollout.group) if g < wanted]
             rollout, accuracy = select_groups(rollout, list(range(wanted))), accuracy[rows]
         lengths = [len(r) for r in rollout.response_ids]
-        shaping = overlong_penalty(lengths, self.cfg.rollout.max_new_tokens, algo.overlong_buffer_tokens,
-                                   algo.overlong_penalty_factor)
+        shaping = overlong_penalty(
+            lengths, self.cfg.rollout.max_new_tokens, algo.overlong_buffer_tokens, algo.overlong_penalty_factor
+        )
         return Experience(rollout, accuracy, accuracy + torch.tensor(shaping), rounds, generated)
 
     def enough_prompts(self, kept: int, wanted: int, rounds: int) -> bool:
@@ -221,11 +228,16 @@ class Experiment:
         if usable == self.cfg.prompts_per_step:
             return True
         if rounds == self.cfg.algorithm.max_sampling_rounds:
-            ranks = (f" (each of the {distributed.world_size()} ranks fills its own share of the batch; "
-                     f"{found} found in all)" if distributed.world_size() > 1 else "")
+            ranks = (
+                f" (each of the {distributed.world_size()} ranks fills its own share of the batch; "
+                f"{found} found in all)"
+                if distributed.world_size() > 1
+                else ""
+            )
             raise RuntimeError(
                 f"dynamic sampling found {usable} of {self.cfg.prompts_per_step} prompts with mixed rewards in "
-                f"{rounds} rounds{ranks}; raise algorithm.max_sampling_rounds or turn algorithm.filter_groups off")
+                f"{rounds} rounds{ranks}; raise algorithm.max_sampling_rounds or turn algorithm.filter_groups off"
+            )
         return False
 
     def sequences(self, rollout: Rollout, space: Space) -> Sequences:
@@ -256,7 +268,10 @@ class Experiment:
             kl = kl_penalty(behaviour_logp(post), self.score(self.reference, post), algo.kl.estimator)
             token_kl = kl * post.response_mask
         adv_in = AdvantageInputs(
-            scores=exp.scores, group=torch.tensor(exp.rollout.group), mask=seqs.response_mask, token_kl=token_kl,
+            scores=exp.scores,
+            group=torch.tensor(exp.rollout.group),
+            mask=seqs.response_mask,
+            token_kl=token_kl,
             values=self.critic.values(post) if uses_algorithm and self.critic else None,
         )
         adv = phase_advantages(phase, adv_in, algo)
@@ -287,12 +302,16 @@ class Experiment:
     def state_dict(self, step: int) -> dict:
         """Called on every rank (gathering sharded state is a collective); complete on rank 0."""
         return {
-            "step": step, "run_id": self.tracker.run_id, "rng": checkpoint.per_rank(checkpoint.rng_state()),
-            "model": fsdp.model_state(self.model), "optimizer": fsdp.optimizer_state(self.model, self.optimizer),
+            "step": step,
+            "run_id": self.tracker.run_id,
+            "rng": checkpoint.per_rank(checkpoint.rng_state()),
+            "model": fsdp.model_state(self.model),
+            "optimizer": fsdp.optimizer_state(self.model, self.optimizer),
             "reference": fsdp.model_state(self.reference) if self.reference is not None else None,
             "critic": self.critic.state_dict() if self.critic is not None else None,
             "prompts": distributed.check_same(self.prompts.state_dict(), "the prompt stream"),  # one for all ranks
-            "last_eval": self.last_eval, "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "last_eval": self.last_eval,
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
             "cost": checkpoint.per_rank(self.cost.state_dict()),
         }
 
@@ -313,11 +332,17 @@ class Experiment:
     def start(self) -> int:
         """Open the MLflow run — the checkpointed one when resuming — and return the first step to run."""
         state = checkpoint.load_latest(self.checkpoint_dir) if self.cfg.resume == "auto" else None
-        tags = {"objective": self.cfg.objective.name, "algorithm": self.cfg.algorithm.name,
-                "warmup_steps": str(self.cfg.warmup_steps), "device": str(self.device)}
+        tags = {
+            "objective": self.cfg.objective.name,
+            "algorithm": self.cfg.algorithm.name,
+            "warmup_steps": str(self.cfg.warmup_steps),
+            "device": str(self.device),
+        }
         # whether two runs should agree to the float (same weights, machine, packages, threads)
-        tags |= run_fingerprint(self.model.config._name_or_path,  # the folder or Hub id it was loaded from
-                                getattr(self.model.config, "_commit_hash", None))
+        tags |= run_fingerprint(
+            self.model.config._name_or_path,  # the folder or Hub id it was loaded from
+            getattr(self.model.config, "_commit_hash", None),
+        )
         if state is None:
             self.tracker.start(self.resolved, tags)
             if distributed.is_main():  # the training set and every eval set, with source and digest
@@ -354,10 +379,15 @@ class Experiment:
             clock.lap("rollout_reward")
             batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
             clock.lap("advantage")
-            parts = mini_batches(exp.rollout.group, phase.mini_batches, phase.epochs,
-                                 torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))  # same after a resume
-            stats, _ = policy_updates(self.model, self.optimizer, batch, parts, phase, cfg.algorithm, cfg.optim,
-                                      cfg.rollout.max_new_tokens)  # loss → step, per mini-batch
+            parts = mini_batches(
+                exp.rollout.group,
+                phase.mini_batches,
+                phase.epochs,
+                torch.Generator().manual_seed(cfg.seed * 1_000_003 + step),
+            )  # same after a resume
+            stats, _ = policy_updates(
+                self.model, self.optimizer, batch, parts, phase, cfg.algorithm, cfg.optim, cfg.rollout.max_new_tokens
+            )  # loss → step, per mini-batch
             if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns, same mini-batches
                 assert adv.values is not None  # an estimator that sets returns sets the values they came from
                 stats |= self.critic.fit(post, adv.returns, adv.values, parts)
@@ -368,10 +398,19 @@ class Experiment:
     def step_metrics(self, phase, exp: Experience, batch: UpdateBatch, stats: dict, clock) -> dict[str, float]:
         lengths = batch.seqs.response_mask.sum(-1)
         group = torch.tensor(exp.rollout.group)
-        metrics = {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()
-                   if k not in ("trained_tokens", "update_tokens")}
-        metrics |= self.cost.add({"generated_tokens": exp.generated_tokens, "trained_tokens": stats["trained_tokens"],
-                                  "update_tokens": stats["update_tokens"], "train_seconds": clock.total})
+        metrics = {
+            f"train/{k}" if "/" not in k else k: v
+            for k, v in stats.items()
+            if k not in ("trained_tokens", "update_tokens")
+        }
+        metrics |= self.cost.add(
+            {
+                "generated_tokens": exp.generated_tokens,
+                "trained_tokens": stats["trained_tokens"],
+                "update_tokens": stats["update_tokens"],
+                "train_seconds": clock.total,
+            }
+        )
         metrics |= {
             "train/accuracy": float(exp.accuracy.mean()),
             "train/reward": float(exp.scores.mean()),
@@ -396,8 +435,17 @@ class Experiment:
             split = self.splits[name]
             rows = distributed.shard(list(range(len(split))))  # this rank's problems, all K samples of each
             with autocast(self.cfg.model, self.device), fsdp.full_weights(self.model):
-                part = evaluate_problems(self.engine, name, split["prompt_ids"], rows, ev.samples_per_problem,
-                                         ev.temperature, ev.top_p, ev.max_new_tokens, dataset_grader(split, ev))
+                part = evaluate_problems(
+                    self.engine,
+                    name,
+                    split["prompt_ids"],
+                    rows,
+                    ev.samples_per_problem,
+                    ev.temperature,
+                    ev.top_p,
+                    ev.max_new_tokens,
+                    dataset_grader(split, ev),
+                )
             result = gather_result(part)  # every problem, in order, on rank 0
             if result is None:
                 continue
@@ -406,21 +454,26 @@ class Experiment:
             if self.cfg.tracking.log_samples:
                 n = min(self.cfg.tracking.log_samples, len(result.responses))
                 K = ev.samples_per_problem
-                self.tracker.log_table({
-                    "step": [step] * n,
-                    "question": [split["messages"][i // K][-1]["content"] for i in range(n)],
-                    "answer": [split["answer"][i // K] for i in range(n)],
-                    "response": result.responses[:n],
-                    "correct": result.correct.reshape(-1)[:n].tolist(),
-                }, f"samples/{name}_step{step:05d}.json")
+                self.tracker.log_table(
+                    {
+                        "step": [step] * n,
+                        "question": [split["messages"][i // K][-1]["content"] for i in range(n)],
+                        "answer": [split["answer"][i // K] for i in range(n)],
+                        "response": result.responses[:n],
+                        "correct": result.correct.reshape(-1)[:n].tolist(),
+                    },
+                    f"samples/{name}_step{step:05d}.json",
+                )
         return out | {"time/eval_s": time.perf_counter() - start}
 
     def check_finite(self, metrics: dict[str, float]) -> None:
         """Count skipped (NaN/inf) updates in a row and stop the run past the configured limit."""
         self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if metrics["train/skipped_update"] else 0
         if self.nonfinite_in_a_row > self.cfg.optim.max_nonfinite_updates:
-            raise RuntimeError(f"{self.nonfinite_in_a_row} updates in a row had a NaN/inf loss or gradient; "
-                               "stopping (optim.max_nonfinite_updates). The weights are those before them.")
+            raise RuntimeError(
+                f"{self.nonfinite_in_a_row} updates in a row had a NaN/inf loss or gradient; "
+                "stopping (optim.max_nonfinite_updates). The weights are those before them."
+            )
 
     def should_evaluate(self, step: int) -> bool:
         every = self.cfg.eval.every_steps
@@ -434,7 +487,11 @@ def headlines(metrics: dict[str, float]) -> str:
 def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     """Run the experiment ``cfg`` (or continue it from its newest checkpoint); return the final eval."""
     check_choices(cfg)  # before any model, data or store
-    resolved = resolved if resolved is not None else cast(dict, OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    resolved = (
+        resolved
+        if resolved is not None
+        else cast(dict, OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    )
     distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
     distributed.check_world(cfg.prompts_per_step)
     cfg.output_dir = distributed.broadcast(cfg.output_dir)
@@ -457,9 +514,15 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
                 metrics |= exp.last_eval
                 log.info("step %d eval %s", done, headlines(exp.last_eval))
             exp.tracker.log(metrics, done)  # one batch per step: a resumed run never logs a step twice
-            log.info("step %d/%d accuracy %.3f loss %.4f (%s) %.1fs", done, cfg.total_steps,
-                     metrics["train/accuracy"], metrics["train/loss"],
-                     "warm-up" if metrics["train/warmup"] else "main", metrics["time/step_s"])
+            log.info(
+                "step %d/%d accuracy %.3f loss %.4f (%s) %.1fs",
+                done,
+                cfg.total_steps,
+                metrics["train/accuracy"],
+                metrics["train/loss"],
+                "warm-up" if metrics["train/warmup"] else "main",
+                metrics["time/step_s"],
+            )
             every = cfg.checkpoint.every_steps
             if done == cfg.total_steps or (every and done % every == 0):
                 exp.save_checkpoint(done)

@@ -47,8 +47,9 @@ def trained_rows(batch: UpdateBatch, needs_all: bool) -> list[int]:
     return kept.nonzero().squeeze(-1).tolist()
 
 
-def policy_update(model, optimizer, batch: UpdateBatch, phase: Phase, algo: AlgorithmConfig,
-                  optim: OptimConfig, max_new_tokens: int) -> dict[str, float]:
+def policy_update(
+    model, optimizer, batch: UpdateBatch, phase: Phase, algo: AlgorithmConfig, optim: OptimConfig, max_new_tokens: int
+) -> dict[str, float]:
     """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step."""
     device = next(model.parameters()).device
     norm = distributed.normaliser(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)  # global batch
@@ -124,8 +125,14 @@ def subset(batch: UpdateBatch, rows: list[int]) -> UpdateBatch:
     """The rows ``rows`` of a batch, trimmed to their own longest sequence."""
     seqs = select(batch.seqs, rows)
     width = seqs.response_ids.shape[1]
-    return UpdateBatch(seqs, _rows(batch.advantages, rows, width), _rows(batch.loss_mask, rows, width),
-                       _rows(batch.ref_logp, rows, width), _rows(batch.old_logp, rows, width), batch.temperature)
+    return UpdateBatch(
+        seqs,
+        _rows(batch.advantages, rows, width),
+        _rows(batch.loss_mask, rows, width),
+        _rows(batch.ref_logp, rows, width),
+        _rows(batch.old_logp, rows, width),
+        batch.temperature,
+    )
 
 
 # Per-step statistics that add up over optimizer steps (what the step spent); the others are averaged.
@@ -139,12 +146,24 @@ def merge_step_stats(per_step: list[dict[str, float]], kept_tokens: float) -> di
     return merged | {"kept_tokens": kept_tokens, "optimizer_steps": float(len(per_step))}
 
 
-def policy_updates(model, optimizer, batch: UpdateBatch, parts: list[list[int]], phase: Phase, algo: AlgorithmConfig,
-                   optim: OptimConfig, max_new_tokens: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+def policy_updates(
+    model,
+    optimizer,
+    batch: UpdateBatch,
+    parts: list[list[int]],
+    phase: Phase,
+    algo: AlgorithmConfig,
+    optim: OptimConfig,
+    max_new_tokens: int,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One optimizer step per part of ``parts`` (``mini_batches``), each normalised over its own
     tokens as verl does per mini-batch; the step's merged statistics and each optimizer step's."""
     if len(parts) > 1 and batch.old_logp is None:
         raise ValueError("several optimizer steps on one rollout need the behaviour log-probs (batch.old_logp)")
-    per_step = [policy_update(model, optimizer, subset(batch, rows) if len(parts) > 1 else batch, phase, algo,
-                              optim, max_new_tokens) for rows in parts]
+    per_step = [
+        policy_update(
+            model, optimizer, subset(batch, rows) if len(parts) > 1 else batch, phase, algo, optim, max_new_tokens
+        )
+        for rows in parts
+    ]
     return merge_step_stats(per_step, float(batch.loss_mask.sum())), per_step

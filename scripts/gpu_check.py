@@ -27,13 +27,24 @@ from prerl.config import register_configs  # noqa: E402
 from prerl.trainer import Experiment  # noqa: E402
 
 SCALED_UP_MINI = [  # ~40M parameters: big enough to load a GPU, small enough to pre-train in a minute or two
-    "model.mini.hidden_size=512", "model.mini.intermediate_size=1536", "model.mini.num_layers=8",
-    "model.mini.num_heads=8", "model.mini.num_kv_heads=4",
+    "model.mini.hidden_size=512",
+    "model.mini.intermediate_size=1536",
+    "model.mini.num_layers=8",
+    "model.mini.num_heads=8",
+    "model.mini.num_kv_heads=4",
 ]
 RUN = [
-    "device=cuda", "model.autocast=bfloat16", "model.gradient_checkpointing=true",
-    "warmup_steps=3", "total_steps=6", "prompts_per_step=64", "rollout.samples_per_prompt=8",
-    "eval.every_steps=0", "checkpoint.every_steps=0", "resume=never", "tracking.experiment=gpu-check",
+    "device=cuda",
+    "model.autocast=bfloat16",
+    "model.gradient_checkpointing=true",
+    "warmup_steps=3",
+    "total_steps=6",
+    "prompts_per_step=64",
+    "rollout.samples_per_prompt=8",
+    "eval.every_steps=0",
+    "checkpoint.every_steps=0",
+    "resume=never",
+    "tracking.experiment=gpu-check",
 ]
 
 
@@ -52,8 +63,10 @@ def main(overrides: list[str]) -> None:
         cfg, resolved = config(overrides, Path(tmp))
         if cfg.device == "cuda":
             print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-        print(f"engine: {cfg.rollout.engine}; compute {cfg.model.autocast}; "
-              f"{cfg.prompts_per_step} prompts × {cfg.rollout.samples_per_prompt} samples per step")
+        print(
+            f"engine: {cfg.rollout.engine}; compute {cfg.model.autocast}; "
+            f"{cfg.prompts_per_step} prompts × {cfg.rollout.samples_per_prompt} samples per step"
+        )
         exp = Experiment(cfg, resolved)  # builds the scaled-up mini base model on first use
         params = sum(p.numel() for p in exp.model.parameters()) / 1e6
         print(f"ready in {time.perf_counter() - t0:.0f} s (policy {params:.1f}M parameters)\n")
@@ -69,10 +82,12 @@ def main(overrides: list[str]) -> None:
                 m = exp.step(step)
                 exp.tracker.log(m, step + 1)
                 tokens = m["train/response_length"] * samples
-                print(f"| {step + 1} | {'warm-up' if m['train/warmup'] else 'GRPO'} "
-                      f"| {m['time/rollout_reward_s']:.2f} | {tokens / m['time/rollout_reward_s']:.0f} "
-                      f"| {m['time/advantage_s']:.2f} | {m['time/update_s']:.2f} "
-                      f"| {m['train/kept_tokens'] / m['time/update_s']:.0f} | {m['time/step_s']:.2f} |")
+                print(
+                    f"| {step + 1} | {'warm-up' if m['train/warmup'] else 'GRPO'} "
+                    f"| {m['time/rollout_reward_s']:.2f} | {tokens / m['time/rollout_reward_s']:.0f} "
+                    f"| {m['time/advantage_s']:.2f} | {m['time/update_s']:.2f} "
+                    f"| {m['train/kept_tokens'] / m['time/update_s']:.0f} | {m['time/step_s']:.2f} |"
+                )
             status = "FINISHED"
         finally:
             exp.tracker.finish(status)

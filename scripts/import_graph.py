@@ -42,7 +42,8 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> tuple[dict[str, bool], set[str]]:

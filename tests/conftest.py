@@ -8,7 +8,9 @@ import torch
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-if os.environ.get("PRERL_DETERMINISTIC") == "1":  # PRERL_DETERMINISTIC=1 make test: this process only, not the runs it starts
+if (
+    os.environ.get("PRERL_DETERMINISTIC") == "1"
+):  # PRERL_DETERMINISTIC=1 make test: this process only, not the runs it starts
     torch.use_deterministic_algorithms(True)
 
 
@@ -72,8 +74,13 @@ def _is_slow(item) -> bool:
         return True
     fixtures = getattr(item, "_fixtureinfo", None)
     fixture_functions = [d.func for defs in fixtures.name2fixturedefs.values() for d in defs] if fixtures else []
-    ours = [f for f in fixture_functions if getattr(f, "__name__", "") != "_guard_fast_tests"  # (it names mlflow)
-            and hasattr(f, "__code__") and f.__code__.co_filename.startswith(str(TESTS))]
+    ours = [
+        f
+        for f in fixture_functions
+        if getattr(f, "__name__", "") != "_guard_fast_tests"  # (it names mlflow)
+        and hasattr(f, "__code__")
+        and f.__code__.co_filename.startswith(str(TESTS))
+    ]
     return _reaches_slow_code([getattr(item, "function", None), *ours])
 
 
@@ -93,14 +100,21 @@ def _guard_fast_tests(request, monkeypatch):
 
     def refuse(what):
         def refused(*args, **kwargs):
-            pytest.fail(f"{request.node.nodeid} {what} but is not marked slow: add @pytest.mark.slow "
-                        "(CONTRIBUTING.md, 'Tests')", pytrace=False)
+            pytest.fail(
+                f"{request.node.nodeid} {what} but is not marked slow: add @pytest.mark.slow "
+                "(CONTRIBUTING.md, 'Tests')",
+                pytrace=False,
+            )
+
         return refused
 
     if "transformers" in sys.modules:
         transformers = sys.modules["transformers"]
-        monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained",
-                            classmethod(refuse("loads a saved model (from_pretrained)")))
+        monkeypatch.setattr(
+            transformers.PreTrainedModel,
+            "from_pretrained",
+            classmethod(refuse("loads a saved model (from_pretrained)")),
+        )
     if "mlflow" in sys.modules:
         from mlflow.tracking import MlflowClient
 

@@ -16,8 +16,12 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 def compose_config(overrides: list[str], tmp_path, cache_dir: str):
     """The resolved DictConfig that ``python train.py <overrides>`` (micro smoke preset) would run."""
     register_configs()
-    base = ["experiment=smoke", f"cache_dir={cache_dir}", f"output_dir={tmp_path / 'out'}",
-            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    base = [
+        "experiment=smoke",
+        f"cache_dir={cache_dir}",
+        f"output_dir={tmp_path / 'out'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name="config", overrides=base + overrides)
 

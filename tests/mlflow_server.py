@@ -25,8 +25,18 @@ def free_port() -> int:
 def server_command(db: Path, artifacts: Path | None, port: int) -> list[str]:
     """``make mlflow-server`` (artifacts served through it), or ``make mlflow-ui`` when ``artifacts`` is None."""
     where = ["server", "--artifacts-destination", str(artifacts)] if artifacts else ["ui"]
-    return [MLFLOW, *where, "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1"]
+    return [
+        MLFLOW,
+        *where,
+        "--backend-store-uri",
+        f"sqlite:///{db}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 class MlflowServer:
@@ -41,9 +51,14 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         with open(self.log, "a") as log:
             artifacts = None if self.ui_only else self.folder / "artifacts"
-            self.proc = subprocess.Popen(server_command(self.folder / "mlflow.db", artifacts, self.port),
-                                         cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                server_command(self.folder / "mlflow.db", artifacts, self.port),
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -16,8 +16,13 @@ from analysis.runs import RunRecord, load_runs
 from analysis.tables import TABLES, Column, Table, TableOptions, budget_step, build_tables, efficiency_table
 from prerl.stats import Interval, compare
 
-BASE = {"total_steps": "10", "objective.name": "nsr_prerl", "algorithm.name": "grpo", "optim.lr": "2e-05",
-        "warmup_steps": "0"}
+BASE = {
+    "total_steps": "10",
+    "objective.name": "nsr_prerl",
+    "algorithm.name": "grpo",
+    "optim.lr": "2e-05",
+    "warmup_steps": "0",
+}
 DSRL = {"warmup_steps": "2"}
 K, N = 4, 5  # samples per problem and problems of the per-problem fixtures
 
@@ -37,11 +42,17 @@ def log_run(client, exp_id, sweep, seed, curves, status="FINISHED", problems=Non
     ``problems[set] = (step, ids, counts)``, its per-problem artifact."""
     run = client.create_run(exp_id, tags={"sweep": sweep})
     p = {**BASE, **params, "seed": str(seed), "tracking.tags.sweep": sweep}
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in p.items()],
-                     metrics=[Metric(k, v, 0, s) for k, steps in curves.items() for s, v in steps.items()])
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, v) for k, v in p.items()],
+        metrics=[Metric(k, v, 0, s) for k, steps in curves.items() for s, v in steps.items()],
+    )
     for name, (step, ids, counts) in (problems or {}).items():
-        client.log_dict(run.info.run_id, {"set": name, "K": K, "id": ids, "correct": counts, "mean_length": None},
-                        f"per_problem/{name}_step{step:05d}.json")
+        client.log_dict(
+            run.info.run_id,
+            {"set": name, "K": K, "id": ids, "correct": counts, "mean_length": None},
+            f"per_problem/{name}_step{step:05d}.json",
+        )
     client.set_terminated(run.info.run_id, status=status)
     return run.info.run_id
 
@@ -64,32 +75,87 @@ def store(tmp_path):
     client = MlflowClient(uri)
     exp = client.create_experiment("fx")
     # baselines: GRPO (2 seeds), DSRL (2 seeds), PPO (1 seed, no OOD set, one more test problem)
-    log_run(client, exp, "baselines", 0, id_curves({0: .30, 5: .45, 10: .40}, {0: .10, 5: .25, 10: .20},
-                                                   {"eval/ood/avg_at_4": {10: .10}, "eval/test/pass_at_1": {10: .4},
-                                                    "eval/test/pass_at_4": {10: .7},
-                                                    "train/accuracy": {1: .2, 2: .3}}), problems=at10(.40))
-    log_run(client, exp, "baselines", 1, id_curves({0: .30, 5: .35, 10: .50}, {0: .10, 5: .15, 10: .30},
-                                                   {"eval/ood/avg_at_4": {10: .20}}), problems=at10(.50))
-    log_run(client, exp, "baselines", 0, id_curves({0: .30, 5: .60, 10: .60}, {0: .10, 5: .40, 10: .40},
-                                                   {"eval/ood/avg_at_4": {10: .25}}), problems=at10(.60), **DSRL)
-    log_run(client, exp, "baselines", 1, id_curves({0: .30, 5: .45, 10: .70}, {0: .10, 5: .35, 10: .50},
-                                                   {"eval/ood/avg_at_4": {10: .35}}), problems=at10(.70), **DSRL)
-    log_run(client, exp, "baselines", 0, id_curves({0: .30, 10: .55}, {0: .10, 10: .25}),
-            problems=at10(.55, TEST_IDS + ["p5"], extra=[3]), **{"algorithm.name": "ppo"})
+    log_run(
+        client,
+        exp,
+        "baselines",
+        0,
+        id_curves(
+            {0: 0.30, 5: 0.45, 10: 0.40},
+            {0: 0.10, 5: 0.25, 10: 0.20},
+            {
+                "eval/ood/avg_at_4": {10: 0.10},
+                "eval/test/pass_at_1": {10: 0.4},
+                "eval/test/pass_at_4": {10: 0.7},
+                "train/accuracy": {1: 0.2, 2: 0.3},
+            },
+        ),
+        problems=at10(0.40),
+    )
+    log_run(
+        client,
+        exp,
+        "baselines",
+        1,
+        id_curves({0: 0.30, 5: 0.35, 10: 0.50}, {0: 0.10, 5: 0.15, 10: 0.30}, {"eval/ood/avg_at_4": {10: 0.20}}),
+        problems=at10(0.50),
+    )
+    log_run(
+        client,
+        exp,
+        "baselines",
+        0,
+        id_curves({0: 0.30, 5: 0.60, 10: 0.60}, {0: 0.10, 5: 0.40, 10: 0.40}, {"eval/ood/avg_at_4": {10: 0.25}}),
+        problems=at10(0.60),
+        **DSRL,
+    )
+    log_run(
+        client,
+        exp,
+        "baselines",
+        1,
+        id_curves({0: 0.30, 5: 0.45, 10: 0.70}, {0: 0.10, 5: 0.35, 10: 0.50}, {"eval/ood/avg_at_4": {10: 0.35}}),
+        problems=at10(0.70),
+        **DSRL,
+    )
+    log_run(
+        client,
+        exp,
+        "baselines",
+        0,
+        id_curves({0: 0.30, 10: 0.55}, {0: 0.10, 10: 0.25}),
+        problems=at10(0.55, TEST_IDS + ["p5"], extra=[3]),
+        **{"algorithm.name": "ppo"},
+    )
     # seeds sweep: a third DSRL seed, and GRPO seed 1 again (same config: must count once)
-    log_run(client, exp, "seeds", 2, id_curves({0: .30, 5: .60, 10: .80}, {0: .10, 5: .40, 10: .60},
-                                               {"eval/ood/avg_at_4": {10: .30}}), problems=at10(.80), **DSRL)
-    log_run(client, exp, "seeds", 1, id_curves({0: .30, 5: .35, 10: .50}, {0: .10, 5: .15, 10: .30},
-                                               {"eval/ood/avg_at_4": {10: .20}}), problems=at10(.50))
-    log_run(client, exp, "baselines", 3, id_curves({10: .99}, {10: .99}), status="FAILED")  # never counted
+    log_run(
+        client,
+        exp,
+        "seeds",
+        2,
+        id_curves({0: 0.30, 5: 0.60, 10: 0.80}, {0: 0.10, 5: 0.40, 10: 0.60}, {"eval/ood/avg_at_4": {10: 0.30}}),
+        problems=at10(0.80),
+        **DSRL,
+    )
+    log_run(
+        client,
+        exp,
+        "seeds",
+        1,
+        id_curves({0: 0.30, 5: 0.35, 10: 0.50}, {0: 0.10, 5: 0.15, 10: 0.30}, {"eval/ood/avg_at_4": {10: 0.20}}),
+        problems=at10(0.50),
+    )
+    log_run(client, exp, "baselines", 3, id_curves({10: 0.99}, {10: 0.99}), status="FAILED")  # never counted
     # warm-up sweep: S=0 two seeds, S=2 one seed; a killed S=4 run
-    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {10: .40}})
-    log_run(client, exp, "warmup", 1, {"eval/test/avg_at_4": {10: .60}})
-    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {10: .70}}, warmup_steps="2")
-    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {5: .90}}, status="KILLED", warmup_steps="4")
+    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {10: 0.40}})
+    log_run(client, exp, "warmup", 1, {"eval/test/avg_at_4": {10: 0.60}})
+    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {10: 0.70}}, warmup_steps="2")
+    log_run(client, exp, "warmup", 0, {"eval/test/avg_at_4": {5: 0.90}}, status="KILLED", warmup_steps="4")
     # objectives: the same objective at two learning rates must not be averaged together
-    log_run(client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: .50}}, warmup_steps="10")
-    log_run(client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: .20}}, warmup_steps="10", **{"optim.lr": "0.0001"})
+    log_run(client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: 0.50}}, warmup_steps="10")
+    log_run(
+        client, exp, "objectives", 0, {"eval/test/avg_at_4": {10: 0.20}}, warmup_steps="10", **{"optim.lr": "0.0001"}
+    )
     return uri, client
 
 
@@ -106,13 +172,18 @@ def direct_main_comparison() -> dict:
     """The main table's comparison computed by hand from the fixture: per row (in the table's order)
     and set (sorted), the [seeds, problems] scores — test per problem (p5 only PPO has: left out),
     amc23 the logged means — compared with the tables' default draws."""
+
     def test(*means):
         return np.array([fill(m) for m in means]) / K
+
     def amc(*means):
         return np.array([[m] for m in means])
-    rows = {"grpo": {"amc23": amc(.20, .30), "test": test(.40, .50)},
-            "ppo": {"amc23": amc(.25), "test": test(.55)},
-            DSRL_ROW: {"amc23": amc(.40, .50, .60), "test": test(.60, .70, .80)}}
+
+    rows = {
+        "grpo": {"amc23": amc(0.20, 0.30), "test": test(0.40, 0.50)},
+        "ppo": {"amc23": amc(0.25), "test": test(0.55)},
+        DSRL_ROW: {"amc23": amc(0.40, 0.50, 0.60), "test": test(0.60, 0.70, 0.80)},
+    }
     return compare(rows, "grpo", "Avg", 0.95, 2000, 0)
 
 
@@ -163,9 +234,19 @@ def test_main_table_cells_are_the_paired_bootstrap_of_the_logged_results(store):
 def test_best_is_marked_only_outside_the_noise():
     cols = [Column("x")]
     within = Interval(2.0, -1.0, 5.0)
-    table = Table("t", "t", "row", ["base", "a", "b"], cols, {
-        ("base", "x"): Cell(50.0, None, 3), ("a", "x"): Cell(52.0, None, 3, delta=within),
-        ("b", "x"): Cell(40.0, None, 3, delta=Interval(-10.0, -14.0, -6.0))}, baseline="base")
+    table = Table(
+        "t",
+        "t",
+        "row",
+        ["base", "a", "b"],
+        cols,
+        {
+            ("base", "x"): Cell(50.0, None, 3),
+            ("a", "x"): Cell(52.0, None, 3, delta=within),
+            ("b", "x"): Cell(40.0, None, 3, delta=Interval(-10.0, -14.0, -6.0)),
+        },
+        baseline="base",
+    )
     assert table.best(cols[0]) == set() and table.within_noise("x") == ["a"]
     table.cells[("a", "x")] = Cell(52.0, None, 3, delta=Interval(2.0, 0.5, 4.0))
     assert table.best(cols[0]) == {"a"}
@@ -191,7 +272,10 @@ def test_step_rule_best_is_chosen_on_a_split_the_table_does_not_report(store):
     assert render.cell_text(at5.cell("ppo", "test"), 1) == "-"
     pass1 = tables_of(client, metric="pass_at_1")["main"]  # from GRPO seed 0's per-problem counts
     assert (pass1.cell("grpo", "test").mean, pass1.cell("grpo", "test").n, pass1.cell("grpo", "test").of) == (
-        pytest.approx(40.0), 1, 2)
+        pytest.approx(40.0),
+        1,
+        2,
+    )
     assert render.cell_text(pass1.cell("grpo", "test"), 1).endswith("(1/2)")
     assert StepRule("best", "ood").describe().startswith("the step with the best avg on ood")
 
@@ -202,16 +286,25 @@ def test_missing_runs_are_dashes_and_configs_are_never_mixed(store):
     ood = tables["ood"]
     assert [c.name for c in ood.columns] == ["ood", "Avg"]
     grpo = ood.cell("grpo", "ood")  # two seeds, no per-problem results: the seeds' 10 and 20 resampled
-    assert (grpo.mean, grpo.std, grpo.n, grpo.lo, grpo.hi) == (pytest.approx(15.0), pytest.approx(SD), 2,
-                                                               pytest.approx(10.0), pytest.approx(20.0))
+    assert (grpo.mean, grpo.std, grpo.n, grpo.lo, grpo.hi) == (
+        pytest.approx(15.0),
+        pytest.approx(SD),
+        2,
+        pytest.approx(10.0),
+        pytest.approx(20.0),
+    )
     assert ood.cell(DSRL_ROW, "ood").mean == pytest.approx(30.0) and ood.cell(DSRL_ROW, "ood").n == 3
     assert "| ppo | - | - | - |" in render.markdown(ood)
 
     warmup = tables["warmup"]
     assert warmup.rows == ["S=0", "S=2"]  # the killed S=4 run is not there
     s0 = warmup.cell("S=0", "test")
-    assert (s0.mean, s0.std, s0.lo, s0.hi) == (pytest.approx(50.0), pytest.approx(math.sqrt(200)),
-                                               pytest.approx(40.0), pytest.approx(60.0))
+    assert (s0.mean, s0.std, s0.lo, s0.hi) == (
+        pytest.approx(50.0),
+        pytest.approx(math.sqrt(200)),
+        pytest.approx(40.0),
+        pytest.approx(60.0),
+    )
     assert warmup.cell("S=2", "test").delta.mean == pytest.approx(20.0)
     assert warmup.columns[-1].paper == {"S=0": 55.79}
 
@@ -245,7 +338,12 @@ def test_efficiency_steps_ratio_and_equal_cost(store):
     # first eval step with mean(test, amc23) >= 30%: GRPO seeds at 5 and 10, DSRL all at 5, PPO at 10
     steps = eff.cell("grpo", "steps to 30%")
     assert (steps.mean, steps.std, steps.n, steps.lo, steps.hi) == (
-        pytest.approx(7.5), pytest.approx(math.sqrt(12.5)), 2, pytest.approx(5.0), pytest.approx(10.0))
+        pytest.approx(7.5),
+        pytest.approx(math.sqrt(12.5)),
+        2,
+        pytest.approx(5.0),
+        pytest.approx(10.0),
+    )
     dsrl = eff.cell(DSRL_ROW, "steps to 30%")
     assert (dsrl.mean, dsrl.n, dsrl.delta.mean) == (pytest.approx(5.0), 3, pytest.approx(-2.5))
     assert eff.cell(DSRL_ROW, "grpo/method at 30%").mean == pytest.approx(1.5)
@@ -264,14 +362,27 @@ def test_efficiency_steps_ratio_and_equal_cost(store):
 def test_accuracy_at_equal_generated_tokens():
     """Runs spend tokens at different rates: each is read at its last eval within the budget every
     run reached (the smallest final total)."""
-    def run(run_id, seed, acc, spent, **params):
-        return record(run_id, seed, {"eval/test/avg_at_4": acc, "cost/generated_tokens_total": spent,
-                                     "cost/train_seconds_total": {s: v / 100 for s, v in spent.items()}}, **params)
 
-    cheap = [run("c0", 0, {0: .1, 5: .3, 10: .5}, {5: 500, 10: 1000}),
-             run("c1", 1, {0: .1, 5: .4, 10: .6}, {5: 500, 10: 1000})]
-    costly = [run("x0", 0, {0: .1, 5: .6, 10: .8}, {5: 2000, 10: 4000}, **DSRL),
-              run("x1", 1, {0: .1, 5: .5, 10: .7}, {5: 900, 10: 1800}, **DSRL)]
+    def run(run_id, seed, acc, spent, **params):
+        return record(
+            run_id,
+            seed,
+            {
+                "eval/test/avg_at_4": acc,
+                "cost/generated_tokens_total": spent,
+                "cost/train_seconds_total": {s: v / 100 for s, v in spent.items()},
+            },
+            **params,
+        )
+
+    cheap = [
+        run("c0", 0, {0: 0.1, 5: 0.3, 10: 0.5}, {5: 500, 10: 1000}),
+        run("c1", 1, {0: 0.1, 5: 0.4, 10: 0.6}, {5: 500, 10: 1000}),
+    ]
+    costly = [
+        run("x0", 0, {0: 0.1, 5: 0.6, 10: 0.8}, {5: 2000, 10: 4000}, **DSRL),
+        run("x1", 1, {0: 0.1, 5: 0.5, 10: 0.7}, {5: 900, 10: 1800}, **DSRL),
+    ]
     assert budget_step(costly[0], ["test"], "avg", "cost/generated_tokens_total", 1000) == 0
     assert budget_step(costly[1], ["test"], "avg", "cost/generated_tokens_total", 1000) == 5
     spec = next(t for t in TABLES if t.name == "efficiency")
@@ -295,8 +406,9 @@ def test_cli_writes_all_formats_figures_and_a_summary_run(store, tmp_path):
     for png in ("main_pass_at_k.png", "main_training.png", "main_solved.png", "warmup_training.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert matplotlib.image.imread(out / png).shape[0] > 100
-    summary = client.search_runs([client.get_experiment_by_name("fx").experiment_id],
-                                 filter_string="attributes.run_name = 'ablation-table'")
+    summary = client.search_runs(
+        [client.get_experiment_by_name("fx").experiment_id], filter_string="attributes.run_name = 'ablation-table'"
+    )
     assert len(summary) == 1 and summary[0].info.status == RunStatus.to_string(RunStatus.FINISHED)
     logged = {a.path for a in client.list_artifacts(summary[0].info.run_id)}
     assert {"main.md", "main.tex", "main.csv", "tables.md", "main_pass_at_k.png"} <= logged
@@ -311,7 +423,8 @@ def test_summarise_is_sample_std():
 def test_cli_refuses_a_baseline_that_is_not_a_row_and_best_without_a_split(store, tmp_path):
     uri, _ = store
     with pytest.raises(SystemExit, match=r"main: --baseline 'nope' is not a row of this table; rows: \['grpo'"):
-        ablation_table.main(["--uri", uri, "--out", str(tmp_path / "t"), "--no-log", "--tables", "main",
-                             "--baseline", "nope"])
+        ablation_table.main(
+            ["--uri", uri, "--out", str(tmp_path / "t"), "--no-log", "--tables", "main", "--baseline", "nope"]
+        )
     with pytest.raises(SystemExit, match="--best-on"):
         ablation_table.main(["--uri", uri, "--out", str(tmp_path / "t"), "--no-log", "--step", "best"])

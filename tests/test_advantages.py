@@ -14,10 +14,13 @@ def run(name, scores, group=None, **cfg):
     return ADVANTAGE_ESTIMATORS[name](batch, AlgorithmConfig(advantage=name, **cfg)).advantages
 
 
-@pytest.mark.parametrize("scores, expected", [
-    ([1, 0, 0, 1], [0.866024, -0.866024, -0.866024, 0.866024]),
-    ([1, 0, 0, 0], [1.499997, -0.499999, -0.499999, -0.499999]),
-])
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([1, 0, 0, 1], [0.866024, -0.866024, -0.866024, 0.866024]),
+        ([1, 0, 0, 0], [1.499997, -0.499999, -0.499999, -0.499999]),
+    ],
+)
 def test_grpo_sanity_vectors(scores, expected):
     adv = run("grpo", scores)
     assert torch.allclose(adv[:, 0], torch.tensor(expected), atol=1e-5)
@@ -44,10 +47,13 @@ def test_group_mean_baseline():
     assert torch.allclose(out, torch.tensor([0.5, -0.5, -0.5, 0.5, 0, 0]))
 
 
-@pytest.mark.parametrize("scores, expected", [
-    ([1, 0, 0, 1], [2 / 3, -2 / 3, -2 / 3, 2 / 3]),
-    ([1, 0, 0, 0], [1.0, -1 / 3, -1 / 3, -1 / 3]),
-])
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([1, 0, 0, 1], [2 / 3, -2 / 3, -2 / 3, 2 / 3]),
+        ([1, 0, 0, 0], [1.0, -1 / 3, -1 / 3, -1 / 3]),
+    ],
+)
 def test_rloo_sanity_vectors(scores, expected):
     assert torch.allclose(run("rloo", scores)[:, 0], torch.tensor(expected), atol=1e-5)
 
@@ -73,8 +79,9 @@ def gae_loop(rewards, values, mask, gamma, lam):
 
 
 def gae_batch(scores, values, mask, token_kl=None, **cfg):
-    batch = AdvantageInputs(scores=torch.tensor(scores), group=torch.arange(len(scores)), mask=mask,
-                            values=values, token_kl=token_kl)
+    batch = AdvantageInputs(
+        scores=torch.tensor(scores), group=torch.arange(len(scores)), mask=mask, values=values, token_kl=token_kl
+    )
     return ADVANTAGE_ESTIMATORS["gae"](batch, AlgorithmConfig(advantage="gae", **cfg))
 
 
@@ -88,8 +95,9 @@ def test_gae_matches_a_direct_loop_and_is_whitened():
     torch.manual_seed(0)
     mask = torch.tensor([[1.0, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
     values, kl = torch.randn(3, 5), torch.rand(3, 5)
-    out = gae_batch([1.0, 0.0, 1.0], values, mask, token_kl=kl, gamma=0.9, lam=0.8,
-                    kl=KLConfig(placement="reward", coef=0.1))
+    out = gae_batch(
+        [1.0, 0.0, 1.0], values, mask, token_kl=kl, gamma=0.9, lam=0.8, kl=KLConfig(placement="reward", coef=0.1)
+    )
     rewards = -0.1 * kl * mask
     rewards[0, 3] += 1.0
     rewards[2, 4] += 1.0
@@ -119,4 +127,5 @@ def test_estimators_check_the_knobs_they_read():
     assert errors(advantage="reinforce_pp", gamma=-0.5) == ["algorithm.gamma=-0.5: must be in [0, 1]"]
     assert errors(advantage="grpo", lam=1.5) == []  # GRPO reads no λ
     assert errors(advantage="vtrace") == [
-        "algorithm.advantage='vtrace': choose one of ['gae', 'grpo', 'reinforce_pp', 'reinforce_pp_baseline', 'rloo']"]
+        "algorithm.advantage='vtrace': choose one of ['gae', 'grpo', 'reinforce_pp', 'reinforce_pp_baseline', 'rloo']"
+    ]

@@ -22,8 +22,9 @@ ALGORITHMS = sorted(p.stem for p in (ROOT / "conf" / "algorithm").glob("*.yaml")
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_algorithm_runs_as_main_phase_after_a_warmup(algorithm, tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(trainer, "score", coin_grader)
-    cfg, resolved = to_run(compose_config([f"algorithm={algorithm}", "warmup_steps=1", "total_steps=2"],
-                                          tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config([f"algorithm={algorithm}", "warmup_steps=1", "total_steps=2"], tmp_path, cache_dir)
+    )
     trainer.train(cfg, resolved)
     client = MlflowClient(cfg.tracking.uri)
     run = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])[0]
@@ -34,13 +35,17 @@ def test_algorithm_runs_as_main_phase_after_a_warmup(algorithm, tmp_path, cache_
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_updates_raise_the_advantage_weighted_log_likelihood_of_a_fixed_batch(algorithm, tmp_path, cache_dir,
-                                                                              monkeypatch):
+def test_updates_raise_the_advantage_weighted_log_likelihood_of_a_fixed_batch(
+    algorithm, tmp_path, cache_dir, monkeypatch
+):
     """What every policy loss here descends, whatever its value means (CISPO's is −w·A·log π, GSPO's
     is clipped after one step): Σ A·log π over the batch's tokens, which four updates must raise."""
     monkeypatch.setattr(trainer, "score", coin_grader)
-    cfg, resolved = to_run(compose_config([f"algorithm={algorithm}", "warmup_steps=0", "optim.lr=5e-4",
-                                           "prompts_per_step=8"], tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(
+            [f"algorithm={algorithm}", "warmup_steps=0", "optim.lr=5e-4", "prompts_per_step=8"], tmp_path, cache_dir
+        )
+    )
     exp = trainer.Experiment(cfg, resolved)
     try:
         phase = main_phase(cfg.algorithm)
@@ -69,8 +74,13 @@ def test_dapo_dynamic_sampling_keeps_only_mixed_groups():
 
 def test_dapo_gives_a_clear_error_when_no_group_has_signal(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(trainer, "score", lambda responses, golds: [0.0] * len(responses))
-    cfg, resolved = to_run(compose_config(["algorithm=dapo", "warmup_steps=0", "total_steps=1",
-                                           "algorithm.max_sampling_rounds=2"], tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(
+            ["algorithm=dapo", "warmup_steps=0", "total_steps=1", "algorithm.max_sampling_rounds=2"],
+            tmp_path,
+            cache_dir,
+        )
+    )
     with pytest.raises(RuntimeError, match="dynamic sampling found 0 of 4 prompts .* in 2 rounds"):
         trainer.train(cfg, resolved)
 
@@ -78,14 +88,24 @@ def test_dapo_gives_a_clear_error_when_no_group_has_signal(tmp_path, cache_dir, 
 def test_six_way_multirun(tmp_path, cache_dir):
     """The README's sweep over the baselines, through Hydra's multirun, with the real grader."""
     db = tmp_path / "sweep.db"
-    cmd = [sys.executable, "train.py", "-m", "algorithm=grpo,ppo,rloo,reinforce_pp,dr_grpo,dapo",
-           "warmup_steps=0", "experiment=smoke", f"cache_dir={cache_dir}", f"tracking.uri=sqlite:///{db}",
-           f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "algorithm=grpo,ppo,rloo,reinforce_pp,dr_grpo,dapo",
+        "warmup_steps=0",
+        "experiment=smoke",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri=sqlite:///{db}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id],
-                              filter_string="tags.sweep_id != ''")  # the jobs, not their parent run
+    runs = client.search_runs(
+        [client.get_experiment_by_name("prerl-smoke").experiment_id], filter_string="tags.sweep_id != ''"
+    )  # the jobs, not their parent run
     assert sorted(r.data.params["algorithm.name"] for r in runs) == sorted(
-        ["grpo", "ppo", "rloo", "reinforce_pp", "dr_grpo", "dapo"])
+        ["grpo", "ppo", "rloo", "reinforce_pp", "dr_grpo", "dapo"]
+    )
     assert all(r.info.status == "FINISHED" for r in runs)

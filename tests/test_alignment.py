@@ -64,8 +64,22 @@ def test_summary_plot_and_cli(micro, samples, cache_dir, tmp_path):
     assert alignment.plot(results, tmp_path / "a.png").stat().st_size > 10_000
 
     out = tmp_path / "cli"
-    cli = alignment.main(["--model", "micro", "--problems", "1", "--samples", "2", "--max-new-tokens", "8",
-                          "--cache-dir", cache_dir, "--out", str(out)])
+    cli = alignment.main(
+        [
+            "--model",
+            "micro",
+            "--problems",
+            "1",
+            "--samples",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--cache-dir",
+            cache_dir,
+            "--out",
+            str(out),
+        ]
+    )
     assert -1 <= cli["cosine_mean"] <= 1
     assert {"alignment.png", "alignment.json", "tokens.npz", "alignment.md"} <= {p.name for p in out.iterdir()}
 
@@ -79,7 +93,9 @@ def test_load_training_checkpoint(micro, cache_dir, tmp_path):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / "checkpoints").mkdir()
-    OmegaConf.save({"model": OmegaConf.structured(ModelConfig(mini=MiniModelConfig.micro()))}, run / ".hydra" / "config.yaml")
+    OmegaConf.save(
+        {"model": OmegaConf.structured(ModelConfig(mini=MiniModelConfig.micro()))}, run / ".hydra" / "config.yaml"
+    )
     weights = {k: v + 0.01 for k, v in micro.model.state_dict().items()}
     torch.save({"step": 20, "model": weights}, run / "checkpoints" / "step_000020.pt")
     spec = str(run / "checkpoints" / "step_000020.pt")

@@ -13,12 +13,16 @@ from analysis.behaviours import compare, summarise, table
 from prerl.behaviours import Lexicon, behaviour_metrics, count_behaviours, thoughts
 from prerl.mini import task
 
-MINI_REPAIR = "7+5=11, write 1 carry 1. wait, check 7+5=12, write 2 carry 1. 1+3+1=5, write 5. So the answer is \\boxed{52}."
+MINI_REPAIR = (
+    "7+5=11, write 1 carry 1. wait, check 7+5=12, write 2 carry 1. 1+3+1=5, write 5. So the answer is \\boxed{52}."
+)
 MINI_RECHECK = "7+5=12, write 2 carry 1. check 7+5=12 ok. 1+3+1=5, write 5. So the answer is \\boxed{52}."
 PLAIN = "7+5=12, write 2 carry 1. 1+3+1=5, write 5. So the answer is \\boxed{52}."
-PROSE = ("First, we need to find x. Wait, that is wrong. Alternatively, let's try another approach. "
-         "Case 1: x is even. Case 2: x is odd; otherwise nothing. Let me verify this by substituting back.\n"
-         "Hmm, actually I made a mistake; let me double-check the sum.")
+PROSE = (
+    "First, we need to find x. Wait, that is wrong. Alternatively, let's try another approach. "
+    "Case 1: x is even. Case 2: x is odd; otherwise nothing. Let me verify this by substituting back.\n"
+    "Hmm, actually I made a mistake; let me double-check the sum."
+)
 
 
 def test_thoughts_split_at_sentence_ends_and_newlines():
@@ -107,7 +111,9 @@ def test_parse_reply_counts_listed_behaviours():
     c = judge.parse_reply(CANNED)
     assert c == {"backtracking": 1, "verification": 1, "subgoal_setting": 1, "enumeration": 0}
     assert judge.parse_reply("No beneficial behaviours. ```json\n[]\n```") == dict.fromkeys(c, 0)
-    assert judge.parse_reply('{"behavior": "(4) enumeration", "example": ""} {"behaviour": "Analogy"}')["enumeration"] == 1
+    assert (
+        judge.parse_reply('{"behavior": "(4) enumeration", "example": ""} {"behaviour": "Analogy"}')["enumeration"] == 1
+    )
     assert judge.parse_reply("not json at all {") == dict.fromkeys(c, 0)
 
 
@@ -156,8 +162,9 @@ def test_cli_on_saved_completions(tmp_path):
     base.write_text("\n".join(json.dumps({"response": t}) for t in [MINI_RECHECK, PLAIN, PLAIN, PLAIN]) + "\n")
     table_json = {"columns": ["step", "response"], "data": [[0, MINI_REPAIR], [0, MINI_RECHECK]]}
     after.with_suffix(".json").write_text(json.dumps(table_json))  # a training run's samples/*.json table
-    rows = main(["--base-responses", str(base), "--responses", str(after.with_suffix(".json")),
-                 "--out", str(tmp_path / "out")])
+    rows = main(
+        ["--base-responses", str(base), "--responses", str(after.with_suffix(".json")), "--out", str(tmp_path / "out")]
+    )
     result = json.loads((tmp_path / "out" / "behaviours.json").read_text())
     assert rows[str(base)]["reflections"] == pytest.approx(0.25)
     assert result["ratios"][str(after.with_suffix(".json"))]["reflections"] == pytest.approx(4.0)

@@ -16,9 +16,19 @@ from prerl.scorers.choice import extract_letter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 FILES = {name: FIXTURES / (name + (".jsonl.zip" if name == "gpqa_diamond" else ".jsonl")) for name in BENCHMARKS}
-KINDS = {"math_train": "math", "math500": "math", "amc23": "math", "aime24": "math", "aime25": "math",
-         "minerva": "math", "olympiadbench": "math", "gpqa_diamond": "multiple_choice",
-         "mmlu_pro": "multiple_choice", "bbh": "bbh", "humaneval": "code"}
+KINDS = {
+    "math_train": "math",
+    "math500": "math",
+    "amc23": "math",
+    "aime24": "math",
+    "aime25": "math",
+    "minerva": "math",
+    "olympiadbench": "math",
+    "gpqa_diamond": "multiple_choice",
+    "mmlu_pro": "multiple_choice",
+    "bbh": "bbh",
+    "humaneval": "code",
+}
 SETTINGS = ScoreSettings(workers=2, code_timeout_s=10)
 
 
@@ -55,6 +65,7 @@ def _lines(path):
         import zipfile
 
         from prerl.benchmarks.registry import GPQA_PASSWORD
+
         return zipfile.ZipFile(path).open("test.jsonl", pwd=GPQA_PASSWORD).read().decode().split("\n")[:-1]
     return path.read_text().split("\n")[:-1]
 
@@ -94,16 +105,23 @@ def test_gpqa_zip_is_read_in_memory_and_hub_rows_map_too():
     assert len(row["metadata"]["options"]) == 4 and row["answer"] in "ABCD"
     assert "(A) " in row["messages"][1]["content"] and "(D) " in row["messages"][1]["content"]
     # The Hub's own field names (Question, Correct Answer, Incorrect Answer 1..3) map to the same shape.
-    hub_row = {"Question": "Q?", "Correct Answer": "right", "Incorrect Answer 1": "w1",
-               "Incorrect Answer 2": "w2", "Incorrect Answer 3": "w3", "Record ID": "rec1"}
+    hub_row = {
+        "Question": "Q?",
+        "Correct Answer": "right",
+        "Incorrect Answer 1": "w1",
+        "Incorrect Answer 2": "w2",
+        "Incorrect Answer 3": "w3",
+        "Record ID": "rec1",
+    }
     problem = BENCHMARKS["gpqa_diamond"].convert(hub_row)
     assert problem.metadata["options"]["ABCD".index(problem.answer)] == "right" and problem.id == "rec1"
 
 
 def test_hub_field_names_of_math_sets_map():
     convert = BENCHMARKS["math_train"].convert
-    problem = convert({"problem": "1+1?", "solution": r"so \boxed{2}.", "level": "Level 1", "type": "Algebra",
-                       "_index": 7})
+    problem = convert(
+        {"problem": "1+1?", "solution": r"so \boxed{2}.", "level": "Level 1", "type": "Algebra", "_index": 7}
+    )
     assert (problem.answer, problem.id, problem.metadata["level"]) == ("2", "7", "Level 1")
     olympiad = BENCHMARKS["olympiadbench"].convert({"id": 5, "question": "Q", "final_answer": ["$3$"]})
     assert olympiad.answer == "3"
@@ -114,14 +132,20 @@ def test_hub_field_names_of_math_sets_map():
 def test_eval_sets_resolve_benchmarks_paths_data_dir_and_data_splits(tmp_path):
     (tmp_path / "math500").mkdir()
     (tmp_path / "math500" / "test.jsonl").write_text(FILES["math500"].read_text())
-    cfg = EvalConfig(sets={"math500": EvalSetConfig(), "he": EvalSetConfig(benchmark="humaneval",
-                                                                           path=str(FILES["humaneval"]), limit=1),
-                           "test": EvalSetConfig(limit=2)}, data_dir=str(tmp_path))
+    cfg = EvalConfig(
+        sets={
+            "math500": EvalSetConfig(),
+            "he": EvalSetConfig(benchmark="humaneval", path=str(FILES["humaneval"]), limit=1),
+            "test": EvalSetConfig(limit=2),
+        },
+        data_dir=str(tmp_path),
+    )
     called = []
 
     def splits():
         called.append(True)
         from datasets import Dataset
+
         return {"test": Dataset.from_dict({"messages": [[]] * 5, "answer": ["1"] * 5})}
 
     sets = eval_sets(cfg, splits)
@@ -130,29 +154,35 @@ def test_eval_sets_resolve_benchmarks_paths_data_dir_and_data_splits(tmp_path):
         eval_sets(EvalConfig(sets={"nope": EvalSetConfig()}), splits)
 
 
-@pytest.mark.parametrize("response, n, expected", [
-    ("so the answer is (C).", 4, "C"),
-    ("The answer is **B**", 4, "B"),
-    (r"Final: \boxed{D}", 4, "D"),
-    ("Answer: A", 4, "A"),
-    ("The answer is (E).", 4, None),  # not among four options
-    ("I think it is B or C", 4, None),
-    ("The answer is (A). Wait, the answer is (C).", 4, "C"),
-])
+@pytest.mark.parametrize(
+    "response, n, expected",
+    [
+        ("so the answer is (C).", 4, "C"),
+        ("The answer is **B**", 4, "B"),
+        (r"Final: \boxed{D}", 4, "D"),
+        ("Answer: A", 4, "A"),
+        ("The answer is (E).", 4, None),  # not among four options
+        ("I think it is B or C", 4, None),
+        ("The answer is (A). Wait, the answer is (C).", 4, "C"),
+    ],
+)
 def test_multiple_choice_letter_extraction(response, n, expected):
     assert extract_letter(response, n) == expected
 
 
-@pytest.mark.parametrize("response, target, ok", [
-    ("So the answer is (B).", "(B)", True),
-    ("So the answer is B.", "(B)", True),
-    ("So the answer is (C).", "(B)", False),
-    ("So the answer is false.", "False", True),
-    ("So the answer is ] ].", "] ]", True),
-    ("So the answer is beth  kenya.", "beth kenya", True),
-    ("So the answer is 24.", "2", False),
-    ("The result is 2.", "2", False),  # no "answer is": nothing to compare
-])
+@pytest.mark.parametrize(
+    "response, target, ok",
+    [
+        ("So the answer is (B).", "(B)", True),
+        ("So the answer is B.", "(B)", True),
+        ("So the answer is (C).", "(B)", False),
+        ("So the answer is false.", "False", True),
+        ("So the answer is ] ].", "] ]", True),
+        ("So the answer is beth  kenya.", "beth kenya", True),
+        ("So the answer is 24.", "2", False),
+        ("The result is 2.", "2", False),  # no "answer is": nothing to compare
+    ],
+)
 def test_bbh_exact_match(response, target, ok):
     assert matches(extract(response), target) == ok
 
@@ -162,8 +192,13 @@ def test_humaneval_accepts_a_fenced_function_and_rejects_a_wrong_one():
     meta = ds[0]["metadata"]  # HumanEval/45: triangle_area(a, h)
     good = "Here it is:\n```python\ndef triangle_area(a, h):\n    return a * h / 2\n```"
     wrong = "```python\ndef triangle_area(a, h):\n    return a * h\n```"
-    assert grade(["code"] * 3, [good, wrong, "    while True: pass"], [""] * 3, [meta] * 3,
-                 ScoreSettings(workers=2, code_timeout_s=2)) == [1.0, 0.0, 0.0]
+    assert grade(
+        ["code"] * 3,
+        [good, wrong, "    while True: pass"],
+        [""] * 3,
+        [meta] * 3,
+        ScoreSettings(workers=2, code_timeout_s=2),
+    ) == [1.0, 0.0, 0.0]
 
 
 def test_oracle_engines_answer_in_order_and_shuffled_never_answers_its_own_problem():

@@ -10,14 +10,20 @@ from helpers import compose_config, to_run
 from prerl.eval_runner import run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
-SETS = {"math500": "math500.jsonl", "minerva": "minerva.jsonl", "gpqa_diamond": "gpqa_diamond.jsonl.zip",
-        "bbh": "bbh.jsonl", "humaneval": "humaneval.jsonl"}
+SETS = {
+    "math500": "math500.jsonl",
+    "minerva": "minerva.jsonl",
+    "gpqa_diamond": "gpqa_diamond.jsonl.zip",
+    "bbh": "bbh.jsonl",
+    "humaneval": "humaneval.jsonl",
+}
 
 
 def overrides(engine):
     added = ("math500", "minerva")  # eval=ood plus two math sets; MMLU-Pro left out
-    return ["eval=ood", f"rollout={engine}", "eval.samples_per_problem=2", "~eval.sets.mmlu_pro"] + \
-        [f"{'+' if name in added else ''}eval.sets.{name}.path={FIXTURES / file}" for name, file in SETS.items()]
+    return ["eval=ood", f"rollout={engine}", "eval.samples_per_problem=2", "~eval.sets.mmlu_pro"] + [
+        f"{'+' if name in added else ''}eval.sets.{name}.path={FIXTURES / file}" for name, file in SETS.items()
+    ]
 
 
 @pytest.mark.parametrize("engine, expected", [("oracle", 1.0), ("shuffled_oracle", None)])
@@ -48,8 +54,12 @@ def test_evaluate_with_oracles_on_the_fixtures(engine, expected, tmp_path, cache
 def test_evaluate_samples_the_mini_model(tmp_path, cache_dir):
     cfg, resolved = to_run(compose_config(["eval.sets.test.limit=2", "~eval.sets.ood"], tmp_path, cache_dir))
     metrics = run(cfg, resolved)
-    assert set(metrics) >= {"eval/test/avg_at_2", "eval/test/pass_at_2", "eval/average/avg_at_2",
-                            "eval/test/samples_per_s"}
+    assert set(metrics) >= {
+        "eval/test/avg_at_2",
+        "eval/test/pass_at_2",
+        "eval/average/avg_at_2",
+        "eval/test/samples_per_s",
+    }
     assert 0 <= metrics["eval/test/avg_at_2"] <= 1
 
 
@@ -57,8 +67,14 @@ def test_paper_preset_composes_without_downloads(tmp_path, cache_dir, monkeypatc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg, _ = to_run(compose_config(["experiment=paper_qwen3_4b"], tmp_path, cache_dir))
     assert cfg.model.path == "Qwen/Qwen3-4B" and cfg.model.chat_template_kwargs == {"enable_thinking": False}
-    assert cfg.data.name == "math" and list(cfg.eval.sets) == ["math500", "amc23", "aime24", "aime25", "minerva",
-                                                              "olympiadbench"]
+    assert cfg.data.name == "math" and list(cfg.eval.sets) == [
+        "math500",
+        "amc23",
+        "aime24",
+        "aime25",
+        "minerva",
+        "olympiadbench",
+    ]
     assert (cfg.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.optim.lr) == (128, 8, 1e-6)
     cfg8, _ = to_run(compose_config(["model=qwen3_8b"], tmp_path, cache_dir))
     assert cfg8.model.path == "Qwen/Qwen3-8B" and cfg8.model.context_token == "<|im_start|>"

@@ -28,8 +28,12 @@ def _schema_classes():
 def test_every_field_of_every_config_dataclass_has_help():
     classes = _schema_classes()
     assert config.EvalSetConfig not in classes  # reached through eval.sets' values, so listed by hand
-    missing = [f"{cls.__name__}.{f.name}" for cls in classes + [config.EvalSetConfig]
-               for f in dataclasses.fields(cls) if not f.metadata.get("help", "").strip()]
+    missing = [
+        f"{cls.__name__}.{f.name}"
+        for cls in classes + [config.EvalSetConfig]
+        for f in dataclasses.fields(cls)
+        if not f.metadata.get("help", "").strip()
+    ]
     assert missing == []
     assert len(classes) >= 15
 
@@ -37,8 +41,15 @@ def test_every_field_of_every_config_dataclass_has_help():
 def test_the_reference_lists_every_leaf_key_once():
     keys = [o.key for o in config_docs.options()]
     assert len(keys) == len(set(keys))
-    for key in ("warmup_steps", "rollout.temperature", "rollout.vllm.max_model_len", "algorithm.kl.coef",
-                "model.mini.max_positions", "data.max_prompt_tokens", "eval.sets"):
+    for key in (
+        "warmup_steps",
+        "rollout.temperature",
+        "rollout.vllm.max_model_len",
+        "algorithm.kl.coef",
+        "model.mini.max_positions",
+        "data.max_prompt_tokens",
+        "eval.sets",
+    ):
         assert key in keys
     text = config_docs.help_text()
     assert all(f"  {k} " in text for k in keys)
@@ -69,8 +80,9 @@ def test_a_section_that_does_not_exist_is_named():
 
 
 def test_train_py_help_shows_documented_options_per_group():
-    done = subprocess.run([sys.executable, "train.py", "--help", "model=micro"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "train.py", "--help", "model=micro"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for section in ("== run:", "== model:", "== rollout:", "== algorithm:", "== eval:"):
@@ -82,7 +94,8 @@ def test_train_py_help_shows_documented_options_per_group():
     # ${...} values are shown as written (Hydra's template would otherwise choke on the $)
     assert "${hydra:runtime.output_dir}" in out
 
-    only = subprocess.run([sys.executable, "train.py", "--help", "+help=rollout"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    only = subprocess.run(
+        [sys.executable, "train.py", "--help", "+help=rollout"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert only.returncode == 0, only.stderr
     assert "== rollout:" in only.stdout and "== model:" not in only.stdout

@@ -77,13 +77,20 @@ def test_bad_input_is_one_line_naming_key_value_and_what_is_allowed(overrides, f
         assert fragment in message, message
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["experiment=smoke"], ["experiment=paper_qwen3_4b"], ["model=mini_styles"], ["algorithm=ppo"],
-    ["+eval.sets.math500.limit=3"],  # a new eval set is a dict entry, not an unknown key
-    ["rollout.max_new_tokens=448"],  # exactly at the limit: 64 + 448 = 512 positions
-    ["model=qwen3_4b", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check
-    ["model.path=Qwen/Qwen3-4B"],  # ORG/NAME: a Hub id, not a missing folder
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["experiment=smoke"],
+        ["experiment=paper_qwen3_4b"],
+        ["model=mini_styles"],
+        ["algorithm=ppo"],
+        ["+eval.sets.math500.limit=3"],  # a new eval set is a dict entry, not an unknown key
+        ["rollout.max_new_tokens=448"],  # exactly at the limit: 64 + 448 = 512 positions
+        ["model=qwen3_4b", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check
+        ["model.path=Qwen/Qwen3-4B"],  # ORG/NAME: a Hub id, not a missing folder
+    ],
+)
 def test_good_input_composes(overrides):
     compose_checked(overrides)
 
@@ -96,10 +103,19 @@ def test_a_local_model_folder_is_checked_against_its_config_json(tmp_path):
         compose_checked([f"model.path={tmp_path}", "rollout.max_new_tokens=97"])
 
 
-@pytest.mark.parametrize("path,local", [
-    ("/abs", True), ("./x", True), ("../x", True), ("~/x", True), ("a/b/c", True), (".", True),
-    ("Qwen/Qwen3-4B", False), ("gpt2", False),
-])
+@pytest.mark.parametrize(
+    "path,local",
+    [
+        ("/abs", True),
+        ("./x", True),
+        ("../x", True),
+        ("~/x", True),
+        ("a/b/c", True),
+        (".", True),
+        ("Qwen/Qwen3-4B", False),
+        ("gpt2", False),
+    ],
+)
 def test_what_counts_as_a_local_path(path, local):
     assert looks_local(path) is local
 
@@ -121,17 +137,26 @@ def test_the_prompt_reservation_covers_every_mini_prompt():
 
 
 def _train(*args, **env):
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("args,named", [
-    (["warmup_steps=-1"], "warmup_steps=-1"),
-    (["rollout.temperature=0"], "rollout.temperature=0"),
-    (["model.path=/nonexistent"], "model.path='/nonexistent'"),
-    (["rollout.max_new_tokens=100000"], "rollout.max_new_tokens=100000"),
-    (["rollout.tempx=1"], "rollout.tempx"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["warmup_steps=-1"], "warmup_steps=-1"),
+        (["rollout.temperature=0"], "rollout.temperature=0"),
+        (["model.path=/nonexistent"], "model.path='/nonexistent'"),
+        (["rollout.max_new_tokens=100000"], "rollout.max_new_tokens=100000"),
+        (["rollout.tempx=1"], "rollout.tempx"),
+    ],
+)
 def test_train_py_answers_bad_input_in_one_line_without_a_traceback(args, named, tmp_path):
     done = _train(*args, f"hydra.run.dir={tmp_path}")
     assert done.returncode == EXIT_BAD_CONFIG

@@ -11,15 +11,35 @@ def fake_run(uri, warmup, fractions, counts=True):
     """A run of 8 prompts per step; ``counts`` logs train/prompts/* (the trainer now), else the older
     train/groups/* fractions."""
     tracker = Tracker(TrackingConfig(uri=uri, experiment="dyn"))
-    tracker.start({"warmup_steps": warmup, "total_steps": len(fractions), "prompts_per_step": 8,
-                   "algorithm": {"name": "grpo"}, "objective": {"name": "nsr_prerl"}}, tags={})
+    tracker.start(
+        {
+            "warmup_steps": warmup,
+            "total_steps": len(fractions),
+            "prompts_per_step": 8,
+            "algorithm": {"name": "grpo"},
+            "objective": {"name": "nsr_prerl"},
+        },
+        tags={},
+    )
     for step, (solved, unsolved) in enumerate(fractions, start=1):
         if counts:
-            tracker.log({"train/prompts/fully_solved": 8 * solved, "train/prompts/fully_unsolved": 8 * unsolved,
-                         "train/prompts/solved_at_least_once": 8 * (1 - unsolved)}, step)
+            tracker.log(
+                {
+                    "train/prompts/fully_solved": 8 * solved,
+                    "train/prompts/fully_unsolved": 8 * unsolved,
+                    "train/prompts/solved_at_least_once": 8 * (1 - unsolved),
+                },
+                step,
+            )
         else:
-            tracker.log({"train/groups/all_correct": solved, "train/groups/all_wrong": unsolved,
-                         "train/groups/mixed": 1 - solved - unsolved}, step)
+            tracker.log(
+                {
+                    "train/groups/all_correct": solved,
+                    "train/groups/all_wrong": unsolved,
+                    "train/groups/mixed": 1 - solved - unsolved,
+                },
+                step,
+            )
     tracker.finish()
     return tracker.run_id
 

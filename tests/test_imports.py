@@ -28,12 +28,20 @@ sys.exit(1 if failed else 0)
 
 def test_every_module_imports_in_isolation():
     modules, _, _ = graph()
-    skip = {"prerl.rollout.vllm"} if subprocess.run([sys.executable, "-c", "import vllm"], capture_output=True,
-                                                     cwd=ROOT).returncode else set()  # needs vLLM installed
+    skip = (
+        {"prerl.rollout.vllm"}
+        if subprocess.run([sys.executable, "-c", "import vllm"], capture_output=True, cwd=ROOT).returncode
+        else set()
+    )  # needs vLLM installed
     names = [m for m in modules if m not in skip]
     assert len(names) > 40
-    done = subprocess.run([sys.executable, "-c", ISOLATED_IMPORTS, *names], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", ISOLATED_IMPORTS, *names],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
 
 
@@ -44,17 +52,26 @@ def test_the_static_import_graph_has_no_cycle():
 
 
 def test_building_a_config_imports_nothing_heavy():
-    code = ("import sys; from prerl.config import TrainConfig; TrainConfig(); "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])), "
-            "sorted(m for m in sys.modules if m.startswith('prerl')))")
-    done = subprocess.run([sys.executable, "-c", code, *HEAVY, "hydra", "omegaconf"], capture_output=True, text=True,
-                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=True)
+    code = (
+        "import sys; from prerl.config import TrainConfig; TrainConfig(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])), "
+        "sorted(m for m in sys.modules if m.startswith('prerl')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *HEAVY, "hydra", "omegaconf"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert done.stdout.split("\n")[0] == "[] ['prerl', 'prerl.config', 'prerl.enums']"
 
 
 def test_the_graph_command_prints_edges_and_cycles():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py")], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py")], capture_output=True, text=True, check=True
+    )
     lines = done.stdout.splitlines()
     assert "config -> enums" in lines and "cycles at import (module level): 0" in lines
     assert "  config: none" in lines and "  losses: torch" in lines

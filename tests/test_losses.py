@@ -26,12 +26,15 @@ def test_on_policy_loss_is_minus_advantage_with_gradient_minus_advantage():
     assert torch.allclose(logp.grad, -adv)
 
 
-@pytest.mark.parametrize("ratio, adv, expected", [
-    (1.5, 1.0, -1.28),  # positive advantage: ratio clipped at 1 + clip_high
-    (0.5, 1.0, -0.5),  # below the range the unclipped (smaller) objective wins
-    (0.5, -1.0, 0.8),  # negative advantage: clipped at 1 − clip_low
-    (5.0, -1.0, 3.0),  # dual clip caps the loss at −A·c
-])
+@pytest.mark.parametrize(
+    "ratio, adv, expected",
+    [
+        (1.5, 1.0, -1.28),  # positive advantage: ratio clipped at 1 + clip_high
+        (0.5, 1.0, -0.5),  # below the range the unclipped (smaller) objective wins
+        (0.5, -1.0, 0.8),  # negative advantage: clipped at 1 − clip_low
+        (5.0, -1.0, 3.0),  # dual clip caps the loss at −A·c
+    ],
+)
 def test_clipping(ratio, adv, expected):
     assert loss_at(ratio, adv) == pytest.approx(expected, abs=1e-6)
 
@@ -39,12 +42,15 @@ def test_clipping(ratio, adv, expected):
 LN2 = math.log(2)
 
 
-@pytest.mark.parametrize("estimator, expected", [
-    # log π − log π_ref = [ln 2, −ln 2, 0, −20]; k3 = π_ref/π − 1 − log(π_ref/π) = e^{−x} − 1 + x
-    ("k1", [LN2, -LN2, 0.0, -20.0]),
-    ("k2", [0.5 * LN2**2, 0.5 * LN2**2, 0.0, 200.0]),
-    ("k3", [0.5 - 1 + LN2, 2 - 1 - LN2, 0.0, 10.0]),  # e^20 − 21 is clamped to 10 (verl low_var_kl)
-])
+@pytest.mark.parametrize(
+    "estimator, expected",
+    [
+        # log π − log π_ref = [ln 2, −ln 2, 0, −20]; k3 = π_ref/π − 1 − log(π_ref/π) = e^{−x} − 1 + x
+        ("k1", [LN2, -LN2, 0.0, -20.0]),
+        ("k2", [0.5 * LN2**2, 0.5 * LN2**2, 0.0, 200.0]),
+        ("k3", [0.5 - 1 + LN2, 2 - 1 - LN2, 0.0, 10.0]),  # e^20 − 21 is clamped to 10 (verl low_var_kl)
+    ],
+)
 def test_kl_estimators(estimator, expected):
     logp = torch.tensor([0.0, math.log(0.5), math.log(0.3), -20.0])
     ref = torch.tensor([math.log(0.5), 0.0, math.log(0.3), 0.0])
@@ -63,12 +69,15 @@ LOSS = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0,
 MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("token-mean", (1 + 2 + 3 + 4) / 4),
-    ("seq-mean-token-sum", (6 + 4) / 2),  # the empty third sequence does not count
-    ("seq-mean-token-mean", (2 + 4) / 2),
-    ("seq-mean-token-sum-norm", (6 + 4) / (2 * 10)),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("token-mean", (1 + 2 + 3 + 4) / 4),
+        ("seq-mean-token-sum", (6 + 4) / 2),  # the empty third sequence does not count
+        ("seq-mean-token-mean", (2 + 4) / 2),
+        ("seq-mean-token-sum-norm", (6 + 4) / (2 * 10)),
+    ],
+)
 def test_aggregation_modes(mode, expected):
     norm = Normaliser.of(MASK, scale=10)
     assert aggregate(LOSS, MASK, mode, norm).item() == pytest.approx(expected)
@@ -140,18 +149,26 @@ def test_every_policy_loss_returns_the_stats_it_declares():
         assert set(stats) == set(POLICY_LOSS_STATS[name]), name
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"clip_ratio_low": 1.5}, "algorithm.clip_ratio_low=1.5: must be in [0, 1]"),
-    ({"clip_ratio_high": -0.1}, "algorithm.clip_ratio_high=-0.1: must be >= 0"),
-    ({"clip_ratio_c": 1.0}, "algorithm.clip_ratio_c=1.0: must be > 1"),
-    ({"policy_loss": "gspo", "clip_ratio_low": -1.0}, "algorithm.clip_ratio_low=-1.0: must be in [0, 1]"),
-    ({"policy_loss": "cispo", "clip_ratio_high": -1.0}, "algorithm.clip_ratio_high=-1.0: must be >= 0"),
-    ({"policy_loss": "ppo"}, "algorithm.policy_loss='ppo': choose one of ['cispo', 'clipped', 'gspo']"),
-    ({"loss_agg_mode": "sum"}, "algorithm.loss_agg_mode='sum': choose one of ['seq-mean-token-mean', "
-                               "'seq-mean-token-sum', 'seq-mean-token-sum-norm', 'token-mean']"),
-    ({"loss_agg_mode": "seq-mean-token-sum-norm", "loss_scale_factor": 0.0},
-     "algorithm.loss_scale_factor=0.0: must be > 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"clip_ratio_low": 1.5}, "algorithm.clip_ratio_low=1.5: must be in [0, 1]"),
+        ({"clip_ratio_high": -0.1}, "algorithm.clip_ratio_high=-0.1: must be >= 0"),
+        ({"clip_ratio_c": 1.0}, "algorithm.clip_ratio_c=1.0: must be > 1"),
+        ({"policy_loss": "gspo", "clip_ratio_low": -1.0}, "algorithm.clip_ratio_low=-1.0: must be in [0, 1]"),
+        ({"policy_loss": "cispo", "clip_ratio_high": -1.0}, "algorithm.clip_ratio_high=-1.0: must be >= 0"),
+        ({"policy_loss": "ppo"}, "algorithm.policy_loss='ppo': choose one of ['cispo', 'clipped', 'gspo']"),
+        (
+            {"loss_agg_mode": "sum"},
+            "algorithm.loss_agg_mode='sum': choose one of ['seq-mean-token-mean', "
+            "'seq-mean-token-sum', 'seq-mean-token-sum-norm', 'token-mean']",
+        ),
+        (
+            {"loss_agg_mode": "seq-mean-token-sum-norm", "loss_scale_factor": 0.0},
+            "algorithm.loss_scale_factor=0.0: must be > 0",
+        ),
+    ],
+)
 def test_each_part_checks_its_own_knobs(overrides, message):
     from prerl.choices import part_errors
     from prerl.config import AlgorithmConfig, TrainConfig
@@ -166,4 +183,5 @@ def test_a_knob_is_checked_only_by_the_part_that_reads_it():
 
     assert part_errors(TrainConfig(algorithm=AlgorithmConfig(policy_loss="gspo", clip_ratio_c=0.5))) == []
     assert part_errors(TrainConfig(algorithm=AlgorithmConfig(kl=KLConfig(estimator="k4")))) == [
-        "algorithm.kl.estimator='k4': choose one of ['k1', 'k2', 'k3']"]
+        "algorithm.kl.estimator='k4': choose one of ['k1', 'k2', 'k3']"
+    ]

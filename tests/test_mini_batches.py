@@ -18,7 +18,7 @@ def test_mini_batches_hold_whole_groups_and_each_epoch_covers_every_row_once():
     parts = mini_batches(group, 2, 3, torch.Generator().manual_seed(0))
     assert len(parts) == 6 and sorted(map(len, parts)) == [4, 4, 4, 6, 6, 6]
     for epoch in range(3):
-        rows = sorted(r for part in parts[2 * epoch:2 * epoch + 2] for r in part)
+        rows = sorted(r for part in parts[2 * epoch : 2 * epoch + 2] for r in part)
         assert rows == list(range(10))
     for part in parts:
         assert {group[r] for r in part} == {g for g in group if any(group[r] == g for r in part)}
@@ -47,8 +47,8 @@ def test_log_probs_are_scored_at_the_sampling_temperature(tmp_path, cache_dir, m
             at_one = response_logprobs(exp.model, mb)[0]
         for i in rows:
             start, n = int(mb.response_start[i]), int(mb.response_mask[i].sum())
-            tokens = mb.input_ids[i, start:start + n]
-            want = by_hand[i, start - 1:start - 1 + n].gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+            tokens = mb.input_ids[i, start : start + n]
+            want = by_hand[i, start - 1 : start - 1 + n].gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
             assert torch.allclose(got[i, :n], want, atol=1e-5)  # fp32 log-softmax over a 64-token vocabulary
             assert torch.allclose(batch.old_logp[i, :n], want, atol=1e-5)  # π_old is scored at 0.7 too
             assert not torch.allclose(at_one[i, :n], want, atol=1e-3)
@@ -76,8 +76,15 @@ def hand_written_updates(model, batch, parts, algo, lr, grad_clip):
         pos = ((sub.seqs.response_start - 1).unsqueeze(-1) + torch.arange(T)).clamp(max=logits.shape[1] - 1)
         # log π(y_t | ·) is read at the position before y_t
         logp = logp_all[torch.arange(len(rows)).unsqueeze(-1), pos, sub.seqs.response_ids]
-        loss = clipped_loss_by_hand(logp, sub.old_logp, sub.advantages, sub.loss_mask,
-                                    algo.clip_ratio_low, algo.clip_ratio_high, algo.clip_ratio_c)
+        loss = clipped_loss_by_hand(
+            logp,
+            sub.old_logp,
+            sub.advantages,
+            sub.loss_mask,
+            algo.clip_ratio_low,
+            algo.clip_ratio_high,
+            algo.clip_ratio_c,
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
@@ -89,8 +96,9 @@ LR = 0.5  # large SGD steps: the policy moves past the clip range within a step
 def run_updates(exp, batch, parts, phase, model=None):
     model = model or exp.model
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    return policy_updates(model, opt, batch, parts, phase, exp.cfg.algorithm, exp.cfg.optim,
-                          exp.cfg.rollout.max_new_tokens)
+    return policy_updates(
+        model, opt, batch, parts, phase, exp.cfg.algorithm, exp.cfg.optim, exp.cfg.rollout.max_new_tokens
+    )
 
 
 def collect_with_groups(exp):
@@ -129,8 +137,9 @@ def test_ppo_four_mini_batches_clip_after_the_first_and_match_a_hand_written_loo
 
 
 def test_dapo_clip_higher_changes_the_weights_against_clip_0_2(tmp_path, cache_dir, monkeypatch):
-    exp = experiment(["algorithm=dapo", "warmup_steps=0", "algorithm.overlong_buffer_tokens=0"], tmp_path,
-                     cache_dir, monkeypatch)
+    exp = experiment(
+        ["algorithm=dapo", "warmup_steps=0", "algorithm.overlong_buffer_tokens=0"], tmp_path, cache_dir, monkeypatch
+    )
     try:
         phase = main_phase(exp.cfg.algorithm)
         experience, group = collect_with_groups(exp)
@@ -148,10 +157,15 @@ def test_dapo_clip_higher_changes_the_weights_against_clip_0_2(tmp_path, cache_d
 
 
 @pytest.mark.parametrize("reset_optimizer", [False, True])
-def test_policy_reincarnation_resets_the_reference_and_optionally_the_optimizer(reset_optimizer, tmp_path, cache_dir,
-                                                                                monkeypatch):
-    exp = experiment(["algorithm=rloo", "warmup_steps=1", "optim.lr=1e-2",
-                      f"reincarnation.reset_optimizer={reset_optimizer}"], tmp_path, cache_dir, monkeypatch)
+def test_policy_reincarnation_resets_the_reference_and_optionally_the_optimizer(
+    reset_optimizer, tmp_path, cache_dir, monkeypatch
+):
+    exp = experiment(
+        ["algorithm=rloo", "warmup_steps=1", "optim.lr=1e-2", f"reincarnation.reset_optimizer={reset_optimizer}"],
+        tmp_path,
+        cache_dir,
+        monkeypatch,
+    )
     try:
         assert exp.reference is not None  # RLOO's KL needs one
         exp.step(0)  # one warm-up update moves the policy away from the reference

@@ -16,8 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from analysis import mini_study
-from analysis.mini_study import (CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, cell_label,
-                                 verdict)
+from analysis.mini_study import CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, cell_label, verdict
 from prerl.completed import config_hash
 from prerl.config import register_configs
 from prerl.stats import Interval
@@ -28,30 +27,40 @@ PARTS = sorted(p.stem for p in (ROOT / "sweeps" / "mini_study").glob("*.yaml"))
 
 # --- the verdict rule ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("interval, direction, reference, want", [
-    (Interval(1.0, 0.5, 2.0), +1, 0.0, REPRODUCED),         # wholly above 0, the paper says above
-    (Interval(1.0, 0.5, 2.0), -1, 0.0, NOT_REPRODUCED),     # wholly above 0, the paper says below
-    (Interval(-1.0, -2.0, -0.1), -1, 0.0, REPRODUCED),
-    (Interval(-1.0, -2.0, -0.1), +1, 0.0, NOT_REPRODUCED),
-    (Interval(0.2, -0.5, 1.0), +1, 0.0, INCONCLUSIVE),      # holds 0
-    (Interval(0.0, 0.0, 0.0), +1, 0.0, INCONCLUSIVE),       # exactly 0 is not above it
-    (Interval(0.01, 0.0, 0.03), -1, 0.05, REPRODUCED),      # a share below a stated 5% reference
-    (Interval(0.08, 0.06, 0.1), -1, 0.05, NOT_REPRODUCED),
-    (None, +1, 0.0, "no runs"),
-])
+
+@pytest.mark.parametrize(
+    "interval, direction, reference, want",
+    [
+        (Interval(1.0, 0.5, 2.0), +1, 0.0, REPRODUCED),  # wholly above 0, the paper says above
+        (Interval(1.0, 0.5, 2.0), -1, 0.0, NOT_REPRODUCED),  # wholly above 0, the paper says below
+        (Interval(-1.0, -2.0, -0.1), -1, 0.0, REPRODUCED),
+        (Interval(-1.0, -2.0, -0.1), +1, 0.0, NOT_REPRODUCED),
+        (Interval(0.2, -0.5, 1.0), +1, 0.0, INCONCLUSIVE),  # holds 0
+        (Interval(0.0, 0.0, 0.0), +1, 0.0, INCONCLUSIVE),  # exactly 0 is not above it
+        (Interval(0.01, 0.0, 0.03), -1, 0.05, REPRODUCED),  # a share below a stated 5% reference
+        (Interval(0.08, 0.06, 0.1), -1, 0.05, NOT_REPRODUCED),
+        (None, +1, 0.0, "no runs"),
+    ],
+)
 def test_verdict_rule(interval, direction, reference, want):
     assert verdict(interval, direction, reference) == want
 
 
 def test_cells_are_named_by_config():
-    base = {"total_steps": "60", "algorithm.name": "grpo", "objective.name": "nsr_prerl",
-            "objective.advantage": "group_mean"}
+    base = {
+        "total_steps": "60",
+        "algorithm.name": "grpo",
+        "objective.name": "nsr_prerl",
+        "objective.advantage": "group_mean",
+    }
     assert cell_label({**base, "warmup_steps": "0"}) == "GRPO"
     assert cell_label({**base, "warmup_steps": "20"}) == "NSR-PreRL(20)→GRPO"
     assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "unit"}) == "NSR-PreRL-unit(20)→GRPO"
     # MLflow holds the enum's str(): what a real run's params say
-    assert cell_label({**base, "warmup_steps": "20", "objective.advantage": "ObjectiveAdvantage.unit"}) \
+    assert (
+        cell_label({**base, "warmup_steps": "20", "objective.advantage": "ObjectiveAdvantage.unit"})
         == "NSR-PreRL-unit(20)→GRPO"
+    )
     assert cell_label({**base, "warmup_steps": "20", "objective.name": "nsr_rl"}) == "NSR-RL(20)→GRPO"
     assert cell_label({**base, "warmup_steps": "60", "objective.name": "psr_prerl"}) == "PSR-PreRL alone"
 
@@ -73,21 +82,32 @@ IDS = [f"p{i}" for i in range(N)]
 # Constant per-problem differences make the bootstrap intervals degenerate, so verdicts are certain;
 # NSR-PreRL(3) alternates around DSRL's 3, so their difference holds 0.
 G = "ObjectiveAdvantage.group_mean"
-FINAL = {("0", "nsr_prerl", G): [2] * N,           # GRPO: 50%
-         ("2", "nsr_prerl", G): [3] * N,           # DSRL: 75%
-         ("1", "nsr_prerl", G): [2] * N,
-         ("3", "nsr_prerl", G): [4, 2] * (N // 2),
-         ("2", "nsr_rl", G): [1] * N,              # NSR-RL warm-up: 25%, below GRPO
-         ("2", "nsr_prerl", "ObjectiveAdvantage.unit"): [2] * N,  # as MLflow logs the enum
-         ("4", "psr_prerl", G): [0] * N,           # PSR-PreRL alone degrades
-         ("4", "nsr_prerl", G): [0] * N,           # NSR-PreRL alone degrades too (not the paper's)
-         ("4", "prerl", G): [2] * N}
+FINAL = {
+    ("0", "nsr_prerl", G): [2] * N,  # GRPO: 50%
+    ("2", "nsr_prerl", G): [3] * N,  # DSRL: 75%
+    ("1", "nsr_prerl", G): [2] * N,
+    ("3", "nsr_prerl", G): [4, 2] * (N // 2),
+    ("2", "nsr_rl", G): [1] * N,  # NSR-RL warm-up: 25%, below GRPO
+    ("2", "nsr_prerl", "ObjectiveAdvantage.unit"): [2] * N,  # as MLflow logs the enum
+    ("4", "psr_prerl", G): [0] * N,  # PSR-PreRL alone degrades
+    ("4", "nsr_prerl", G): [0] * N,  # NSR-PreRL alone degrades too (not the paper's)
+    ("4", "prerl", G): [2] * N,
+}
 
 
 def log_run(client, exp, warmup, objective, advantage, seed, start):
-    params = {"total_steps": str(T), "warmup_steps": warmup, "objective.name": objective,
-              "objective.advantage": advantage, "algorithm.name": "grpo", "seed": str(seed), "model.mini.name": "mini",
-              "prompts_per_step": "4", "eval.every_steps": "2", "tracking.tags.sweep": "mini_study"}
+    params = {
+        "total_steps": str(T),
+        "warmup_steps": warmup,
+        "objective.name": objective,
+        "objective.advantage": advantage,
+        "algorithm.name": "grpo",
+        "seed": str(seed),
+        "model.mini.name": "mini",
+        "prompts_per_step": "4",
+        "eval.every_steps": "2",
+        "tracking.tags.sweep": "mini_study",
+    }
     run = client.create_run(exp, start_time=start, tags={"sweep": "mini_study"})
     final = FINAL[(warmup, objective, advantage)]
     counts = {0: [1] * N, 2: [1] * N, T: final}
@@ -95,18 +115,25 @@ def log_run(client, exp, warmup, objective, advantage, seed, start):
     metrics = [Metric("eval/test/avg_at_4", sum(c) / (K * N), 0, s) for s, c in counts.items()]
     metrics += [Metric("eval/test/pass_at_1", sum(c) / (K * N), 0, s) for s, c in counts.items()]
     for step in range(1, T + 1):
-        metrics += [Metric(f"train/behaviour/{c}", 0.1 + (0.2 if dsrl and step > 1 else 0.0), 0, step)
-                    for c in mini_study.BEHAVIOUR_KEYS]
-        metrics += [Metric("train/prompts/fully_solved", float(step if dsrl else 1), 0, step),
-                    Metric("train/prompts/fully_unsolved", 1.0, 0, step),
-                    Metric("train/prompts/solved_at_least_once", 3.0, 0, step),
-                    Metric("train/response_length", 50.0 + step, 0, step),
-                    Metric("train/accuracy", 0.5, 0, step)]
+        metrics += [
+            Metric(f"train/behaviour/{c}", 0.1 + (0.2 if dsrl and step > 1 else 0.0), 0, step)
+            for c in mini_study.BEHAVIOUR_KEYS
+        ]
+        metrics += [
+            Metric("train/prompts/fully_solved", float(step if dsrl else 1), 0, step),
+            Metric("train/prompts/fully_unsolved", 1.0, 0, step),
+            Metric("train/prompts/solved_at_least_once", 3.0, 0, step),
+            Metric("train/response_length", 50.0 + step, 0, step),
+            Metric("train/accuracy", 0.5, 0, step),
+        ]
     metrics.append(Metric("cost/train_seconds_total", 10.0, 0, T))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
     for step, c in counts.items():
-        client.log_dict(run.info.run_id, {"set": "test", "K": K, "id": IDS, "correct": c, "mean_length": None},
-                        f"per_problem/test_step{step:05d}.json")
+        client.log_dict(
+            run.info.run_id,
+            {"set": "test", "K": K, "id": IDS, "correct": c, "mean_length": None},
+            f"per_problem/test_step{step:05d}.json",
+        )
     client.set_terminated(run.info.run_id, "FINISHED", end_time=start + 60_000)  # 60 s each
 
 
@@ -116,8 +143,9 @@ def log_alignment(client, exp, tmp_path, start):
     folder = tmp_path / "alignment"
     folder.mkdir()
     responses = [{"inner": v, "cosine": 0.5, "correct": 1.0, "length": 3} for v in (1.0, 2.0, 3.0, -1.0)]
-    (folder / "alignment.json").write_text(json.dumps({"summary": {"inner_min": -1.0, "responses": 4.0},
-                                                       "responses": responses}))
+    (folder / "alignment.json").write_text(
+        json.dumps({"summary": {"inner_min": -1.0, "responses": 4.0}, "responses": responses})
+    )
     # 4 responses of 10 tokens: |gap| 1 on the first 8 positions, 0 after; entropy rises with position
     position = np.tile(np.arange(10), 4)
     gap = np.where(position < 8, 1.0, 0.0)
@@ -137,8 +165,9 @@ def document(tmp_path):
     for i, ((warmup, objective, advantage), seed) in enumerate(itertools.product(FINAL, (0, 1))):
         log_run(client, exp, warmup, objective, advantage, seed, start + i * 60_000)
     log_alignment(client, exp, tmp_path, start + 100 * 60_000)
-    out = mini_study.main(["--uri", uri, "--experiment", "study", "--out", str(tmp_path / "doc" / "study.md"),
-                           "--n-boot", "200"])
+    out = mini_study.main(
+        ["--uri", uri, "--experiment", "study", "--out", str(tmp_path / "doc" / "study.md"), "--n-boot", "200"]
+    )
     return out.read_text(), out
 
 
@@ -192,6 +221,7 @@ def test_document_refuses_an_empty_experiment(tmp_path):
 
 # --- the sweeps and the presets -----------------------------------------------------------------
 
+
 def makefile_vars() -> dict[str, str]:
     text = (ROOT / "Makefile").read_text()
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"^(MS_\w*) := ?(.*)$", text, re.M)}
@@ -205,8 +235,9 @@ def preset_jobs(preset: str) -> list[list[str]]:
     for part in variables["MS_PARTS"].split():
         args = (variables.get(f"MS_{preset}", "") + " " + variables.get(f"MS_{preset}_{part}", "")).split()
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            params = compose(config_name="config", overrides=[f"+sweep/mini_study={part}"],
-                             return_hydra_config=True).hydra.sweeper.params
+            params = compose(
+                config_name="config", overrides=[f"+sweep/mini_study={part}"], return_hydra_config=True
+            ).hydra.sweeper.params
         swept = {k: str(v).split(",") for k, v in params.items()}
         fixed = []
         for arg in args:
@@ -236,23 +267,33 @@ def test_every_job_composes_and_shared_cells_run_once(preset):
     seeds = {next(a for a in job if a.startswith("seed=")) for job in jobs}
     one_seed = [job for job in jobs if "seed=0" in job]
     distinct = len({job_hash(job) for job in one_seed}) * len(seeds)
-    stated = re.search(rf"make mini-study {'PRESET=' + preset if preset else ''}\s.*?(\d+) runs",
-                       (ROOT / "Makefile").read_text())
+    stated = re.search(
+        rf"make mini-study {'PRESET=' + preset if preset else ''}\s.*?(\d+) runs", (ROOT / "Makefile").read_text()
+    )
     assert stated, "the Makefile states each preset's run count"
     assert distinct == int(stated.group(1)) and distinct < len(jobs)  # some cells are shared
     if not preset:
         assert len(seeds) >= 5 and {j for job in jobs for j in job if j.startswith("model=")} == {
-            "model=mini", "model=mini_styles"}
+            "model=mini",
+            "model=mini_styles",
+        }
 
 
 def test_parts_share_grpo_and_dsrl():
     """S=0 of the warm-up part is part (a)'s GRPO; part (c)'s and (e)'s DSRL are part (a)'s S=20."""
-    h = lambda part, *more: job_hash([f"+sweep/mini_study={part}", "seed=0", "model=mini", *more])
+
+    def h(part, *more):
+        return job_hash([f"+sweep/mini_study={part}", "seed=0", "model=mini", *more])
+
     register_configs()
     assert h("a_dsrl_vs_grpo", "warmup_steps=0") == h("b_warmup", "warmup_steps=0")
     dsrl = h("a_dsrl_vs_grpo", "warmup_steps=20")
-    assert dsrl == h("b_warmup", "warmup_steps=20") == h("c_warmup_kind", "objective=nsr_prerl") \
+    assert (
+        dsrl
+        == h("b_warmup", "warmup_steps=20")
+        == h("c_warmup_kind", "objective=nsr_prerl")
         == h("e_nsr_weighting", "objective.advantage=group_mean")
+    )
     assert dsrl != h("e_nsr_weighting", "objective.advantage=unit") != h("c_warmup_kind", "objective=nsr_rl")
     assert h("d_objectives", "objective=nsr_prerl") != dsrl  # the whole run is not a warm-up
 
@@ -273,7 +314,10 @@ def test_the_committed_document_lists_every_claim():
 def test_parts_compose_with_other_launchers(launcher, target):
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}", "+sweep/mini_study=b_warmup"],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name="config",
+            overrides=[f"hydra/launcher={launcher}", "+sweep/mini_study=b_warmup"],
+            return_hydra_config=True,
+        )
     assert cfg.hydra.launcher._target_.endswith(target)
     assert cfg.hydra.sweeper.params.warmup_steps == "0,5,10,20,40"

@@ -25,8 +25,9 @@ def hand_made_experience(tokenizer) -> trainer.Experience:
     g = torch.Generator().manual_seed(0)
     assert max(tokenizer.all_special_ids) < 10  # ids 10..59 are ordinary tokens
     prompts = [torch.randint(10, 60, (5 + p,), generator=g).tolist() for p in range(3)]
-    responses = [torch.randint(10, 60, (3 + k % 5,), generator=g).tolist() + [tokenizer.eos_token_id]
-                 for k in range(len(GROUP))]
+    responses = [
+        torch.randint(10, 60, (3 + k % 5,), generator=g).tolist() + [tokenizer.eos_token_id] for k in range(len(GROUP))
+    ]
     rollout = Rollout(prompts, responses, GROUP, [False] * len(GROUP), [""] * len(GROUP))
     reward = torch.tensor(REWARDS)
     return trainer.Experience(rollout, reward, reward, 1, sum(len(r) for r in rollout.response_ids))
@@ -82,8 +83,9 @@ def test_nsr_prerl_update_is_the_official_computation(experiment):
         row = batch.seqs.input_ids[i][batch.seqs.attention_mask[i].bool()].tolist()
         assert row == [exp.context_id] + resp
     # the advantages and the mask: A = r − mean_group; wrong answers of the two mixed groups only
-    assert batch.advantages[:, 0].tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, 0.25, -0.75,
-                                                             0, 0, 0, 0])
+    assert batch.advantages[:, 0].tolist() == pytest.approx(
+        [0.75, -0.25, -0.25, -0.25, 0.25, 0.25, 0.25, -0.75, 0, 0, 0, 0]
+    )
     assert (batch.loss_mask.sum(-1) > 0).nonzero().squeeze(-1).tolist() == [1, 2, 3, 7]
 
     start = copy.deepcopy(exp.model.state_dict())
@@ -92,8 +94,15 @@ def test_nsr_prerl_update_is_the_official_computation(experiment):
     assert kept == [1, 2, 3, 7] and loss > 0  # −A·ρ with A < 0: a positive loss that descent lowers
 
     # SGD at lr 1: the weight change is minus the clipped gradient (Adam would hide its scale)
-    stats = policy_update(exp.model, torch.optim.SGD(exp.model.parameters(), lr=1.0), batch, phase,
-                          exp.cfg.algorithm, exp.cfg.optim, exp.cfg.rollout.max_new_tokens)
+    stats = policy_update(
+        exp.model,
+        torch.optim.SGD(exp.model.parameters(), lr=1.0),
+        batch,
+        phase,
+        exp.cfg.algorithm,
+        exp.cfg.optim,
+        exp.cfg.rollout.max_new_tokens,
+    )
     assert stats["loss"] == pytest.approx(loss, rel=1e-5)
     step = {k: exp.model.state_dict()[k] - start[k] for k in start}
     scale = max(float(g.abs().max()) for g in grads.values())
@@ -111,8 +120,15 @@ def test_nsr_prerl_lowers_exactly_the_penalised_responses(experiment):
     batch, _, _ = exp.prepare(phase, experience)
     before = pre_space_logp(exp.model, experience, exp.context_id)
     start = copy.deepcopy(exp.model.state_dict())
-    policy_update(exp.model, torch.optim.SGD(exp.model.parameters(), lr=0.5), batch, phase,
-                  exp.cfg.algorithm, exp.cfg.optim, exp.cfg.rollout.max_new_tokens)
+    policy_update(
+        exp.model,
+        torch.optim.SGD(exp.model.parameters(), lr=0.5),
+        batch,
+        phase,
+        exp.cfg.algorithm,
+        exp.cfg.optim,
+        exp.cfg.rollout.max_new_tokens,
+    )
     after = pre_space_logp(exp.model, experience, exp.context_id)
     penalised = [1, 2, 3, 7]
     weights = -batch.advantages[penalised, 0]
@@ -124,12 +140,21 @@ def test_nsr_prerl_lowers_exactly_the_penalised_responses(experiment):
     # give the same step
     changed = copy.deepcopy(experience)
     for i in [0, 4, 5, 6, 8, 9, 10, 11]:
-        changed.rollout.response_ids[i] = list(reversed(changed.rollout.response_ids[i][:-1])) + [exp.tokenizer.eos_token_id]
+        changed.rollout.response_ids[i] = list(reversed(changed.rollout.response_ids[i][:-1])) + [
+            exp.tokenizer.eos_token_id
+        ]
     step_a = {k: v - start[k] for k, v in exp.model.state_dict().items()}
     exp.model.load_state_dict(start)
     batch_b, _, _ = exp.prepare(phase, changed)
-    policy_update(exp.model, torch.optim.SGD(exp.model.parameters(), lr=0.5), batch_b, phase,
-                  exp.cfg.algorithm, exp.cfg.optim, exp.cfg.rollout.max_new_tokens)
+    policy_update(
+        exp.model,
+        torch.optim.SGD(exp.model.parameters(), lr=0.5),
+        batch_b,
+        phase,
+        exp.cfg.algorithm,
+        exp.cfg.optim,
+        exp.cfg.rollout.max_new_tokens,
+    )
     scale = max(float(d.abs().max()) for d in step_a.values())
     for k, v in exp.model.state_dict().items():
         # the kept rows are the same tokens; only the batch padding differs (≤ 1e-4 of the step, as above)

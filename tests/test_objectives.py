@@ -8,8 +8,15 @@ import yaml
 
 from prerl.advantages import AdvantageInputs
 from prerl.config import AlgorithmConfig, ObjectiveConfig, Space
-from prerl.objectives import (OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS, Phase, main_phase, phase_advantages,
-                              select_samples, warmup_phase)
+from prerl.objectives import (
+    OBJECTIVE_ADVANTAGES,
+    SAMPLE_SELECTIONS,
+    Phase,
+    main_phase,
+    phase_advantages,
+    select_samples,
+    warmup_phase,
+)
 from prerl.scoring import contexts
 
 SCORES = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
@@ -55,8 +62,9 @@ SECTION_1_15 = [
 
 def trained(phase, rewards):
     """Each sample's advantage on its (one) token, None where the selection drops it."""
-    adv = advantages(phase, torch.tensor(rewards, dtype=torch.float), torch.zeros(4, dtype=torch.long),
-                     torch.ones(4, 1))
+    adv = advantages(
+        phase, torch.tensor(rewards, dtype=torch.float), torch.zeros(4, dtype=torch.long), torch.ones(4, 1)
+    )
     adv, mask = select_samples(phase, adv, torch.ones(4, 1))
     return [round(a, 6) if m else None for a, m in zip(adv[:, 0].tolist(), mask[:, 0].tolist())]
 

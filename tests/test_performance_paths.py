@@ -61,8 +61,9 @@ def test_on_policy_update_runs_no_old_logprob_pass(algorithm, no_grad_passes, tm
 
 @pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
 def test_pretrain_phase_never_runs_the_conditional_forward(algorithm, tmp_path, cache_dir, monkeypatch):
-    exp, rollout, calls = run_step([f"algorithm={algorithm}", "objective=nsr_prerl", "warmup_steps=2"],
-                                   tmp_path, cache_dir, monkeypatch)
+    exp, rollout, calls = run_step(
+        [f"algorithm={algorithm}", "objective=nsr_prerl", "warmup_steps=2"], tmp_path, cache_dir, monkeypatch
+    )
     scored = [row for c in calls for row in c["rows"]]
     assert scored, "the warm-up trained on no sample"
     assert all(c["grad"] for c in calls)
@@ -95,8 +96,9 @@ def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, c
     from prerl.objectives import main_phase
 
     monkeypatch.setattr(trainer, "score", lambda responses, golds: [float(i < 2) for i in range(len(responses))])
-    cfg, resolved = to_run(compose_config(["algorithm=grpo", "warmup_steps=0", "prompts_per_step=4"],
-                                          tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(["algorithm=grpo", "warmup_steps=0", "prompts_per_step=4"], tmp_path, cache_dir)
+    )
     exp = trainer.Experiment(cfg, resolved)
     try:
         phase = main_phase(cfg.algorithm)
@@ -110,8 +112,9 @@ def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, c
             exp.model.load_state_dict(start)
             optimizer = torch.optim.SGD(exp.model.parameters(), lr=1.0)
             monkeypatch.setattr(update, "trained_rows", rows)
-            stats = update.policy_update(exp.model, optimizer, batch, phase, cfg.algorithm, cfg.optim,
-                                         cfg.rollout.max_new_tokens)
+            stats = update.policy_update(
+                exp.model, optimizer, batch, phase, cfg.algorithm, cfg.optim, cfg.rollout.max_new_tokens
+            )
             steps[name] = torch.cat([(v - start[k]).flatten() for k, v in exp.model.state_dict().items()])
             losses[name] = stats["pg_loss"]
         step_skip, step_all = steps["skipping"], steps["forwarding all"]

@@ -48,8 +48,15 @@ def restored_registries():
     from prerl.registry import load_plugins
 
     load_plugins()
-    registries = [ADVANTAGE_ESTIMATORS, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSS_STATS, POLICY_LOSSES,
-                  OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS]
+    registries = [
+        ADVANTAGE_ESTIMATORS,
+        AGGREGATIONS,
+        KL_ESTIMATORS,
+        POLICY_LOSS_STATS,
+        POLICY_LOSSES,
+        OBJECTIVE_ADVANTAGES,
+        SAMPLE_SELECTIONS,
+    ]
     saved = [(dict(r), dict(r.checks), dict(r.flags), dict(r.knobs)) for r in registries]
     yield
     for registry, (parts, checks, flags, knobs) in zip(registries, saved):
@@ -73,10 +80,22 @@ def test_the_plugin_parts_compute_what_they_define(tmp_path, monkeypatch):
     from prerl.objectives import select_samples, warmup_phase
 
     adv = torch.tensor([[1.0, 1.0], [-2.0, 1.0]])  # the second sample sums to −1: negative
-    for knob, expected in (([], [[1.0, 1.0], [-1.0, 0.5]]),  # the declared default, 0.5
-                           (["+objective.params.negative_weight=0.25"], [[1.0, 1.0], [-0.5, 0.25]])):
-        cfg, _ = to_run(compose_config([f"plugins=[{module}]", "algorithm.kl.estimator=abs_unit",
-                                        "objective.samples=negatives_scaled_unit", *knob], tmp_path, "unused"))
+    for knob, expected in (
+        ([], [[1.0, 1.0], [-1.0, 0.5]]),  # the declared default, 0.5
+        (["+objective.params.negative_weight=0.25"], [[1.0, 1.0], [-0.5, 0.25]]),
+    ):
+        cfg, _ = to_run(
+            compose_config(
+                [
+                    f"plugins=[{module}]",
+                    "algorithm.kl.estimator=abs_unit",
+                    "objective.samples=negatives_scaled_unit",
+                    *knob,
+                ],
+                tmp_path,
+                "unused",
+            )
+        )
         check_choices(cfg)  # loads the plug-in: its names are now choices like any other
         weighted, mask = select_samples(warmup_phase(cfg.objective), adv, torch.ones(2, 2))
         assert weighted.tolist() == expected and mask.tolist() == [[1, 1], [1, 1]]
@@ -93,8 +112,11 @@ def test_a_plugin_knob_check_and_a_missing_plugin_are_reported(tmp_path, monkeyp
     with pytest.raises(ValueError, match=r"^objective.params.negative_weight='half': must be a number in \[0, 1\]$"):
         check_choices(cfg)
     cfg, _ = to_run(compose_config(base + ["+objective.params.negativ_weight=0.2"], tmp_path, "unused"))
-    with pytest.raises(ValueError, match=r"^objective.params.negativ_weight: no chosen part declares this knob; "
-                                         r"they declare \['negative_weight'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^objective.params.negativ_weight: no chosen part declares this knob; "
+        r"they declare \['negative_weight'\]$",
+    ):
         check_choices(cfg)
     cfg, _ = to_run(compose_config(["plugins=[no_such_lab.parts]"], tmp_path, "unused"))
     with pytest.raises(ValueError, match=r"^plugins: cannot import 'no_such_lab.parts' \(ModuleNotFoundError"):
@@ -105,11 +127,24 @@ def test_a_run_trains_with_a_plugin_kl_estimator_and_sample_weighting(tmp_path, 
     """A real run: warm-up with the plug-in weighting, then GRPO with the plug-in KL in the loss."""
     module = write_plugin(tmp_path, monkeypatch, "run")
     monkeypatch.setattr(trainer, "score", coin_grader)
-    cfg, resolved = to_run(compose_config(
-        [f"plugins=[{module}]", "objective.samples=negatives_scaled_run", "+objective.params.negative_weight=0.5",
-         "algorithm.kl.placement=loss", "algorithm.kl.estimator=abs_run", "algorithm.kl.coef=0.1",
-         "reincarnation.reset_reference=false", "warmup_steps=1", "total_steps=2", "eval.every_steps=0"],
-        tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(
+            [
+                f"plugins=[{module}]",
+                "objective.samples=negatives_scaled_run",
+                "+objective.params.negative_weight=0.5",
+                "algorithm.kl.placement=loss",
+                "algorithm.kl.estimator=abs_run",
+                "algorithm.kl.coef=0.1",
+                "reincarnation.reset_reference=false",
+                "warmup_steps=1",
+                "total_steps=2",
+                "eval.every_steps=0",
+            ],
+            tmp_path,
+            cache_dir,
+        )
+    )
     trainer.train(cfg, resolved)
     import importlib
 
@@ -129,4 +164,4 @@ def test_a_registry_refuses_a_second_part_under_one_name_and_names_the_choices_o
     with pytest.raises(ValueError, match=r"^KL estimator 'k1' is registered twice \(tests?.*"):
         KL_ESTIMATORS.register("k1")(lambda logp, ref_logp: logp)
     with pytest.raises(KeyError, match=r"no KL estimator 'k9': choose one of \['k1', 'k2', 'k3'"):
-        KL_ESTIMATORS["k9"]  # noqa: B018
+        KL_ESTIMATORS["k9"]

@@ -21,17 +21,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_cmd(out: Path, db: Path, cache_dir: str, *extra: str) -> list[str]:
-    return [sys.executable, "train.py", "experiment=smoke", "total_steps=6", "warmup_steps=3",
-            "checkpoint.every_steps=1", "eval.every_steps=3", f"cache_dir={cache_dir}", f"output_dir={out}",
-            f"hydra.run.dir={out}", f"tracking.uri=sqlite:///{db}", *extra]
+    return [
+        sys.executable,
+        "train.py",
+        "experiment=smoke",
+        "total_steps=6",
+        "warmup_steps=3",
+        "checkpoint.every_steps=1",
+        "eval.every_steps=3",
+        f"cache_dir={cache_dir}",
+        f"output_dir={out}",
+        f"hydra.run.dir={out}",
+        f"tracking.uri=sqlite:///{db}",
+        *extra,
+    ]
 
 
 def histories(db: Path) -> dict[str, list[tuple[int, float]]]:
     client = MlflowClient(f"sqlite:///{db}")
     (run,) = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])
     assert run.info.status == "FINISHED"
-    return {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
-            for key in run.data.metrics if not key.startswith(MEASURED)}
+    return {
+        key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+        for key in run.data.metrics
+        if not key.startswith(MEASURED)
+    }
 
 
 # Wall-clock and memory: measured, not computed, so they differ between any two runs. The token counts
@@ -44,8 +58,13 @@ def test_sigkill_then_resume_logs_exactly_what_an_uninterrupted_run_logs(tmp_pat
     subprocess.run(train_cmd(straight, tmp_path / "a.db", cache_dir), cwd=ROOT, check=True, capture_output=True)
 
     crashed, db = tmp_path / "crashed", tmp_path / "b.db"
-    proc = subprocess.Popen(train_cmd(crashed, db, cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        train_cmd(crashed, db, cache_dir),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while not (crashed / "checkpoints" / "step_000004.pt").exists():  # die somewhere after step 4
         assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
@@ -69,8 +88,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert checkpoint.load_latest(tmp_path)["step"] == 1
     for step in (3, 4, 5):
         checkpoint.save(tmp_path, step, {"step": step}, keep_last=3)
-    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["step_000003.pt", "step_000004.pt",
-                                                                   "step_000005.pt"]
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["step_000003.pt", "step_000004.pt", "step_000005.pt"]
 
 
 def test_nan_loss_skips_updates_and_stops_the_run(tmp_path, cache_dir, monkeypatch):
@@ -79,8 +97,9 @@ def test_nan_loss_skips_updates_and_stops_the_run(tmp_path, cache_dir, monkeypat
 
     monkeypatch.setitem(losses.POLICY_LOSSES, "clipped", nan_loss)
     monkeypatch.setattr(trainer, "score", lambda r, g: [float(i % 2) for i in range(len(r))])
-    cfg, resolved = to_run(compose_config(["warmup_steps=0", "total_steps=6", "optim.max_nonfinite_updates=2"],
-                                          tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(["warmup_steps=0", "total_steps=6", "optim.max_nonfinite_updates=2"], tmp_path, cache_dir)
+    )
     with pytest.raises(RuntimeError, match="3 updates in a row had a NaN/inf"):
         trainer.train(cfg, resolved)
     client = MlflowClient(cfg.tracking.uri)
@@ -102,14 +121,26 @@ def test_unreachable_tracking_store_fails_before_any_model_loads(tmp_path, cache
 
 def test_parallel_joblib_sweep_into_one_sqlite_store_loses_nothing(tmp_path, cache_dir):
     db = tmp_path / "par.db"
-    cmd = [sys.executable, "train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-           "seed=0,1,2,3", "experiment=smoke", "total_steps=2", "warmup_steps=1", f"cache_dir={cache_dir}",
-           f"tracking.uri=sqlite:///{db}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "seed=0,1,2,3",
+        "experiment=smoke",
+        "total_steps=2",
+        "warmup_steps=1",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri=sqlite:///{db}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id],
-                              filter_string="tags.sweep_id != ''")  # the jobs, not their parent run
+    runs = client.search_runs(
+        [client.get_experiment_by_name("prerl-smoke").experiment_id], filter_string="tags.sweep_id != ''"
+    )  # the jobs, not their parent run
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
     for run in runs:
         assert run.info.status == "FINISHED"
@@ -127,11 +158,14 @@ def test_a_config_typo_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("response", [
-    r"\boxed{10^{10^{10^{10^{10^{10}}}}}}",  # an enormous exponent
-    r"\boxed{" + r"\frac{1}{" * 300 + "2" + "}" * 600,  # deeply nested LaTeX
-    "\udcff\udcfe broken bytes \\boxed{\udcff}",  # non-UTF-8 input decoded with surrogateescape
-    r"\boxed{1}\boxed{2}\boxed{",  # several boxes, the last unclosed
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"\boxed{10^{10^{10^{10^{10^{10}}}}}}",  # an enormous exponent
+        r"\boxed{" + r"\frac{1}{" * 300 + "2" + "}" * 600,  # deeply nested LaTeX
+        "\udcff\udcfe broken bytes \\boxed{\udcff}",  # non-UTF-8 input decoded with surrogateescape
+        r"\boxed{1}\boxed{2}\boxed{",  # several boxes, the last unclosed
+    ],
+)
 def test_hostile_completions_score_zero_without_hanging(response):
     assert math_reward(response, "3") == 0.0

@@ -20,18 +20,34 @@ from prerl.rollout.oracle import derangement
 from prerl.scorers import scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from check_fast_path import candidate_pairs, disagreements  # noqa: E402
+from check_fast_path import candidate_pairs, disagreements
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRICKY = [json.loads(line) for line in (FIXTURES / "reward_fast_path.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("text, value", [
-    ("12", Fraction(12)), (" -7 ", Fraction(-7)), ("-0", Fraction(0)), ("3/4", Fraction(3, 4)),
-    ("-6/8", Fraction(-3, 4)), ("\\frac{3}{4}", Fraction(3, 4)), ("-\\dfrac{10}{4}", Fraction(-5, 2)),
-    ("1/0", None), ("\\frac{1}{0}", None), ("0.5", None), ("+5", None), ("1,000", None), ("\\frac12", None),
-    ("\u0663", None), ("1" * 19, None), ("x", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("12", Fraction(12)),
+        (" -7 ", Fraction(-7)),
+        ("-0", Fraction(0)),
+        ("3/4", Fraction(3, 4)),
+        ("-6/8", Fraction(-3, 4)),
+        ("\\frac{3}{4}", Fraction(3, 4)),
+        ("-\\dfrac{10}{4}", Fraction(-5, 2)),
+        ("1/0", None),
+        ("\\frac{1}{0}", None),
+        ("0.5", None),
+        ("+5", None),
+        ("1,000", None),
+        ("\\frac12", None),
+        ("\u0663", None),
+        ("1" * 19, None),
+        ("x", None),
+        ("", None),
+    ],
+)
 def test_plain_number_reads_only_integers_and_simple_fractions(text, value):
     assert plain_number(text) == value
 

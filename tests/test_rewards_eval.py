@@ -1,6 +1,5 @@
 """Reward extraction/verification and the Avg@K / Pass@k estimators."""
 
-
 import numpy as np
 import pytest
 
@@ -14,15 +13,18 @@ def test_last_boxed_handles_nesting_and_takes_the_last():
     assert last_boxed("no box, 42") is None
 
 
-@pytest.mark.parametrize("response, gold, expected", [
-    (r"so \boxed{42}.", "42", 1.0),
-    (r"so \boxed{41}.", "42", 0.0),
-    ("the answer is 42", "42", 0.0),  # math-verify would take the last number; we require a box
-    (r"\boxed{\frac{1}{2}}", "0.5", 1.0),
-    (r"\boxed{}", "1", 0.0),
-    (r"\boxed{\frac{", "1", 0.0),
-    (r"\boxed{)(*&^}", "1", 0.0),
-])
+@pytest.mark.parametrize(
+    "response, gold, expected",
+    [
+        (r"so \boxed{42}.", "42", 1.0),
+        (r"so \boxed{41}.", "42", 0.0),
+        ("the answer is 42", "42", 0.0),  # math-verify would take the last number; we require a box
+        (r"\boxed{\frac{1}{2}}", "0.5", 1.0),
+        (r"\boxed{}", "1", 0.0),
+        (r"\boxed{\frac{", "1", 0.0),
+        (r"\boxed{)(*&^}", "1", 0.0),
+    ],
+)
 def test_math_reward(response, gold, expected):
     assert math_reward(response, gold) == expected
 

@@ -17,10 +17,12 @@ def test_a_correct_program_passes_and_may_use_its_own_directory():
 
 def test_writes_outside_the_directory_are_refused(tmp_path):
     target = tmp_path / "escaped.txt"
-    for program in (f"open({str(target)!r}, 'w').write('x')",
-                    f"import os; os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)",
-                    f"import os; os.rename('program.py', {str(target)!r})",
-                    "import os; os.remove('/etc/hostname')"):
+    for program in (
+        f"open({str(target)!r}, 'w').write('x')",
+        f"import os; os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)",
+        f"import os; os.rename('program.py', {str(target)!r})",
+        "import os; os.remove('/etc/hostname')",
+    ):
         result = run_python(program, timeout_s=5)
         assert result.status == "error" and "sandbox:" in result.output, program
     assert not target.exists()
@@ -39,12 +41,15 @@ def test_sockets_are_refused():
     server.close()
 
 
-@pytest.mark.parametrize("program", [
-    "import os\nwhile True:\n    os.fork()",
-    "import multiprocessing as mp\nwhile True:\n    mp.Process(target=print).start()",
-    "import subprocess\nsubprocess.Popen(['sh', '-c', ':(){ :|:& };:'])",
-    "import os\nos.system('sleep 100 &')",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "import os\nwhile True:\n    os.fork()",
+        "import multiprocessing as mp\nwhile True:\n    mp.Process(target=print).start()",
+        "import subprocess\nsubprocess.Popen(['sh', '-c', ':(){ :|:& };:'])",
+        "import os\nos.system('sleep 100 &')",
+    ],
+)
 def test_fork_bombs_are_stopped(program):
     result = run_python(program, timeout_s=5)
     assert result.status == "error" and "is not allowed" in result.output
@@ -52,8 +57,10 @@ def test_fork_bombs_are_stopped(program):
 
 def test_infinite_loops_are_killed_at_the_time_limit():
     start = time.monotonic()
-    result = run_python("import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
-                        "while True:\n    pass", timeout_s=1.5)
+    result = run_python(
+        "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\nwhile True:\n    pass",
+        timeout_s=1.5,
+    )
     assert result.status == "timeout" and time.monotonic() - start < 6
 
 

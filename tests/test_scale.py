@@ -17,8 +17,17 @@ from prerl.update import UpdateBatch, policy_update
 
 def tiny_update(checkpointing: bool, compute: str | None) -> tuple[Qwen3ForCausalLM, dict]:
     torch.manual_seed(0)
-    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    model = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=48,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+        )
+    )
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
@@ -26,9 +35,15 @@ def tiny_update(checkpointing: bool, compute: str | None) -> tuple[Qwen3ForCausa
     adv = torch.tensor([[1.0], [-1.0]]).expand_as(seqs.response_mask).clone()
     algo = AlgorithmConfig()
     with autocast(ModelConfig(autocast=compute), torch.device("cpu")):
-        stats = policy_update(model, torch.optim.SGD(model.parameters(), lr=0.1),
-                              UpdateBatch(seqs, adv, seqs.response_mask), main_phase(algo), algo,
-                              OptimConfig(grad_clip=1e9), max_new_tokens=8)
+        stats = policy_update(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            UpdateBatch(seqs, adv, seqs.response_mask),
+            main_phase(algo),
+            algo,
+            OptimConfig(grad_clip=1e9),
+            max_new_tokens=8,
+        )
     return model, stats
 
 

@@ -17,7 +17,7 @@ def test_pass_at_k_matches_the_combinatorial_formula():
     assert pass_at_k([1], 4, 2)[0] == pytest.approx(0.5)  # 1 − C(3,2)/C(4,2) = 1 − 3/6
     assert pass_at_k([2], 5, 2)[0] == pytest.approx(0.7)  # 1 − C(3,2)/C(5,2) = 1 − 3/10
     # vectorised over problems; k = 1 is the share correct
-    np.testing.assert_allclose(pass_at_k([0, 1, 2, 3, 4], 4, 1), [0, .25, .5, .75, 1])
+    np.testing.assert_allclose(pass_at_k([0, 1, 2, 3, 4], 4, 1), [0, 0.25, 0.5, 0.75, 1])
     with pytest.raises(ValueError, match="1 <= k <= n"):
         pass_at_k([1], 4, 5)
     with pytest.raises(ValueError, match=r"\[0, 4\]"):
@@ -25,8 +25,8 @@ def test_pass_at_k_matches_the_combinatorial_formula():
 
 
 def test_problem_scores():
-    np.testing.assert_allclose(problem_scores([0, 2, 8], 8, "avg"), [0, .25, 1])
-    np.testing.assert_allclose(problem_scores([1, 4], 4, "pass_at_2"), [.5, 1])
+    np.testing.assert_allclose(problem_scores([0, 2, 8], 8, "avg"), [0, 0.25, 1])
+    np.testing.assert_allclose(problem_scores([1, 4], 4, "pass_at_2"), [0.5, 1])
     with pytest.raises(ValueError, match="unknown per-problem metric"):
         problem_scores([1], 4, "median")
 
@@ -37,7 +37,7 @@ def test_seed_level_resampling_matches_its_exact_distribution():
     x = np.vstack([np.zeros(10), np.ones(10)])
     reps = bootstrap_means({"m": {"s": x}}, n_boot=4000, seed=1)["m"]["s"]
     assert set(np.round(reps, 12)) <= {0.0, 0.5, 1.0}
-    for value, p in ((0.0, .25), (0.5, .5), (1.0, .25)):
+    for value, p in ((0.0, 0.25), (0.5, 0.5), (1.0, 0.25)):
         share = np.mean(np.isclose(reps, value))
         assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / 4000)  # 4 binomial standard errors
 
@@ -64,8 +64,10 @@ def test_pairing_cancels_what_the_problems_share():
 
 
 def test_compare_points_average_and_errors():
-    rows = {"a": {"s": np.array([[0.0, 1.0], [1.0, 1.0]]), "t": np.array([[0.5], [0.5]])},
-            "b": {"s": np.array([[1.0, 1.0]]), "t": np.array([[1.0]])}}
+    rows = {
+        "a": {"s": np.array([[0.0, 1.0], [1.0, 1.0]]), "t": np.array([[0.5], [0.5]])},
+        "b": {"s": np.array([[1.0, 1.0]]), "t": np.array([[1.0]])},
+    }
     out = compare(rows, baseline="a", average="avg", n_boot=200)
     assert out["a"].estimate["s"].mean == pytest.approx(0.75) and out["a"].estimate["avg"].mean == pytest.approx(0.625)
     assert out["b"].delta["avg"].mean == pytest.approx(1.0 - 0.625) and out["a"].delta is None

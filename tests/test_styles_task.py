@@ -41,9 +41,21 @@ def test_token_classes_read_column_sentences():
     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     classes = token_classes(ids, tok)
     digits = [(tok.decode([i]).strip(), c) for i, c in zip(ids, classes) if tok.decode([i]).strip().isdigit()]
-    assert digits == [("7", "operand"), ("5", "operand"), ("1", "operand"), ("1", "computed"), ("3", "computed"),
-                      ("3", "computed"), ("1", "computed"), ("7", "operand"), ("5", "operand"), ("1", "computed"),
-                      ("2", "computed"), ("1", "computed"), ("3", "computed")]
+    assert digits == [
+        ("7", "operand"),
+        ("5", "operand"),
+        ("1", "operand"),
+        ("1", "computed"),
+        ("3", "computed"),
+        ("3", "computed"),
+        ("1", "computed"),
+        ("7", "operand"),
+        ("5", "operand"),
+        ("1", "computed"),
+        ("2", "computed"),
+        ("1", "computed"),
+        ("3", "computed"),
+    ]
     assert classes[-1] == "eos" and classes.count("reflection") == 3  # wait, check, ok
 
 
@@ -52,8 +64,10 @@ def test_response_shape_counts_sentences_that_are_no_corpus_form():
 
     rng = random.Random(2)
     corpus = [styles.solve(task.sample_problem(rng, task.Difficulty(2, 3, 1, 3)), rng) for _ in range(300)]
-    corpus += [task.solve(task.sample_problem(rng, task.Difficulty(2, 3, 1, 3)), rng,
-                          task.FlawRates(0.12, 0.2, 0.35, 0.05)) for _ in range(300)]
+    corpus += [
+        task.solve(task.sample_problem(rng, task.Difficulty(2, 3, 1, 3)), rng, task.FlawRates(0.12, 0.2, 0.35, 0.05))
+        for _ in range(300)
+    ]
     assert response_shape(corpus)["malformed"] == 0  # every sentence the corpus writes is a known form
     broken = "0+4=4, write 4. 1 carry 1. wait, check 1=1, write 1. So the answer is \\boxed{14}."
     assert response_shape([broken]) == {"sentences": 4.0, "malformed": 0.25}

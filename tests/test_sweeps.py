@@ -48,11 +48,14 @@ def test_sweep_methods_set_what_they_say():
     assert objectives.warmup_steps == objectives.total_steps == 7  # the objective alone, all run long
 
 
-@pytest.mark.parametrize("launcher, target", [
-    ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
-    ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
-    ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher, target",
+    [
+        ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+        ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
+)
 def test_launchers_compose(launcher, target):
     cfg = compose_hydra([f"hydra/launcher={launcher}", "+sweep=warmup"])
     assert cfg.hydra.launcher._target_ == target
@@ -66,10 +69,24 @@ def test_optuna_sweeper_composes():
 
 def train(args, tmp_path, cache_dir, name):
     """``python train.py -m <args>`` on the micro model, into a store and sweep folder under tmp_path."""
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=smoke", f"cache_dir={cache_dir}",
-           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"hydra.sweep.dir={tmp_path / name}", *args]
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "experiment=smoke",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"hydra.sweep.dir={tmp_path / name}",
+        *args,
+    ]
+    done = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -99,8 +116,17 @@ def test_warmup_sweep_on_submitit_then_rerun_skips_and_table_has_the_logged_valu
     assert log.count("skipped: config_hash") == 2
     assert len(runs_of(tmp_path)[1]) == 2
 
-    out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "tables"),
-                               "--tables", "warmup", "--no-log"])
+    out = ablation_table.main(
+        [
+            "--uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--out",
+            str(tmp_path / "tables"),
+            "--tables",
+            "warmup",
+            "--no-log",
+        ]
+    )
     cells = table_cells(out / "warmup.csv")
     for run in runs:
         logged = run.data.metrics["eval/test/avg_at_2"]  # the value at the last step
@@ -116,8 +142,14 @@ def test_optuna_study_resumes_after_an_interruption(tmp_path, cache_dir):
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     study.enqueue_trial({"seed": 7})
     study.ask({"seed": optuna.distributions.IntDistribution(0, 9)})
-    search = ["hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=s",
-              "total_steps=0", "warmup_steps=0", "seed=range(0,10)"]
+    search = [
+        "hydra/sweeper=optuna",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=s",
+        "total_steps=0",
+        "warmup_steps=0",
+        "seed=range(0,10)",
+    ]
 
     train(search + ["hydra.sweeper.n_trials=2"], tmp_path, cache_dir, "first")
     study = optuna.load_study(storage=storage, study_name="s")
@@ -153,7 +185,9 @@ def test_a_plain_multirun_then_ablation_table_gives_its_table(tmp_path, cache_di
     train(["warmup_steps=0,1", "total_steps=1", "seed=1,2"], tmp_path, cache_dir, "newest")  # ...and the newest
     newest = [r for r in runs_of(tmp_path)[1] if r.data.tags["sweep_id"] == str(tmp_path / "newest")]
 
-    out = ablation_table.main(["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "t"), "--no-log"])
+    out = ablation_table.main(
+        ["--uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "t"), "--no-log"]
+    )
     assert [p.name for p in sorted(out.glob("*.md"))] == ["tables.md", "warmup.md"]
     assert len(newest) == 4
     cells, means = table_cells(out / "warmup.csv"), {}
@@ -174,6 +208,11 @@ def test_a_multirun_is_tabled_by_the_keys_it_varied():
     assert multirun_spec(["algorithm.advantage", "algorithm.name"]).name == "main"
     generic = multirun_spec(["objective.name", "objective.samples", "objective.space", "optim.lr"])
     assert generic.row_header == "objective.name, optim.lr"  # a changed group shows by its name
-    params = [{"objective.name": "psr_prerl", "optim.lr": "1e-05"}, {"objective.name": "nsr_prerl", "optim.lr": "2e-06"}]
+    params = [
+        {"objective.name": "psr_prerl", "optim.lr": "1e-05"},
+        {"objective.name": "nsr_prerl", "optim.lr": "2e-06"},
+    ]
     assert [generic.label(p) for p in sorted(params, key=generic.order)] == [
-        "objective.name=nsr_prerl, optim.lr=2e-06", "objective.name=psr_prerl, optim.lr=1e-05"]
+        "objective.name=nsr_prerl, optim.lr=2e-06",
+        "objective.name=psr_prerl, optim.lr=1e-05",
+    ]

@@ -19,12 +19,15 @@ def resolved(tmp_path, cache_dir, *overrides):
     return to_run(compose_config(list(overrides), tmp_path, cache_dir))[1]
 
 
-@pytest.mark.parametrize("overrides, name, method", [
-    ([], "dsrl-nsr_prerl2-grpo-s0", "dsrl"),  # the smoke preset: 2 warm-up updates of 4
-    (["warmup_steps=0", "seed=3"], "grpo-s3", "grpo"),
-    (["warmup_steps=4"], "nsr_prerl-s0", "nsr_prerl"),  # the objective for the whole run
-    (["objective=nsr_rl", "algorithm=dapo"], "nsr_rl2-dapo-s0", "nsr_rl_warmup"),
-])
+@pytest.mark.parametrize(
+    "overrides, name, method",
+    [
+        ([], "dsrl-nsr_prerl2-grpo-s0", "dsrl"),  # the smoke preset: 2 warm-up updates of 4
+        (["warmup_steps=0", "seed=3"], "grpo-s3", "grpo"),
+        (["warmup_steps=4"], "nsr_prerl-s0", "nsr_prerl"),  # the objective for the whole run
+        (["objective=nsr_rl", "algorithm=dapo"], "nsr_rl2-dapo-s0", "nsr_rl_warmup"),
+    ],
+)
 def test_run_name_says_method_phases_and_seed(tmp_path, cache_dir, overrides, name, method):
     cfg = resolved(tmp_path, cache_dir, *overrides)
     assert run_info.run_name(cfg) == name
@@ -33,8 +36,17 @@ def test_run_name_says_method_phases_and_seed(tmp_path, cache_dir, overrides, na
 
 def test_a_multirun_job_is_named_by_its_swept_overrides_and_run_name_wins(tmp_path, cache_dir):
     cfg = resolved(tmp_path, cache_dir, "seed=1", "optim.lr=0.001")
-    job = {"multirun": True, "overrides": ["experiment=smoke", "seed=1", "optim.lr=0.001", "total_steps=4",
-                                           f"cache_dir={cache_dir}", "tracking.uri=sqlite:///x.db"]}
+    job = {
+        "multirun": True,
+        "overrides": [
+            "experiment=smoke",
+            "seed=1",
+            "optim.lr=0.001",
+            "total_steps=4",
+            f"cache_dir={cache_dir}",
+            "tracking.uri=sqlite:///x.db",
+        ],
+    }
     # without the parent's list of swept keys: every override that changes what the job computes
     assert run_info.run_name(cfg, job) == "dsrl-nsr_prerl2-grpo-s1 optim.lr=0.001 total_steps=4"
     assert run_info.run_name(cfg, {**job, "swept": ["seed", "optim.lr"]}) == "dsrl-nsr_prerl2-grpo-s1 optim.lr=0.001"
@@ -45,9 +57,12 @@ def test_a_multirun_job_is_named_by_its_swept_overrides_and_run_name_wins(tmp_pa
 
 def test_source_tags_are_the_checkout_commit_and_its_dirty_flag():
     tags = run_info.source_tags()
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=run_info.ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=run_info.ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=run_info.ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=run_info.ROOT, capture_output=True, text=True
+    ).stdout.strip()
     assert tags["mlflow.source.git.commit"] == head
     assert tags["git_dirty"] == str(bool(dirty)).lower()
     assert tags["mlflow.source.name"] == "train.py" and tags["mlflow.source.type"] == "LOCAL"
@@ -61,11 +76,15 @@ def test_datasets_are_named_with_source_and_a_content_digest(tmp_path, cache_dir
 
     def inputs(c):
         from prerl.config import DataConfig
+
         return run_info.dataset_inputs(data_lib.load_splits(DataConfig(**c["data"])), c)
 
     first, again, changed = inputs(cfg), inputs(cfg), inputs(other)
     assert [(d.dataset.name, d.tags[0].value) for d in first] == [
-        ("mini/train", "training"), ("mini/test", "eval"), ("mini/ood", "eval")]
+        ("mini/train", "training"),
+        ("mini/test", "eval"),
+        ("mini/ood", "eval"),
+    ]
     assert [d.dataset.digest for d in first] == [d.dataset.digest for d in again]  # a digest of the content
     assert all(a.dataset.digest != b.dataset.digest for a, b in zip(first, changed))
     source = json.loads(first[0].dataset.source)["tags"]
@@ -81,8 +100,10 @@ class FlakyClient:
 
     def check(self):
         if self.down:
-            raise MlflowException("API request to http://127.0.0.1:5/api/2.0/mlflow/runs/log-batch failed with "
-                                  "exception HTTPConnectionPool: Max retries exceeded (Connection refused)")
+            raise MlflowException(
+                "API request to http://127.0.0.1:5/api/2.0/mlflow/runs/log-batch failed with "
+                "exception HTTPConnectionPool: Max retries exceeded (Connection refused)"
+            )
 
     def log_batch(self, run_id, metrics=()):
         self.check()
@@ -109,8 +130,12 @@ def test_an_outage_queues_every_step_on_disk_and_sends_it_in_order_when_back(tmp
         if client.down:  # what waits is on disk, for a resumed process
             assert [json.loads(line)["kind"] for line in spill.read_text().splitlines()][0] == "metrics"
             assert "steps 2.." in outbox.describe()
-    assert client.metrics == [(1, "train/loss", 0.1), (2, "train/loss", 0.2), (3, "train/loss", 0.3),
-                              (4, "train/loss", 0.4)]
+    assert client.metrics == [
+        (1, "train/loss", 0.1),
+        (2, "train/loss", 0.2),
+        (3, "train/loss", 0.3),
+        (4, "train/loss", 0.4),
+    ]
     assert client.artifacts == ["per_problem/test.json"] and not outbox.items and not spill.exists()
 
 
@@ -138,7 +163,8 @@ def test_a_rejected_request_is_an_error_not_an_outage(tmp_path):
     with pytest.raises(MlflowException, match="Invalid value"):
         outbox.flush(force=True)
     assert not is_outage(MlflowException("Invalid value")) and is_outage(
-        MlflowException("API request to http://h/x failed with timeout exception"))
+        MlflowException("API request to http://h/x failed with timeout exception")
+    )
 
 
 def test_a_run_that_ends_during_an_outage_fails_naming_what_is_not_recorded(tmp_path):
@@ -153,7 +179,10 @@ def test_a_run_that_ends_during_an_outage_fails_naming_what_is_not_recorded(tmp_
     with pytest.raises(RuntimeError, match=r"not recorded there: metrics of steps 2\.\.3 \(2 steps\).*pending.jsonl"):
         tracker.finish("FINISHED")
     assert [json.loads(line)["kind"] for line in (tmp_path / "pending.jsonl").read_text().splitlines()] == [
-        "metrics", "metrics", "status"]
+        "metrics",
+        "metrics",
+        "status",
+    ]
 
 
 def test_an_unreachable_server_at_start_up_fails_within_seconds_naming_it(monkeypatch):
@@ -173,8 +202,9 @@ def test_system_metrics_are_logged_by_mlflow_when_asked(tmp_path):
     from mlflow.tracking import MlflowClient
 
     pytest.importorskip("psutil")
-    cfg = TrackingConfig(uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="sys", system_metrics=True,
-                         system_metrics_interval_s=0.5)
+    cfg = TrackingConfig(
+        uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="sys", system_metrics=True, system_metrics_interval_s=0.5
+    )
     tracker = Tracker(cfg)
     run_id = tracker.start({"output_dir": str(tmp_path)}, tags={})
     deadline = time.monotonic() + 60
@@ -184,7 +214,9 @@ def test_system_metrics_are_logged_by_mlflow_when_asked(tmp_path):
         time.sleep(0.5)
     tracker.finish()
     metrics = client.get_run(run_id).data.metrics
-    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100 and metrics["system/system_memory_usage_megabytes"] > 0
+    assert (
+        0 <= metrics["system/cpu_utilization_percentage"] <= 100 and metrics["system/system_memory_usage_megabytes"] > 0
+    )
 
 
 def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
@@ -196,13 +228,23 @@ def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
     from prerl.sweep_tracking import SweepParentRun
 
     uri, sweep_dir = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "multirun"
-    config = OmegaConf.create({
-        "tracking": {"uri": uri, "experiment": "sw", "tags": {}},
-        "eval": {"sets": {"test": {}, "ood": {}}, "samples_per_problem": 8},
-        "hydra": {"sweep": {"dir": str(sweep_dir)}, "overrides": {"task": ["optim.lr=interval(1e-6,1e-4)", "seed=0"]},
-                  "sweeper": {"_target_": "hydra_plugins.prerl_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                              "study_name": "lr", "storage": "sqlite:///optuna.db", "params": {}},
-                  "launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}}})
+    config = OmegaConf.create(
+        {
+            "tracking": {"uri": uri, "experiment": "sw", "tags": {}},
+            "eval": {"sets": {"test": {}, "ood": {}}, "samples_per_problem": 8},
+            "hydra": {
+                "sweep": {"dir": str(sweep_dir)},
+                "overrides": {"task": ["optim.lr=interval(1e-6,1e-4)", "seed=0"]},
+                "sweeper": {
+                    "_target_": "hydra_plugins.prerl_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                    "study_name": "lr",
+                    "storage": "sqlite:///optuna.db",
+                    "params": {},
+                },
+                "launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
+            },
+        }
+    )
     callback = SweepParentRun()
     callback.on_multirun_start(config)
     written = json.loads((sweep_dir / run_info.PARENT_FILE).read_text())
@@ -213,7 +255,9 @@ def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
         job = client.create_run(experiment, run_name=name, tags={run_info.PARENT_TAG: written["run_id"]})
         client.log_metric(job.info.run_id, "eval/test/avg_at_8", value)
         client.set_terminated(job.info.run_id)
-    (sweep_dir / "optimization_results.yaml").write_text("best_value: 0.5\nbest_trial: 1\nbest_params: {optim.lr: 3e-05}\n")
+    (sweep_dir / "optimization_results.yaml").write_text(
+        "best_value: 0.5\nbest_trial: 1\nbest_params: {optim.lr: 3e-05}\n"
+    )
     callback.on_multirun_end(config)
 
     parent = client.get_run(written["run_id"])

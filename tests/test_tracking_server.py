@@ -34,9 +34,20 @@ def sha256(path: Path) -> str:
 
 def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path, cache_dir):
     sweep_dir = tmp_path / "multirun"
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-           "seed=0,1,2,3", "experiment=smoke", "total_steps=2", "warmup_steps=1", f"cache_dir={cache_dir}",
-           f"tracking.uri={server.uri}", f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "seed=0,1,2,3",
+        "experiment=smoke",
+        "total_steps=2",
+        "warmup_steps=1",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri={server.uri}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=ENV)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -72,8 +83,13 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
             expected = [0, 2] if key.startswith("eval/") else [1, 2]
             if key.startswith(("eval/", "train/")):
                 assert steps == expected, key
-        assert {"train/accuracy", "train/loss", "eval/test/avg_at_2", "eval/ood/avg_at_2", "cost/generated_tokens_total"} \
-            <= set(run.data.metrics)
+        assert {
+            "train/accuracy",
+            "train/loss",
+            "eval/test/avg_at_2",
+            "eval/ood/avg_at_2",
+            "cost/generated_tokens_total",
+        } <= set(run.data.metrics)
         # every artifact: per-problem counts, sample tables, the final policy byte for byte
         listed = {a.path for a in client.list_artifacts(run_id)}
         assert {"config.json", "per_problem", "samples", "policy"} <= listed
@@ -84,7 +100,10 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
         for name in ("model.safetensors", "config.json", "tokenizer.json"):
             assert sha256(local / name) == sha256(job_dir / "final_policy" / name)
         assert [(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs] == [
-            ("mini/train", "training"), ("mini/test", "eval"), ("mini/ood", "eval")]
+            ("mini/train", "training"),
+            ("mini/test", "eval"),
+            ("mini/ood", "eval"),
+        ]
 
     # `make ablation-table` on the multirun logs its tables to the parent run
     from analysis import ablation_table
@@ -94,8 +113,15 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
     assert {"ablation_table/tables.md", "ablation_table/multirun.csv"} <= tabled
 
     # a run found in the UI is re-evaluated from its id: the policy is downloaded through the server
-    evaluate = [sys.executable, str(ROOT / "evaluate.py"), "experiment=smoke", f"model.path=runs:/{best.info.run_id}/policy",
-                f"cache_dir={tmp_path / 'eval-cache'}", f"tracking.uri={server.uri}", f"hydra.run.dir={tmp_path / 'ev'}"]
+    evaluate = [
+        sys.executable,
+        str(ROOT / "evaluate.py"),
+        "experiment=smoke",
+        f"model.path=runs:/{best.info.run_id}/policy",
+        f"cache_dir={tmp_path / 'eval-cache'}",
+        f"tracking.uri={server.uri}",
+        f"hydra.run.dir={tmp_path / 'ev'}",
+    ]
     done = subprocess.run(evaluate, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "eval/test/avg_at_2" in done.stdout
@@ -110,9 +136,20 @@ def test_a_server_that_dies_mid_run_loses_no_step(tmp_path, cache_dir):
     ends failing, naming what is not recorded. With the server back, the same command sends it all."""
     srv = MlflowServer(tmp_path / "server").start()
     out = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=smoke", "total_steps=6", "warmup_steps=2",
-           "checkpoint.every_steps=1", "eval.every_steps=3", "tracking.outage_wait_s=2", f"cache_dir={cache_dir}",
-           f"output_dir={out}", f"hydra.run.dir={out}", f"tracking.uri={srv.uri}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "experiment=smoke",
+        "total_steps=6",
+        "warmup_steps=2",
+        "checkpoint.every_steps=1",
+        "eval.every_steps=3",
+        "tracking.outage_wait_s=2",
+        f"cache_dir={cache_dir}",
+        f"output_dir={out}",
+        f"hydra.run.dir={out}",
+        f"tracking.uri={srv.uri}",
+    ]
     try:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
         while not (out / "checkpoints" / "step_000002.pt").exists():

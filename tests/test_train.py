@@ -24,8 +24,9 @@ def params_of(path):
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(trainer, "score", coin_grader)
-    cfg, resolved = to_run(compose_config([f"objective={objective}", "warmup_steps=2", "total_steps=3"],
-                                          tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config([f"objective={objective}", "warmup_steps=2", "total_steps=3"], tmp_path, cache_dir)
+    )
     final = trainer.train(cfg, resolved)
     assert set(final) >= {"eval/test/avg_at_2", "eval/test/pass_at_2", "eval/ood/avg_at_2"}
 
@@ -39,8 +40,10 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert 0 < kept[0] <= 1 and kept[2] == 1.0  # the main phase trains on every sample
     evals = client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")
     assert [m.step for m in evals] == [0, 3]
+
     def history(key):
         return [m.value for m in client.get_metric_history(run.info.run_id, key)]
+
     # cost: every sampled token (4 prompts x 4 samples a step, no filter), running totals of the steps
     generated, lengths = history("cost/generated_tokens"), history("train/response_length")
     assert generated == pytest.approx([16 * n for n in lengths])
@@ -58,7 +61,9 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     assert sum(table["correct"]) / (2 * len(table["correct"])) == pytest.approx(evals[-1].value)
     tags = run.data.tags  # the reproducibility fingerprint: the shipped weights, machine, packages
     assert tags["repro.base_weights"] == read_build_info(shipped_build(MiniModelConfig.micro()))["weights_sha256"]
-    assert tags["repro.version.torch"] == torch.__version__ and tags["repro.torch_threads"] == str(torch.get_num_threads())
+    assert tags["repro.version.torch"] == torch.__version__ and tags["repro.torch_threads"] == str(
+        torch.get_num_threads()
+    )
     assert tags["repro.cpu"] and tags["repro.deterministic_algorithms"] in ("True", "False")
 
     from prerl.models import model_path
@@ -77,10 +82,21 @@ def test_bad_names_are_rejected_before_any_model_loads(tmp_path, cache_dir, monk
         raise AssertionError("a model was loaded before the config's names were checked")
 
     monkeypatch.setattr(trainer, "load_policy", no_loading)
-    cfg, resolved = to_run(compose_config(["rollout.engine=vlm", "data.name=gsm8k", "+eval.sets.aime={}",
-                                           "algorithm.loss_agg_mode=sum", "distributed.strategy=fsdp",
-                                           "objective.samples=weighted", "objective.positive_weight=-1"],
-                                          tmp_path, cache_dir))
+    cfg, resolved = to_run(
+        compose_config(
+            [
+                "rollout.engine=vlm",
+                "data.name=gsm8k",
+                "+eval.sets.aime={}",
+                "algorithm.loss_agg_mode=sum",
+                "distributed.strategy=fsdp",
+                "objective.samples=weighted",
+                "objective.positive_weight=-1",
+            ],
+            tmp_path,
+            cache_dir,
+        )
+    )
     with pytest.raises(ValueError) as err:
         trainer.train(cfg, resolved)
     message = str(err.value)  # every bad name at once

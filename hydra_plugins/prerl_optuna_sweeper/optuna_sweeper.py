@@ -66,8 +66,16 @@ def search_space(arguments: list[str]) -> tuple[list[str], dict[str, BaseDistrib
 
 
 class OptunaSweeper(Sweeper):
-    def __init__(self, storage: Optional[str], study_name: str, direction: str, n_trials: int, n_jobs: int,
-                 seed: Optional[int], params: Optional[dict] = None):
+    def __init__(
+        self,
+        storage: Optional[str],
+        study_name: str,
+        direction: str,
+        n_trials: int,
+        n_jobs: int,
+        seed: Optional[int],
+        params: Optional[dict] = None,
+    ):
         self.storage, self.study_name, self.direction = storage, study_name, direction
         self.n_trials, self.n_jobs, self.seed = n_trials, max(1, n_jobs), seed
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
@@ -78,14 +86,20 @@ class OptunaSweeper(Sweeper):
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
         self.sweep_dir = Path(config.hydra.sweep.dir)
 
     def study(self) -> optuna.Study:
         if self.storage and self.storage.startswith("sqlite:///"):
-            Path(self.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(storage=self.storage, study_name=self.study_name, direction=self.direction,
-                                    sampler=optuna.samplers.TPESampler(seed=self.seed), load_if_exists=True)
+            Path(self.storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(
+            storage=self.storage,
+            study_name=self.study_name,
+            direction=self.direction,
+            sampler=optuna.samplers.TPESampler(seed=self.seed),
+            load_if_exists=True,
+        )
         for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             log.info("trial %d was interrupted: marked failed, its parameters queued again", stale.number)
             study.tell(stale.number, state=TrialState.FAIL)
@@ -95,11 +109,19 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> optuna.Study:
         fixed, space = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         if not space:
-            raise ValueError("hydra/sweeper=optuna needs at least one sweep override, e.g. 'optim.lr=interval(1e-6,1e-4)'")
+            raise ValueError(
+                "hydra/sweeper=optuna needs at least one sweep override, e.g. 'optim.lr=interval(1e-6,1e-4)'"
+            )
         study = self.study()
         done = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
-        log.info("Optuna study %r (%s): %d of %d trials complete; searching %s", self.study_name,
-                 self.storage or "in memory", done, self.n_trials, ", ".join(space))
+        log.info(
+            "Optuna study %r (%s): %d of %d trials complete; searching %s",
+            self.study_name,
+            self.storage or "in memory",
+            done,
+            self.n_trials,
+            ", ".join(space),
+        )
         failures = 0
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
@@ -133,8 +155,17 @@ class OptunaSweeper(Sweeper):
             best = study.best_trial
         except ValueError:
             return
-        OmegaConf.save(OmegaConf.create({"study": self.study_name, "storage": self.storage, "best_value": best.value,
-                                         "best_trial": best.number, "best_params": best.params,
-                                         "completed_trials": len(study.get_trials(states=(TrialState.COMPLETE,)))}),
-                       self.sweep_dir / "optimization_results.yaml")
+        OmegaConf.save(
+            OmegaConf.create(
+                {
+                    "study": self.study_name,
+                    "storage": self.storage,
+                    "best_value": best.value,
+                    "best_trial": best.number,
+                    "best_params": best.params,
+                    "completed_trials": len(study.get_trials(states=(TrialState.COMPLETE,))),
+                }
+            ),
+            self.sweep_dir / "optimization_results.yaml",
+        )
         log.info("best so far: trial %d, value %.4f, %s", best.number, best.value, best.params)

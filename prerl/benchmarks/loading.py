@@ -41,8 +41,15 @@ def load_benchmark(name: str, path: str | None = None, limit: int | None = None)
             continue
         kind = scorer(spec.scorer)
         reference = problem.reference or kind.reference(problem.answer)
-        records.append({"id": problem.id, "messages": problem.messages, "answer": problem.answer,
-                        "scorer": spec.scorer, "metadata": {**problem.metadata, "reference": reference}})
+        records.append(
+            {
+                "id": problem.id,
+                "messages": problem.messages,
+                "answer": problem.answer,
+                "scorer": spec.scorer,
+                "metadata": {**problem.metadata, "reference": reference},
+            }
+        )
         if limit is not None and len(records) >= limit:
             break
     if empty:
@@ -74,8 +81,10 @@ def eval_sets(eval_cfg, data_splits: Callable[[], Mapping[str, Dataset]]) -> dic
             continue
         splits = splits if splits is not None else data_splits()
         if bench not in splits:
-            raise ValueError(f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) "
-                             f"nor a split of the data config ({sorted(splits)})")
+            raise ValueError(
+                f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) "
+                f"nor a split of the data config ({sorted(splits)})"
+            )
         split = splits[bench]
         out[name] = split.select(range(min(set_cfg.limit, len(split)))) if set_cfg.limit else split
     return out

@@ -10,12 +10,16 @@ from __future__ import annotations
 import string
 
 MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
-CHOICE_SYSTEM = ("Please reason step by step, and finish your response with \"The answer is (X)\" "
-                 "where X is the letter of the correct option.")
-BBH_SYSTEM = "Please reason step by step, and finish your response with \"So the answer is <answer>.\""
+CHOICE_SYSTEM = (
+    'Please reason step by step, and finish your response with "The answer is (X)" '
+    "where X is the letter of the correct option."
+)
+BBH_SYSTEM = 'Please reason step by step, and finish your response with "So the answer is <answer>."'
 CODE_SYSTEM = "You are an expert Python programmer."
-CODE_USER = ("Complete the following Python function. Reply with the complete function, including the "
-             "signature, in a single ```python code block.\n\n```python\n{prompt}```")
+CODE_USER = (
+    "Complete the following Python function. Reply with the complete function, including the "
+    "signature, in a single ```python code block.\n\n```python\n{prompt}```"
+)
 
 
 def _chat(system: str, user: str) -> list[dict]:

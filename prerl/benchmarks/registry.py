@@ -145,34 +145,78 @@ class Benchmark:
     password: bytes | None = None
 
 
-MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
-                 "prealgebra", "precalculus")
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
 BBH_TASKS = (
-    "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa", "dyck_languages",
-    "formal_fallacies", "geometric_shapes", "hyperbaton", "logical_deduction_five_objects",
-    "logical_deduction_seven_objects", "logical_deduction_three_objects", "movie_recommendation",
-    "multistep_arithmetic_two", "navigate", "object_counting", "penguins_in_a_table",
-    "reasoning_about_colored_objects", "ruin_names", "salient_translation_error_detection", "snarks",
-    "sports_understanding", "temporal_sequences", "tracking_shuffled_objects_five_objects",
-    "tracking_shuffled_objects_seven_objects", "tracking_shuffled_objects_three_objects", "web_of_lies",
+    "boolean_expressions",
+    "causal_judgement",
+    "date_understanding",
+    "disambiguation_qa",
+    "dyck_languages",
+    "formal_fallacies",
+    "geometric_shapes",
+    "hyperbaton",
+    "logical_deduction_five_objects",
+    "logical_deduction_seven_objects",
+    "logical_deduction_three_objects",
+    "movie_recommendation",
+    "multistep_arithmetic_two",
+    "navigate",
+    "object_counting",
+    "penguins_in_a_table",
+    "reasoning_about_colored_objects",
+    "ruin_names",
+    "salient_translation_error_detection",
+    "snarks",
+    "sports_understanding",
+    "temporal_sequences",
+    "tracking_shuffled_objects_five_objects",
+    "tracking_shuffled_objects_seven_objects",
+    "tracking_shuffled_objects_three_objects",
+    "web_of_lies",
     "word_sorting",
 )
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
-    Benchmark("math_train", "EleutherAI/hendrycks_math", "train", "math", math_problem, "math_train/train.jsonl",
-              configs=MATH_SUBJECTS),
-    Benchmark("math500", "HuggingFaceH4/MATH-500", "test", "math", math_problem, "math500/test.jsonl"),
-    Benchmark("amc23", "math-ai/amc23", "test", "math", math_problem, "amc23/test.jsonl"),
-    Benchmark("aime24", "HuggingFaceH4/aime_2024", "train", "math", math_problem, "aime24/test.jsonl"),
-    Benchmark("aime25", "math-ai/aime25", "test", "math", math_problem, "aime25/test.jsonl"),
-    Benchmark("minerva", "math-ai/minervamath", "test", "math", math_problem, "minerva_math/test.jsonl"),
-    Benchmark("olympiadbench", "math-ai/olympiadbench", "test", "math", math_problem, "olympiadbench/test.jsonl"),
-    Benchmark("gpqa_diamond", "Idavidrein/gpqa", "train", "multiple_choice", gpqa_problem,
-              "gpqa_diamond/test.jsonl.zip", configs=("gpqa_diamond",), password=GPQA_PASSWORD),
-    Benchmark("mmlu_pro", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice", mmlu_pro_problem, "mmlu_pro/test.jsonl"),
-    Benchmark("bbh", "lukaemon/bbh", "test", "bbh", bbh_problem, "bbh/test.jsonl", configs=BBH_TASKS),
-    Benchmark("humaneval", "openai/openai_humaneval", "test", "code", humaneval_problem, "humaneval/test.jsonl"),
-]}
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in [
+        Benchmark(
+            "math_train",
+            "EleutherAI/hendrycks_math",
+            "train",
+            "math",
+            math_problem,
+            "math_train/train.jsonl",
+            configs=MATH_SUBJECTS,
+        ),
+        Benchmark("math500", "HuggingFaceH4/MATH-500", "test", "math", math_problem, "math500/test.jsonl"),
+        Benchmark("amc23", "math-ai/amc23", "test", "math", math_problem, "amc23/test.jsonl"),
+        Benchmark("aime24", "HuggingFaceH4/aime_2024", "train", "math", math_problem, "aime24/test.jsonl"),
+        Benchmark("aime25", "math-ai/aime25", "test", "math", math_problem, "aime25/test.jsonl"),
+        Benchmark("minerva", "math-ai/minervamath", "test", "math", math_problem, "minerva_math/test.jsonl"),
+        Benchmark("olympiadbench", "math-ai/olympiadbench", "test", "math", math_problem, "olympiadbench/test.jsonl"),
+        Benchmark(
+            "gpqa_diamond",
+            "Idavidrein/gpqa",
+            "train",
+            "multiple_choice",
+            gpqa_problem,
+            "gpqa_diamond/test.jsonl.zip",
+            configs=("gpqa_diamond",),
+            password=GPQA_PASSWORD,
+        ),
+        Benchmark("mmlu_pro", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice", mmlu_pro_problem, "mmlu_pro/test.jsonl"),
+        Benchmark("bbh", "lukaemon/bbh", "test", "bbh", bbh_problem, "bbh/test.jsonl", configs=BBH_TASKS),
+        Benchmark("humaneval", "openai/openai_humaneval", "test", "code", humaneval_problem, "humaneval/test.jsonl"),
+    ]
+}
 
 MATH6 = ("math500", "amc23", "aime24", "aime25", "minerva", "olympiadbench")
 OOD = ("gpqa_diamond", "mmlu_pro", "bbh", "humaneval")

@@ -63,14 +63,17 @@ def shipped_build(cfg: MiniModelConfig) -> Path | None:
         return None
     actual = fingerprint.sha256_file(path / WEIGHTS)
     if actual != info["weights_sha256"]:
-        raise RuntimeError(f"the shipped base model {path} is damaged: its weights hash to {actual}, "
-                           f"{BUILD_INFO} records {info['weights_sha256']}; restore it with git checkout")
+        raise RuntimeError(
+            f"the shipped base model {path} is damaged: its weights hash to {actual}, "
+            f"{BUILD_INFO} records {info['weights_sha256']}; restore it with git checkout"
+        )
     return path
 
 
 def _addition(problem: task.Problem, rng: random.Random, cfg: MiniModelConfig) -> str:
-    return task.solve(problem, rng, task.FlawRates(cfg.slip_rate, cfg.drop_carry_rate, cfg.repair_rate,
-                                                   cfg.recheck_rate))
+    return task.solve(
+        problem, rng, task.FlawRates(cfg.slip_rate, cfg.drop_carry_rate, cfg.repair_rate, cfg.recheck_rate)
+    )
 
 
 # How each mini task's corpus writes a solution (``MiniModelConfig.task``).
@@ -179,9 +182,15 @@ def pretrain(cfg: MiniModelConfig, out_dir: str | os.PathLike, progress: bool = 
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    info = {"config": asdict(cfg), "build_version": BUILD_VERSION, "final_loss": loss.item(),
-            "build_seconds": time.perf_counter() - started, "weights_sha256": fingerprint.sha256_file(tmp / WEIGHTS),
-            "built_on": fingerprint.machine(), "packages": fingerprint.packages()}
+    info = {
+        "config": asdict(cfg),
+        "build_version": BUILD_VERSION,
+        "final_loss": loss.item(),
+        "build_seconds": time.perf_counter() - started,
+        "weights_sha256": fingerprint.sha256_file(tmp / WEIGHTS),
+        "built_on": fingerprint.machine(),
+        "packages": fingerprint.packages(),
+    }
     (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2))
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -208,8 +217,11 @@ def load(path: str | os.PathLike):
 
 
 # The shipped recipes, as conf/model/{mini,micro,mini_styles}.yaml compose them.
-VARIANTS = {"mini": MiniModelConfig, "micro": MiniModelConfig.micro,
-            "mini_styles": lambda: MiniModelConfig(name="mini_styles", task="styles", train_steps=1200)}
+VARIANTS = {
+    "mini": MiniModelConfig,
+    "micro": MiniModelConfig.micro,
+    "mini_styles": lambda: MiniModelConfig(name="mini_styles", task="styles", train_steps=1200),
+}
 
 
 def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool = True) -> tuple[Path, str]:
@@ -222,11 +234,13 @@ def rebuild(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progress: bool =
         return path, f"no shipped build of this recipe to compare with (weights sha256 {built['weights_sha256']})"
     if built["weights_sha256"] == shipped["weights_sha256"]:
         return path, f"matches the shipped build bit for bit (sha256 {built['weights_sha256']})"
-    return path, (f"differs from the shipped build: sha256 {built['weights_sha256']} here, "
-                  f"{shipped['weights_sha256']} shipped (built on {shipped['built_on']['cpu']} with "
-                  f"{shipped['built_on']['torch_threads']} threads; here {built['built_on']['cpu']} with "
-                  f"{built['built_on']['torch_threads']}). Float rounding differs between CPUs and thread "
-                  "counts and compounds over the pre-training steps; runs load the shipped build.")
+    return path, (
+        f"differs from the shipped build: sha256 {built['weights_sha256']} here, "
+        f"{shipped['weights_sha256']} shipped (built on {shipped['built_on']['cpu']} with "
+        f"{shipped['built_on']['torch_threads']} threads; here {built['built_on']['cpu']} with "
+        f"{built['built_on']['torch_threads']}). Float rounding differs between CPUs and thread "
+        "counts and compounds over the pre-training steps; runs load the shipped build."
+    )
 
 
 def ship(path: Path) -> Path:
@@ -244,8 +258,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=list(VARIANTS), default="mini")
     parser.add_argument("--cache-dir", default=os.environ.get("PRERL_CACHE", ".cache/prerl"))
-    parser.add_argument("--rebuild", action="store_true",
-                        help="build from the recipe even when shipped or cached, and compare with the shipped build")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build from the recipe even when shipped or cached, and compare with the shipped build",
+    )
     parser.add_argument("--ship", action="store_true", help="with --rebuild: copy the build into prerl/mini/shipped/")
     args = parser.parse_args()
     variant = VARIANTS[args.variant]()

@@ -22,7 +22,6 @@ import random
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class Difficulty:
     """Which problems a split draws: operand count and digits per operand (inclusive ranges)."""

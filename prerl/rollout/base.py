@@ -21,8 +21,9 @@ class Rollout:
 
 
 class RolloutEngine(Protocol):
-    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int) -> Rollout:
+    def generate(
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
+    ) -> Rollout:
         """``n`` responses per prompt, sampled at ``temperature`` (0 = greedy decoding)."""
 
     def sync_weights(self) -> None:
@@ -52,8 +53,9 @@ def make_engine(cfg: RolloutConfig, model, tokenizer) -> RolloutEngine:
 def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
     """The responses of the prompts ``groups`` (in that order), re-indexed 0..len(groups)−1."""
     new_index = {g: i for i, g in enumerate(groups)}
-    keep = sorted((i for i, g in enumerate(rollout.group) if g in new_index),
-                  key=lambda i: (new_index[rollout.group[i]], i))
+    keep = sorted(
+        (i for i, g in enumerate(rollout.group) if g in new_index), key=lambda i: (new_index[rollout.group[i]], i)
+    )
     return Rollout(
         prompt_ids=[rollout.prompt_ids[g] for g in groups],
         response_ids=[rollout.response_ids[i] for i in keep],

@@ -93,8 +93,16 @@ def preallocated_cache(model, capacity: int) -> DynamicCache:
 
 
 @torch.inference_mode()
-def sample(model, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
-           eos_id: int, pad_id: int) -> list[list[int]]:
+def sample(
+    model,
+    prompts: list[list[int]],
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+) -> list[list[int]]:
     """``n`` continuations of each prompt (prompt-major), each cut after its first EOS."""
     device = next(model.parameters()).device
     width = max(map(len, prompts))
@@ -102,7 +110,7 @@ def sample(model, prompts: list[list[int]], n: int, temperature: float, top_p: f
     # the mask of the whole rollout: prompt positions (left padding) then every new position
     mask = torch.ones((len(prompts), width + max_new_tokens), dtype=torch.long)
     for i, p in enumerate(prompts):  # left padding: every prompt ends where decoding starts
-        ids[i, width - len(p):] = torch.tensor(p)
+        ids[i, width - len(p) :] = torch.tensor(p)
         mask[i, : width - len(p)] = 0
     ids, mask = ids.to(device), mask.to(device)
     position = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
@@ -129,8 +137,12 @@ def sample(model, prompts: list[list[int]], n: int, temperature: float, top_p: f
             keep = (~finished).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
             rows, token, mask, position, finished = rows[keep], token[keep], mask[keep], position[keep], finished[keep]
-        out = model(input_ids=token.unsqueeze(-1), attention_mask=mask[:, : width + t + 1],
-                    position_ids=position.unsqueeze(-1), **kv)
+        out = model(
+            input_ids=token.unsqueeze(-1),
+            attention_mask=mask[:, : width + t + 1],
+            position_ids=position.unsqueeze(-1),
+            **kv,
+        )
         logits, position = out.logits[:, -1], position + 1
     return [_cut(row, eos_id) for row in tokens.tolist()]
 

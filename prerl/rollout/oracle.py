@@ -27,8 +27,7 @@ class OracleEngine:
     def sync_weights(self) -> None:
         pass
 
-    def set_references(self, prompt_ids: list[list[int]], references: list[str], seed: int = 0,
-                       first: int = 0) -> None:
+    def set_references(self, prompt_ids: list[list[int]], references: list[str], seed: int = 0, first: int = 0) -> None:
         """Register the response to give for each prompt (a derangement of them when shuffled). ``first``:
         the prompts will be asked for from that row on (a rank's shard), earlier ones count as served."""
         if len(prompt_ids) != len(references):

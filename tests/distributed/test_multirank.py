@@ -96,8 +96,10 @@ def test_shards_of_a_set_concatenate_to_the_whole():
     correct = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0], [1, 0, 0]], dtype=float)
     texts = [f"p{i}s{k}" for i in range(5) for k in range(3)]
     whole = EvalResult("test", 3, correct, texts, [False] * 15, list(range(15)))
-    parts = [EvalResult("test", 3, correct[a:b], texts[3 * a : 3 * b], [False] * 3 * (b - a), list(range(3 * a, 3 * b)))
-             for a, b in ((0, 2), (2, 2), (2, 5))]  # an empty shard too: a rank with no problem of a small set
+    parts = [
+        EvalResult("test", 3, correct[a:b], texts[3 * a : 3 * b], [False] * 3 * (b - a), list(range(3 * a, 3 * b)))
+        for a, b in ((0, 2), (2, 2), (2, 5))
+    ]  # an empty shard too: a rank with no problem of a small set
     joined = concat_results(parts)
     ids = [str(i) for i in range(5)]
     assert joined.per_problem(ids) == whole.per_problem(ids) and joined.metrics() == whole.metrics()
@@ -107,6 +109,7 @@ def test_shards_of_a_set_concatenate_to_the_whole():
 def test_oracle_shard_answers_repeated_prompts_as_the_whole_set_does():
     """Identical prompts get their own references in order; a rank starting at row ``first`` must give the
     later copies the later references, as one process does."""
+
     class Tokenizer:
         eos_token_id = 0
 

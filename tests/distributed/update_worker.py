@@ -25,10 +25,12 @@ KEPT = {"spread": lambda i: i % 3 != 0, "rank0": lambda i: i < 4}
 
 def global_batch(n: int = 10, kept=KEPT["spread"]):
     g = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(1, 40, (int(torch.randint(3, 8, (1,), generator=g)),), generator=g).tolist()
-               for _ in range(n)]
-    responses = [torch.randint(1, 40, (int(torch.randint(2, 12, (1,), generator=g)),), generator=g).tolist()
-                 for _ in range(n)]
+    prompts = [
+        torch.randint(1, 40, (int(torch.randint(3, 8, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    ]
+    responses = [
+        torch.randint(1, 40, (int(torch.randint(2, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    ]
     advantages = torch.randn(n, generator=g)
     kept = [kept(i) for i in range(n)]
     return prompts, responses, advantages, kept
@@ -46,29 +48,57 @@ def local_batch(kept) -> UpdateBatch:
 def main(out: str, strategy: str = "replicate") -> None:
     distributed.init()
     torch.manual_seed(0)
-    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    model = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=48,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+        )
+    )
     wrap = distributed.STRATEGIES[strategy]
     # 26 tokens: rank 0 of two packs its rows into 3 micro-batches, rank 1 into 4 (rank 0 pads one)
     critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap)
     model = wrap(model)
     # copies (an unsharded state_dict holds the live tensors); gathering is a collective: every rank
-    start, critic_start = ({k: v.detach().clone() for k, v in fsdp.model_state(m).items()} for m in (model, critic.model))
+    start, critic_start = (
+        {k: v.detach().clone() for k, v in fsdp.model_state(m).items()} for m in (model, critic.model)
+    )
     results = {}
-    for mode, kept, clip in (("token-mean", "spread", 1e9), ("seq-mean-token-sum-norm", "spread", 1e9),
-                             ("token-mean", "rank0", 0.05)):  # the last one clips: the global norm matters
+    for mode, kept, clip in (
+        ("token-mean", "spread", 1e9),
+        ("seq-mean-token-sum-norm", "spread", 1e9),
+        ("token-mean", "rank0", 0.05),
+    ):  # the last one clips: the global norm matters
         algo = AlgorithmConfig(loss_agg_mode=mode)
         # SGD: the step is proportional to the gradient (Adam's first step is ~sign(g) and would hide errors)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        stats = policy_update(model, optimizer, local_batch(KEPT[kept]), main_phase(algo), algo,
-                              OptimConfig(micro_batch_tokens=40, grad_clip=clip), max_new_tokens=16)
+        stats = policy_update(
+            model,
+            optimizer,
+            local_batch(KEPT[kept]),
+            main_phase(algo),
+            algo,
+            OptimConfig(micro_batch_tokens=40, grad_clip=clip),
+            max_new_tokens=16,
+        )
         results[f"{mode}/{kept}"] = distributed.reduce_metrics({f"train/{k}": v for k, v in stats.items()})
     results["critic"] = critic_updates(critic, local_batch(KEPT["spread"]).seqs)
     state = fsdp.model_state(model)  # whole tensors on rank 0 under fsdp2
     critic_state = fsdp.model_state(critic.model)
     if distributed.is_main():
-        torch.save({"state": state, "critic": critic_state, "stats": results,
-                    "start": {"state": start, "critic": critic_start}}, out)
+        torch.save(
+            {
+                "state": state,
+                "critic": critic_state,
+                "stats": results,
+                "start": {"state": start, "critic": critic_start},
+            },
+            out,
+        )
     distributed.shutdown()
 
 

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the server helper
 
-from mlflow_server import MlflowServer  # noqa: E402
+from mlflow_server import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "outputs" / "ui-screenshots"
@@ -34,8 +34,10 @@ selenium = pytest.importorskip("selenium", reason="selenium is missing: pip inst
 CHROME = os.environ.get("CHROME_BINARY") or shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
 if not (CHROME and DRIVER):
-    pytest.skip("no headless browser: apt-get install chromium chromium-driver (or set CHROME_BINARY and "
-                "CHROMEDRIVER)", allow_module_level=True)
+    pytest.skip(
+        "no headless browser: apt-get install chromium chromium-driver (or set CHROME_BINARY and CHROMEDRIVER)",
+        allow_module_level=True,
+    )
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -47,9 +49,20 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 def store(tmp_path_factory, cache_dir):
     """A warm-up sweep logged by the real trainer: 4 jobs nested under one parent run."""
     folder = tmp_path_factory.mktemp("ui-store")
-    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "+sweep=warmup", "experiment=smoke", "warmup_steps=0,1",
-           "seed=0,1", "total_steps=2", "eval.samples_per_problem=8", f"cache_dir={cache_dir}",
-           f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"hydra.sweep.dir={folder / 'multirun'}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "+sweep=warmup",
+        "experiment=smoke",
+        "warmup_steps=0,1",
+        "seed=0,1",
+        "total_steps=2",
+        "eval.samples_per_problem=8",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+        f"hydra.sweep.dir={folder / 'multirun'}",
+    ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -73,7 +86,13 @@ def ui(store):
 @pytest.fixture(scope="module")
 def browser():
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1900,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1900,1000",
+    ):
         options.add_argument(arg)
     options.binary_location = CHROME
     driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=options)
@@ -89,7 +108,7 @@ def shot(driver, name: str) -> None:
 def wait_for(driver, condition, what: str, timeout: float = 60):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: condition(d))
-    except Exception as err:  # noqa: BLE001 - say what did not appear
+    except Exception as err:
         shot(driver, "failure")
         raise AssertionError(f"{what} did not appear in {timeout} s (screenshot: {SHOTS / 'failure.png'})") from err
 
@@ -97,7 +116,8 @@ def wait_for(driver, condition, what: str, timeout: float = 60):
 def row_texts(driver) -> list[str]:
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('.ag-center-cols-container .ag-row, .ag-pinned-left-cols-container"
-        " .ag-row')).map(r => r.innerText)")
+        " .ag-row')).map(r => r.innerText)"
+    )
 
 
 def close_assistant(driver) -> None:
@@ -123,24 +143,40 @@ def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser
     assert not any(child.info.run_name in t for child in children for t in texts)  # grouped: folded away
     shot(browser, "1-runs-table-folded")
 
-    browser.find_element(By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] "
-                                          "button").click()
+    browser.find_element(
+        By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] button"
+    ).click()
     names = sorted(c.info.run_name for c in children)
     wait_for(browser, lambda d: all(any(n[:12] in t for t in row_texts(d)) for n in names), "the sweep's jobs")
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "mini/train" in text and "train.py" in text  # Dataset and Source columns filled
 
     [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Columns"][0].click()
-    search = wait_for(browser, lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']")
-                                          if i.is_displayed()], "the column picker")[0]
+    search = wait_for(
+        browser,
+        lambda d: [
+            i for i in d.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']") if i.is_displayed()
+        ],
+        "the column picker",
+    )[0]
     search.send_keys(METRIC)
     exact = f"//strong[normalize-space(.)='{METRIC}'][normalize-space(..)='{METRIC}']"  # not best/{METRIC}
-    item = wait_for(browser, lambda d: [e for e in d.find_elements(By.XPATH, exact) if e.is_displayed()],
-                    f"{METRIC} in the column picker")[0]
+    item = wait_for(
+        browser,
+        lambda d: [e for e in d.find_elements(By.XPATH, exact) if e.is_displayed()],
+        f"{METRIC} in the column picker",
+    )[0]
     item.click()
     search.send_keys(Keys.ESCAPE)
-    header = wait_for(browser, lambda d: [h for h in d.find_elements(By.CSS_SELECTOR, ".ag-header-cell[col-id]")
-                                          if h.get_attribute("col-id") == f"metrics.`{METRIC}`"], f"a {METRIC} column")[0]
+    header = wait_for(
+        browser,
+        lambda d: [
+            h
+            for h in d.find_elements(By.CSS_SELECTOR, ".ag-header-cell[col-id]")
+            if h.get_attribute("col-id") == f"metrics.`{METRIC}`"
+        ],
+        f"a {METRIC} column",
+    )[0]
     assert METRIC in header.text.replace("\n", "")
     col_id = header.get_attribute("col-id")
     for child in children:  # each job's row shows its logged value
@@ -154,8 +190,14 @@ def test_compare_view_of_two_runs_loads(browser, ui, store):
     a, b = children[:2]
     runs, experiments = json.dumps([a.info.run_id, b.info.run_id]), json.dumps([experiment_id])
     browser.get(f"{ui.uri}/#/compare-runs?runs={runs}&experiments={experiments}&workflowType=machine_learning")
-    wait_for(browser, lambda d: a.info.run_name in d.find_element(By.TAG_NAME, "body").text
-             and b.info.run_name in d.find_element(By.TAG_NAME, "body").text, "both run names")
+    wait_for(
+        browser,
+        lambda d: (
+            a.info.run_name in d.find_element(By.TAG_NAME, "body").text
+            and b.info.run_name in d.find_element(By.TAG_NAME, "body").text
+        ),
+        "both run names",
+    )
     wait_for(browser, lambda d: METRIC in d.find_element(By.TAG_NAME, "body").text, f"{METRIC} in the comparison")
     time.sleep(2)  # let the plots draw before the screenshot
     close_assistant(browser)

@@ -29,8 +29,13 @@ def engines():
     vllm = make_engine(RolloutConfig(engine="vllm"), model, tokenizer)
     rng = random.Random(0)
     problems = [task.sample_problem(rng, task.Difficulty(2, 2, 1, 1)) for _ in range(8)]
-    prompts = [tokenizer(tokenizer.apply_chat_template(task.messages(p), add_generation_prompt=True, tokenize=False),
-                         add_special_tokens=False)["input_ids"] for p in problems]
+    prompts = [
+        tokenizer(
+            tokenizer.apply_chat_template(task.messages(p), add_generation_prompt=True, tokenize=False),
+            add_special_tokens=False,
+        )["input_ids"]
+        for p in problems
+    ]
     return model, hf, vllm, prompts
 
 
