@@ -109,6 +109,11 @@ def local_count(n: int) -> int:
     return len(shard(list(range(n))))
 
 
+def smallest_local_count(n: int) -> int:
+    """The smallest share ``shard`` gives any rank of ``n`` items."""
+    return n // world_size()
+
+
 def largest_local_count(n: int) -> int:
     """The largest share ``shard`` gives any rank of ``n`` items (rank sizes differ by at most one)."""
     return -(-n // world_size())

@@ -381,7 +381,9 @@ class Experiment:
             clock.lap("advantage")
             parts = mini_batches(
                 exp.rollout.group,
-                phase.mini_batches,
+                # every rank takes the same number of optimizer steps (each one all-reduces gradients),
+                # also when the prompts do not split evenly over the ranks
+                min(phase.mini_batches, distributed.smallest_local_count(cfg.prompts_per_step)),
                 phase.epochs,
                 torch.Generator().manual_seed(cfg.seed * 1_000_003 + step),
             )  # same after a resume

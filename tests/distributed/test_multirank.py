@@ -128,3 +128,16 @@ def test_per_rank_checkpoint_entries():
     assert checkpoint.own(checkpoint.per_rank(3)) == 3  # one process
     with pytest.raises(ValueError, match="written by 2 processes and is resumed by 1"):
         checkpoint.own([1, 2])
+
+
+def test_uneven_prompts_give_every_rank_the_same_number_of_optimizer_steps(monkeypatch):
+    """5 prompts on 2 ranks shard 3 + 2: with 4 mini-batches rank 0 could take 3 steps and rank 1 two,
+    and the third gradient all-reduce would wait forever. The step count is capped by the smallest share."""
+    from prerl import distributed
+    from prerl.update import mini_batches
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    count = min(4, distributed.smallest_local_count(5))
+    groups = {0: [0, 0, 1, 1, 2, 2], 1: [0, 0, 1, 1]}  # rank -> its rollout's group ids (2 samples a prompt)
+    steps = {r: len(mini_batches(g, count, 1, torch.Generator().manual_seed(0))) for r, g in groups.items()}
+    assert steps == {0: 2, 1: 2}
