@@ -64,6 +64,7 @@ class Laps:
 
     def __init__(self):
         self.seconds: dict[str, list[float]] = {}
+        self.calls: dict[str, int] = {}
 
     def wrap(self, fn, name: str):
         def timed(*args, **kwargs):
@@ -75,6 +76,7 @@ class Laps:
                 acc = self.seconds.setdefault(name, [0.0, 0.0])
                 acc[0] += wall
                 acc[1] += cpu
+                self.calls[name] = self.calls.get(name, 0) + 1
 
         return timed
 
@@ -207,6 +209,7 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
         try:
             for step in range(WARMUP_STEPS + steps):
                 laps.seconds.clear()
+                laps.calls.clear()
                 counter.counts = dict.fromkeys(counter.counts, 0.0)
                 clock = Clock()
                 metrics = exp.step(step)
@@ -219,6 +222,9 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
                         "flops": dict(counter.counts),
                         "response_tokens": metrics["train/response_length"] * samples,
                         "warmup_phase": bool(metrics["train/warmup"]),
+                        # policy/reference passes without gradient (old log-probs, KL): the on-policy
+                        # GRPO and NSR-PreRL steps must run none
+                        "nograd_passes": laps.calls.get("nograd_logprobs", 0),
                     }
                 )
         finally:
@@ -237,6 +243,7 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
     out["peak_matmul_flops"] = peak
     out["peak_memory_mb"] = peak_memory_mb()
     out["warmup_phase"] = rows[0]["warmup_phase"]
+    out["nograd_passes"] = max(r["nograd_passes"] for r in rows)
     out["threads"] = threads
     return out
 
@@ -254,8 +261,8 @@ def table(results: dict[str, dict]) -> str:
     lines = [
         "| workload | "
         + " | ".join(f"{HEADERS[s]} s" for s in STAGES)
-        + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB |",
-        "|" + "---|" * (len(STAGES) + 5),
+        + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB | no-grad passes / step |",
+        "|" + "---|" * (len(STAGES) + 6),
     ]
     for name, r in results.items():
         cells = [f"{r['cpu'][s]:.2f}" for s in STAGES] + [
@@ -263,6 +270,7 @@ def table(results: dict[str, dict]) -> str:
             f"{r['wall']['step']:.2f}",
             f"{r['tokens_per_s']['cpu']:.0f}",
             f"{r['peak_memory_mb']:.0f}",
+            str(r.get("nograd_passes", "-")),
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
