@@ -66,14 +66,15 @@ def sqlite_creation_lock(uri: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def with_retry(call, *args, attempts: int = 30, **kwargs):
-    """Call an MLflow client method, retrying while another process holds the SQLite lock."""
+def with_retry(call, *args, attempts: int = 30, transient: tuple[str, ...] = ("locked", "busy"), **kwargs):
+    """Call an MLflow client method, retrying while another process holds the SQLite lock (or while an
+    error whose text contains one of ``transient`` says a retry can succeed)."""
     for attempt in range(attempts):
         try:
             return call(*args, **kwargs)
         except Exception as err:  # MLflow wraps SQLAlchemy's OperationalError variously
-            transient = "locked" in str(err).lower() or "busy" in str(err).lower()
-            if not transient or attempt == attempts - 1:
+            message = str(err).lower()
+            if not any(word in message for word in transient) or attempt == attempts - 1:
                 raise
             time.sleep(min(0.05 * 2**attempt, 2.0) * (0.5 + random.random()))
 
@@ -304,7 +305,10 @@ class Tracker:
     def log_datasets(self, inputs: list) -> None:
         """The run's datasets as MLflow inputs (the UI's Dataset column); see ``run_info.dataset_inputs``."""
         if inputs:
-            with_retry(self.client.log_inputs, self.run_id, datasets=inputs)
+            # MLflow's store looks a dataset up, then inserts it: parallel jobs logging the same dataset
+            # race, and the loser's insert fails on the unique key. Its retry finds the row and links it.
+            racing = ("locked", "busy", "unique constraint")
+            with_retry(self.client.log_inputs, self.run_id, datasets=inputs, transient=racing)
 
     @property
     def box(self) -> Outbox:

@@ -185,6 +185,44 @@ def test_a_run_that_ends_during_an_outage_fails_naming_what_is_not_recorded(tmp_
     ]
 
 
+def test_jobs_racing_to_log_one_dataset_all_link_it(tmp_path):
+    """MLflow's store looks a dataset up, then inserts it; a job that loses that race to a parallel job
+    gets the unique-key error (seen with 6 processes on one SQLite store). It must retry and link the row
+    the winner wrote, not end the run."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    uri = f"sqlite:///{tmp_path / 'race.db'}"
+    winner, loser = (Tracker(TrackingConfig(uri=uri, experiment="race")) for _ in range(2))
+    winner.start({"seed": 0}, {})
+    loser.start({"seed": 1}, {})
+    inputs = [
+        DatasetInput(Dataset(name=f"set{i}", digest=f"d{i}", source_type="code", source="{}"), [InputTag("ctx", "e")])
+        for i in range(3)
+    ]
+    real, calls = loser.client.log_inputs, []
+
+    def lose_the_race_once(run_id, datasets):
+        calls.append(run_id)
+        if len(calls) == 1:  # the winner inserts between the loser's lookup and its insert
+            winner.log_datasets(inputs)
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id")
+        return real(run_id, datasets=datasets)
+
+    loser.client.log_inputs = lose_the_race_once
+    loser.log_datasets(inputs)
+    assert calls == [loser.run_id, loser.run_id]
+    for tracker in (winner, loser):
+        logged = tracker.client.get_run(tracker.run_id).inputs.dataset_inputs
+        assert sorted(d.dataset.name for d in logged) == ["set0", "set1", "set2"]
+
+    def rejected(run_id, datasets):
+        raise MlflowException("Invalid dataset", error_code="INVALID_PARAMETER_VALUE")
+
+    loser.client.log_inputs = rejected
+    with pytest.raises(MlflowException, match="Invalid dataset"):  # only the race is retried
+        loser.log_datasets(inputs)
+
+
 def test_an_unreachable_server_at_start_up_fails_within_seconds_naming_it(monkeypatch):
     from mlflow_server import free_port
 
