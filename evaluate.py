@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> float:
     for key, value in sorted(metrics.items()):
         if "avg_at" in key or key.endswith("pass_at_1") or "samples_per_s" in key:
             print(f"{key}\t{value:.4f}")
-    return metrics.get(f"eval/average/avg_at_{run_cfg.eval.samples_per_problem}", float("nan"))
+    return metrics.get(f"eval/average/avg_at_{run_cfg.eval.samples_per_prompt}", float("nan"))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> float:
     with exit_on_config_error():  # a multirun's job, or a value only Hydra's runtime knows
         run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
     from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run  # heavy: after the check
-    from prerl.trainer import headline, train
+    from prerl.trainer import sweep_value, train
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run_cfg.tracking.tags["config_hash"] = digest = config_hash(resolved)
@@ -38,8 +38,8 @@ def main(cfg: DictConfig) -> float:
         done = finished_run(run_cfg.tracking, digest)
         if done is not None:  # a relaunched sweep: this job already finished
             log.info("skipped: config_hash %s already finished as MLflow run %s", digest, done.info.run_id)
-            return headline(run_cfg, final_eval(done))
-    return headline(run_cfg, train(run_cfg, resolved))
+            return sweep_value(run_cfg, final_eval(done))
+    return sweep_value(run_cfg, train(run_cfg, resolved))
 
 
 if __name__ == "__main__":

@@ -107,18 +107,18 @@ def sample(
     policy: Policy,
     split: str = "test",
     problems: int | None = 32,
-    samples_per_problem: int = 8,
+    samples_per_prompt: int = 8,
     max_new_tokens: int = 96,
     temperature: float = 1.0,
     seed: int = 0,
     data_dir: str | None = None,
 ) -> Samples:
-    """``samples_per_problem`` responses to each of the first ``problems`` problems of ``split``
+    """``samples_per_prompt`` responses to each of the first ``problems`` problems of ``split``
     (correctness by the math grader)."""
     torch.manual_seed(seed)
     rows = data_lib.render(eval_split(split, problems, data_dir), policy.tokenizer)
     engine = HFEngine(policy.model, policy.tokenizer, RolloutConfig())
-    out = engine.generate(rows["prompt_ids"], samples_per_problem, temperature, 1.0, max_new_tokens)
+    out = engine.generate(rows["prompt_ids"], samples_per_prompt, temperature, 1.0, max_new_tokens)
     answers = [rows["answer"][g] for g in out.group]
     questions = [m[-1]["content"] for m in rows["messages"]]
     return Samples(out.prompt_ids, out.response_ids, out.group, out.texts, score(out.texts, answers), questions)

@@ -555,7 +555,9 @@ class CheckpointConfig:
 class EvalConfig:
     """Avg@K and Pass@k on each eval set (in training, and by ``evaluate.py``)."""
 
-    samples_per_problem: int = field(default=8, metadata={"help": "K of Avg@K / Pass@k (the paper uses 32)"})
+    samples_per_prompt: int = field(
+        default=8, metadata={"help": "K of Avg@K / Pass@k: responses sampled per eval prompt (the paper uses 32)"}
+    )
     every_steps: int = field(
         default=10,
         metadata={"help": "updates between evaluations, also at step 0 and at the end; 0 = only at the ends"},
@@ -586,7 +588,7 @@ class EvalConfig:
     code_memory_mb: int = field(default=1024, metadata={"help": "per HumanEval program, address space in MB"})
 
     def __post_init__(self) -> None:
-        _check(self.samples_per_problem >= 1, f"eval.samples_per_problem={self.samples_per_problem}: must be >= 1")
+        _check(self.samples_per_prompt >= 1, f"eval.samples_per_prompt={self.samples_per_prompt}: must be >= 1")
         _check(self.every_steps >= 0, f"eval.every_steps={self.every_steps}: must be >= 0")
         _check(
             self.code_timeout_s > 0 and self.code_memory_mb > 0, "eval.code_timeout_s and code_memory_mb must be > 0"

@@ -24,7 +24,7 @@ from prerl.evaluation import EvalResult, concat_results, evaluate_problems, gath
 from prerl.choices import check_choices
 from prerl.models import load_policy, resolve_device
 from prerl.rollout import make_engine
-from prerl.scorers import dataset_grader
+from prerl.scorers import Grader, settings_from
 from prerl.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def evaluate_set(engine, name: str, dataset, cfg: TrainConfig) -> EvalResult | N
     problem order (``None`` on the other ranks). Every rank runs the same number of chunks (the largest
     shard's; a rank may run an empty one): a vLLM tensor-parallel group generates each chunk together.
     """
-    ev, K = cfg.eval, cfg.eval.samples_per_problem
-    prompt_ids, grader = dataset["prompt_ids"], dataset_grader(dataset, ev)
+    ev, K = cfg.eval, cfg.eval.samples_per_prompt
+    prompt_ids, grader = dataset["prompt_ids"], Grader.of(dataset, settings_from(ev))
     rows = distributed.shard(list(range(len(prompt_ids))))
     if hasattr(engine, "set_references"):  # the oracle engines answer with reference responses
         engine.set_references(prompt_ids, references(dataset), seed=cfg.seed, first=rows[0] if rows else 0)
@@ -116,7 +116,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
                 result.correct.size / seconds,
             )
         if results:
-            avg = {f"eval/{k}": v for k, v in average(results, cfg.eval.samples_per_problem).items()}
+            avg = {f"eval/{k}": v for k, v in average(results, cfg.eval.samples_per_prompt).items()}
             metrics.update(avg)
             tracker.log(avg, step=0)
         status = "FINISHED"

@@ -11,11 +11,11 @@ which is problem order (``gather_result``): metrics and per-problem results are 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from prerl import distributed
-from prerl.rewards import score
 from prerl.stats import pass_at_k
 
 
@@ -77,19 +77,16 @@ def evaluate(
     engine,
     name: str,
     prompt_ids: list[list[int]],
-    answers: list[str],
     K: int,
     temperature: float,
     top_p: float,
     max_new_tokens: int,
-    grader=None,
+    grader: Callable[[list[str], list[int]], list[float]],
 ) -> EvalResult:
-    """``grader(texts, group)`` scores responses to problems ``group``; default: the math reward."""
+    """K samples of each prompt; ``grader(texts, problems)`` (a ``scorers.Grader``) scores responses to
+    the problems at those indices of ``prompt_ids``."""
     rollout = engine.generate(prompt_ids, K, temperature, top_p, max_new_tokens)
-    if grader is None:
-        rewards = score(rollout.texts, [answers[g] for g in rollout.group])
-    else:
-        rewards = grader(rollout.texts, rollout.group)
+    rewards = grader(rollout.texts, rollout.group)
     correct = np.asarray(rewards, dtype=float).reshape(len(prompt_ids), K)
     return EvalResult(name, K, correct, rollout.texts, rollout.truncated, [len(r) for r in rollout.response_ids])
 
@@ -111,7 +108,6 @@ def evaluate_problems(
         engine,
         name,
         [prompt_ids[r] for r in rows],
-        [],
         K,
         temperature,
         top_p,

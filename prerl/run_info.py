@@ -230,3 +230,10 @@ def dataset_inputs(splits: Mapping[str, Any], cfg: Mapping[str, Any]) -> list:
         context = "training" if split == "train" else "eval"
         out.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return out
+
+
+def sweep_metric(eval_cfg: Any) -> str:
+    """The metric a sweep ranks its jobs by (an Optuna study optimises it): the final Avg@K on the first
+    eval set, ``eval/<set>/avg_at_<K>``. ``eval_cfg`` is an ``EvalConfig`` or its ``DictConfig``."""
+    first = next(iter(eval_cfg.sets), None)
+    return f"eval/{first}/avg_at_{eval_cfg.samples_per_prompt}"

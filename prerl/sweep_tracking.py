@@ -4,7 +4,7 @@ Hydra calls this callback (``hydra.callbacks.mlflow_sweep`` in ``conf/config.yam
 process only: ``on_multirun_start`` opens the parent run with the command's overrides and writes its id
 to ``<sweep dir>/mlflow_parent.json``, where every job finds it whatever launcher ran it (joblib
 processes, submitit, SLURM nodes sharing the folder) and tags itself ``mlflow.parentRunId``.
-``on_multirun_end`` records the summary: jobs finished and failed, the best job by the headline metric
+``on_multirun_end`` records the summary: jobs finished and failed, the best job by ``run_info.sweep_metric``
 (the final Avg@K of the first eval set, what the sweepers maximise) and, for an Optuna study, its
 ``optimization_results.yaml``. A launch that dies in between leaves the parent FAILED.
 """
@@ -38,11 +38,6 @@ def swept_keys(config: DictConfig) -> dict[str, str]:
     return out
 
 
-def headline_key(config: DictConfig) -> str:
-    first = next(iter(config.eval.sets), None)
-    return f"eval/{first}/avg_at_{config.eval.samples_per_problem}"
-
-
 class SweepParentRun(Callback):
     def __init__(self) -> None:
         self.run_id: Optional[str] = None
@@ -74,7 +69,7 @@ class SweepParentRun(Callback):
             "sweep_dir": str(sweep_dir),
             "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
             run_info.DESCRIPTION_TAG: f"python train.py -m {overrides}\n\nJobs are nested under this run; "
-            f"the summary (best job by `{headline_key(config)}`) is logged at the end.",
+            f"the summary (best job by `{run_info.sweep_metric(config.eval)}`) is logged at the end.",
         }
         if kind == "optuna":
             tags |= {
@@ -108,7 +103,7 @@ class SweepParentRun(Callback):
             self.run_id = None
 
     def summarise(self, config: DictConfig) -> None:
-        from prerl.run_info import PARENT_TAG
+        from prerl.run_info import PARENT_TAG, sweep_metric
         from prerl.tracking import with_retry
 
         client, run_id = self.client, self.run_id
@@ -116,7 +111,7 @@ class SweepParentRun(Callback):
         children = with_retry(
             client.search_runs, [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'", max_results=50000
         )
-        key = headline_key(config)
+        key = sweep_metric(config.eval)
         scored = [r for r in children if r.info.status == "FINISHED" and key in r.data.metrics]
         metrics = {
             "sweep/jobs": len(children),

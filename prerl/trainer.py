@@ -35,12 +35,12 @@ from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
 from prerl.models import autocast, context_token_id, load_policy, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
-from prerl.rewards import overlong_penalty, score
+from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, make_engine
-from prerl.scorers import dataset_grader
+from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
 from prerl.scoring import Sequences, contexts, pack, score_logprobs
-from prerl.run_info import dataset_inputs
+from prerl.run_info import dataset_inputs, sweep_metric
 from prerl.tracking import Tracker
 from prerl.update import UpdateBatch, mini_batches, policy_updates
 
@@ -157,6 +157,8 @@ class Experiment:
         self.splits = {
             name: data_lib.render(ds, self.tokenizer, cfg.model.chat_template_kwargs) for name, ds in splits.items()
         }
+        # one reward path for training and evaluation: each set's rows with their scorer kinds and answers
+        self.graders = {name: Grader.of(ds, settings_from(cfg.eval)) for name, ds in self.splits.items()}
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
@@ -176,14 +178,16 @@ class Experiment:
 
     # --- the pieces of a step -------------------------------------------------------------
 
-    def rollout(self, rows: list[int]) -> tuple[Rollout, list[str]]:
-        train = self.splits["train"].select(distributed.shard(rows))  # this rank's share of the prompts
+    def rollout(self, rows: list[int]) -> tuple[Rollout, list[int]]:
+        """This rank's share of the prompts ``rows``, sampled; the training-set row of every response."""
+        mine = distributed.shard(rows)
+        prompts = self.splits["train"].select(mine)["prompt_ids"]
         r = self.cfg.rollout
-        out = self.engine.generate(train["prompt_ids"], r.samples_per_prompt, r.temperature, r.top_p, r.max_new_tokens)
-        return out, [train["answer"][g] for g in out.group]
+        out = self.engine.generate(prompts, r.samples_per_prompt, r.temperature, r.top_p, r.max_new_tokens)
+        return out, [mine[g] for g in out.group]
 
-    def reward(self, rollout: Rollout, answers: list[str]) -> torch.Tensor:
-        return torch.tensor(score(rollout.texts, answers))
+    def reward(self, rollout: Rollout, problems: list[int]) -> torch.Tensor:
+        return torch.tensor(self.graders["train"](rollout.texts, problems))
 
     def collect(self) -> Experience:
         """Rollout and reward; with ``filter_groups`` keep sampling until enough informative prompts.
@@ -199,8 +203,8 @@ class Experiment:
         parts, accs, rounds, generated = [], [], 0, 0
         while True:
             rounds += 1
-            rollout, answers = self.rollout(next(self.prompts))
-            accuracy = self.reward(rollout, answers)
+            rollout, problems = self.rollout(next(self.prompts))
+            accuracy = self.reward(rollout, problems)
             generated += sum(len(r) for r in rollout.response_ids)
             if algo.filter_groups:
                 keep = informative_groups(accuracy, rollout.group)
@@ -248,12 +252,12 @@ class Experiment:
         """log-probs of the rollout's responses under ``model``, at the sampling temperature."""
         return score_logprobs(model, seqs, self.cfg.optim.micro_batch_tokens, self.cfg.rollout.temperature)
 
-    def prepare(self, phase: Phase, exp: Experience) -> tuple[UpdateBatch, Sequences, Advantages]:
+    def prepare(self, phase: Phase, experience: Experience) -> tuple[UpdateBatch, Sequences, Advantages]:
         """Advantages and the objective's loss mask: everything the update needs (and, for a critic,
         the post-train sequences)."""
         algo = self.cfg.algorithm
-        seqs = self.sequences(exp.rollout, phase.space)
-        post = seqs if phase.space == Space.post else self.sequences(exp.rollout, Space.post)
+        seqs = self.sequences(experience.rollout, phase.space)
+        post = seqs if phase.space == Space.post else self.sequences(experience.rollout, Space.post)
         uses_algorithm = phase.follows_algorithm
         kl_in_reward = uses_algorithm and phase.regularised and algo.kl.placement == KLPlacement.reward
         policy_logp = {}  # log π_old per sequence set, scored at most once (PPO's KL and its ratio share it)
@@ -268,8 +272,8 @@ class Experiment:
             kl = kl_penalty(behaviour_logp(post), self.score(self.reference, post), algo.kl.estimator)
             token_kl = kl * post.response_mask
         adv_in = AdvantageInputs(
-            scores=exp.scores,
-            group=torch.tensor(exp.rollout.group),
+            scores=experience.scores,
+            group=torch.tensor(experience.rollout.group),
             mask=seqs.response_mask,
             token_kl=token_kl,
             values=self.critic.values(post) if uses_algorithm and self.critic else None,
@@ -277,7 +281,7 @@ class Experiment:
         adv = phase_advantages(phase, adv_in, algo)
         advantages, loss_mask = select_samples(phase, adv.advantages.float(), seqs.response_mask)
         if algo.mask_truncated:
-            loss_mask = loss_mask * (~torch.tensor(exp.rollout.truncated)).float().unsqueeze(-1)
+            loss_mask = loss_mask * (~torch.tensor(experience.rollout.truncated)).float().unsqueeze(-1)
         ref_logp = None
         if phase.regularised and algo.kl.placement == KLPlacement.loss:
             ref_logp = self.score(self.reference, seqs)
@@ -375,12 +379,12 @@ class Experiment:
         clock = Stopwatch()
         with autocast(cfg.model, self.device):  # compute dtype of every forward/backward (model.autocast)
             with fsdp.full_weights(self.model):  # ranks generate different numbers of tokens: no collectives
-                exp = self.collect()  # rollout → reward
+                experience = self.collect()  # rollout → reward
             clock.lap("rollout_reward")
-            batch, post, adv = self.prepare(phase, exp)  # advantage → objective mask
+            batch, post, adv = self.prepare(phase, experience)  # advantage → objective mask
             clock.lap("advantage")
             parts = mini_batches(
-                exp.rollout.group,
+                experience.rollout.group,
                 # every rank takes the same number of optimizer steps (each one all-reduces gradients),
                 # also when the prompts do not split evenly over the ranks
                 min(phase.mini_batches, distributed.smallest_local_count(cfg.prompts_per_step)),
@@ -395,11 +399,11 @@ class Experiment:
                 stats |= self.critic.fit(post, adv.returns, adv.values, parts)
         self.engine.sync_weights()
         clock.lap("update")
-        return distributed.reduce_metrics(self.step_metrics(phase, exp, batch, stats, clock))
+        return distributed.reduce_metrics(self.step_metrics(phase, experience, batch, stats, clock))
 
-    def step_metrics(self, phase, exp: Experience, batch: UpdateBatch, stats: dict, clock) -> dict[str, float]:
+    def step_metrics(self, phase, experience: Experience, batch: UpdateBatch, stats: dict, clock) -> dict[str, float]:
         lengths = batch.seqs.response_mask.sum(-1)
-        group = torch.tensor(exp.rollout.group)
+        group = torch.tensor(experience.rollout.group)
         metrics = {
             f"train/{k}" if "/" not in k else k: v
             for k, v in stats.items()
@@ -407,26 +411,28 @@ class Experiment:
         }
         metrics |= self.cost.add(
             {
-                "generated_tokens": exp.generated_tokens,
+                "generated_tokens": experience.generated_tokens,
                 "trained_tokens": stats["trained_tokens"],
                 "update_tokens": stats["update_tokens"],
                 "train_seconds": clock.total,
             }
         )
         metrics |= {
-            "train/accuracy": float(exp.accuracy.mean()),
-            "train/reward": float(exp.scores.mean()),
+            "train/accuracy": float(experience.accuracy.mean()),
+            "train/reward": float(experience.scores.mean()),
             "train/kept_samples": float((batch.loss_mask.sum(-1) > 0).float().mean()),
             "train/response_length": float(lengths.mean()),
-            "train/truncated_frac": float(np.mean(exp.rollout.truncated)),
-            "train/sampling_rounds": float(exp.sampling_rounds),
+            "train/truncated_frac": float(np.mean(experience.rollout.truncated)),
+            "train/sampling_rounds": float(experience.sampling_rounds),
             "train/warmup": float(phase.name == "warmup"),
             "time/tokens_per_s": float(lengths.sum()) / clock.total,
         }
         metrics |= {f"time/{name}_s": seconds for name, seconds in clock.laps.items()}
         metrics |= {"time/step_s": clock.total}
-        metrics |= {f"train/{k}": v for k, v in group_outcomes(exp.accuracy, group).items()}
-        metrics |= behaviour_metrics(exp.rollout.texts)  # reasoning behaviours per response (prerl/behaviours.py)
+        metrics |= {f"train/{k}": v for k, v in group_outcomes(experience.accuracy, group).items()}
+        metrics |= behaviour_metrics(
+            experience.rollout.texts
+        )  # reasoning behaviours per response (prerl/behaviours.py)
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
@@ -442,11 +448,11 @@ class Experiment:
                     name,
                     split["prompt_ids"],
                     rows,
-                    ev.samples_per_problem,
+                    ev.samples_per_prompt,
                     ev.temperature,
                     ev.top_p,
                     ev.max_new_tokens,
-                    dataset_grader(split, ev),
+                    self.graders[name],
                 )
             result = gather_result(part)  # every problem, in order, on rank 0
             if result is None:
@@ -455,7 +461,7 @@ class Experiment:
             self.tracker.log_dict(result.per_problem(problem_ids(split)), f"per_problem/{name}_step{step:05d}.json")
             if self.cfg.tracking.log_samples:
                 n = min(self.cfg.tracking.log_samples, len(result.responses))
-                K = ev.samples_per_problem
+                K = ev.samples_per_prompt
                 self.tracker.log_table(
                     {
                         "step": [step] * n,
@@ -482,7 +488,8 @@ class Experiment:
         return step == 0 or step == self.cfg.total_steps or (every > 0 and step % every == 0)
 
 
-def headlines(metrics: dict[str, float]) -> str:
+def eval_summary(metrics: dict[str, float]) -> str:
+    """The log line of an evaluation: Avg@K of every set."""
     return ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in metrics.items() if "/avg_at_" in k)
 
 
@@ -497,25 +504,25 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
     distributed.init()  # under torchrun: join the group; one output folder (rank 0's) for all ranks
     distributed.check_world(cfg.prompts_per_step)
     cfg.output_dir = distributed.broadcast(cfg.output_dir)
-    exp = Experiment(cfg, resolved)
-    first = exp.start()
+    experiment = Experiment(cfg, resolved)
+    first = experiment.start()
     status = "FAILED"
     try:
-        if first == 0 and exp.should_evaluate(0):
-            exp.last_eval = exp.evaluate(0)
-            exp.tracker.log(exp.last_eval, 0)
-            log.info("step 0 eval %s", headlines(exp.last_eval))
+        if first == 0 and experiment.should_evaluate(0):
+            experiment.last_eval = experiment.evaluate(0)
+            experiment.tracker.log(experiment.last_eval, 0)
+            log.info("step 0 eval %s", eval_summary(experiment.last_eval))
         for step in range(first, cfg.total_steps):
             if step == cfg.warmup_steps and step > 0:
-                exp.reincarnate()
-            metrics = exp.step(step)  # rollout → reward → advantage → mask → loss → step
-            exp.check_finite(metrics)
+                experiment.reincarnate()
+            metrics = experiment.step(step)  # rollout → reward → advantage → mask → loss → step
+            experiment.check_finite(metrics)
             done = step + 1
-            if exp.should_evaluate(done):
-                exp.last_eval = exp.evaluate(done)
-                metrics |= exp.last_eval
-                log.info("step %d eval %s", done, headlines(exp.last_eval))
-            exp.tracker.log(metrics, done)  # one batch per step: a resumed run never logs a step twice
+            if experiment.should_evaluate(done):
+                experiment.last_eval = experiment.evaluate(done)
+                metrics |= experiment.last_eval
+                log.info("step %d eval %s", done, eval_summary(experiment.last_eval))
+            experiment.tracker.log(metrics, done)  # one batch per step: a resumed run never logs a step twice
             log.info(
                 "step %d/%d accuracy %.3f loss %.4f (%s) %.1fs",
                 done,
@@ -527,16 +534,15 @@ def train(cfg: TrainConfig, resolved: dict | None = None) -> dict[str, float]:
             )
             every = cfg.checkpoint.every_steps
             if done == cfg.total_steps or (every and done % every == 0):
-                exp.save_checkpoint(done)
-        exp.save_policy(Path(cfg.output_dir) / "final_policy")
+                experiment.save_checkpoint(done)
+        experiment.save_policy(Path(cfg.output_dir) / "final_policy")
         status = "FINISHED"
     finally:
-        exp.tracker.finish(status)
+        experiment.tracker.finish(status)
     distributed.shutdown()  # only after a clean finish: a rank that failed leaves its peers to torchrun
-    return exp.last_eval
+    return experiment.last_eval
 
 
-def headline(cfg: TrainConfig, metrics: dict[str, float]) -> float:
-    """The number a sweeper optimises: final Avg@K on the first eval set."""
-    key = f"eval/{next(iter(cfg.eval.sets), None)}/avg_at_{cfg.eval.samples_per_problem}"
-    return metrics.get(key, float("nan"))
+def sweep_value(cfg: TrainConfig, metrics: dict[str, float]) -> float:
+    """The number a sweeper optimises (``run_info.sweep_metric``): final Avg@K on the first eval set."""
+    return metrics.get(sweep_metric(cfg.eval), float("nan"))

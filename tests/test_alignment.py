@@ -15,7 +15,7 @@ def micro(cache_dir):
 
 @pytest.fixture(scope="module")
 def samples(micro):
-    return sample(micro, "test", problems=2, samples_per_problem=2, max_new_tokens=12, seed=0)
+    return sample(micro, "test", problems=2, samples_per_prompt=2, max_new_tokens=12, seed=0)
 
 
 def direct(model, ctx, response):

@@ -21,7 +21,7 @@ SETS = {
 
 def overrides(engine):
     added = ("math500", "minerva")  # eval=ood plus two math sets; MMLU-Pro left out
-    return ["eval=ood", f"rollout={engine}", "eval.samples_per_problem=2", "~eval.sets.mmlu_pro"] + [
+    return ["eval=ood", f"rollout={engine}", "eval.samples_per_prompt=2", "~eval.sets.mmlu_pro"] + [
         f"{'+' if name in added else ''}eval.sets.{name}.path={FIXTURES / file}" for name, file in SETS.items()
     ]
 

@@ -34,6 +34,26 @@ def test_score_checks_lengths():
         score(["a", "b"], ["1"])
 
 
+def test_a_grader_scores_each_response_by_its_problems_kind_and_answer():
+    """Training and evaluation share it: responses name their problems by row, in any order and repeated."""
+    from datasets import Dataset
+
+    from prerl.scorers import Grader
+
+    rows = Dataset.from_dict(
+        {
+            "answer": ["42", "B"],
+            "scorer": ["math", "multiple_choice"],
+            "metadata": [{}, {"options": ["x", "y", "z"]}],
+        }
+    )
+    grader = Grader.of(rows)
+    texts = [r"\boxed{42}", "The answer is (B).", r"\boxed{B}", "The answer is (B).", r"\boxed{41}"]
+    assert grader(texts, [0, 1, 0, 1, 0]) == [1.0, 1.0, 0.0, 1.0, 0.0]
+    mini = Grader.of(Dataset.from_dict({"answer": ["7"]}))  # no scorer column (the mini task): math
+    assert mini([r"\boxed{7}", "7"], [0, 0]) == [1.0, 0.0]
+
+
 def test_eval_result_metrics():
     correct = np.array([[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=float)
     result = EvalResult("test", 4, correct, ["x"] * 12, [False] * 12)

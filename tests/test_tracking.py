@@ -269,7 +269,7 @@ def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
     config = OmegaConf.create(
         {
             "tracking": {"uri": uri, "experiment": "sw", "tags": {}},
-            "eval": {"sets": {"test": {}, "ood": {}}, "samples_per_problem": 8},
+            "eval": {"sets": {"test": {}, "ood": {}}, "samples_per_prompt": 8},
             "hydra": {
                 "sweep": {"dir": str(sweep_dir)},
                 "overrides": {"task": ["optim.lr=interval(1e-6,1e-4)", "seed=0"]},

@@ -71,15 +71,29 @@ def settings_from(eval_cfg) -> ScoreSettings:
     return ScoreSettings(eval_cfg.score_workers, eval_cfg.code_timeout_s, eval_cfg.code_memory_mb)
 
 
-def dataset_grader(dataset, eval_cfg) -> Callable[[list[str], list[int]], list[float]]:
-    """``grader(texts, group)`` for the problems of ``dataset``: each row's ``scorer`` kind (math when the
-    rows have none, as in the mini task), gold ``answer`` and ``metadata``."""
-    columns = dataset.column_names
-    kinds = dataset["scorer"] if "scorer" in columns else ["math"] * len(dataset)
-    metas = dataset["metadata"] if "metadata" in columns else [{}] * len(dataset)
-    answers, settings = dataset["answer"], settings_from(eval_cfg)
+@dataclass(frozen=True)
+class Grader:
+    """The rewards of responses to the problems of one dataset: the one reward path of training and
+    evaluation alike, so batching (per kind, worker processes) and time limits are the same for both.
 
-    def grader(texts: list[str], group: list[int]) -> list[float]:
-        return grade([kinds[g] for g in group], texts, [answers[g] for g in group], [metas[g] for g in group], settings)
+    Each row brings its ``scorer`` kind (math when the rows have none, as in the mini task), its gold
+    ``answer`` and its ``metadata``; ``grader(texts, problems)`` scores ``texts[i]`` as a response to row
+    ``problems[i]``.
+    """
 
-    return grader
+    kinds: list[str]
+    answers: list[str]
+    metas: list[dict]
+    settings: ScoreSettings = ScoreSettings()
+
+    @classmethod
+    def of(cls, dataset, settings: ScoreSettings = ScoreSettings()) -> Grader:
+        columns, n = dataset.column_names, len(dataset)
+        kinds = dataset["scorer"] if "scorer" in columns else ["math"] * n
+        metas = dataset["metadata"] if "metadata" in columns else [{}] * n
+        return cls(list(kinds), list(dataset["answer"]), list(metas), settings)
+
+    def __call__(self, texts: list[str], problems: list[int]) -> list[float]:
+        kinds = [self.kinds[p] for p in problems]
+        answers, metas = [self.answers[p] for p in problems], [self.metas[p] for p in problems]
+        return grade(kinds, texts, answers, metas, self.settings)

@@ -158,7 +158,7 @@ def fake_vllm(tp: int, tokenizer, splits):
 def run_eval(workdir: Path, cache_dir: str, tp: int) -> dict:
     # 7 problems: ranks get 3 and 4; K = 3 samples each
     exp = experiment(
-        workdir, cache_dir, ["data.test_problems=7", "eval.samples_per_problem=3", "tracking.log_samples=0"]
+        workdir, cache_dir, ["data.test_problems=7", "eval.samples_per_prompt=3", "tracking.log_samples=0"]
     )
     exp.engine = fake_vllm(tp, exp.tokenizer, [exp.splits[name] for name in exp.cfg.eval.sets])
     metrics = exp.evaluate(0)

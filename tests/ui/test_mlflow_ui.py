@@ -58,7 +58,7 @@ def store(tmp_path_factory, cache_dir):
         "warmup_steps=0,1",
         "seed=0,1",
         "total_steps=2",
-        "eval.samples_per_problem=8",
+        "eval.samples_per_prompt=8",
         f"cache_dir={cache_dir}",
         f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
         f"hydra.sweep.dir={folder / 'multirun'}",
