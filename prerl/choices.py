@@ -4,8 +4,9 @@ is touched.
 
 The dataclasses of ``prerl/config.py`` check types and ranges as they are built and import nothing
 heavy; the names live in registries of the modules that define the parts (and of plug-ins), so they
-are checked here, at the start of ``train`` and ``evaluate.py``. Every error is reported at once,
-one line each, naming the key, the value and what is allowed.
+are checked here, at the start of ``train`` and ``evaluate.py``, in two stages: the infrastructure's
+names (no torch), then the algorithm's and objective's parts. The errors of a stage are reported at
+once, on one line, each naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def part_errors(cfg: TrainConfig) -> list[str]:
 
 
 def infrastructure_errors(cfg: TrainConfig) -> list[str]:
-    """Rollout engine, dataset, eval sets and the distributed strategy."""
+    """Rollout engine, dataset and eval sets (name tables in modules that import neither torch nor
+    ``datasets``, so that a bad name is answered before the heavy imports)."""
     from prerl.benchmarks import BENCHMARKS
     from prerl.data import DATASETS, SPLIT_NAMES
-    from prerl.distributed import STRATEGIES
     from prerl.rollout.base import ROLLOUT_ENGINES
 
     errors = []
@@ -65,15 +66,17 @@ def infrastructure_errors(cfg: TrainConfig) -> list[str]:
                 f"eval.sets.{name}: not a benchmark ({sorted(BENCHMARKS)}) nor a split of "
                 f"data {cfg.data.name!r} ({list(splits)})"
             )
-    if cfg.distributed.strategy not in STRATEGIES:
-        errors.append(f"distributed.strategy={cfg.distributed.strategy!r}: choose one of {sorted(STRATEGIES)}")
     return errors
 
 
 def check_choices(cfg: TrainConfig) -> None:
-    """Load the plug-ins (``prerl/algorithms/`` and ``cfg.plugins``), then raise one ``ConfigError``
-    (a ``ValueError``) listing every bad name or knob on one line."""
-    load_plugins(cfg.plugins)
-    errors = part_errors(cfg) + infrastructure_errors(cfg)
-    if errors:
-        raise ConfigError("; ".join(errors))
+    """Raise one ``ConfigError`` (a ``ValueError``) listing on one line every bad infrastructure name or,
+    when those are right, every bad part name or knob, once the plug-ins (``prerl/algorithms/`` and
+    ``cfg.plugins``) have loaded."""
+    infrastructure = infrastructure_errors(cfg)  # needs no torch: a bad name here is answered at once
+    if infrastructure:
+        raise ConfigError("; ".join(infrastructure))
+    load_plugins(cfg.plugins)  # the algorithm parts and plug-ins import torch
+    parts = part_errors(cfg)
+    if parts:
+        raise ConfigError("; ".join(parts))

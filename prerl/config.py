@@ -29,6 +29,9 @@ class ConfigError(ValueError):
     """A config value that cannot run; the message is one line naming the key, the value and what is allowed."""
 
 
+STRATEGY_NAMES = ("replicate", "fsdp2")  # how ranks hold the models: the keys of prerl.distributed.STRATEGIES
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -657,11 +660,16 @@ class DistributedConfig:
     strategy: str = field(
         default="replicate",
         metadata={
-            "help": "a key of prerl.distributed.STRATEGIES; replicate: every rank holds full copies and all-reduces "
-            "gradients | fsdp2: parameters, "
+            "help": "replicate: every rank holds full copies and all-reduces gradients | fsdp2: parameters, "
             "gradients and optimizer state sharded over the ranks"
         },
     )
+
+    def __post_init__(self) -> None:
+        _check(  # a closed set (prerl.distributed.STRATEGIES), checked here without importing torch
+            self.strategy in STRATEGY_NAMES,
+            f"distributed.strategy={self.strategy!r}: choose one of {list(STRATEGY_NAMES)}",
+        )
 
 
 def _group(factory: Any, help: str) -> Any:

@@ -8,11 +8,13 @@ task's splits are generated from a seed; eval problems never appear in ``train``
 from __future__ import annotations
 
 import random
-
-from datasets import Dataset, DatasetDict
+from typing import TYPE_CHECKING
 
 from prerl.config import DataConfig
 from prerl.mini import task
+
+if TYPE_CHECKING:  # `datasets` takes ~1 s to import: the names (DATASETS) are read before it is needed
+    from datasets import Dataset, DatasetDict
 
 
 def _problems(rng: random.Random, difficulty: task.Difficulty, count: int, exclude: set) -> list[task.Problem]:
@@ -30,6 +32,8 @@ def _problems(rng: random.Random, difficulty: task.Difficulty, count: int, exclu
 
 
 def _to_dataset(problems: list[task.Problem]) -> Dataset:
+    from datasets import Dataset
+
     return Dataset.from_dict(
         {
             "messages": [task.messages(p) for p in problems],
@@ -39,6 +43,8 @@ def _to_dataset(problems: list[task.Problem]) -> Dataset:
 
 
 def mini_splits(cfg: DataConfig) -> DatasetDict:
+    from datasets import DatasetDict
+
     rng = random.Random(cfg.seed)
     in_dist = task.Difficulty(cfg.min_operands, cfg.max_operands, cfg.min_digits, cfg.max_digits)
     ood = task.Difficulty(cfg.ood_min_operands, cfg.ood_max_operands, cfg.ood_min_digits, cfg.ood_max_digits)
@@ -51,6 +57,8 @@ def mini_splits(cfg: DataConfig) -> DatasetDict:
 def math_splits(cfg: DataConfig) -> DatasetDict:
     """MATH train (7,500 problems; rows without an answer dropped) from ``data.path`` or the Hub.
     Its eval sets are benchmarks, named in ``eval.sets``."""
+    from datasets import DatasetDict
+
     from prerl.benchmarks import load_benchmark
 
     return DatasetDict({"train": load_benchmark("math_train", cfg.path)})

@@ -26,7 +26,7 @@ from prerl.normaliser import Normaliser
 # distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
 # their optimizers are built). replicate: a full copy, gradients all-reduced by ``all_reduce_grads``;
 # fsdp2: sharded over the ranks (prerl/fsdp.py).
-STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}
+STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}  # the names: config.STRATEGY_NAMES
 
 # Additive metrics: each rank holds its share of the global value (loss is normalised globally).
 SUMMED_METRICS = {
@@ -112,6 +112,13 @@ def local_count(n: int) -> int:
 def smallest_local_count(n: int) -> int:
     """The smallest share ``shard`` gives any rank of ``n`` items."""
     return n // world_size()
+
+
+def mini_batch_count(wanted: int, prompts: int) -> int:
+    """Mini-batches (optimizer steps) per epoch that every rank can take, when the ``prompts`` of a step
+    are sharded over the ranks: each step all-reduces gradients, so all ranks must take the same number,
+    at most one per prompt of the smallest share."""
+    return min(wanted, smallest_local_count(prompts))
 
 
 def largest_local_count(n: int) -> int:
@@ -205,30 +212,3 @@ def broadcast(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-class NullTracker:
-    """Stands in for ``Tracker`` on ranks other than 0: only rank 0 writes to MLflow."""
-
-    run_id = None
-
-    def start(self, *args, **kwargs):
-        return None
-
-    def log(self, *args, **kwargs) -> None:
-        pass
-
-    def log_table(self, *args, **kwargs) -> None:
-        pass
-
-    def log_dict(self, *args, **kwargs) -> None:
-        pass
-
-    def log_datasets(self, *args, **kwargs) -> None:
-        pass
-
-    def log_policy(self, *args, **kwargs) -> None:
-        pass
-
-    def finish(self, *args, **kwargs) -> None:
-        pass

@@ -25,7 +25,7 @@ from prerl.choices import check_choices
 from prerl.models import load_policy, resolve_device
 from prerl.rollout import make_engine
 from prerl.scorers import Grader, settings_from
-from prerl.tracking import Tracker
+from prerl.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     model, tokenizer = load_policy(cfg.model, cfg.cache_dir, device)
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
     engine = make_engine(cfg.rollout, model, tokenizer)
-    tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
+    tracker = Tracker(cfg.tracking) if distributed.is_main() else NullTracker()
     # ModelConfig checks that path or mini is set
     tracker.start(
         resolved,
@@ -126,9 +126,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     return metrics
 
 
-def log_samples(
-    tracker: Tracker | distributed.NullTracker, name: str, dataset, result: EvalResult, cfg: TrainConfig
-) -> None:
+def log_samples(tracker: Tracker, name: str, dataset, result: EvalResult, cfg: TrainConfig) -> None:
     n = min(cfg.tracking.log_samples, len(result.responses))
     if n == 0:
         return

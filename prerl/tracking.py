@@ -257,8 +257,9 @@ class Tracker:
                 "both to use ./mlflow.db"
             ) from err
 
-    def start(self, config: dict, tags: dict[str, str], run_id: str | None = None) -> str:
-        """Open a new run, or re-open ``run_id`` to continue it after the last step it holds."""
+    def start(self, config: dict, tags: dict[str, str], run_id: str | None = None) -> str | None:
+        """Open a new run, or re-open ``run_id`` to continue it after the last step it holds; the run's id
+        (``None`` from a ``NullTracker``)."""
         pending = Path(config["output_dir"]) / self.PENDING if config.get("output_dir") else None
         if run_id is not None:
             self.run_id = run_id
@@ -269,7 +270,7 @@ class Tracker:
             with_retry(self.client.update_run, run_id, status="RUNNING")
             history = with_retry(self.client.get_metric_history, run_id, "time/step_s")
             self.logged_through = max((m.step for m in history), default=0)
-            self.start_system_metrics(resume=True)
+            self._start_system_metrics(resume=True)
             return run_id
         experiment_id = ensure_experiment(self.client, self.cfg.experiment)
         with_retry(mlflow.set_experiment, experiment_id=experiment_id)  # the fluent API (analysis helpers) agrees
@@ -286,10 +287,10 @@ class Tracker:
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             with_retry(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
         with_retry(self.client.log_dict, self.run_id, config, "config.json")
-        self.start_system_metrics(resume=False)
+        self._start_system_metrics(resume=False)
         return self.run_id
 
-    def start_system_metrics(self, resume: bool) -> None:
+    def _start_system_metrics(self, resume: bool) -> None:
         if not self.cfg.system_metrics:
             return
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -361,3 +362,21 @@ class Tracker:
                 log.error(message)
                 return
             raise RuntimeError(message)
+
+
+class NullTracker(Tracker):
+    """Stands in for ``Tracker`` on ranks other than 0 (only rank 0 writes to MLflow): no store, no run,
+    and what is logged is dropped. Every logging method of ``Tracker`` funnels into ``queue``, so this
+    class overrides only the points that reach the store."""
+
+    def __init__(self) -> None:  # no store is contacted
+        self.run_id, self.outbox, self.monitor, self.logged_through = None, None, None, -1
+
+    def start(self, config: dict, tags: dict[str, str], run_id: str | None = None) -> None:
+        return None
+
+    def log_datasets(self, inputs: list) -> None:
+        pass
+
+    def queue(self, item: dict) -> None:
+        pass

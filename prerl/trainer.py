@@ -41,7 +41,7 @@ from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
 from prerl.scoring import Sequences, contexts, pack, score_logprobs
 from prerl.run_info import dataset_inputs, sweep_metric
-from prerl.tracking import Tracker
+from prerl.tracking import NullTracker, Tracker
 from prerl.update import UpdateBatch, mini_batches, policy_updates
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Experiment:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable GEMMs
             torch.use_deterministic_algorithms(True)
         # first: an unreachable store fails before any model loads; only rank 0 logs
-        self.tracker = Tracker(cfg.tracking) if distributed.is_main() else distributed.NullTracker()
+        self.tracker = Tracker(cfg.tracking) if distributed.is_main() else NullTracker()
         self.device = resolve_device(cfg.device)
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
         # copies first, then each model is wrapped by the strategy (sharded under fsdp2) before its optimizer
@@ -385,9 +385,7 @@ class Experiment:
             clock.lap("advantage")
             parts = mini_batches(
                 experience.rollout.group,
-                # every rank takes the same number of optimizer steps (each one all-reduces gradients),
-                # also when the prompts do not split evenly over the ranks
-                min(phase.mini_batches, distributed.smallest_local_count(cfg.prompts_per_step)),
+                distributed.mini_batch_count(phase.mini_batches, cfg.prompts_per_step),  # the same on every rank
                 phase.epochs,
                 torch.Generator().manual_seed(cfg.seed * 1_000_003 + step),
             )  # same after a resume

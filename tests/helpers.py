@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
 from pathlib import Path
 
@@ -30,7 +31,68 @@ def to_run(cfg):
     return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
 
 
-def coin_grader(responses: list[str], golds: list[str]) -> list[float]:
+def coin_grader(responses: list[str], problems: list[int]) -> list[float]:
     """A deterministic stand-in for the math grader that marks about half the responses correct,
     so that micro-model groups have mixed rewards and every objective has samples to train on."""
     return [float(zlib.crc32(f"{i}:{r}".encode()) % 2) for i, r in enumerate(responses)]
+
+
+def reward_training_with(monkeypatch, grader) -> None:
+    """Score training rollouts with ``grader(texts, problems)`` instead of the training set's ``Grader``
+    (evaluation keeps the real one)."""
+    import torch
+
+    from prerl.trainer import Experiment
+
+    monkeypatch.setattr(
+        Experiment, "reward", lambda self, rollout, problems: torch.tensor(grader(rollout.texts, problems))
+    )
+
+
+def tiny_qwen3():
+    """A randomly initialised two-layer Qwen3 small enough for exact update checks (seed first)."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(
+        vocab_size=48,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
+    return Qwen3ForCausalLM(config)
+
+
+def four_seed_joblib_sweep(train_py, tracking_uri: str, sweep_dir, cache_dir: str) -> list[str]:
+    """``python train.py -m``: seeds 0..3 of the smoke preset (2 updates) as 4 parallel joblib jobs."""
+    return [
+        sys.executable,
+        str(train_py),
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "seed=0,1,2,3",
+        "experiment=smoke",
+        "total_steps=2",
+        "warmup_steps=1",
+        f"cache_dir={cache_dir}",
+        f"tracking.uri={tracking_uri}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def sweep_jobs(cmd: list[str], tracking_uri: str, experiment: str = "prerl-smoke") -> list:
+    """Run a ``train.py -m`` command from the repository root; the MLflow runs of its jobs (not the
+    sweep's parent run)."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    done = subprocess.run(cmd, cwd=Path(CONF).parent, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    return client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id], filter_string="tags.sweep_id != ''"
+    )

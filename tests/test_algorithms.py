@@ -1,7 +1,6 @@
 """Every baseline algorithm: real steps on the micro model, alone and after a warm-up; its loss
 falls on a fixed batch; the six-way multirun from the README completes and is logged."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import prerl.trainer as trainer
-from helpers import coin_grader, compose_config, to_run
+from helpers import coin_grader, compose_config, reward_training_with, sweep_jobs, to_run
 from prerl.objectives import main_phase
 from prerl.scoring import score_logprobs
 from prerl.update import policy_update
@@ -21,7 +20,7 @@ ALGORITHMS = sorted(p.stem for p in (ROOT / "conf" / "algorithm").glob("*.yaml")
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_algorithm_runs_as_main_phase_after_a_warmup(algorithm, tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(trainer, "score", coin_grader)
+    reward_training_with(monkeypatch, coin_grader)
     cfg, resolved = to_run(
         compose_config([f"algorithm={algorithm}", "warmup_steps=1", "total_steps=2"], tmp_path, cache_dir)
     )
@@ -40,7 +39,7 @@ def test_updates_raise_the_advantage_weighted_log_likelihood_of_a_fixed_batch(
 ):
     """What every policy loss here descends, whatever its value means (CISPO's is −w·A·log π, GSPO's
     is clipped after one step): Σ A·log π over the batch's tokens, which four updates must raise."""
-    monkeypatch.setattr(trainer, "score", coin_grader)
+    reward_training_with(monkeypatch, coin_grader)
     cfg, resolved = to_run(
         compose_config(
             [f"algorithm={algorithm}", "warmup_steps=0", "optim.lr=5e-4", "prompts_per_step=8"], tmp_path, cache_dir
@@ -73,7 +72,7 @@ def test_dapo_dynamic_sampling_keeps_only_mixed_groups():
 
 
 def test_dapo_gives_a_clear_error_when_no_group_has_signal(tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(trainer, "score", lambda responses, golds: [0.0] * len(responses))
+    reward_training_with(monkeypatch, lambda responses, golds: [0.0] * len(responses))
     cfg, resolved = to_run(
         compose_config(
             ["algorithm=dapo", "warmup_steps=0", "total_steps=1", "algorithm.max_sampling_rounds=2"],
@@ -99,12 +98,7 @@ def test_six_way_multirun(tmp_path, cache_dir):
         f"tracking.uri=sqlite:///{db}",
         f"hydra.sweep.dir={tmp_path / 'multirun'}",
     ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs(
-        [client.get_experiment_by_name("prerl-smoke").experiment_id], filter_string="tags.sweep_id != ''"
-    )  # the jobs, not their parent run
+    runs = sweep_jobs(cmd, f"sqlite:///{db}")
     assert sorted(r.data.params["algorithm.name"] for r in runs) == sorted(
         ["grpo", "ppo", "rloo", "reinforce_pp", "dr_grpo", "dapo"]
     )

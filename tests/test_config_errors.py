@@ -169,3 +169,10 @@ def test_hydra_full_error_still_shows_the_traceback(tmp_path):
     done = _train("warmup_steps=-1", f"hydra.run.dir={tmp_path}", HYDRA_FULL_ERROR="1")
     assert done.returncode != 0
     assert "Traceback" in done.stderr and "warmup_steps=-1 must be between 0 and total_steps=60" in done.stderr
+
+
+def test_the_schemas_strategy_names_are_the_strategies_that_exist():
+    from prerl.config import STRATEGY_NAMES
+    from prerl.distributed import STRATEGIES
+
+    assert set(STRATEGY_NAMES) == set(STRATEGIES)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import prerl.trainer as trainer
-from helpers import coin_grader, compose_config, to_run
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.objectives import main_phase, warmup_phase
 from prerl.scoring import response_logprobs, select
 from prerl.update import mini_batches, policy_updates, subset
@@ -28,7 +28,7 @@ def test_mini_batches_hold_whole_groups_and_each_epoch_covers_every_row_once():
 
 
 def experiment(overrides, tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(trainer, "score", coin_grader)  # mixed groups: every advantage is non-zero somewhere
+    reward_training_with(monkeypatch, coin_grader)  # mixed groups: every advantage is non-zero somewhere
     cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
     return trainer.Experiment(cfg, resolved)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import prerl.trainer as trainer
-from helpers import coin_grader, compose_config, to_run
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 
 
 def record_scoring_forwards(exp: trainer.Experiment) -> list[dict]:
@@ -26,7 +26,7 @@ def record_scoring_forwards(exp: trainer.Experiment) -> list[dict]:
 
 
 def run_step(overrides, tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(trainer, "score", coin_grader)  # mixed groups: every objective has samples
+    reward_training_with(monkeypatch, coin_grader)  # mixed groups: every objective has samples
     cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
     exp = trainer.Experiment(cfg, resolved)
     seen = {}
@@ -95,7 +95,7 @@ def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, c
     import prerl.update as update
     from prerl.objectives import main_phase
 
-    monkeypatch.setattr(trainer, "score", lambda responses, golds: [float(i < 2) for i in range(len(responses))])
+    reward_training_with(monkeypatch, lambda responses, golds: [float(i < 2) for i in range(len(responses))])
     cfg, resolved = to_run(
         compose_config(["algorithm=grpo", "warmup_steps=0", "prompts_per_step=4"], tmp_path, cache_dir)
     )

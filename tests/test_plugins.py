@@ -6,7 +6,7 @@ import mlflow
 import pytest
 import torch
 
-from helpers import coin_grader, compose_config, to_run
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl import trainer
 from prerl.choices import check_choices
 
@@ -126,7 +126,7 @@ def test_a_plugin_knob_check_and_a_missing_plugin_are_reported(tmp_path, monkeyp
 def test_a_run_trains_with_a_plugin_kl_estimator_and_sample_weighting(tmp_path, cache_dir, monkeypatch):
     """A real run: warm-up with the plug-in weighting, then GRPO with the plug-in KL in the loss."""
     module = write_plugin(tmp_path, monkeypatch, "run")
-    monkeypatch.setattr(trainer, "score", coin_grader)
+    reward_training_with(monkeypatch, coin_grader)
     cfg, resolved = to_run(
         compose_config(
             [

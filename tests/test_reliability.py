@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 import prerl.losses as losses
 import prerl.trainer as trainer
-from helpers import compose_config, to_run
+from helpers import compose_config, four_seed_joblib_sweep, reward_training_with, sweep_jobs, to_run
 from prerl import checkpoint
 from prerl.rewards import math_reward
 
@@ -96,7 +96,7 @@ def test_nan_loss_skips_updates_and_stops_the_run(tmp_path, cache_dir, monkeypat
         return logp * float("nan"), {name: torch.tensor(0.0) for name in losses.POLICY_LOSS_STATS["clipped"]}
 
     monkeypatch.setitem(losses.POLICY_LOSSES, "clipped", nan_loss)
-    monkeypatch.setattr(trainer, "score", lambda r, g: [float(i % 2) for i in range(len(r))])
+    reward_training_with(monkeypatch, lambda r, g: [float(i % 2) for i in range(len(r))])
     cfg, resolved = to_run(
         compose_config(["warmup_steps=0", "total_steps=6", "optim.max_nonfinite_updates=2"], tmp_path, cache_dir)
     )
@@ -121,26 +121,8 @@ def test_unreachable_tracking_store_fails_before_any_model_loads(tmp_path, cache
 
 def test_parallel_joblib_sweep_into_one_sqlite_store_loses_nothing(tmp_path, cache_dir):
     db = tmp_path / "par.db"
-    cmd = [
-        sys.executable,
-        "train.py",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=4",
-        "seed=0,1,2,3",
-        "experiment=smoke",
-        "total_steps=2",
-        "warmup_steps=1",
-        f"cache_dir={cache_dir}",
-        f"tracking.uri=sqlite:///{db}",
-        f"hydra.sweep.dir={tmp_path / 'multirun'}",
-    ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{db}")
-    runs = client.search_runs(
-        [client.get_experiment_by_name("prerl-smoke").experiment_id], filter_string="tags.sweep_id != ''"
-    )  # the jobs, not their parent run
+    cmd = four_seed_joblib_sweep("train.py", f"sqlite:///{db}", tmp_path / "multirun", cache_dir)
+    runs, client = sweep_jobs(cmd, f"sqlite:///{db}"), MlflowClient(f"sqlite:///{db}")
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
     for run in runs:
         assert run.info.status == "FINISHED"

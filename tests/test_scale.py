@@ -4,9 +4,9 @@ import importlib.util
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3ForCausalLM
 
-from helpers import compose_config, to_run
+from helpers import compose_config, tiny_qwen3, to_run
 from prerl.config import AlgorithmConfig, ModelConfig, OptimConfig, RolloutConfig
 from prerl.models import autocast
 from prerl.objectives import main_phase
@@ -17,17 +17,7 @@ from prerl.update import UpdateBatch, policy_update
 
 def tiny_update(checkpointing: bool, compute: str | None) -> tuple[Qwen3ForCausalLM, dict]:
     torch.manual_seed(0)
-    model = Qwen3ForCausalLM(
-        Qwen3Config(
-            vocab_size=48,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-        )
-    )
+    model = tiny_qwen3()
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()

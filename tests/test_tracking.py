@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from helpers import compose_config, to_run
 from prerl import run_info
 from prerl.config import TrackingConfig
-from prerl.tracking import Outbox, Tracker, is_outage
+from prerl.tracking import NullTracker, Outbox, Tracker, is_outage
 
 
 def resolved(tmp_path, cache_dir, *overrides):
@@ -221,6 +221,25 @@ def test_jobs_racing_to_log_one_dataset_all_link_it(tmp_path):
     loser.client.log_inputs = rejected
     with pytest.raises(MlflowException, match="Invalid dataset"):  # only the race is retried
         loser.log_datasets(inputs)
+
+
+def test_ranks_other_than_0_log_through_every_tracker_method_without_a_store(tmp_path):
+    calls = {
+        "start": ({"seed": 0}, {}),
+        "log_datasets": ([object()],),
+        "log": ({"train/loss": 1.0}, 1),
+        "log_dict": ({"a": 1}, "a.json"),
+        "log_table": ({"a": [1]}, "t.json"),
+        "log_policy": (tmp_path,),
+        "queue": ({"kind": "metrics"},),
+        "finish": ("FINISHED",),
+    }
+    public = {n for n, v in vars(Tracker).items() if callable(v) and not n.startswith("_")}
+    assert public == set(calls)  # a new Tracker method must be tried here on a NullTracker too
+    tracker = NullTracker()  # no uri, no client: any method that reached a store would fail
+    for name, args in calls.items():
+        assert getattr(tracker, name)(*args) is None
+    assert tracker.run_id is None
 
 
 def test_an_unreachable_server_at_start_up_fails_within_seconds_naming_it(monkeypatch):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from helpers import four_seed_joblib_sweep
 from mlflow_server import MlflowServer
 from prerl.tracking import flatten
 
@@ -34,20 +35,7 @@ def sha256(path: Path) -> str:
 
 def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path, cache_dir):
     sweep_dir = tmp_path / "multirun"
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=4",
-        "seed=0,1,2,3",
-        "experiment=smoke",
-        "total_steps=2",
-        "warmup_steps=1",
-        f"cache_dir={cache_dir}",
-        f"tracking.uri={server.uri}",
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
+    cmd = four_seed_joblib_sweep(ROOT / "train.py", server.uri, sweep_dir, cache_dir)
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=ENV)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

@@ -8,7 +8,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import prerl.trainer as trainer
-from helpers import coin_grader, compose_config, to_run
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.config import MiniModelConfig
 from prerl.mini.base_model import read_build_info, shipped_build
 
@@ -23,7 +23,7 @@ def params_of(path):
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(trainer, "score", coin_grader)
+    reward_training_with(monkeypatch, coin_grader)
     cfg, resolved = to_run(
         compose_config([f"objective={objective}", "warmup_steps=2", "total_steps=3"], tmp_path, cache_dir)
     )
@@ -82,30 +82,24 @@ def test_bad_names_are_rejected_before_any_model_loads(tmp_path, cache_dir, monk
         raise AssertionError("a model was loaded before the config's names were checked")
 
     monkeypatch.setattr(trainer, "load_policy", no_loading)
-    cfg, resolved = to_run(
-        compose_config(
-            [
-                "rollout.engine=vlm",
-                "data.name=gsm8k",
-                "+eval.sets.aime={}",
-                "algorithm.loss_agg_mode=sum",
-                "distributed.strategy=fsdp",
-                "objective.samples=weighted",
-                "objective.positive_weight=-1",
-            ],
-            tmp_path,
-            cache_dir,
-        )
-    )
-    with pytest.raises(ValueError) as err:
-        trainer.train(cfg, resolved)
-    message = str(err.value)  # every bad name at once
+    parts = ["algorithm.loss_agg_mode=sum", "objective.samples=weighted", "objective.positive_weight=-1"]
+    infrastructure = ["rollout.engine=vlm", "data.name=gsm8k", "+eval.sets.aime={}"]
+
+    def error(overrides: list[str]) -> str:
+        cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
+        with pytest.raises(ValueError) as err:
+            trainer.train(cfg, resolved)
+        return str(err.value)
+
+    message = error(infrastructure + parts)  # the infrastructure's names first, all at once (no torch needed)
     assert "rollout.engine='vlm': choose one of ['hf', 'oracle', 'shuffled_oracle', 'vllm']" in message
     assert "data.name='gsm8k': choose one of ['math', 'mini']" in message
     assert "eval.sets.aime: not a benchmark" in message and not (tmp_path / "mlflow.db").exists()
+    message = error(parts)  # then the algorithm's and objective's parts, all at once
     assert "algorithm.loss_agg_mode='sum': choose one of ['seq-mean-token-mean'," in message
-    assert "distributed.strategy='fsdp': choose one of ['fsdp2', 'replicate']" in message
     assert "objective.positive_weight=-1.0: must be >= 0" in message  # the knob of the chosen weighting
+    with pytest.raises(ValueError, match=r"distributed.strategy='fsdp': choose one of \['replicate', 'fsdp2'\]"):
+        to_run(compose_config(["distributed.strategy=fsdp"], tmp_path, cache_dir))  # a closed set: the schema's
 
 
 def test_declared_split_names_are_what_the_mini_loader_returns(cache_dir):

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from prerl.benchmarks import prompts
-from prerl.rewards import last_boxed
 
 GPQA_PASSWORD = b"deserted-untie-orchid"  # the GPQA authors' public password for their own zip
 
@@ -66,6 +65,8 @@ def math_problem(row: dict) -> Problem:
         final = row["final_answer"]
         answer = answer_text(final[0] if isinstance(final, list) and final else final)
     else:  # MATH train on the Hub: the answer is the last box of the solution
+        from prerl.rewards import last_boxed  # math-verify loads with the first MATH row, not with the names
+
         answer = last_boxed(pick(row, "solution")) or ""
     category = row.get("subject") or row.get("type") or row.get("subfield") or row.get("_config") or ""
     level = row.get("level")

@@ -137,7 +137,7 @@ def test_uneven_prompts_give_every_rank_the_same_number_of_optimizer_steps(monke
     from prerl.update import mini_batches
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    count = min(4, distributed.smallest_local_count(5))
+    count = distributed.mini_batch_count(4, 5)  # what the trainer asks for
     groups = {0: [0, 0, 1, 1, 2, 2], 1: [0, 0, 1, 1]}  # rank -> its rollout's group ids (2 samples a prompt)
     steps = {r: len(mini_batches(g, count, 1, torch.Generator().manual_seed(0))) for r, g in groups.items()}
     assert steps == {0: 2, 1: 2}

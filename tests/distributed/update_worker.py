@@ -6,9 +6,12 @@ Not collected by pytest (no ``test_`` prefix).
 """
 
 import sys
+from pathlib import Path
 
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+from helpers import tiny_qwen3
 
 from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, CriticConfig, OptimConfig
@@ -48,17 +51,7 @@ def local_batch(kept) -> UpdateBatch:
 def main(out: str, strategy: str = "replicate") -> None:
     distributed.init()
     torch.manual_seed(0)
-    model = Qwen3ForCausalLM(
-        Qwen3Config(
-            vocab_size=48,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-        )
-    )
+    model = tiny_qwen3()
     wrap = distributed.STRATEGIES[strategy]
     # 26 tokens: rank 0 of two packs its rows into 3 micro-batches, rank 1 into 4 (rank 0 pads one)
     critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap)
