@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.scoring import Sequences, micro_batches, select
+from prerl.logprobs import Sequences, micro_batches, select
 
 
 class ValueModel(nn.Module):

@@ -14,7 +14,7 @@ from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
 from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
-from prerl.scoring import Sequences, micro_batches, response_logprobs, select
+from prerl.logprobs import Sequences, micro_batches, response_logprobs, select
 
 
 @dataclass

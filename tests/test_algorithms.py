@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 import prerl.trainer as trainer
 from helpers import coin_grader, compose_config, to_run
 from prerl.objectives import main_phase
-from prerl.scoring import score_logprobs
+from prerl.logprobs import score_logprobs
 from prerl.update import policy_update
 
 ROOT = Path(__file__).resolve().parents[1]
