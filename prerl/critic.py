@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.logprobs import Sequences, micro_batches, select
+from prerl.logprobs import Sequences, at_responses, micro_batches, select
 
 
 class ValueModel(nn.Module):
@@ -34,10 +34,7 @@ class ValueModel(nn.Module):
         hidden = self.trunk(
             input_ids=seqs.input_ids.to(device), attention_mask=seqs.attention_mask.to(device)
         ).last_hidden_state
-        values = self.head(hidden).squeeze(-1).float()
-        T = seqs.response_ids.shape[1]
-        positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)
-        return torch.gather(values, 1, positions.clamp(max=values.shape[1] - 1))
+        return at_responses(self.head(hidden).squeeze(-1).float(), seqs)
 
 
 class Critic:

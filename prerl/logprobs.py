@@ -111,16 +111,21 @@ def response_logprobs(
         logits = logits / temperature
     lse = torch.logsumexp(logits, dim=-1)
     next_logp = torch.gather(logits, -1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1) - lse
-    T = seqs.response_ids.shape[1]
-    # the token at position p is predicted at p − 1, which is column p − 1 − first
-    positions = (seqs.response_start.to(device) - 1 - first).unsqueeze(-1) + torch.arange(T, device=device)
-    positions = positions.clamp(max=next_logp.shape[1] - 1)
-    logp = torch.gather(next_logp, 1, positions)
+    logp = at_responses(next_logp, seqs, first)
     if entropy == "none":
         return logp, None
     with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
         ent = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-        return logp, torch.gather(ent, 1, positions)
+        return logp, at_responses(ent, seqs, first)
+
+
+def at_responses(per_position: Tensor, seqs: Sequences, first: int = 0) -> Tensor:
+    """[B, T]: the values of ``per_position`` ([B, columns], column j = position ``first`` + j) at the
+    positions that predict each response token. The token at position p is predicted at p − 1; the
+    columns of response padding are clamped to the last column (the response mask zeroes them)."""
+    device, T = per_position.device, seqs.response_ids.shape[1]
+    columns = (seqs.response_start.to(device) - 1 - first).unsqueeze(-1) + torch.arange(T, device=device)
+    return torch.gather(per_position, 1, columns.clamp(max=per_position.shape[1] - 1))
 
 
 def _keep_logits(model, kept: Tensor) -> dict:
