@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.logprobs import Sequences, at_responses, micro_batches, select
+from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, micro_batches, select
 
 
 class ValueModel(nn.Module):
@@ -75,15 +75,13 @@ class Critic:
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0
-        batches = micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens)
-        for chunk in fsdp.lockstep(batches, self.model):
-            idx = chunk or [0]  # padding (sharded model): row 0 with zero weight
-            mb = select(seqs, idx)
+        all_rows = list(range(len(seqs.input_ids)))
+        for idx, mb, weight in lockstep_micro_batches(seqs, all_rows, self.micro_batch_tokens, self.model):
             width = mb.response_ids.shape[1]
             rows = torch.tensor(idx)
             device = self.model.head.weight.device
             ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
-            mask = mb.response_mask.to(device) * float(bool(chunk))
+            mask = mb.response_mask.to(device) * weight
             v = self.model(mb)
             v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
             loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)

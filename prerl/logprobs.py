@@ -9,6 +9,7 @@ in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,19 @@ def micro_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+def lockstep_micro_batches(
+    seqs: Sequences, rows: list[int], max_tokens: int, model
+) -> Iterator[tuple[list[int], Sequences, float]]:
+    """The micro-batches of the rows ``rows`` of ``seqs`` for a forward and backward each: their row
+    indices in ``seqs``, their inputs and their weight in the loss. Under a sharded model each forward
+    is a collective, so every rank runs as many as the rank with the most (``fsdp.lockstep``): a rank
+    with fewer runs empty ones as row 0 with weight 0."""
+    lengths = seqs.attention_mask.sum(-1)[rows].tolist() if rows else []
+    for chunk in fsdp.lockstep(micro_batches(lengths, max_tokens), model):
+        idx = [rows[j] for j in chunk] or [0]
+        yield idx, select(seqs, idx), float(bool(chunk))
 
 
 def select(seqs: Sequences, idx: list[int]) -> Sequences:
