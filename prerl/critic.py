@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, micro_batches, select
+from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, per_response_token, select
 
 
 class ValueModel(nn.Module):
@@ -50,14 +50,9 @@ class Critic:
         fsdp.load_model_state(self.model, state["model"])
         fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
 
-    @torch.no_grad()
     def values(self, seqs: Sequences) -> Tensor:
-        out = torch.zeros_like(seqs.response_mask)
-        with fsdp.full_weights(self.model):  # ranks run different numbers of micro-batches
-            for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
-                mb = select(seqs, idx)
-                out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
-        return out
+        """V(s_t) of every response token (0 on padding), in micro-batches without gradient."""
+        return per_response_token(self.model, seqs, self.micro_batch_tokens, self.model)
 
     def fit(self, seqs: Sequences, returns: Tensor, old_values: Tensor, parts: list[list[int]]) -> dict[str, float]:
         """One critic step per mini-batch of rows (the policy's ``parts``); their mean statistics."""

@@ -9,7 +9,7 @@ in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -150,15 +150,22 @@ def _keep_logits(model, kept: Tensor) -> dict:
     return {}
 
 
-@torch.no_grad()
 def score_logprobs(model, seqs: Sequences, max_tokens: int, temperature: float = 1.0) -> Tensor:
     """log π of every response token (0 on padding) at the sampling ``temperature``, computed in
     micro-batches without gradient."""
+    return per_response_token(
+        model, seqs, max_tokens, lambda mb: response_logprobs(model, mb, temperature=temperature)[0]
+    )
+
+
+@torch.no_grad()
+def per_response_token(model, seqs: Sequences, max_tokens: int, fn: Callable[[Sequences], Tensor]) -> Tensor:
+    """[B, T]: ``fn`` of each micro-batch of ``seqs`` (its values at the response tokens, [rows, T_mb]),
+    run without gradient and 0 on padding. ``model`` is the one ``fn`` runs: under a sharded model its
+    weights are gathered whole first, as ranks run different numbers of micro-batches here."""
     out = torch.zeros_like(seqs.response_mask)
-    lengths = seqs.attention_mask.sum(-1).tolist()
-    with fsdp.full_weights(model):  # ranks run different numbers of micro-batches
-        for idx in micro_batches(lengths, max_tokens):
+    with fsdp.full_weights(model):
+        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), max_tokens):
             mb = select(seqs, idx)
-            lp = response_logprobs(model, mb, temperature=temperature)[0].cpu() * mb.response_mask
-            out[torch.tensor(idx), : lp.shape[1]] = lp
+            out[torch.tensor(idx), : mb.response_ids.shape[1]] = fn(mb).cpu() * mb.response_mask
     return out
