@@ -3,7 +3,9 @@
 Post-train space scores ``log π(y | x)`` on ``prompt + response``; pre-train space scores
 ``log π(y | c)`` on ``[c] + response`` with ``c`` the context token (``<|im_start|>`` for Qwen),
 so the prompt never enters the forward pass. Sequences are right-padded, so positions start at 0
-in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` tokens.
+in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` tokens. Within a
+micro-batch the log-softmax over the vocabulary runs a chunk of positions at a time
+(``next_token_logprobs``).
 """
 
 from __future__ import annotations
@@ -109,10 +111,11 @@ def response_logprobs(
     ``temperature`` (as verl and TRL score them), so that the ratio, the KL and the entropy are
     those of the behaviour policy at any temperature.
 
-    Log-probs are taken for every next token first and only then gathered at response positions,
-    so no [B, T, V] copy of the logits is made (V is 151k for Qwen). The language-model head runs
-    only from the earliest response position on (``logits_to_keep``): the prompt positions before it
-    predict no response token, so their logits would be computed, normalised and thrown away.
+    What is materialised over the whole vocabulary V (151,936 for Qwen3): the model's logits, once,
+    in the model's dtype, and in backward their gradient. The language-model head runs only from the
+    earliest response position on (``logits_to_keep``): the prompt positions before it predict no
+    response token. The fp32 log-softmax and entropy are computed a chunk of positions at a time
+    (``next_token_logprobs``), so their copies of the logits are never larger than a chunk.
     """
     device = next(model.parameters()).device
     ids = seqs.input_ids.to(device)
@@ -120,17 +123,88 @@ def response_logprobs(
     kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
     out = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device), **_keep_logits(model, kept))
     logits = out.logits if out.logits.shape[1] == len(kept) else out.logits[:, first:-1]
-    logits = logits.float()  # [B, L−1−first, V]: position first + j at column j
-    if temperature != 1.0:
-        logits = logits / temperature
-    lse = torch.logsumexp(logits, dim=-1)
-    next_logp = torch.gather(logits, -1, ids[:, first + 1 :].unsqueeze(-1)).squeeze(-1) - lse
+    # [B, L−1−first] each: position first + j at column j
+    next_logp, next_entropy = next_token_logprobs(logits, ids[:, first + 1 :], temperature, entropy)
     logp = at_responses(next_logp, seqs, first)
-    if entropy == "none":
-        return logp, None
-    with torch.set_grad_enabled(entropy == "grad" and torch.is_grad_enabled()):
-        ent = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-        return logp, at_responses(ent, seqs, first)
+    return logp, None if next_entropy is None else at_responses(next_entropy, seqs, first)
+
+
+# The fp32 work buffers of the log-softmax hold this many logits at most: 2**26 elements, 256 MiB
+# each (441 positions of Qwen3's vocabulary); forward and backward hold a few such buffers at once.
+CHUNK_ELEMENTS = 1 << 26
+
+
+def chunk_positions(rows: int, vocab: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
+    """Positions per chunk: rows × positions × vocab within ``chunk_elements`` (one position at least)."""
+    return max(1, chunk_elements // (rows * vocab))
+
+
+def next_token_logprobs(
+    logits: Tensor, targets: Tensor, temperature: float = 1.0, entropy: str = "none", chunk_elements=CHUNK_ELEMENTS
+) -> tuple[Tensor, Tensor | None]:
+    """log π(targets) and, unless ``entropy`` is ``"none"``, the entropy of π at each position, [B, L]
+    each in fp32, where π = softmax(logits / temperature) and ``logits`` is [B, L, V] in any dtype.
+    The entropy is differentiable only when ``entropy`` is ``"grad"``. Positions are taken in chunks
+    of ``chunk_positions`` (``_ChunkedLogSoftmax``)."""
+    rows, _, vocab = logits.shape
+    chunk = chunk_positions(rows, vocab, chunk_elements)
+    return _ChunkedLogSoftmax.apply(logits, targets, float(temperature), chunk, entropy)
+
+
+class _ChunkedLogSoftmax(torch.autograd.Function):
+    """``next_token_logprobs`` with a hand-written backward, so that neither pass keeps more than one
+    chunk of fp32 probabilities: autograd through the plain formula would save the fp32 (scaled)
+    logits and the softmax of every position for backward, two [B, L, V] fp32 tensors.
+
+    With s = logits / T, p = softmax(s), log p = s − lse(s) and H = −Σ p log p:
+    ∂ log p_y / ∂s = onehot(y) − p and ∂H/∂s_j = −p_j (log p_j + H); ∂s/∂logits = 1/T."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor, temperature: float, chunk: int, entropy: str):
+        ctx.set_materialize_grads(False)
+        shape = logits.shape[:2]
+        lse = logits.new_empty(shape, dtype=torch.float32)
+        logp = torch.empty_like(lse)
+        ent = torch.empty_like(lse) if entropy != "none" else None
+        for cols in _chunks(shape[1], chunk):
+            s = _scaled(logits[:, cols], temperature)
+            lse[:, cols] = torch.logsumexp(s, dim=-1)
+            logp[:, cols] = torch.gather(s, -1, targets[:, cols].unsqueeze(-1)).squeeze(-1) - lse[:, cols]
+            if ent is not None:
+                ent[:, cols] = lse[:, cols] - (torch.softmax(s, dim=-1) * s).sum(-1)
+        ctx.save_for_backward(logits, targets, lse, ent)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        if ent is not None and entropy != "grad":
+            ctx.mark_non_differentiable(ent)
+        return logp, ent
+
+    @staticmethod
+    def backward(ctx, grad_logp: Tensor | None, grad_ent: Tensor | None):
+        logits, targets, lse, ent = ctx.saved_tensors
+        grad = torch.empty_like(logits)
+        for cols in _chunks(logits.shape[1], ctx.chunk):
+            s = _scaled(logits[:, cols], ctx.temperature)
+            p = (s - lse[:, cols].unsqueeze(-1)).exp_()  # softmax(s), formed as autograd's logsumexp backward does
+            if grad_logp is None:
+                g = torch.zeros_like(p)
+            else:
+                g_y = grad_logp[:, cols].unsqueeze(-1)
+                g = (-g_y * p).scatter_add_(-1, targets[:, cols].unsqueeze(-1), g_y)
+            if grad_ent is not None:
+                shift = (lse[:, cols] - ent[:, cols]).unsqueeze(-1)  # log p_j + H = s_j − (lse − H)
+                g.sub_((s - shift).mul_(p).mul_(grad_ent[:, cols].unsqueeze(-1)))
+            grad[:, cols] = g if ctx.temperature == 1.0 else g.div_(ctx.temperature)
+        return grad, None, None, None, None
+
+
+def _chunks(length: int, size: int) -> list[slice]:
+    return [slice(a, min(a + size, length)) for a in range(0, length, size)]
+
+
+def _scaled(logits: Tensor, temperature: float) -> Tensor:
+    """fp32 logits / T (a view of ``logits`` when they are fp32 and T = 1)."""
+    logits = logits.float()
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def at_responses(per_position: Tensor, seqs: Sequences, first: int = 0) -> Tensor:
