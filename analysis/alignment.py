@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from prerl.config import Space
-from prerl.scoring import contexts, pack, response_logprobs
+from prerl.logprobs import contexts, pack, response_logprobs
 
 from analysis.common import Policy, Samples, load, open_run, sample, short_name
 

@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 
 from prerl.config import register_configs
 from prerl.rewards import score
-from prerl.scoring import pack, score_logprobs
+from prerl.logprobs import pack, score_logprobs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # Adam moves a weight by about lr per update, so lr / RMS(θ) is the relative step. The paper's is

@@ -151,7 +151,7 @@ def count_flops(exp) -> FlopCounter:
     """Count the FLOPs of the rollouts and of every policy/reference forward (and backward)."""
     import torch
 
-    import prerl.scoring as scoring
+    import prerl.logprobs as logprobs
     import prerl.update as update
 
     counter = FlopCounter(exp.model.config)
@@ -171,7 +171,7 @@ def count_flops(exp) -> FlopCounter:
 
     exp.rollout = rollout
     update.response_logprobs = counted(update.response_logprobs)
-    scoring.response_logprobs = counted(scoring.response_logprobs)  # the no-grad scoring passes
+    logprobs.response_logprobs = counted(logprobs.response_logprobs)  # the no-grad scoring passes
     return counter
 
 
@@ -312,7 +312,7 @@ def profile_one_step(threads: int) -> None:
         prof.runcall(exp.step, 1)
         exp.tracker.finish("FINISHED")
     stats = pstats.Stats(prof)
-    stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|scoring|rollout)", 15)
+    stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|logprobs|rollout)", 15)
     stats.sort_stats("tottime").print_stats(20)
 
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.scoring import Sequences, micro_batches, select
+from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, per_response_token, select
 
 
 class ValueModel(nn.Module):
@@ -34,10 +34,7 @@ class ValueModel(nn.Module):
         hidden = self.trunk(
             input_ids=seqs.input_ids.to(device), attention_mask=seqs.attention_mask.to(device)
         ).last_hidden_state
-        values = self.head(hidden).squeeze(-1).float()
-        T = seqs.response_ids.shape[1]
-        positions = (seqs.response_start.to(device) - 1).unsqueeze(-1) + torch.arange(T, device=device)
-        return torch.gather(values, 1, positions.clamp(max=values.shape[1] - 1))
+        return at_responses(self.head(hidden).squeeze(-1).float(), seqs)
 
 
 class Critic:
@@ -53,14 +50,9 @@ class Critic:
         fsdp.load_model_state(self.model, state["model"])
         fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
 
-    @torch.no_grad()
     def values(self, seqs: Sequences) -> Tensor:
-        out = torch.zeros_like(seqs.response_mask)
-        with fsdp.full_weights(self.model):  # ranks run different numbers of micro-batches
-            for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens):
-                mb = select(seqs, idx)
-                out[torch.tensor(idx), : mb.response_ids.shape[1]] = self.model(mb).cpu() * mb.response_mask
-        return out
+        """V(s_t) of every response token (0 on padding), in micro-batches without gradient."""
+        return per_response_token(self.model, seqs, self.micro_batch_tokens, self.model)
 
     def fit(self, seqs: Sequences, returns: Tensor, old_values: Tensor, parts: list[list[int]]) -> dict[str, float]:
         """One critic step per mini-batch of rows (the policy's ``parts``); their mean statistics."""
@@ -78,15 +70,13 @@ class Critic:
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0
-        batches = micro_batches(seqs.attention_mask.sum(-1).tolist(), self.micro_batch_tokens)
-        for chunk in fsdp.lockstep(batches, self.model):
-            idx = chunk or [0]  # padding (sharded model): row 0 with zero weight
-            mb = select(seqs, idx)
+        all_rows = list(range(len(seqs.input_ids)))
+        for idx, mb, weight in lockstep_micro_batches(seqs, all_rows, self.micro_batch_tokens, self.model):
             width = mb.response_ids.shape[1]
             rows = torch.tensor(idx)
             device = self.model.head.weight.device
             ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
-            mask = mb.response_mask.to(device) * float(bool(chunk))
+            mask = mb.response_mask.to(device) * weight
             v = self.model(mb)
             v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
             loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)

@@ -1,7 +1,7 @@
 """Closed choices of the schema that the loop itself acts on (a leaf module: no imports).
 
 Open choices (losses, estimators, aggregation, sample selection, ...) are plain names checked
-against their registries (``prerl/registry.py``); these two are not open: scoring builds the inputs
+against their registries (``prerl/registry.py``); these two are not open: ``prerl/logprobs.py`` builds the inputs
 of each space, and the loop decides where the KL term goes.
 """
 

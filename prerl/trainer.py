@@ -39,7 +39,7 @@ from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, make_engine
 from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
-from prerl.scoring import Sequences, contexts, pack, score_logprobs
+from prerl.logprobs import Sequences, contexts, pack, score_logprobs
 from prerl.run_info import dataset_inputs, sweep_metric
 from prerl.tracking import NullTracker, Tracker
 from prerl.update import UpdateBatch, mini_batches, policy_updates

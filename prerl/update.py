@@ -14,7 +14,7 @@ from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
 from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
-from prerl.scoring import Sequences, micro_batches, response_logprobs, select
+from prerl.logprobs import Sequences, lockstep_micro_batches, response_logprobs, select
 
 
 @dataclass
@@ -61,12 +61,9 @@ def policy_update(
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
     trained = float(batch.loss_mask[active].sum()) if active else 0.0  # response tokens the gradient comes from
     forwarded = max(trained, 1.0)  # diagnostics average over these tokens
-    lengths = batch.seqs.attention_mask.sum(-1)[active].tolist() if active else []
-    for chunk in fsdp.lockstep(micro_batches(lengths, optim.micro_batch_tokens), model):
-        idx = [active[j] for j in chunk] or [0]  # padding (sharded model): row 0 with zero weight
-        mb = select(batch.seqs, idx)
+    for idx, mb, weight in lockstep_micro_batches(batch.seqs, active, optim.micro_batch_tokens, model):
         width = mb.response_ids.shape[1]
-        mask = _rows(batch.loss_mask, idx, width).to(device) * float(bool(chunk))
+        mask = _rows(batch.loss_mask, idx, width).to(device) * weight
         adv = _rows(batch.advantages, idx, width).to(device)
         logp, entropy = response_logprobs(model, mb, entropy=entropy_mode, temperature=batch.temperature)
         assert entropy is not None  # entropy_mode is "grad" or "detached", never "none"
@@ -101,7 +98,8 @@ def policy_update(
     totals["grad_norm"] = float(grad_norm)
     totals["kept_tokens"] = n_tokens
     totals["trained_tokens"] = trained
-    totals["update_tokens"] = float(sum(lengths))  # prompt + response tokens through forward and backward
+    # prompt + response tokens through forward and backward
+    totals["update_tokens"] = float(batch.seqs.attention_mask[active].sum()) if active else 0.0
     return totals
 
 

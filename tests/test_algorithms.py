@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 import prerl.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, sweep_jobs, to_run
 from prerl.objectives import main_phase
-from prerl.scoring import score_logprobs
+from prerl.logprobs import score_logprobs
 from prerl.update import policy_update
 
 ROOT = Path(__file__).resolve().parents[1]

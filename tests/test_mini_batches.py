@@ -9,7 +9,7 @@ import torch
 import prerl.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.objectives import main_phase, warmup_phase
-from prerl.scoring import response_logprobs, select
+from prerl.logprobs import response_logprobs, select
 from prerl.update import mini_batches, policy_updates, subset
 
 

@@ -17,7 +17,7 @@ from prerl.objectives import (
     select_samples,
     warmup_phase,
 )
-from prerl.scoring import contexts
+from prerl.logprobs import contexts
 
 SCORES = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
 GROUP = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])

@@ -73,7 +73,7 @@ def test_pretrain_phase_never_runs_the_conditional_forward(algorithm, tmp_path, 
 
 
 def test_zero_advantage_samples_are_not_forwarded():
-    from prerl.scoring import Sequences
+    from prerl.logprobs import Sequences
     from prerl.update import UpdateBatch, trained_rows
 
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])

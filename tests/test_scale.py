@@ -11,7 +11,7 @@ from prerl.config import AlgorithmConfig, ModelConfig, OptimConfig, RolloutConfi
 from prerl.models import autocast
 from prerl.objectives import main_phase
 from prerl.rollout import make_engine
-from prerl.scoring import pack
+from prerl.logprobs import pack
 from prerl.update import UpdateBatch, policy_update
 
 

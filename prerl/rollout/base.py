@@ -30,6 +30,14 @@ class RolloutEngine(Protocol):
         """Make the engine sample from the policy's current weights (a no-op when they are shared)."""
 
 
+def trim_at_eos(ids: list[int], eos_id: int) -> tuple[list[int], bool]:
+    """``ids`` up to and including the first EOS (kept: the policy learns to stop), and whether there is
+    none (the response was truncated at ``max_new_tokens``): what every engine returns."""
+    if eos_id in ids:
+        return ids[: ids.index(eos_id) + 1], False
+    return ids, True
+
+
 ROLLOUT_ENGINES: dict[str, str] = {  # name -> "module:factory", imported lazily (vLLM is optional)
     "hf": "prerl.rollout.hf:HFEngine",
     "oracle": "prerl.rollout.oracle:OracleEngine",  # reference solutions: checks loaders and scorers

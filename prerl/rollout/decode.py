@@ -22,6 +22,8 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from prerl.rollout.base import trim_at_eos
+
 # Dropping finished rows copies the whole cache; wait until this share of the batch has finished.
 SHRINK_AT = 0.125
 
@@ -144,16 +146,9 @@ def sample(
             **kv,
         )
         logits, position = out.logits[:, -1], position + 1
-    return [_cut(row, eos_id) for row in tokens.tolist()]
+    return [trim_at_eos(row, eos_id)[0] for row in tokens.tolist()]
 
 
 def _cache_keyword(model) -> str:
     """transformers renamed ``past_key_values`` to ``cache`` during 5.x; the vLLM venv has an older 5.x."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _cut(row: list[int], eos_id: int) -> list[int]:
-    """Up to and including the first EOS; a row without EOS keeps all its tokens (truncated)."""
-    if eos_id in row:
-        return row[: row.index(eos_id) + 1]
-    return row

@@ -6,7 +6,7 @@ import torch
 
 from prerl.config import RolloutConfig
 from prerl.rollout import decode
-from prerl.rollout.base import Rollout
+from prerl.rollout.base import Rollout, trim_at_eos
 
 
 class HFEngine:
@@ -30,7 +30,7 @@ class HFEngine:
                 chunk = prompt_ids[start : start + per_call]
                 out = self._generate_chunk(chunk, n, temperature, top_p, max_new_tokens)
                 for row in out:
-                    ids, cut = self._trim(row)
+                    ids, cut = trim_at_eos(row, self.eos_id)
                     responses.append(ids)
                     truncated.append(cut)
         finally:
@@ -42,9 +42,3 @@ class HFEngine:
     def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
         # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why
         return decode.sample(self.model, chunk, n, temperature, top_p, max_new_tokens, self.eos_id, self.pad_id)
-
-    def _trim(self, row: list[int]) -> tuple[list[int], bool]:
-        """Cut at the first EOS (kept: the policy learns to stop) and drop the padding after it."""
-        if self.eos_id in row:
-            return row[: row.index(self.eos_id) + 1], False
-        return row, True

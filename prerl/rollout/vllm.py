@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from prerl import distributed, fsdp
 from prerl.config import RolloutConfig
-from prerl.rollout.base import Rollout
+from prerl.rollout.base import Rollout, trim_at_eos
 
 
 class VLLMEngine:
@@ -145,7 +145,7 @@ class VLLMEngine:
         responses, truncated = [], []
         for out in outputs[mine]:
             for completion in sorted(out.outputs, key=lambda c: c.index):
-                ids, cut = self._trim(list(completion.token_ids))
+                ids, cut = trim_at_eos(list(completion.token_ids), self.eos_id)
                 responses.append(ids)
                 truncated.append(cut)
         group = [i for i in range(len(prompt_ids)) for _ in range(n)]
@@ -160,9 +160,3 @@ class VLLMEngine:
         dist.all_gather_object(parts, prompts, group=self.tp_group)
         start = sum(len(p) for p in parts[: dist.get_rank(self.tp_group)])
         return [p for part in parts for p in part], slice(start, start + len(prompts))
-
-    def _trim(self, ids: list[int]) -> tuple[list[int], bool]:
-        """As the transformers engine: keep the EOS (the policy learns to stop); no EOS = truncated."""
-        if self.eos_id in ids:
-            return ids[: ids.index(self.eos_id) + 1], False
-        return ids, True

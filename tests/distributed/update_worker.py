@@ -17,7 +17,7 @@ from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, CriticConfig, OptimConfig
 from prerl.critic import Critic
 from prerl.objectives import main_phase
-from prerl.scoring import pack
+from prerl.logprobs import pack
 from prerl.update import UpdateBatch, policy_update
 
 
