@@ -975,8 +975,11 @@ def document(study: Study, experiment: str, command: str, preset: str, times: di
         "the last column says whether the paper's number, where it is in the same units, lies inside.",
         "- Intervals: accuracies by the paired hierarchical bootstrap of `prerl/stats.py` (seeds and "
         "problems, problems paired by id); training quantities (behaviours, lengths, solved counts) over "
-        "seeds; alignment over responses. Fewer than 10 seeds make intervals too narrow (README, 'Reading "
-        "a table').",
+        "seeds; alignment over responses. The claims table and the part tables draw their bootstrap "
+        "replicates separately (a claim's cells alone, a part's rows together), so the same difference can "
+        "show bounds a few tenths of a point apart in the two: with 5 seeds the seed resampling has few "
+        "distinct outcomes and the percentile bounds move in steps. Fewer than 10 seeds make intervals too "
+        "narrow (README, 'Reading a table').",
         "",
         f"**Headline:** {headline(study, rows)}.",
         "",
@@ -1001,7 +1004,10 @@ def document(study: Study, experiment: str, command: str, preset: str, times: di
         f"'after S' = update {study.dsrl_steps + 1}'s (the policy after S = {study.dsrl_steps} updates), "
         f"'end' = update {study.total_steps}'s. Ratios are of the means over the cell's seeds. The paper: "
         "transitions ×14.89, reflections ×6.54 after 20 NSR-PreRL steps (keyword lists unknown; the four "
-        "behaviours by an LLM judge, here by rules).",
+        'behaviours by an LLM judge, here by rules). The mini corpora write only two markers: "wait, check '
+        '..." (a repaired slip) and "check ... ok" (a re-checked column), so transitions and backtracking '
+        "count the same thoughts, as do reflections and verification (they part only on degenerate text), "
+        "and subgoal setting and enumeration never occur.",
         "",
     ]
     for task in tasks:

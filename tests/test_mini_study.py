@@ -304,7 +304,7 @@ def test_parts_cover_the_study():
 
 
 def test_the_committed_document_lists_every_claim():
-    """docs/mini-study.md (the placeholder, or the study's output once run) has a row for every claim."""
+    """docs/mini-study.md (the full study's output) has a row for every claim."""
     text = (ROOT / "docs" / "mini-study.md").read_text()
     for claim in CLAIMS:
         assert f"| {claim.id} |" in text, claim.id
