@@ -39,13 +39,14 @@ from analysis import render
 from analysis.aggregate import Group, choose_step, eval_curve, group_runs, row_samples
 from analysis.alignment import PAPER as ALIGNMENT_PAPER
 from analysis.figures import SOLVED, TRAINING, pass_at_k, plot_pass_at_k, plot_series
-from analysis.runs import RunRecord, load_runs
+from analysis.runs import RunRecord, experiment_runs, load_runs
 from analysis.tables import TableOptions, TableSpec, accuracy_table
 from prerl.config import TrackingConfig
 from prerl.stats import Interval, _uniform_counts, bootstrap_means, compare, percentile_interval, seed_interval
 from prerl.tracking import tracking_uri, with_retry
 
 SWEEP = "mini_study"  # the tag of every part's runs (sweeps/mini_study/*.yaml)
+ALIGNMENT_RUNS = "attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'"  # part (h)
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this power"
 NOT_TESTABLE = "not testable here"
 TASKS = ("mini", "mini_styles", "micro")  # model.mini.name; micro only in the smoke preset
@@ -868,27 +869,8 @@ def alignment_table(study: Study) -> Optional[str]:
 def wall_time(client: MlflowClient, experiment: str) -> dict[str, float]:
     """Seconds: the runs' summed durations (end − start), their summed logged training seconds, and the
     span from the first start to the last end."""
-    exp = with_retry(client.get_experiment_by_name, experiment)
-    runs = (
-        with_retry(
-            client.search_runs,
-            [exp.experiment_id],
-            filter_string=f"tags.sweep = '{SWEEP}' and attributes.status = 'FINISHED'",
-            max_results=50000,
-        )
-        if exp
-        else []
-    )
-    runs += (
-        with_retry(
-            client.search_runs,
-            [exp.experiment_id],
-            filter_string="attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'",
-            max_results=1000,
-        )
-        if exp
-        else []
-    )
+    runs = experiment_runs(client, experiment, f"tags.sweep = '{SWEEP}' and attributes.status = 'FINISHED'")
+    runs += experiment_runs(client, experiment, ALIGNMENT_RUNS)
     spans = [(r.info.start_time, r.info.end_time) for r in runs if r.info.end_time]
     return {
         "runs": float(len(runs)),
@@ -1065,16 +1047,7 @@ def plan() -> str:
 
 def load_alignment(client: MlflowClient, experiment: str, folder: Path) -> dict[str, dict]:
     """task -> the newest FINISHED ``alignment <model>`` run's alignment.json, tokens and plot."""
-    exp = with_retry(client.get_experiment_by_name, experiment)
-    if exp is None:
-        return {}
-    runs = with_retry(
-        client.search_runs,
-        [exp.experiment_id],
-        filter_string="attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        max_results=1000,
-    )
+    runs = experiment_runs(client, experiment, ALIGNMENT_RUNS, order_by=["attributes.start_time ASC"])
     found = {}
     for run in runs:
         task = run.data.params.get("model", "?")

@@ -59,17 +59,20 @@ def newest_sweep_experiment(client: MlflowClient) -> Optional[str]:
     return experiments[runs[0].info.experiment_id] if runs else None
 
 
-def newest_sweep_run(client: MlflowClient, experiment: str):
-    """The most recently started run of any sweep or multirun in ``experiment`` (None: there is none)."""
+def experiment_runs(client: MlflowClient, experiment: str, filter_string: str, **search) -> list:
+    """The runs of ``experiment`` that match ``filter_string`` (none when the experiment does not exist);
+    ``search``: further ``search_runs`` arguments (``order_by``, ``max_results``, default 50,000)."""
     exp = with_retry(client.get_experiment_by_name, experiment)
     if exp is None:
-        return None
-    runs = with_retry(
-        client.search_runs,
-        [exp.experiment_id],
-        filter_string="tags.sweep != ''",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+        return []
+    search.setdefault("max_results", 50000)
+    return with_retry(client.search_runs, [exp.experiment_id], filter_string=filter_string, **search)
+
+
+def newest_sweep_run(client: MlflowClient, experiment: str):
+    """The most recently started run of any sweep or multirun in ``experiment`` (None: there is none)."""
+    runs = experiment_runs(
+        client, experiment, "tags.sweep != ''", order_by=["attributes.start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
 
@@ -98,15 +101,8 @@ def load_multirun(
 
 
 def _records(client: MlflowClient, experiment: str, filters: list[str], metric_prefixes) -> list[RunRecord]:
-    exp = with_retry(client.get_experiment_by_name, experiment)
-    if exp is None:
-        return []
     records = []
-    runs = [
-        run
-        for f in filters
-        for run in with_retry(client.search_runs, [exp.experiment_id], filter_string=f, max_results=50000)
-    ]
+    runs = [run for f in filters for run in experiment_runs(client, experiment, f)]
     for run in runs:
         keys = [k for k in run.data.metrics if k.startswith(metric_prefixes)]
         history = {
