@@ -299,6 +299,13 @@ class RolloutConfig:
     batch_samples: int = field(
         default=256, metadata={"help": "sequences generated together (transformers engine; also the eval chunk)"}
     )
+    plain_decode: bool = field(
+        default=True,
+        metadata={
+            "help": "transformers engine: decode Qwen3 models with prerl's plain-op step (faster on small models; "
+            "logits equal to rounding); false = the model's own forward at every token"
+        },
+    )
     vllm: VLLMConfig = field(default_factory=VLLMConfig, metadata={"help": "the vLLM engine (rollout=vllm)"})
 
     def __post_init__(self) -> None:

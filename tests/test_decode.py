@@ -1,4 +1,5 @@
-"""The transformers engine's sampling loop (prerl/rollout/decode.py) against ``model.generate``."""
+"""The transformers engine's sampling loop (prerl/rollout/decode.py), its plain-op Qwen3 step
+(prerl/rollout/qwen3_decode.py) against the model's own forward, and the sampler."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
-from helpers import compose_config, to_run
+from helpers import compose_config, tiny_qwen3, to_run
 from prerl.models import load_policy
+from prerl.rollout import decode, qwen3_decode
 from prerl.rollout.decode import sample, sample_next
+
+# Logits of size ~10 computed in fp32 with sums in another order differ by ~1e-5 (a few ulps of each
+# partial sum, over four layers); a stale cache, a wrong position or a missed mask is off by > 0.1.
+LOGIT_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -24,21 +31,22 @@ def prompts_of(tokenizer) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def test_greedy_picks_the_top_token_at_every_position(policy):
+@pytest.mark.parametrize("plain_step", [True, False], ids=["plain", "modules"])
+def test_greedy_picks_the_top_token_at_every_position(policy, plain_step):
     """Greedy rows, decoded with a shared KV cache over left-padded prompts, pick a top token of the full
     forward at every position, and stop after the first EOS. The two computations order their sums
     differently, so "top" is within 1e-4 of the best logit (fp32 rounding of logits of size ~10 is
     ~1e-5): a stale cache or a wrong position would give tokens far below the top."""
     model, tok = policy
     prompts, n, new = prompts_of(tok), 2, 24
-    ours = sample(model, prompts, n, 0.0, 1.0, new, tok.eos_token_id, tok.pad_token_id)
+    ours = sample(model, prompts, n, 0.0, 1.0, new, tok.eos_token_id, tok.pad_token_id, plain_step)
     for i, p in enumerate(prompts):
         for row in ours[n * i : n * i + n]:
             assert row and tok.eos_token_id not in row[:-1] and (len(row) == new or row[-1] == tok.eos_token_id)
             with torch.no_grad():  # one prompt, no padding: the reference computation
                 logits = model(input_ids=torch.tensor([p + row])).logits[0, len(p) - 1 : -1]
             chosen = logits.gather(-1, torch.tensor(row).unsqueeze(-1)).squeeze(-1)
-            assert torch.all(chosen >= logits.max(-1).values - 1e-4), (p, row)
+            assert torch.all(chosen >= logits.max(-1).values - LOGIT_TOLERANCE), (p, row)
 
 
 def test_sampled_rows_stop_at_eos_or_the_length_limit(policy):
@@ -71,10 +79,85 @@ def test_preallocated_cache_gives_the_tokens_of_transformers_dynamic_cache(polic
     from prerl.rollout import decode
 
     model, tok = policy
-    args = (model, prompts_of(tok), 8, 1.0, 1.0, 24, tok.eos_token_id, tok.pad_token_id)
+    args = (model, prompts_of(tok), 8, 1.0, 1.0, 24, tok.eos_token_id, tok.pad_token_id, False)  # module step
     torch.manual_seed(3)
     ours = sample(*args)
     monkeypatch.setattr(decode, "preallocated_cache", lambda m, capacity: DynamicCache(config=m.config))
     torch.manual_seed(3)
     assert sample(*args) == ours
     assert any(len(r) < 24 for r in ours) and any(len(r) > 1 for r in ours)  # rows left the batch mid-way
+
+
+def _steps_side_by_side(model, prompts: list[list[int]], new: int) -> list[tuple[Tensor, Tensor]]:
+    """The logits of the plain step and of the module step fed the same tokens (greedy by the module
+    step's), over left-padded ``prompts``, rows leaving the batch half-way."""
+    width = max(map(len, prompts))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    attend = torch.ones((len(prompts), width + new), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        attend[i, : width - len(p)] = 0
+    position = (attend[:, :width].cumsum(-1) - 1).clamp(min=0)
+    steps = []
+    for _ in range(2):
+        cache = decode.preallocated_cache(model, width + new)
+        kv = {decode._cache_keyword(model): cache}
+        out = model(input_ids=ids, attention_mask=attend[:, :width], position_ids=position, **kv)
+        steps.append((decode.decode_step(model, cache, attend, plain=len(steps) == 0), out.logits[:, -1]))
+    (plain, _), (modules, logits) = steps
+    assert isinstance(plain, qwen3_decode.Qwen3Step) and isinstance(modules, decode.ModuleStep)
+    pos, pairs = position[:, -1] + 1, []
+    for t in range(new - 1):
+        token = logits.argmax(-1)
+        if t == new // 2:  # drop the first row, as the loop drops finished ones
+            keep = torch.arange(1, len(token))
+            plain.keep(keep), modules.keep(keep)
+            token, pos = token[keep], pos[keep]
+        logits = modules(token, pos, width + t)
+        pairs.append((plain(token, pos, width + t), logits))
+        pos = pos + 1
+    return pairs
+
+
+@torch.inference_mode()
+def test_plain_qwen3_step_computes_the_modules_logits(policy):
+    """Token by token, the plain-op step gives the model's own logits to rounding: same cache
+    positions, rotary angles, masks of the left padding, grouped-query heads and dropped rows."""
+    model, tok = policy
+    pairs = _steps_side_by_side(model, prompts_of(tok), 16)
+    for plain, modules in pairs:
+        assert plain.shape == modules.shape
+        assert torch.allclose(plain, modules, rtol=0, atol=LOGIT_TOLERANCE), float((plain - modules).abs().max())
+    assert pairs[-1][0].shape[0] == len(prompts_of(tok)) - 1
+
+
+@torch.inference_mode()
+def test_plain_step_follows_the_weights_and_covers_only_plain_qwen3():
+    """The step reads the current parameters (the policy changes between rollouts; the fused projections
+    are rebuilt per rollout), and models it does not compute exactly use the module step."""
+    torch.manual_seed(0)
+    model = tiny_qwen3().eval()
+    prompts = [[3, 4, 5, 6], [7, 8]]
+    before = _steps_side_by_side(model, prompts, 6)[0][0]
+    for p in model.parameters():
+        p.add_(0.05 * torch.randn_like(p))
+    after = _steps_side_by_side(model, prompts, 6)
+    assert not torch.allclose(before, after[0][0])
+    assert all(torch.allclose(a, b, rtol=0, atol=LOGIT_TOLERANCE) for a, b in after)
+    assert qwen3_decode.supports(model)
+    model.config.attention_bias = True  # a Qwen3 with projection biases: not this step's arithmetic
+    assert not qwen3_decode.supports(model)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=48,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
+    assert not qwen3_decode.supports(llama)
+    rows = sample(llama.eval(), prompts, 2, 1.0, 1.0, 5, eos_id=2, pad_id=0)
+    assert len(rows) == 4 and all(1 <= len(r) <= 5 for r in rows)

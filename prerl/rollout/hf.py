@@ -41,4 +41,6 @@ class HFEngine:
 
     def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
         # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why
-        return decode.sample(self.model, chunk, n, temperature, top_p, max_new_tokens, self.eos_id, self.pad_id)
+        return decode.sample(
+            self.model, chunk, n, temperature, top_p, max_new_tokens, self.eos_id, self.pad_id, self.cfg.plain_decode
+        )

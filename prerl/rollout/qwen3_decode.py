@@ -1,0 +1,112 @@
+"""One decode step of a Qwen3 model in plain torch ops, for the transformers engine's sampling loop.
+
+Why not the model's own forward: on the mini model a one-token step through transformers' module
+stack costs ~10 ms on one CPU thread, of which the matmuls are ~2 ms (benchmarks/bench.py --profile;
+README "Performance"). The CPU flash-attention kernel spends ~0.65 ms per layer on a one-token
+query, and module calls, mask building and cache bookkeeping most of the rest. This step
+
+- reads the model's own parameters at every call (it always samples the current policy), with the
+  q/k/v and the gate/up projections concatenated once per rollout into one matmul each;
+- attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
+  never repeated in memory), the left padding of the prompts masked by an additive bias;
+- computes the rotary angles once per step, not once per layer.
+
+The arithmetic is transformers' ``modeling_qwen3`` (RMSNorm in fp32, q/k norms, rotary embedding,
+SiLU-gated MLP, tied or untied head); only the order of some sums differs (fused projections,
+attention by matmul rather than the flash kernel), so logits agree with the module stack to rounding,
+not bit for bit (tests/test_decode.py). Models of other shapes use the module stack
+(``prerl.rollout.decode.ModuleStep``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def supports(model) -> bool:
+    """Whether ``model`` is a Qwen3 causal LM whose decode step this module computes exactly: full
+    attention in every layer, no projection biases, SiLU MLP, the default rotary embedding."""
+    config = model.config
+    rope = getattr(config, "rope_parameters", None) or {}
+    return (
+        type(model).__name__ == "Qwen3ForCausalLM"
+        and config.hidden_act == "silu"
+        and not config.attention_bias
+        and all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or [])
+        and rope.get("rope_type", "default") == "default"
+    )
+
+
+def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """Qwen3RMSNorm: normalised in fp32, scaled in the input's dtype (one fused kernel for the
+    normalisation, bit-equal to transformers' four ops on this CPU)."""
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The rotary embedding of ``x`` [B, heads, D] at angles ``cos``/``sin`` [B, 1, D]."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+class Qwen3Step:
+    """``step(token, position, length)`` → next-token logits [B, V] for one new token per row, whose
+    keys and values go to cache position ``length``; ``keys``/``values`` are per-layer buffers
+    [B, kv_heads, capacity, head_dim] already holding the prompts (positions < ``length``)."""
+
+    def __init__(self, model, keys: list[Tensor], values: list[Tensor], attend: Tensor):
+        config = model.config
+        self.model, self.keys, self.values = model, keys, values
+        self.heads, self.kv_heads, self.head_dim = (
+            config.num_attention_heads,
+            config.num_key_value_heads,
+            config.head_dim,
+        )
+        self.eps = config.rms_norm_eps
+        # additive attention bias over cache positions: 0 where attended, −inf on prompt padding
+        self.bias = torch.zeros(attend.shape, dtype=torch.float32, device=attend.device)
+        self.bias.masked_fill_(attend == 0, float("-inf"))
+        layers = model.model.layers
+        attention = [layer.self_attn for layer in layers]
+        self.qkv = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attention]
+        self.gate_up = [torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]) for layer in layers]
+        rotary = model.model.rotary_emb
+        self.inv_freq, self.rope_scale = rotary.inv_freq.float(), rotary.attention_scaling
+
+    def keep(self, rows: Tensor) -> None:
+        """Drop every batch row not in ``rows`` (the loop's finished rows)."""
+        self.keys = [k[rows] for k in self.keys]
+        self.values = [v[rows] for v in self.values]
+        self.bias = self.bias[rows]
+
+    def __call__(self, token: Tensor, position: Tensor, length: int) -> Tensor:
+        inner = self.model.model
+        x = inner.embed_tokens(token)  # [B, hidden]
+        freqs = position.float().unsqueeze(-1) * self.inv_freq
+        angles = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)  # [B, 1, D]
+        cos = (angles.cos() * self.rope_scale).to(x.dtype)
+        sin = (angles.sin() * self.rope_scale).to(x.dtype)
+        bias = self.bias[:, None, None, : length + 1]
+        for i, layer in enumerate(inner.layers):
+            x = x + self._attention(
+                layer.self_attn, i, _rms_norm(x, layer.input_layernorm.weight, self.eps), cos, sin, bias, length
+            )
+            h = _rms_norm(x, layer.post_attention_layernorm.weight, self.eps)
+            gate, up = F.linear(h, self.gate_up[i]).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
+        return self.model.lm_head(_rms_norm(x, inner.norm.weight, self.eps))
+
+    def _attention(self, attn, i: int, h: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, length: int) -> Tensor:
+        B, D, H, KV = h.shape[0], self.head_dim, self.heads, self.kv_heads
+        q, k, v = F.linear(h, self.qkv[i]).split([H * D, KV * D, KV * D], dim=-1)
+        q = _rotate(_rms_norm(q.view(B, H, D), attn.q_norm.weight, self.eps), cos, sin)
+        k = _rotate(_rms_norm(k.view(B, KV, D), attn.k_norm.weight, self.eps), cos, sin)
+        self.keys[i][:, :, length] = k
+        self.values[i][:, :, length] = v.view(B, KV, D)
+        keys, values = self.keys[i][:, :, : length + 1], self.values[i][:, :, : length + 1]
+        q = q.view(B, KV, H // KV, D) * attn.scaling  # query heads grouped under their key/value head
+        scores = torch.matmul(q, keys.transpose(-1, -2)) + bias  # [B, KV, H/KV, length + 1]
+        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        return F.linear(torch.matmul(weights, values).reshape(B, H * D), attn.o_proj.weight)
