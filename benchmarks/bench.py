@@ -141,7 +141,14 @@ class FlopCounter:
         self.counts["rollout"] += total
 
     def forward(self, seqs, grad: bool) -> None:
-        flops = sum(self.sequence(int(n)) for n in seqs.attention_mask.sum(-1).tolist())
+        lengths = seqs.attention_mask.sum(-1).tolist()
+        if seqs.context_group is None:
+            flops = sum(self.sequence(int(n)) for n in lengths)
+        else:  # each distinct context once, then every response but its last token on that context
+            contexts = dict(zip(seqs.context_group.tolist(), seqs.response_start.tolist()))
+            flops = sum(self.sequence(p) for p in contexts.values())
+            for n, p in zip(lengths, seqs.response_start.tolist()):
+                flops += self.sequence(int(n) - 1) - self.sequence(p)
         self.counts["logprobs"] += flops
         if grad:
             self.counts["backward_step"] += 2 * flops

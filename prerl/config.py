@@ -530,6 +530,13 @@ class OptimConfig:
             "never the gradient"
         },
     )
+    shared_prompt_forward: bool = field(
+        default=True,
+        metadata={
+            "help": "post-train space: forward each prompt once per micro-batch and its samples on its KV cache "
+            "(same loss and gradient to rounding, fewer tokens); off under gradient checkpointing"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, f"optim.lr={self.lr}: must be > 0")

@@ -6,6 +6,12 @@ so the prompt never enters the forward pass. Sequences are right-padded, so posi
 in both spaces, and packed into micro-batches of at most ``micro_batch_tokens`` tokens. Within a
 micro-batch the log-softmax over the vocabulary runs a chunk of positions at a time
 (``next_token_logprobs``).
+
+Sequences that carry ``context_group`` (post-train space: the samples of one prompt) are scored in
+two forwards per micro-batch: each distinct context once, then every response on that context's KV
+cache (``_shared_context_logits``). The prompt's activations are computed once per micro-batch rather
+than once per sample; autograd sums the gradient of every sample through the shared keys and values,
+so the loss and its gradient are those of the one-pass forward, to rounding.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from transformers import DynamicCache
 
 from prerl import fsdp
+from prerl.models import cache_kwargs
 from prerl.config import Space
 
 
@@ -30,6 +38,8 @@ class Sequences:
     response_start: Tensor  # [B] index of the first response token
     response_ids: Tensor  # [B, T] right-padded responses
     response_mask: Tensor  # [B, T]
+    # [B] rows with equal values have the same context, forwarded once per micro-batch; None: each row whole
+    context_group: Tensor | None = None
 
 
 def contexts(space: Space, prompt_ids: list[list[int]], group: list[int], context_id: int) -> list[list[int]]:
@@ -39,7 +49,11 @@ def contexts(space: Space, prompt_ids: list[list[int]], group: list[int], contex
     return [prompt_ids[g] for g in group]
 
 
-def pack(ctx: list[list[int]], responses: list[list[int]], pad_id: int) -> Sequences:
+def pack(
+    ctx: list[list[int]], responses: list[list[int]], pad_id: int, context_group: list[int] | None = None
+) -> Sequences:
+    """Right-padded ``ctx + response`` rows; ``context_group`` (rows with equal values share a context)
+    turns on the shared-context forward."""
     rows = [c + r for c, r in zip(ctx, responses)]
     width, resp_width = max(map(len, rows)), max(map(len, responses))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -52,7 +66,8 @@ def pack(ctx: list[list[int]], responses: list[list[int]], pad_id: int) -> Seque
         resp[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         resp_mask[i, : len(r)] = 1
     start = torch.tensor([len(c) for c in ctx])
-    return Sequences(ids, attn, start, resp, resp_mask)
+    groups = None if context_group is None else torch.tensor(context_group)
+    return Sequences(ids, attn, start, resp, resp_mask, groups)
 
 
 def micro_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
@@ -98,6 +113,7 @@ def select(seqs: Sequences, idx: list[int]) -> Sequences:
         seqs.response_start[index],
         seqs.response_ids[index, :resp_width],
         resp_mask[:, :resp_width],
+        None if seqs.context_group is None else seqs.context_group[index],
     )
 
 
@@ -118,6 +134,10 @@ def response_logprobs(
     (``next_token_logprobs``), so their copies of the logits are never larger than a chunk.
     """
     device = next(model.parameters()).device
+    if seqs.context_group is not None:
+        targets = seqs.response_ids.to(device)
+        logp, ent = next_token_logprobs(_shared_context_logits(model, seqs), targets, temperature, entropy)
+        return logp, ent
     ids = seqs.input_ids.to(device)
     first = int(seqs.response_start.min()) - 1  # the earliest position that predicts a response token
     kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
@@ -127,6 +147,37 @@ def response_logprobs(
     next_logp, next_entropy = next_token_logprobs(logits, ids[:, first + 1 :], temperature, entropy)
     logp = at_responses(next_logp, seqs, first)
     return logp, None if next_entropy is None else at_responses(next_entropy, seqs, first)
+
+
+def _shared_context_logits(model, seqs: Sequences) -> Tensor:
+    """[B, T, V]: at column j, the logits that predict response token j, from one forward of each
+    distinct context (left-padded, so that all end on the same column and its last logits predict the
+    first response token) and one of every response but its last token on its context's KV cache."""
+    device = next(model.parameters()).device
+    groups, owner = torch.unique(seqs.context_group, return_inverse=True)
+    first_row = [owner.tolist().index(g) for g in range(len(groups))]  # a row of each context
+    lengths = seqs.response_start[first_row]
+    width = int(lengths.max())
+    ctx_ids = torch.zeros((len(groups), width), dtype=torch.long)
+    ctx_mask = torch.zeros_like(ctx_ids)
+    for g, (row, n) in enumerate(zip(first_row, lengths.tolist())):
+        ctx_ids[g, width - n :] = seqs.input_ids[row, :n]
+        ctx_mask[g, width - n :] = 1
+    cache = DynamicCache(config=model.config)
+    kv = cache_kwargs(model, cache)
+    position = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
+    ctx_ids, ctx_mask, position, owner = ctx_ids.to(device), ctx_mask.to(device), position.to(device), owner.to(device)
+    out = model(input_ids=ctx_ids, attention_mask=ctx_mask, position_ids=position, **_keep_logits(model, 1), **kv)
+    first_logits = out.logits[:, -1][owner].unsqueeze(1)  # [B, 1, V]: predicts response token 0
+    T = seqs.response_ids.shape[1]
+    if T == 1:
+        return first_logits
+    cache.batch_select_indices(owner)  # each row attends to its context's keys and values (autograd sums)
+    response = seqs.response_ids[:, : T - 1].to(device)
+    mask = torch.cat([ctx_mask[owner], seqs.response_mask[:, : T - 1].to(device, torch.long)], dim=-1)
+    positions = lengths.to(device)[owner].unsqueeze(-1) + torch.arange(T - 1, device=device)
+    out = model(input_ids=response, attention_mask=mask, position_ids=positions, **kv)
+    return torch.cat([first_logits, out.logits], dim=1)
 
 
 # The fp32 work buffers of the log-softmax hold this many logits at most: 2**26 elements, 256 MiB
@@ -216,7 +267,7 @@ def at_responses(per_position: Tensor, seqs: Sequences, first: int = 0) -> Tenso
     return torch.gather(per_position, 1, columns.clamp(max=per_position.shape[1] - 1))
 
 
-def _keep_logits(model, kept: Tensor) -> dict:
+def _keep_logits(model, kept: Tensor | int) -> dict:
     """``logits_to_keep`` for models whose forward takes it (transformers' causal LMs); others return
     every position, and the caller keeps the columns ``kept`` itself."""
     if "logits_to_keep" in inspect.signature(model.forward).parameters:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -84,3 +85,10 @@ def context_token_id(tokenizer, token: str) -> int:
     if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
         raise ValueError(f"model.context_token={token!r} is not a single token of this tokenizer ({ids})")
     return ids[0]
+
+
+def cache_kwargs(model, cache) -> dict:
+    """The forward keywords that fill and read the KV cache ``cache``: transformers renamed
+    ``past_key_values`` to ``cache`` during 5.x, and the vLLM venv has an older 5.x."""
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache, "use_cache": True}

@@ -246,7 +246,10 @@ class Experiment:
 
     def sequences(self, rollout: Rollout, space: Space) -> Sequences:
         ctx = contexts(space, rollout.prompt_ids, rollout.group, self.context_id)
-        return pack(ctx, rollout.response_ids, self.tokenizer.pad_token_id)
+        share = (
+            space == Space.post and self.cfg.optim.shared_prompt_forward and not self.cfg.model.gradient_checkpointing
+        )
+        return pack(ctx, rollout.response_ids, self.tokenizer.pad_token_id, rollout.group if share else None)
 
     def score(self, model, seqs: Sequences) -> torch.Tensor:
         """log-probs of the rollout's responses under ``model``, at the sampling temperature."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from helpers import compose_config, tiny_qwen3, to_run
-from prerl.models import load_policy
+from prerl.models import cache_kwargs, load_policy
 from prerl.rollout import decode, qwen3_decode
 from prerl.rollout.decode import sample, sample_next
 
@@ -100,8 +100,9 @@ def _steps_side_by_side(model, prompts: list[list[int]], new: int) -> list[tuple
     steps = []
     for _ in range(2):
         cache = decode.preallocated_cache(model, width + new)
-        kv = {decode._cache_keyword(model): cache}
-        out = model(input_ids=ids, attention_mask=attend[:, :width], position_ids=position, **kv)
+        out = model(
+            input_ids=ids, attention_mask=attend[:, :width], position_ids=position, **cache_kwargs(model, cache)
+        )
         steps.append((decode.decode_step(model, cache, attend, plain=len(steps) == 0), out.logits[:, -1]))
     (plain, _), (modules, logits) = steps
     assert isinstance(plain, qwen3_decode.Qwen3Step) and isinstance(modules, decode.ModuleStep)

@@ -15,13 +15,12 @@ be the cost on small models (benchmarks/bench.py --profile; README "Performance"
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from prerl.models import cache_kwargs
 from prerl.rollout import qwen3_decode
 from prerl.rollout.base import trim_at_eos
 
@@ -103,7 +102,7 @@ class ModuleStep:
 
     def __init__(self, model, cache: DynamicCache, attend: Tensor):
         self.model, self.cache, self.attend = model, cache, attend
-        self.kv = {_cache_keyword(model): cache, "use_cache": True}
+        self.kv = cache_kwargs(model, cache)
 
     def keep(self, rows: Tensor) -> None:
         self.cache.batch_select_indices(rows)
@@ -160,7 +159,7 @@ def sample(
         attention_mask=mask[:, :width],
         position_ids=position,
         logits_to_keep=1,
-        **{_cache_keyword(model): cache, "use_cache": True},
+        **cache_kwargs(model, cache),
     )
     cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].repeat_interleave(n, dim=0)
@@ -184,8 +183,3 @@ def sample(
             rows, token, position, finished = rows[keep], token[keep], position[keep], finished[keep]
         logits, position = step(token, position, width + t), position + 1
     return [trim_at_eos(row, eos_id)[0] for row in tokens.tolist()]
-
-
-def _cache_keyword(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` during 5.x; the vLLM venv has an older 5.x."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -9,7 +9,8 @@ query, and module calls, mask building and cache bookkeeping most of the rest. T
   q/k/v and the gate/up projections concatenated once per rollout into one matmul each;
 - attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
   never repeated in memory), the left padding of the prompts masked by an additive bias;
-- computes the rotary angles once per step, not once per layer.
+- computes the rotary angles once per step, not once per layer, and normalises and rotates queries
+  and keys together (the attention's 1/√D folded into the query norm's weight).
 
 The arithmetic is transformers' ``modeling_qwen3`` (RMSNorm in fp32, q/k norms, rotary embedding,
 SiLU-gated MLP, tied or untied head); only the order of some sums differs (fused projections,
@@ -40,15 +41,8 @@ def supports(model) -> bool:
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    """Qwen3RMSNorm: normalised in fp32, scaled in the input's dtype (one fused kernel for the
-    normalisation, bit-equal to transformers' four ops on this CPU)."""
+    """Qwen3RMSNorm: normalised in fp32, scaled in the input's dtype."""
     return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """The rotary embedding of ``x`` [B, heads, D] at angles ``cos``/``sin`` [B, 1, D]."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 class Qwen3Step:
@@ -68,12 +62,20 @@ class Qwen3Step:
         # additive attention bias over cache positions: 0 where attended, −inf on prompt padding
         self.bias = torch.zeros(attend.shape, dtype=torch.float32, device=attend.device)
         self.bias.masked_fill_(attend == 0, float("-inf"))
-        layers = model.model.layers
-        attention = [layer.self_attn for layer in layers]
-        self.qkv = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attention]
-        self.gate_up = [torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]) for layer in layers]
+        # per layer, built once per rollout from the current parameters: the fused projections, and the
+        # q and k norms' weights as one [heads + kv_heads, D] table, the queries' rows times 1/√D
+        # (the attention's scaling, applied before the rotation, which is linear)
+        self.qkv, self.gate_up, self.qk_norm = [], [], []
+        for layer in model.model.layers:
+            a, mlp = layer.self_attn, layer.mlp
+            self.qkv.append(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]))
+            self.gate_up.append(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+            q_rows = (a.q_norm.weight * a.scaling).expand(self.heads, -1)
+            self.qk_norm.append(torch.cat([q_rows, a.k_norm.weight.expand(self.kv_heads, -1)]))
         rotary = model.model.rotary_emb
         self.inv_freq, self.rope_scale = rotary.inv_freq.float(), rotary.attention_scaling
+        half = self.head_dim // 2  # rotate_half(x) = [−x₂, x₁] = roll(x, D/2) · [−1…, +1…]
+        self.rotation_sign = torch.cat([-torch.ones(half), torch.ones(half)]).to(rotary.inv_freq.device)
 
     def keep(self, rows: Tensor) -> None:
         """Drop every batch row not in ``rows`` (the loop's finished rows)."""
@@ -83,16 +85,15 @@ class Qwen3Step:
 
     def __call__(self, token: Tensor, position: Tensor, length: int) -> Tensor:
         inner = self.model.model
-        x = inner.embed_tokens(token)  # [B, hidden]
+        x = F.embedding(token, inner.embed_tokens.weight)  # [B, hidden]
         freqs = position.float().unsqueeze(-1) * self.inv_freq
         angles = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)  # [B, 1, D]
         cos = (angles.cos() * self.rope_scale).to(x.dtype)
-        sin = (angles.sin() * self.rope_scale).to(x.dtype)
+        sin = (angles.sin() * self.rope_scale * self.rotation_sign).to(x.dtype)
         bias = self.bias[:, None, None, : length + 1]
         for i, layer in enumerate(inner.layers):
-            x = x + self._attention(
-                layer.self_attn, i, _rms_norm(x, layer.input_layernorm.weight, self.eps), cos, sin, bias, length
-            )
+            h = _rms_norm(x, layer.input_layernorm.weight, self.eps)
+            x = x + self._attention(layer.self_attn, i, h, cos, sin, bias, length)
             h = _rms_norm(x, layer.post_attention_layernorm.weight, self.eps)
             gate, up = F.linear(h, self.gate_up[i]).chunk(2, dim=-1)
             x = x + F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
@@ -100,13 +101,13 @@ class Qwen3Step:
 
     def _attention(self, attn, i: int, h: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, length: int) -> Tensor:
         B, D, H, KV = h.shape[0], self.head_dim, self.heads, self.kv_heads
-        q, k, v = F.linear(h, self.qkv[i]).split([H * D, KV * D, KV * D], dim=-1)
-        q = _rotate(_rms_norm(q.view(B, H, D), attn.q_norm.weight, self.eps), cos, sin)
-        k = _rotate(_rms_norm(k.view(B, KV, D), attn.k_norm.weight, self.eps), cos, sin)
-        self.keys[i][:, :, length] = k
-        self.values[i][:, :, length] = v.view(B, KV, D)
+        qkv = F.linear(h, self.qkv[i])
+        qk = _rms_norm(qkv[:, : (H + KV) * D].view(B, H + KV, D), self.qk_norm[i], self.eps)
+        qk = qk * cos + qk.roll(D // 2, dims=-1) * sin  # the rotary embedding of queries and keys at once
+        self.keys[i][:, :, length] = qk[:, H:]
+        self.values[i][:, :, length] = qkv[:, (H + KV) * D :].view(B, KV, D)
         keys, values = self.keys[i][:, :, : length + 1], self.values[i][:, :, : length + 1]
-        q = q.view(B, KV, H // KV, D) * attn.scaling  # query heads grouped under their key/value head
+        q = qk[:, :H].view(B, KV, H // KV, D)  # query heads grouped under their key/value head
         scores = torch.matmul(q, keys.transpose(-1, -2)) + bias  # [B, KV, H/KV, length + 1]
         weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         return F.linear(torch.matmul(weights, values).reshape(B, H * D), attn.o_proj.weight)
