@@ -2,15 +2,16 @@
 
 Same model (the cached mini model), prompts (the train split with prerl's chat template), reward
 (``prerl.rewards.math_reward``), batch (16 prompts × 8 samples, one update per generation), lengths
-(≤ 64 new tokens, temperature 1, top-p 1, no top-k), fp32, no KL (beta 0), no gradient
-checkpointing, token-mean loss, learning rate and clipping from prerl's config, the same number of
-torch threads. Runs in .venv-bench (TRL is never a dependency of prerl).
+(≤ 64 new tokens, temperature 1, top-p 1, no top-k), fp32 (or, with ``--bf16``, fp32 weights under
+bf16 autocast on both sides: prerl's ``model.autocast=bfloat16``, TRL's ``bf16=True``), no KL
+(beta 0), no gradient checkpointing, token-mean loss, learning rate and clipping from prerl's config,
+the same number of torch threads. Runs in .venv-bench (TRL is never a dependency of prerl).
 
 Rounds interleave the runs (prerl GRPO, TRL GRPO, prerl NSR-PreRL, then again), each in its own
 process, so that a change in the machine's load falls on both sides; seconds per step are medians over
 all measured steps (warm-up steps dropped), in CPU seconds and in wall seconds.
 
-    python benchmarks/bench_trl.py [--rounds 2] [--threads 1]
+    python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from common import (
 )
 
 
-def trl_steps(threads: int) -> dict:
+def trl_steps(threads: int, bf16: bool) -> dict:
     """Wall and CPU seconds of each TRL optimizer step (generation, reward, forward, backward, step)."""
     set_threads(threads)
     from datasets import Dataset
@@ -84,7 +85,7 @@ def trl_steps(threads: int) -> dict:
         args = GRPOConfig(
             output_dir=str(Path(tmp) / "trl"),
             use_cpu=True,
-            bf16=False,
+            bf16=bf16,
             gradient_checkpointing=False,
             per_device_train_batch_size=PROMPTS * SAMPLES,
             num_generations=SAMPLES,
@@ -132,10 +133,10 @@ def trl_steps(threads: int) -> dict:
     }
 
 
-def prerl_steps(workload: str, threads: int) -> dict:
+def prerl_steps(workload: str, threads: int, bf16: bool) -> dict:
     from bench import measure
 
-    r = measure(WORKLOADS[workload], MEASURED_STEPS, threads)
+    r = measure(WORKLOADS[workload] + (["model.autocast=bfloat16"] if bf16 else []), MEASURED_STEPS, threads)
     return {
         "wall": r["steps_wall_s"],
         "cpu": r["steps_cpu_s"],
@@ -144,10 +145,9 @@ def prerl_steps(workload: str, threads: int) -> dict:
     }
 
 
-def child(kind: str, threads: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--threads", str(threads)], capture_output=True, text=True
-    )
+def child(kind: str, threads: int, bf16: bool) -> dict:
+    command = [sys.executable, __file__, "--child", kind, "--threads", str(threads)] + (["--bf16"] if bf16 else [])
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-6000:])
         raise SystemExit(f"{kind} benchmark failed")
@@ -159,14 +159,19 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three runs")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    ap.add_argument("--bf16", action="store_true", help="both sides under bf16 autocast (fp32 weights)")
     args = ap.parse_args()
     if args.child:  # a child process: measure one side, print JSON
-        out = trl_steps(args.threads) if args.child == "trl" else prerl_steps(args.child, args.threads)
+        if args.child == "trl":
+            out = trl_steps(args.threads, args.bf16)
+        else:
+            out = prerl_steps(args.child, args.threads, args.bf16)
         print(json.dumps(out))
         return
     env = environment()
     print(
-        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, beta 0; "
+        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, "
+        f"{'bf16 autocast' if args.bf16 else 'fp32'}, beta 0; "
         f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
         f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
         f"{env['load_average_1_5_15min']} at start",
@@ -176,7 +181,7 @@ def main() -> None:
     steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
     for i in range(args.rounds):
         for name, kind in runs.items():
-            r = child(kind, args.threads)
+            r = child(kind, args.threads, args.bf16)
             steps[name]["wall"] += r["wall"]
             steps[name]["cpu"] += r["cpu"]
             steps[name]["rounds"].append(r)
@@ -199,12 +204,13 @@ def main() -> None:
     print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench_trl.json"
+    path = RESULTS / ("bench_trl_bf16.json" if args.bf16 else "bench_trl.json")
     path.write_text(
         json.dumps(
             {
                 "environment": env,
                 "threads": args.threads,
+                "bf16_autocast": args.bf16,
                 "steps": steps,
                 "median": med,
                 "prerl_over_trl": ratio,
