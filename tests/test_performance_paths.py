@@ -16,8 +16,9 @@ def record_scoring_forwards(exp: trainer.Experiment) -> list[dict]:
     calls, forward = [], exp.model.forward
 
     def spy(*args, input_ids=None, attention_mask=None, **kwargs):
-        if not torch.is_inference_mode_enabled():
-            rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, attention_mask)]
+        if not torch.is_inference_mode_enabled():  # the mask's last columns are the input's (a cache precedes)
+            own = attention_mask[:, -input_ids.shape[1] :]
+            rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, own)]
             calls.append({"rows": rows, "grad": torch.is_grad_enabled()})
         return forward(*args, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
@@ -49,7 +50,8 @@ def run_step(overrides, tmp_path, cache_dir, monkeypatch):
 # forward, detached); PPO's KL-in-reward needs log π before its advantages, so one, never a second.
 @pytest.mark.parametrize("algorithm,no_grad_passes", [("grpo", 0), ("dr_grpo", 0), ("ppo", 1)])
 def test_on_policy_update_runs_no_old_logprob_pass(algorithm, no_grad_passes, tmp_path, cache_dir, monkeypatch):
-    _, rollout, calls = run_step([f"algorithm={algorithm}", "warmup_steps=0"], tmp_path, cache_dir, monkeypatch)
+    overrides = [f"algorithm={algorithm}", "warmup_steps=0", "optim.shared_prompt_forward=false"]
+    _, rollout, calls = run_step(overrides, tmp_path, cache_dir, monkeypatch)
     trained = [row for c in calls if c["grad"] for row in c["rows"]]
     untrained = [row for c in calls if not c["grad"] for row in c["rows"]]
     assert trained, "the update ran no forward"
@@ -57,6 +59,31 @@ def test_on_policy_update_runs_no_old_logprob_pass(algorithm, no_grad_passes, tm
     assert len(untrained) == no_grad_passes * len(rollout.response_ids)
     conditional = {tuple(rollout.prompt_ids[g] + r) for g, r in zip(rollout.group, rollout.response_ids)}
     assert set(trained + untrained) <= conditional  # post-train space: prompt + response
+
+
+@pytest.mark.parametrize("algorithm,no_grad_passes", [("grpo", 0), ("ppo", 1)])
+def test_shared_prompt_forward_runs_each_prompt_once_per_micro_batch(
+    algorithm, no_grad_passes, tmp_path, cache_dir, monkeypatch
+):
+    """With the shared-context forward (the default) the policy sees prompts and responses in separate
+    rows: each prompt at most once per micro-batch, each forwarded sample's response once per pass
+    (the longest of a micro-batch without its last token, which predicts nothing; shorter ones whole, in
+    columns the longest pads anyway), and never a prompt and its response in one row."""
+    _, rollout, calls = run_step([f"algorithm={algorithm}", "warmup_steps=0"], tmp_path, cache_dir, monkeypatch)
+    prompts = {tuple(p) for p in rollout.prompt_ids}
+    responses = [tuple(r[:-1]) for r in rollout.response_ids] + [tuple(r) for r in rollout.response_ids]
+    for grad, passes in [(True, 1), (False, no_grad_passes)]:
+        rows = [row for c in calls if c["grad"] == grad for row in c["rows"]]
+        context_rows = [row for row in rows if row in prompts]
+        response_rows = [row for row in rows if row not in prompts]
+        assert set(response_rows) <= set(responses)
+        assert len(response_rows) <= passes * len(rollout.response_ids)
+        per_call = [[row for row in c["rows"] if row in prompts] for c in calls if c["grad"] == grad]
+        assert all(len(set(c)) == len(c) for c in per_call), "a prompt forwarded twice in one micro-batch"
+        assert len(context_rows) <= len(response_rows)
+    assert [row for c in calls if c["grad"] for row in c["rows"] if row not in prompts], "the update ran no forward"
+    whole = {tuple(rollout.prompt_ids[g] + r) for g, r in zip(rollout.group, rollout.response_ids)}
+    assert not whole & {row for c in calls for row in c["rows"]}
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
@@ -83,16 +110,38 @@ def test_zero_advantage_samples_are_not_forwarded():
     assert trained_rows(batch, needs_all=True) == [0, 1, 3]  # a KL or entropy term sees every kept token
 
 
-def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, cache_dir, monkeypatch):
-    """GRPO on a batch whose equal-reward groups have zero advantage: the step is the same whether those
-    samples are forwarded or not (the normaliser counts their tokens either way).
-
-    The two paths sum the same gradient terms in another order, so they agree only to rounding. The
-    step is taken with SGD at lr 1, so the weight change *is* the (clipped) gradient: Adam would divide
-    by √v and turn a rounding difference in a near-zero gradient into an lr-sized step."""
+def sgd_steps(exp, batch, phase, variants: dict, monkeypatch) -> dict[str, tuple[torch.Tensor, float]]:
+    """For each name → (batch, trained_rows) of ``variants``: the weight change and pg_loss of one
+    ``policy_update`` from the same start. SGD at lr 1, so the weight change *is* the (clipped) gradient:
+    Adam would divide by √v and turn a rounding difference in a near-zero gradient into an lr-sized step."""
     import copy
 
     import prerl.update as update
+
+    cfg, start, out = exp.cfg, copy.deepcopy(exp.model.state_dict()), {}
+    for name, (b, rows) in variants.items():
+        exp.model.load_state_dict(start)
+        optimizer = torch.optim.SGD(exp.model.parameters(), lr=1.0)
+        monkeypatch.setattr(update, "trained_rows", rows)
+        stats = update.policy_update(
+            exp.model, optimizer, b, phase, cfg.algorithm, cfg.optim, cfg.rollout.max_new_tokens
+        )
+        out[name] = torch.cat([(v - start[k]).flatten() for k, v in exp.model.state_dict().items()]), stats["pg_loss"]
+    return out
+
+
+def assert_same_step(a: tuple[torch.Tensor, float], b: tuple[torch.Tensor, float]) -> None:
+    """Two orders of summing the same gradient terms. Each gradient entry sums ~10^3 fp32 terms (samples
+    × tokens × hidden units); reordering them moves the sum by at most n·eps·Σ|term| ≈ 1e-4 of the
+    largest entry. A sample wrongly left out, or a wrong context, changes a sizeable fraction of it."""
+    scale = b[0].abs().max()
+    assert scale > 0, "the update changed nothing"
+    torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-4 * float(scale))
+    assert a[1] == pytest.approx(b[1], rel=1e-4, abs=1e-7)
+
+
+def grpo_batch(tmp_path, cache_dir, monkeypatch):
+    """A GRPO batch of 4 prompts whose first two samples of each group are rewarded: mixed groups."""
     from prerl.objectives import main_phase
 
     reward_training_with(monkeypatch, lambda responses, golds: [float(i < 2) for i in range(len(responses))])
@@ -100,30 +149,41 @@ def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, c
         compose_config(["algorithm=grpo", "warmup_steps=0", "prompts_per_step=4"], tmp_path, cache_dir)
     )
     exp = trainer.Experiment(cfg, resolved)
+    phase = main_phase(cfg.algorithm)
+    return exp, phase, exp.prepare(phase, exp.collect())[0]
+
+
+def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, cache_dir, monkeypatch):
+    """GRPO on a batch whose equal-reward groups have zero advantage: the step is the same whether those
+    samples are forwarded or not (the normaliser counts their tokens either way)."""
+    import prerl.update as update
+
+    exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
     try:
-        phase = main_phase(cfg.algorithm)
-        batch, _, _ = exp.prepare(phase, exp.collect())
         zero = (batch.advantages * batch.loss_mask).abs().sum(-1) == 0
         assert zero.any() and not zero.all(), "the batch needs both zero- and non-zero-advantage samples"
-        start = copy.deepcopy(exp.model.state_dict())
-        steps, losses = {}, {}
         skip = update.trained_rows
-        for name, rows in [("skipping", skip), ("forwarding all", lambda b, needs_all: skip(b, needs_all=True))]:
-            exp.model.load_state_dict(start)
-            optimizer = torch.optim.SGD(exp.model.parameters(), lr=1.0)
-            monkeypatch.setattr(update, "trained_rows", rows)
-            stats = update.policy_update(
-                exp.model, optimizer, batch, phase, cfg.algorithm, cfg.optim, cfg.rollout.max_new_tokens
-            )
-            steps[name] = torch.cat([(v - start[k]).flatten() for k, v in exp.model.state_dict().items()])
-            losses[name] = stats["pg_loss"]
-        step_skip, step_all = steps["skipping"], steps["forwarding all"]
-        scale = step_all.abs().max()
-        assert scale > 0, "the update changed nothing"
-        # Each gradient entry sums ~10^3 fp32 terms (samples × tokens × hidden units); reordering them
-        # moves the sum by at most n·eps·Σ|term| ≈ 1e-4 of the largest entry. A sample wrongly left out
-        # would change the step by a sizeable fraction of that entry.
-        torch.testing.assert_close(step_skip, step_all, rtol=1e-4, atol=1e-4 * float(scale))
-        assert losses["skipping"] == pytest.approx(losses["forwarding all"], rel=1e-4, abs=1e-7)
+        variants = {"skipping": (batch, skip), "forwarding all": (batch, lambda b, needs_all: skip(b, needs_all=True))}
+        steps = sgd_steps(exp, batch, phase, variants, monkeypatch)
+        assert_same_step(steps["skipping"], steps["forwarding all"])
+    finally:
+        exp.tracker.finish()
+
+
+def test_shared_prompt_forward_leaves_the_update_unchanged(tmp_path, cache_dir, monkeypatch):
+    """The same GRPO step with each prompt forwarded once per micro-batch (its samples on its KV cache)
+    and with every sample forwarded whole, micro-batches small enough that groups are split across them."""
+    import dataclasses
+
+    import prerl.update as update
+
+    exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
+    try:
+        assert batch.seqs.context_group is not None, "post-train space shares the prompt forward by default"
+        whole = dataclasses.replace(batch, seqs=dataclasses.replace(batch.seqs, context_group=None))
+        exp.cfg.optim.micro_batch_tokens = 8 * int(batch.seqs.attention_mask.sum(-1).max())
+        rows = update.trained_rows
+        steps = sgd_steps(exp, batch, phase, {"shared": (batch, rows), "whole": (whole, rows)}, monkeypatch)
+        assert_same_step(steps["shared"], steps["whole"])
     finally:
         exp.tracker.finish()
