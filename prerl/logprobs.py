@@ -8,10 +8,12 @@ micro-batch the log-softmax over the vocabulary runs a chunk of positions at a t
 (``next_token_logprobs``).
 
 Sequences that carry ``context_group`` (post-train space: the samples of one prompt) are scored in
-two forwards per micro-batch: each distinct context once, then every response on that context's KV
-cache (``_shared_context_logits``). The prompt's activations are computed once per micro-batch rather
-than once per sample; autograd sums the gradient of every sample through the shared keys and values,
-so the loss and its gradient are those of the one-pass forward, to rounding.
+two parts: a forward of each distinct context (``context_states``), then every response on its
+context's keys and values (``_shared_context_logits``). An update runs the contexts' forward once for
+all its micro-batches: their backwards gather the gradient at the contexts' outputs and
+``ContextStates.backward`` sends it through that forward once. Autograd sums every sample's gradient
+through the shared keys and values, so the loss and its gradient are those of the one-pass forward,
+to rounding; the prompt's tokens are forwarded once per update instead of once per sample.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Sequences:
     response_start: Tensor  # [B] index of the first response token
     response_ids: Tensor  # [B, T] right-padded responses
     response_mask: Tensor  # [B, T]
-    # [B] rows with equal values have the same context, forwarded once per micro-batch; None: each row whole
+    # [B] rows with equal values have the same context, whose forward they share; None: each row whole
     context_group: Tensor | None = None
 
 
@@ -118,7 +120,7 @@ def select(seqs: Sequences, idx: list[int]) -> Sequences:
 
 
 def response_logprobs(
-    model, seqs: Sequences, entropy: str = "none", temperature: float = 1.0
+    model, seqs: Sequences, entropy: str = "none", temperature: float = 1.0, contexts: ContextStates | None = None
 ) -> tuple[Tensor, Tensor | None]:
     """log π of each response token, [B, T], and the policy's entropy at each position when
     ``entropy`` is ``"detached"`` (a diagnostic) or ``"grad"`` (an entropy bonus is trained).
@@ -132,12 +134,15 @@ def response_logprobs(
     earliest response position on (``logits_to_keep``): the prompt positions before it predict no
     response token. The fp32 log-softmax and entropy are computed a chunk of positions at a time
     (``next_token_logprobs``), so their copies of the logits are never larger than a chunk.
+
+    Rows with a ``context_group`` run on the forward of their contexts: ``contexts`` when given (it
+    must hold every context of ``seqs``), else one run here.
     """
     device = next(model.parameters()).device
     if seqs.context_group is not None:
-        targets = seqs.response_ids.to(device)
-        logp, ent = next_token_logprobs(_shared_context_logits(model, seqs), targets, temperature, entropy)
-        return logp, ent
+        states = contexts if contexts is not None else context_states(model, seqs, leaves=False)
+        logits = _shared_context_logits(model, seqs, states)
+        return next_token_logprobs(logits, seqs.response_ids.to(device), temperature, entropy)
     ids = seqs.input_ids.to(device)
     first = int(seqs.response_start.min()) - 1  # the earliest position that predicts a response token
     kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
@@ -149,34 +154,83 @@ def response_logprobs(
     return logp, None if next_entropy is None else at_responses(next_entropy, seqs, first)
 
 
-def _shared_context_logits(model, seqs: Sequences) -> Tensor:
-    """[B, T, V]: at column j, the logits that predict response token j, from one forward of each
-    distinct context (left-padded, so that all end on the same column and its last logits predict the
-    first response token) and one of every response but its last token on its context's KV cache."""
+@dataclass
+class ContextStates:
+    """The forward of the distinct contexts of some rows (``context_states``): per layer their keys and
+    values [U, kv_heads, P, D] and the logits that predict a response's first token [U, V].
+
+    Built with ``leaves`` under autograd, these are leaves that the micro-batches' backwards stop at
+    and accumulate their gradient in; ``backward`` then sends the sum through the contexts' forward,
+    once. Every rank calls it (under FSDP2 a backward is a collective)."""
+
+    row_of: dict[int, int]  # context_group value -> index in these states
+    lengths: Tensor  # [U] context tokens
+    mask: Tensor  # [U, P] 1 on context tokens (left-padded)
+    keys: list[Tensor]
+    values: list[Tensor]
+    first_logits: Tensor
+    attached: list[Tensor]  # keys, values and first logits still attached to the forward (leaves only)
+
+    def backward(self) -> None:
+        leaves = [*self.keys, *self.values, self.first_logits]
+        grads = [torch.zeros_like(leaf) if leaf.grad is None else leaf.grad for leaf in leaves]
+        if self.attached:
+            torch.autograd.backward(self.attached, grads)
+
+
+def context_states(model, seqs: Sequences, rows: list[int] | None = None, leaves: bool = True) -> ContextStates:
+    """One forward of the distinct contexts of ``rows`` (all rows when None), left-padded so that all
+    end on the same column, whose last logits then predict the first response token."""
     device = next(model.parameters()).device
-    groups, owner = torch.unique(seqs.context_group, return_inverse=True)
-    first_row = [owner.tolist().index(g) for g in range(len(groups))]  # a row of each context
-    lengths = seqs.response_start[first_row]
+    assert seqs.context_group is not None
+    rows = list(range(len(seqs.context_group))) if rows is None else rows
+    first_row: dict[int, int] = {}
+    for row in rows:
+        first_row.setdefault(int(seqs.context_group[row]), row)
+    lengths = seqs.response_start[list(first_row.values())]
     width = int(lengths.max())
-    ctx_ids = torch.zeros((len(groups), width), dtype=torch.long)
-    ctx_mask = torch.zeros_like(ctx_ids)
-    for g, (row, n) in enumerate(zip(first_row, lengths.tolist())):
-        ctx_ids[g, width - n :] = seqs.input_ids[row, :n]
-        ctx_mask[g, width - n :] = 1
+    ids = torch.zeros((len(first_row), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, (row, n) in enumerate(zip(first_row.values(), lengths.tolist())):
+        ids[i, width - n :] = seqs.input_ids[row, :n]
+        mask[i, width - n :] = 1
+    position = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    kv = cache_kwargs(model, cache)
-    position = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
-    ctx_ids, ctx_mask, position, owner = ctx_ids.to(device), ctx_mask.to(device), position.to(device), owner.to(device)
-    out = model(input_ids=ctx_ids, attention_mask=ctx_mask, position_ids=position, **_keep_logits(model, 1), **kv)
-    first_logits = out.logits[:, -1][owner].unsqueeze(1)  # [B, 1, V]: predicts response token 0
+    ids, mask, position = ids.to(device), mask.to(device), position.to(device)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position,
+        **_keep_logits(model, 1),
+        **cache_kwargs(model, cache),
+    )
+    keys, values = [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+    first_logits = out.logits[:, -1]
+    attached: list[Tensor] = []
+    if leaves and torch.is_grad_enabled():
+        attached = [*keys, *values, first_logits]
+        keys, values = [k.detach().requires_grad_() for k in keys], [v.detach().requires_grad_() for v in values]
+        first_logits = first_logits.detach().requires_grad_()
+    row_of = {group: i for i, group in enumerate(first_row)}
+    return ContextStates(row_of, lengths, mask, keys, values, first_logits, attached)
+
+
+def _shared_context_logits(model, seqs: Sequences, states: ContextStates) -> Tensor:
+    """[B, T, V]: at column j, the logits that predict response token j: the context's last logits for
+    j = 0, then one forward of every response but its last token on its context's keys and values."""
+    device = next(model.parameters()).device
+    assert seqs.context_group is not None
+    owner = torch.tensor([states.row_of[int(g)] for g in seqs.context_group], device=device)
+    first_logits = states.first_logits[owner].unsqueeze(1)  # [B, 1, V]
     T = seqs.response_ids.shape[1]
     if T == 1:
         return first_logits
-    cache.batch_select_indices(owner)  # each row attends to its context's keys and values (autograd sums)
+    kv = [(k[owner], v[owner]) for k, v in zip(states.keys, states.values)]  # autograd sums over the rows
+    cache = DynamicCache(ddp_cache_data=kv, config=model.config)
     response = seqs.response_ids[:, : T - 1].to(device)
-    mask = torch.cat([ctx_mask[owner], seqs.response_mask[:, : T - 1].to(device, torch.long)], dim=-1)
-    positions = lengths.to(device)[owner].unsqueeze(-1) + torch.arange(T - 1, device=device)
-    out = model(input_ids=response, attention_mask=mask, position_ids=positions, **kv)
+    mask = torch.cat([states.mask[owner], seqs.response_mask[:, : T - 1].to(device, torch.long)], dim=-1)
+    positions = states.lengths.to(device)[owner].unsqueeze(-1) + torch.arange(T - 1, device=device)
+    out = model(input_ids=response, attention_mask=mask, position_ids=positions, **cache_kwargs(model, cache))
     return torch.cat([first_logits, out.logits], dim=1)
 
 
@@ -275,12 +329,18 @@ def _keep_logits(model, kept: Tensor | int) -> dict:
     return {}
 
 
+@torch.no_grad()
 def score_logprobs(model, seqs: Sequences, max_tokens: int, temperature: float = 1.0) -> Tensor:
     """log π of every response token (0 on padding) at the sampling ``temperature``, computed in
-    micro-batches without gradient."""
-    return per_response_token(
-        model, seqs, max_tokens, lambda mb: response_logprobs(model, mb, temperature=temperature)[0]
-    )
+    micro-batches without gradient (shared contexts forwarded once for all of them)."""
+    with fsdp.full_weights(model):
+        contexts = context_states(model, seqs) if seqs.context_group is not None else None
+        return per_response_token(
+            model,
+            seqs,
+            max_tokens,
+            lambda mb: response_logprobs(model, mb, temperature=temperature, contexts=contexts)[0],
+        )
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from prerl import distributed, fsdp
 from prerl.config import AlgorithmConfig, KLPlacement, OptimConfig
 from prerl.losses import POLICY_LOSS_STATS, POLICY_LOSSES, aggregate, kl_penalty
 from prerl.objectives import Phase
-from prerl.logprobs import Sequences, lockstep_micro_batches, response_logprobs, select
+from prerl.logprobs import Sequences, context_states, lockstep_micro_batches, response_logprobs, select
 
 
 @dataclass
@@ -61,11 +61,13 @@ def policy_update(
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
     trained = float(batch.loss_mask[active].sum()) if active else 0.0  # response tokens the gradient comes from
     forwarded = max(trained, 1.0)  # diagnostics average over these tokens
+    # shared prompts: forwarded once for all micro-batches, their gradient sent back once after them
+    contexts = context_states(model, batch.seqs, active or [0]) if batch.seqs.context_group is not None else None
     for idx, mb, weight in lockstep_micro_batches(batch.seqs, active, optim.micro_batch_tokens, model):
         width = mb.response_ids.shape[1]
         mask = _rows(batch.loss_mask, idx, width).to(device) * weight
         adv = _rows(batch.advantages, idx, width).to(device)
-        logp, entropy = response_logprobs(model, mb, entropy=entropy_mode, temperature=batch.temperature)
+        logp, entropy = response_logprobs(model, mb, entropy_mode, batch.temperature, contexts)
         assert entropy is not None  # entropy_mode is "grad" or "detached", never "none"
         old = _rows(batch.old_logp, idx, width)
         old = logp.detach() if old is None else old.to(device)
@@ -87,6 +89,8 @@ def policy_update(
         for name in POLICY_LOSS_STATS[algo.policy_loss]:  # token means of the micro-batch (PolicyLoss contract)
             totals[name] += float(torch.as_tensor(stats[name]).detach()) * float(mask.sum()) / forwarded
         totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
+    if contexts is not None:
+        contexts.backward()
     distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process, or sharded)
     grad_norm = fsdp.full(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip))
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
