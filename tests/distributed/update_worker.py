@@ -27,10 +27,13 @@ KEPT = {"spread": lambda i: i % 3 != 0, "rank0": lambda i: i < 4}
 
 
 def global_batch(n: int = 10, kept=KEPT["spread"]):
+    """Rows 2k and 2k + 1 answer the same prompt (a group of two)."""
     g = torch.Generator().manual_seed(0)
-    prompts = [
-        torch.randint(1, 40, (int(torch.randint(3, 8, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
+    distinct = [
+        torch.randint(1, 40, (int(torch.randint(3, 8, (1,), generator=g)),), generator=g).tolist()
+        for _ in range((n + 1) // 2)
     ]
+    prompts = [distinct[i // 2] for i in range(n)]
     responses = [
         torch.randint(1, 40, (int(torch.randint(2, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)
     ]
@@ -39,10 +42,12 @@ def global_batch(n: int = 10, kept=KEPT["spread"]):
     return prompts, responses, advantages, kept
 
 
-def local_batch(kept) -> UpdateBatch:
+def local_batch(kept, shared: bool = False) -> UpdateBatch:
+    """This rank's rows; ``shared``: each prompt forwarded once for its group (post-train space's default)."""
     prompts, responses, advantages, kept = global_batch(kept=kept)
     rows = distributed.shard(list(range(len(prompts))))
-    seqs = pack([prompts[i] for i in rows], [responses[i] for i in rows], pad_id=0)
+    groups = [i // 2 for i in rows] if shared else None
+    seqs = pack([prompts[i] for i in rows], [responses[i] for i in rows], pad_id=0, context_group=groups)
     adv = advantages[rows].unsqueeze(-1).expand_as(seqs.response_mask).clone()
     mask = seqs.response_mask * torch.tensor([float(kept[i]) for i in rows]).unsqueeze(-1)
     return UpdateBatch(seqs, adv, mask)
@@ -61,24 +66,28 @@ def main(out: str, strategy: str = "replicate") -> None:
         {k: v.detach().clone() for k, v in fsdp.model_state(m).items()} for m in (model, critic.model)
     )
     results = {}
-    for mode, kept, clip in (
-        ("token-mean", "spread", 1e9),
-        ("seq-mean-token-sum-norm", "spread", 1e9),
-        ("token-mean", "rank0", 0.05),
-    ):  # the last one clips: the global norm matters
+    for mode, kept, clip, shared in (
+        ("token-mean", "spread", 1e9, False),
+        ("seq-mean-token-sum-norm", "spread", 1e9, False),
+        ("token-mean", "rank0", 0.05, False),  # clips: the global norm matters
+        ("token-mean", "spread", 1e9, True),  # shared prompts
+        ("token-mean", "rank0", 1e9, True),  # shared prompts; rank 1 trains nothing but joins every backward
+    ):
         algo = AlgorithmConfig(loss_agg_mode=mode)
         # SGD: the step is proportional to the gradient (Adam's first step is ~sign(g) and would hide errors)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         stats = policy_update(
             model,
             optimizer,
-            local_batch(KEPT[kept]),
+            local_batch(KEPT[kept], shared),
             main_phase(algo),
             algo,
             OptimConfig(micro_batch_tokens=40, grad_clip=clip),
             max_new_tokens=16,
         )
-        results[f"{mode}/{kept}"] = distributed.reduce_metrics({f"train/{k}": v for k, v in stats.items()})
+        results[f"{mode}/{kept}" + ("/shared" if shared else "")] = distributed.reduce_metrics(
+            {f"train/{k}": v for k, v in stats.items()}
+        )
     results["critic"] = critic_updates(critic, local_batch(KEPT["spread"]).seqs)
     state = fsdp.model_state(model)  # whole tensors on rank 0 under fsdp2
     critic_state = fsdp.model_state(critic.model)
