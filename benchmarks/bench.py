@@ -141,14 +141,23 @@ class FlopCounter:
         self.counts["rollout"] += total
 
     def forward(self, seqs, grad: bool) -> None:
+        """A forward of ``seqs``; with shared contexts, only the responses' (``contexts`` counts theirs)."""
         lengths = seqs.attention_mask.sum(-1).tolist()
         if seqs.context_group is None:
             flops = sum(self.sequence(int(n)) for n in lengths)
-        else:  # each distinct context once, then every response but its last token on that context
-            contexts = dict(zip(seqs.context_group.tolist(), seqs.response_start.tolist()))
-            flops = sum(self.sequence(p) for p in contexts.values())
-            for n, p in zip(lengths, seqs.response_start.tolist()):
-                flops += self.sequence(int(n) - 1) - self.sequence(p)
+        else:  # every response but its last token, on its context's keys and values
+            flops = sum(
+                self.sequence(int(n) - 1) - self.sequence(p) for n, p in zip(lengths, seqs.response_start.tolist())
+            )
+        self.add(flops, grad)
+
+    def contexts(self, seqs, rows, grad: bool) -> None:
+        """The forward of the distinct contexts of ``rows`` (``prerl.logprobs.context_states``)."""
+        rows = range(len(seqs.context_group)) if rows is None else rows
+        first = {int(seqs.context_group[r]): int(seqs.response_start[r]) for r in rows}
+        self.add(sum(self.sequence(p) for p in first.values()), grad)
+
+    def add(self, flops: float, grad: bool) -> None:
         self.counts["logprobs"] += flops
         if grad:
             self.counts["backward_step"] += 2 * flops
@@ -176,9 +185,18 @@ def count_flops(exp) -> FlopCounter:
 
         return forward
 
+    def counted_contexts(fn):
+        def contexts(model, seqs, rows=None, leaves=True):
+            counter.contexts(seqs, rows, torch.is_grad_enabled())
+            return fn(model, seqs, rows, leaves)
+
+        return contexts
+
     exp.rollout = rollout
     update.response_logprobs = counted(update.response_logprobs)
     logprobs.response_logprobs = counted(logprobs.response_logprobs)  # the no-grad scoring passes
+    update.context_states = counted_contexts(update.context_states)  # an update's shared prompts
+    logprobs.context_states = counted_contexts(logprobs.context_states)  # a scoring pass's, or a lone forward's
     return counter
 
 

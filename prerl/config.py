@@ -526,15 +526,15 @@ class OptimConfig:
     micro_batch_tokens: int = field(
         default=4096,
         metadata={
-            "help": "most tokens (padding included) one forward/backward micro-batch holds; changes memory, "
-            "never the gradient"
+            "help": "most tokens (padding included) one forward/backward micro-batch holds (with shared prompts: "
+            "response tokens); changes memory, never the gradient"
         },
     )
     shared_prompt_forward: bool = field(
         default=True,
         metadata={
-            "help": "post-train space: forward each prompt once per micro-batch and its samples on its KV cache "
-            "(same loss and gradient to rounding, fewer tokens); off under gradient checkpointing"
+            "help": "post-train space: forward each prompt once per update (and per scoring pass), its samples "
+            "on its KV cache: same loss and gradient to rounding, fewer tokens; off under gradient checkpointing"
         },
     )
 

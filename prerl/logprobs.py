@@ -72,6 +72,14 @@ def pack(
     return Sequences(ids, attn, start, resp, resp_mask, groups)
 
 
+def forwarded_tokens(seqs: Sequences) -> Tensor:
+    """[B] the tokens each row brings to a micro-batch's forward: context and response, or only the
+    response when the contexts' forward is shared (``context_states``)."""
+    if seqs.context_group is not None:
+        return seqs.response_mask.sum(-1).long()
+    return seqs.attention_mask.sum(-1)
+
+
 def micro_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     """Index lists, grouped by similar length, each with (rows × longest row) ≤ ``max_tokens``."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -96,7 +104,7 @@ def lockstep_micro_batches(
     indices in ``seqs``, their inputs and their weight in the loss. Under a sharded model each forward
     is a collective, so every rank runs as many as the rank with the most (``fsdp.lockstep``): a rank
     with fewer runs empty ones as row 0 with weight 0."""
-    lengths = seqs.attention_mask.sum(-1)[rows].tolist() if rows else []
+    lengths = forwarded_tokens(seqs)[rows].tolist() if rows else []
     for chunk in fsdp.lockstep(micro_batches(lengths, max_tokens), model):
         idx = [rows[j] for j in chunk] or [0]
         yield idx, select(seqs, idx), float(bool(chunk))
@@ -350,7 +358,7 @@ def per_response_token(model, seqs: Sequences, max_tokens: int, fn: Callable[[Se
     weights are gathered whole first, as ranks run different numbers of micro-batches here."""
     out = torch.zeros_like(seqs.response_mask)
     with fsdp.full_weights(model):
-        for idx in micro_batches(seqs.attention_mask.sum(-1).tolist(), max_tokens):
+        for idx in micro_batches(forwarded_tokens(seqs).tolist(), max_tokens):
             mb = select(seqs, idx)
             out[torch.tensor(idx), : mb.response_ids.shape[1]] = fn(mb).cpu() * mb.response_mask
     return out
