@@ -73,7 +73,7 @@ def test_shared_prompt_forward_runs_each_prompt_once_per_pass(
     sample's response once per pass (the longest of a micro-batch without its last token, which
     predicts nothing; shorter ones whole, in columns the longest pads anyway), and never a prompt and
     its response in one row."""
-    overrides = [f"algorithm={algorithm}", "warmup_steps=0", "optim.micro_batch_tokens=512"]  # several micro-batches
+    overrides = [f"algorithm={algorithm}", "warmup_steps=0", "optim.micro_batch_tokens=64"]  # several micro-batches
     _, rollout, calls = run_step(overrides, tmp_path, cache_dir, monkeypatch)
     prompts = {tuple(p) for p in rollout.prompt_ids}
     responses = {tuple(r[:-1]) for r in rollout.response_ids} | {tuple(r) for r in rollout.response_ids}
