@@ -335,10 +335,67 @@ def profile_one_step(threads: int) -> None:
         exp.step(0)
         prof = cProfile.Profile()
         prof.runcall(exp.step, 1)
+        ops = op_split(exp, 2)
         exp.tracker.finish("FINISHED")
     stats = pstats.Stats(prof)
     stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|logprobs|rollout)", 15)
     stats.sort_stats("tottime").print_stats(20)
+    print("Where each stage's CPU time goes (torch.profiler, one more step; its own overhead included):\n")
+    print("| stage | CPU s | matmul kernels | attention kernels | other kernels | Python, dispatch |")
+    print("|---|---|---|---|---|---|")
+    for stage, split in ops.items():
+        total = split.pop("total")
+        shares = " | ".join(f"{split[k]:.3f} s ({split[k] / total:.0%})" for k in OP_KINDS + ("python",))
+        print(f"| {stage} | {total:.3f} | {shares} |")
+
+
+OP_KINDS = ("matmul", "attention", "other")
+
+
+def op_kind(name: str) -> str:
+    if name in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addbmm"):
+        return "matmul"
+    return "attention" if "scaled_dot_product" in name else "other"
+
+
+def op_split(exp, step: int) -> dict[str, dict[str, float]]:
+    """CPU seconds of the rollout (sampling, decoding, reward) and of the update (forward, backward,
+    step), split by the self time of torch's ops: matmul kernels, attention kernels, every other op
+    (elementwise, copies, reductions, and composite ops' own overhead), and the rest: Python and
+    dispatch outside ops (with the profiler's own per-op overhead)."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    import prerl.trainer as trainer
+
+    def labelled(fn, name):
+        def run(*args, **kwargs):
+            with record_function(f"stage:{name}"):
+                return fn(*args, **kwargs)
+
+        return run
+
+    collect, updates = exp.collect, trainer.policy_updates
+    exp.collect, trainer.policy_updates = labelled(collect, "rollout"), labelled(updates, "update")
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            exp.step(step)
+    finally:
+        exp.collect, trainer.policy_updates = collect, updates
+    split: dict[str, dict[str, float]] = {}
+    for event in prof.events():
+        stage = event
+        while stage is not None and not stage.name.startswith("stage:"):
+            stage = stage.cpu_parent
+        if stage is None:
+            continue
+        row = split.setdefault(stage.name[len("stage:") :], dict.fromkeys(OP_KINDS + ("python", "total"), 0.0))
+        if event is stage:
+            row["total"] += event.cpu_time_total / 1e6
+        elif event.name.startswith("aten::"):
+            row[op_kind(event.name)] += event.self_cpu_time_total / 1e6
+    for row in split.values():
+        row["python"] = row["total"] - sum(row[k] for k in OP_KINDS)
+    return split
 
 
 def main() -> None:
