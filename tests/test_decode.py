@@ -109,10 +109,10 @@ def _steps_side_by_side(model, prompts: list[list[int]], new: int) -> list[tuple
     pos, pairs = position[:, -1] + 1, []
     for t in range(new - 1):
         token = logits.argmax(-1)
-        if t == new // 2:  # drop the first row, as the loop drops finished ones
-            keep = torch.arange(1, len(token))
-            plain.keep(keep), modules.keep(keep)
-            token, pos = token[keep], pos[keep]
+        if t == new // 2:  # the first row finishes and leaves, as in the loop
+            order = decode.compaction(torch.arange(len(token)) == 0)
+            plain.keep(order), modules.keep(order)
+            token, pos = token[order], pos[order]
         logits = modules(token, pos, width + t)
         pairs.append((plain(token, pos, width + t), logits))
         pos = pos + 1
@@ -162,3 +162,12 @@ def test_plain_step_follows_the_weights_and_covers_only_plain_qwen3():
     assert not qwen3_decode.supports(llama)
     rows = sample(llama.eval(), prompts, 2, 1.0, 1.0, 5, eos_id=2, pad_id=0)
     assert len(rows) == 4 and all(1 <= len(r) <= 5 for r in rows)
+
+
+def test_compaction_moves_only_rows_from_beyond_the_kept_front():
+    finished = torch.tensor([False, True, False, True, False, False, True, False])
+    order = decode.compaction(finished)
+    assert sorted(order.tolist()) == [0, 2, 4, 5, 7]  # every unfinished row, once
+    moved = order != torch.arange(len(order))
+    assert order[~moved].tolist() == [0, 2, 4] and bool((order[moved] >= len(order)).all())
+    assert decode.compaction(torch.zeros(3, dtype=torch.bool)).tolist() == [0, 1, 2]

@@ -96,6 +96,18 @@ def preallocated_cache(model, capacity: int) -> DynamicCache:
     return cache
 
 
+def compaction(finished: Tensor) -> Tensor:
+    """The batch's rows once the finished ones leave, as ``order`` (``order[i]``: the old row now at
+    ``i``): unfinished rows at the front keep their place and unfinished rows from the back fill the
+    places of finished ones, so only those move, and every row that moves comes from ``len(order)``
+    or beyond (a step may then copy them in place and keep the front of its buffers)."""
+    alive = ~finished
+    n = int(alive.sum())
+    order = torch.arange(n, device=finished.device)
+    order[finished[:n].nonzero().squeeze(-1)] = alive[n:].nonzero().squeeze(-1) + n
+    return order
+
+
 class ModuleStep:
     """A decode step through the model's own forward (any transformers causal LM): the reference
     arithmetic, and the fallback for models ``qwen3_decode`` does not cover."""
@@ -104,9 +116,9 @@ class ModuleStep:
         self.model, self.cache, self.attend = model, cache, attend
         self.kv = cache_kwargs(model, cache)
 
-    def keep(self, rows: Tensor) -> None:
-        self.cache.batch_select_indices(rows)
-        self.attend = self.attend[rows]
+    def keep(self, order: Tensor) -> None:
+        self.cache.batch_select_indices(order)
+        self.attend = self.attend[order]
 
     def __call__(self, token: Tensor, position: Tensor, length: int) -> Tensor:
         out = self.model(
@@ -178,8 +190,8 @@ def sample(
         if t == max_new_tokens - 1 or n_finished == len(rows):
             break
         if n_finished >= SHRINK_AT * len(rows):
-            keep = (~finished).nonzero().squeeze(-1)
-            step.keep(keep)
-            rows, token, position, finished = rows[keep], token[keep], position[keep], finished[keep]
+            order = compaction(finished)
+            step.keep(order)
+            rows, token, position, finished = rows[order], token[order], position[order], finished[order]
         logits, position = step(token, position, width + t), position + 1
     return [trim_at_eos(row, eos_id)[0] for row in tokens.tolist()]

@@ -77,11 +77,17 @@ class Qwen3Step:
         half = self.head_dim // 2  # rotate_half(x) = [−x₂, x₁] = roll(x, D/2) · [−1…, +1…]
         self.rotation_sign = torch.cat([-torch.ones(half), torch.ones(half)]).to(rotary.inv_freq.device)
 
-    def keep(self, rows: Tensor) -> None:
-        """Drop every batch row not in ``rows`` (the loop's finished rows)."""
-        self.keys = [k[rows] for k in self.keys]
-        self.values = [v[rows] for v in self.values]
-        self.bias = self.bias[rows]
+    def keep(self, order: Tensor) -> None:
+        """Keep the rows ``order`` (``decode.compaction``: rows that move come from beyond
+        ``len(order)``): only they are copied, into the places they take, and the buffers shrink to a
+        view of their front."""
+        moved = (order != torch.arange(len(order), device=order.device)).nonzero().squeeze(-1)
+        sources = order[moved]
+        for buffer in (*self.keys, *self.values, self.bias):
+            buffer[moved] = buffer[sources]
+        n = len(order)
+        self.keys, self.values = [k[:n] for k in self.keys], [v[:n] for v in self.values]
+        self.bias = self.bias[:n]
 
     def __call__(self, token: Tensor, position: Tensor, length: int) -> Tensor:
         inner = self.model.model
