@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from prerl import fsdp
 from prerl.models import cache_kwargs
@@ -212,7 +213,7 @@ def context_states(model, seqs: Sequences, rows: list[int] | None = None, leaves
         **_keep_logits(model, 1),
         **cache_kwargs(model, cache),
     )
-    keys, values = [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+    keys, values = _keys_and_values(cache)
     first_logits = out.logits[:, -1]
     attached: list[Tensor] = []
     if leaves and torch.is_grad_enabled():
@@ -221,6 +222,21 @@ def context_states(model, seqs: Sequences, rows: list[int] | None = None, leaves
         first_logits = first_logits.detach().requires_grad_()
     row_of = {group: i for i, group in enumerate(first_row)}
     return ContextStates(row_of, lengths, mask, keys, values, first_logits, attached)
+
+
+def shares_contexts(model) -> bool:
+    """Whether ``context_states`` applies: every layer's cache is transformers' plain full-attention
+    one (a sliding window would drop context keys that the one-pass forward attends to)."""
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+
+
+def _keys_and_values(cache: DynamicCache) -> tuple[list[Tensor], list[Tensor]]:
+    keys, values = [], []
+    for layer in cache.layers:
+        assert isinstance(layer, DynamicLayer) and layer.keys is not None and layer.values is not None
+        keys.append(layer.keys)
+        values.append(layer.values)
+    return keys, values
 
 
 def _shared_context_logits(model, seqs: Sequences, states: ContextStates) -> Tensor:

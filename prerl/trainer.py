@@ -39,7 +39,7 @@ from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, make_engine
 from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
-from prerl.logprobs import Sequences, contexts, pack, score_logprobs
+from prerl.logprobs import Sequences, contexts, pack, score_logprobs, shares_contexts
 from prerl.run_info import dataset_inputs, sweep_metric
 from prerl.tracking import NullTracker, Tracker
 from prerl.update import UpdateBatch, mini_batches, policy_updates
@@ -152,6 +152,10 @@ class Experiment:
         )
         self.model = wrap(self.model)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
+        # post-train space: a prompt forwarded once for its samples (optim.shared_prompt_forward)
+        self.shares_prompts = (
+            cfg.optim.shared_prompt_forward and not cfg.model.gradient_checkpointing and shares_contexts(self.model)
+        )
         splits = data_lib.load_splits(cfg.data)
         splits = {**splits, **eval_sets(cfg.eval, lambda: splits)}  # benchmarks, or splits of the data
         self.splits = {
@@ -246,9 +250,7 @@ class Experiment:
 
     def sequences(self, rollout: Rollout, space: Space) -> Sequences:
         ctx = contexts(space, rollout.prompt_ids, rollout.group, self.context_id)
-        share = (
-            space == Space.post and self.cfg.optim.shared_prompt_forward and not self.cfg.model.gradient_checkpointing
-        )
+        share = space == Space.post and self.shares_prompts
         return pack(ctx, rollout.response_ids, self.tokenizer.pad_token_id, rollout.group if share else None)
 
     def score(self, model, seqs: Sequences) -> torch.Tensor:
