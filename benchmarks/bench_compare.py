@@ -1,0 +1,78 @@
+"""``make bench-compare REF=<git ref>``: this tree's stage seconds against another commit's, interleaved.
+
+A machine whose speed drifts (a shared or throttled VM: this one's measured fp32 peak moved by 30 %
+within an hour) makes two ``make bench`` runs at different times incomparable. This script checks
+out ``REF`` into a temporary folder (``git archive``) and alternates the two trees' benchmark
+processes, workload by workload and round by round, so that a drift falls on both; each side runs its
+own ``benchmarks/bench.py --child`` (its own code and its own FLOP count). Prints, per workload and
+stage, the median over rounds of each side's median CPU seconds per step, and after / before.
+
+    python benchmarks/bench_compare.py REF [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import HEADERS, STAGES
+from common import MEASURED_STEPS, ROOT, WORKLOADS, environment, median
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The files of ``ref`` (committed content only) under ``into``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def child(tree: Path, overrides: list[str], threads: int) -> dict:
+    spec = json.dumps({"overrides": overrides, "steps": MEASURED_STEPS, "threads": threads})
+    env = {**os.environ, "PYTHONPATH": str(tree)}  # that tree's prerl, not an installed one
+    command = [sys.executable, str(tree / "benchmarks" / "bench.py"), "--child", spec]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"benchmark child failed in {tree}: {overrides}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ref", help="the commit (or branch, tag) to compare this tree against")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both trees")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    args = ap.parse_args()
+    print(
+        f"this tree against {args.ref}; {args.rounds} interleaved rounds; load average {environment()['load_average_1_5_15min']}"
+    )
+    seconds: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        before = checkout(args.ref, Path(tmp))
+        for i in range(args.rounds):
+            for name, overrides in WORKLOADS.items():
+                for side, tree in (("before", before), ("after", ROOT)):
+                    seconds.setdefault((name, side), []).append(child(tree, overrides, args.threads)["cpu"])
+            print(f"  round {i + 1} done; load average {environment()['load_average_1_5_15min']}", flush=True)
+    columns = STAGES + ["step"]
+    print("\nCPU seconds per step, before → after (after / before); medians over rounds of each run's median:\n")
+    print("| workload | " + " | ".join(HEADERS.get(c, c) for c in columns) + " |\n|" + "---|" * (len(columns) + 1))
+    for name in WORKLOADS:
+        cells = []
+        for c in columns:
+            b, a = (median([r[c] for r in seconds[(name, side)]]) for side in ("before", "after"))
+            cells.append(f"{b:.2f} → {a:.2f} ({a / b:.2f})" if b > 0 else f"{b:.2f} → {a:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
