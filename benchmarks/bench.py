@@ -341,7 +341,7 @@ def profile_one_step(threads: int) -> None:
     stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|logprobs|rollout)", 15)
     stats.sort_stats("tottime").print_stats(20)
     print("Where each stage's CPU time goes (torch.profiler, one more step; its own overhead included):\n")
-    print("| stage | CPU s | matmul kernels | attention kernels | other kernels | Python, dispatch |")
+    print("| stage | CPU s | matmul kernels | attention kernels | other ops | Python, dispatch |")
     print("|---|---|---|---|---|---|")
     for stage, split in ops.items():
         total = split.pop("total")
