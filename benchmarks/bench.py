@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +39,7 @@ from common import (
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
+    child_result,
     compose_config,
     environment,
     median,
@@ -275,11 +275,7 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
 
 def in_subprocess(overrides: list[str], steps: int, threads: int) -> dict:
     spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads})
-    done = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"benchmark child failed: {overrides}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result([sys.executable, __file__, "--child", spec], str(overrides))
 
 
 def table(results: dict[str, dict]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import HEADERS, STAGES
-from common import MEASURED_STEPS, ROOT, WORKLOADS, environment, median
+from common import MEASURED_STEPS, ROOT, WORKLOADS, child_result, environment, median
 
 
 def checkout(ref: str, into: Path) -> Path:
@@ -39,11 +39,7 @@ def child(tree: Path, overrides: list[str], threads: int) -> dict:
     spec = json.dumps({"overrides": overrides, "steps": MEASURED_STEPS, "threads": threads})
     env = {**os.environ, "PYTHONPATH": str(tree)}  # that tree's prerl, not an installed one
     command = [sys.executable, str(tree / "benchmarks" / "bench.py"), "--child", spec]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"benchmark child failed in {tree}: {overrides}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result(command, f"{tree}: {overrides}", env=env, cwd=tree)
 
 
 def main() -> None:

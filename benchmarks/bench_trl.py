@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from common import (
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
+    child_result,
     compose_config,
     environment,
     median,
@@ -147,11 +147,7 @@ def prerl_steps(workload: str, threads: int, bf16: bool) -> dict:
 
 def child(kind: str, threads: int, bf16: bool) -> dict:
     command = [sys.executable, __file__, "--child", kind, "--threads", str(threads)] + (["--bf16"] if bf16 else [])
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-6000:])
-        raise SystemExit(f"{kind} benchmark failed")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result(command, kind)
 
 
 def main() -> None:

@@ -10,10 +10,12 @@ thread, CPU seconds are close to what the wall clock would read on an idle machi
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -107,3 +109,12 @@ def environment() -> dict:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def child_result(command: list[str], what: str, **run) -> dict:
+    """Run a benchmark process and return the JSON it prints last; on failure show its stderr's end."""
+    done = subprocess.run(command, capture_output=True, text=True, **run)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-6000:])
+        raise SystemExit(f"benchmark child failed: {what}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
