@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prerl import distributed, fsdp
 from prerl.config import CriticConfig, OptimConfig
 from prerl.losses import aggregate
-from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, per_response_token, select
+from prerl.logprobs import Sequences, at_responses, lockstep_micro_batches, per_response_token, select, whole_rows
 
 
 class ValueModel(nn.Module):
@@ -52,7 +52,7 @@ class Critic:
 
     def values(self, seqs: Sequences) -> Tensor:
         """V(s_t) of every response token (0 on padding), in micro-batches without gradient."""
-        return per_response_token(self.model, seqs, self.micro_batch_tokens, self.model)
+        return per_response_token(self.model, whole_rows(seqs), self.micro_batch_tokens, self.model)
 
     def fit(self, seqs: Sequences, returns: Tensor, old_values: Tensor, parts: list[list[int]]) -> dict[str, float]:
         """One critic step per mini-batch of rows (the policy's ``parts``); their mean statistics."""
@@ -67,6 +67,7 @@ class Critic:
 
     def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
         """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean."""
+        seqs = whole_rows(seqs)
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0

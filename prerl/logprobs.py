@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -71,6 +71,11 @@ def pack(
     start = torch.tensor([len(c) for c in ctx])
     groups = None if context_group is None else torch.tensor(context_group)
     return Sequences(ids, attn, start, resp, resp_mask, groups)
+
+
+def whole_rows(seqs: Sequences) -> Sequences:
+    """``seqs`` for a model that forwards every row whole (PPO's critic): no shared contexts."""
+    return replace(seqs, context_group=None)
 
 
 def forwarded_tokens(seqs: Sequences) -> Tensor:
