@@ -2,7 +2,11 @@
 
 math-verify decides equivalence. It falls back to the last number of unboxed text, so the box is
 required here first. Its timeouts use ``signal.alarm``, which only works in the main thread; off
-the main thread they are disabled (a pathological input can then be slow, but never crashes).
+the main thread they are disabled (a pathological input can then be slow, but never crashes). Its
+numeric comparison catches every ``Exception``, its own timeout included, and then compares
+symbolically with no alarm left: ``\boxed{10^{10^{10^{10}}}}`` could run for ever. So each verdict
+also runs under a CPU-time guard (``_cpu_guard``) that raises a ``BaseException``, which those
+clauses do not catch, and raises again every second until the verdict returns: a wrong answer.
 
 Three things keep the reward cheap without changing a single verdict (README "Performance"):
 
@@ -20,7 +24,9 @@ Three things keep the reward cheap without changing a single verdict (README "Pe
 from __future__ import annotations
 
 import re
+import signal
 import threading
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import lru_cache
 
@@ -29,6 +35,8 @@ from math_verify import parse, verify
 BOX = "\\boxed{"
 PARSE_TIMEOUT_S = 2
 VERIFY_TIMEOUT_S = 2
+# CPU seconds one verdict may take whatever math-verify does with its own limits (two parses, a verify)
+CPU_GUARD_S = 2.0 * (2 * PARSE_TIMEOUT_S + VERIFY_TIMEOUT_S)
 VERDICT_CACHE = 1 << 16  # (answer, gold) verdicts kept per process; small strings, a few MB at most
 
 # ASCII digits only: Python's \d also matches other scripts' digits, which math-verify does not read.
@@ -82,15 +90,42 @@ def _parse_gold(gold: str):
     return parse(f"\\boxed{{{gold}}}", parsing_timeout=parse_timeout)
 
 
+class _VerdictOverrun(BaseException):
+    """The CPU-time guard's signal: not an ``Exception``, so no ``except Exception`` inside math-verify
+    or SymPy swallows it."""
+
+
+@contextmanager
+def _cpu_guard(seconds: float | None):
+    """Raise ``_VerdictOverrun`` after ``seconds`` of this process's CPU time, then every second until
+    the block exits (``ITIMER_VIRTUAL``: its own signal, so math-verify's ``SIGALRM`` is untouched)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def overrun(signum, frame):
+        raise _VerdictOverrun
+
+    previous = signal.signal(signal.SIGVTALRM, overrun)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+
+
 @lru_cache(maxsize=VERDICT_CACHE)
 def _math_verify(content: str, gold: str, parse_timeout: int | None, verify_timeout: int | None) -> float:
-    """math-verify's verdict on a boxed answer (the authority); the timeouts are part of the key."""
+    """math-verify's verdict on a boxed answer (the authority); the timeouts are part of the key.
+    Without timeouts (off the main thread, or asked for) there is no CPU-time guard either."""
     try:
-        predicted = parse(f"\\boxed{{{content}}}", parsing_timeout=parse_timeout)
-        if not predicted:
-            return 0.0
-        return float(verify(_parse_gold(gold), predicted, timeout_seconds=verify_timeout))
-    except Exception:  # noqa: BLE001 - any parser failure or timeout is a wrong answer, not a crash
+        with _cpu_guard(None if verify_timeout is None else CPU_GUARD_S):
+            predicted = parse(f"\\boxed{{{content}}}", parsing_timeout=parse_timeout)
+            if not predicted:
+                return 0.0
+            return float(verify(_parse_gold(gold), predicted, timeout_seconds=verify_timeout))
+    except (Exception, _VerdictOverrun):  # noqa: BLE001 - a parser failure or an overrun is a wrong answer
         return 0.0
 
 

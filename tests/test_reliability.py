@@ -151,3 +151,24 @@ def test_a_config_typo_is_one_clear_error(tmp_path):
 )
 def test_hostile_completions_score_zero_without_hanging(response):
     assert math_reward(response, "3") == 0.0
+
+
+@pytest.mark.timeout(60)
+def test_a_verdict_that_swallows_its_own_timeout_still_ends(monkeypatch):
+    """math-verify's numeric comparison catches every ``Exception``, its timeout included, and may then
+    compare for ever (``\\boxed{10^{10^{10^{10}}}}`` did, in one full test run). A stand-in that swallows
+    every ``Exception`` for ever: the CPU-time guard still ends the verdict, as a wrong answer."""
+    import prerl.rewards as rewards
+
+    def stubborn(gold, predicted, timeout_seconds=None):
+        while True:
+            try:
+                sum(range(10_000))
+            except Exception:  # noqa: BLE001 - what the guard must get through
+                pass
+
+    monkeypatch.setattr(rewards, "verify", stubborn)
+    monkeypatch.setattr(rewards, "CPU_GUARD_S", 0.2)
+    assert rewards._math_verify.__wrapped__("x^2 + 1", "3", 2, 2) == 0.0
+    assert signal.getsignal(signal.SIGVTALRM) == signal.SIG_DFL  # the guard left nothing behind
+    assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)
