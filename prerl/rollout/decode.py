@@ -5,12 +5,14 @@ be the cost on small models (benchmarks/bench.py --profile; README "Performance"
 ``generate`` with ``num_return_sequences`` it saves:
 
 - the prompt is prefilled once and its KV cache copied ``n`` times, not prefilled ``n`` times;
-- rows that have emitted EOS leave the batch (their cache rows are dropped), so late decoding steps
-  run on the unfinished rows only;
+- rows that have emitted EOS leave the batch by compaction (``compaction``: rows from the back take
+  their places, so only those are copied), and late decoding steps run on the unfinished rows only;
 - sampling is one softmax and an exponential race (Gumbel-max), no logits-processor chain;
 - nothing grows per token: the KV cache, the attention mask and the noise of the race live in
   buffers sized for the whole rollout, and each step works on views of them (transformers'
-  ``DynamicCache`` concatenates every layer's whole cache at every token: O(length²) copying).
+  ``DynamicCache`` concatenates every layer's whole cache at every token: O(length²) copying);
+- for Qwen3 models each token goes through ``qwen3_decode``'s plain-op step rather than the model's
+  module stack (``decode_step``).
 """
 
 from __future__ import annotations
