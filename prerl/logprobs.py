@@ -198,9 +198,9 @@ def context_states(model, seqs: Sequences, rows: list[int] | None = None, leaves
     device = next(model.parameters()).device
     assert seqs.context_group is not None
     rows = list(range(len(seqs.context_group))) if rows is None else rows
-    first_row: dict[int, int] = {}
+    group_of, first_row = seqs.context_group.tolist(), dict[int, int]()
     for row in rows:
-        first_row.setdefault(int(seqs.context_group[row]), row)
+        first_row.setdefault(group_of[row], row)
     lengths = seqs.response_start[list(first_row.values())]
     width = int(lengths.max())
     ids = torch.zeros((len(first_row), width), dtype=torch.long)
@@ -249,7 +249,7 @@ def _shared_context_logits(model, seqs: Sequences, states: ContextStates) -> Ten
     j = 0, then one forward of every response but its last token on its context's keys and values."""
     device = next(model.parameters()).device
     assert seqs.context_group is not None
-    owner = torch.tensor([states.row_of[int(g)] for g in seqs.context_group], device=device)
+    owner = torch.tensor([states.row_of[g] for g in seqs.context_group.tolist()], device=device)
     first_logits = states.first_logits[owner].unsqueeze(1)  # [B, 1, V]
     T = seqs.response_ids.shape[1]
     if T == 1:

@@ -26,7 +26,8 @@ from prerl.models import cache_kwargs
 from prerl.rollout import qwen3_decode
 from prerl.rollout.base import trim_at_eos
 
-# Dropping finished rows copies the whole cache; wait until this share of the batch has finished.
+# Dropping finished rows copies cache rows (the module step: every kept one); wait until this share
+# of the batch has finished.
 SHRINK_AT = 0.125
 
 
@@ -134,7 +135,7 @@ class ModuleStep:
 
 def decode_step(model, cache: DynamicCache, attend: Tensor, plain: bool = True):
     """The one-token step of the loop below: ``qwen3_decode.Qwen3Step`` when ``plain`` and the model is
-    one it computes (several times faster on small models), else ``ModuleStep``. ``attend`` [B, capacity]
+    one it computes (0.81× the rollout's CPU time on the mini model), else ``ModuleStep``. ``attend`` [B, capacity]
     is 1 where a cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
     if plain and qwen3_decode.supports(model) and len(layers) == len(cache.layers):
