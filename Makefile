@@ -96,9 +96,10 @@ bench: setup
 	$(PY) benchmarks/bench.py
 
 ## this tree's stage seconds against another commit's, their runs interleaved: make bench-compare REF=<git ref>
+## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false")
 bench-compare: setup
-	@test -n "$(REF)" || (echo "usage: make bench-compare REF=<commit, branch or tag>" && exit 2)
-	$(PY) benchmarks/bench_compare.py $(REF)
+	@test -n "$(REF)$(BEFORE)" || (echo "usage: make bench-compare REF=<commit, branch or tag> [BEFORE='key=value ...']" && exit 2)
+	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE))
 
 ## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
 bench-trl: $(BENCH_STAMP)

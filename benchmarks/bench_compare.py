@@ -1,4 +1,5 @@
-"""``make bench-compare REF=<git ref>``: this tree's stage seconds against another commit's, interleaved.
+"""``make bench-compare REF=<git ref>``: this tree's stage seconds against another commit's (or against
+itself with other settings), interleaved.
 
 A machine whose speed drifts (a shared or throttled VM: this one's measured fp32 peak moved by 30 %
 within an hour) makes two ``make bench`` runs at different times incomparable. This script checks
@@ -7,7 +8,10 @@ processes, workload by workload and round by round, so that a drift falls on bot
 own ``benchmarks/bench.py --child`` (its own code and its own FLOP count). Prints, per workload and
 stage, the median over rounds of each side's median CPU seconds per step, and after / before.
 
-    python benchmarks/bench_compare.py REF [--rounds 3] [--threads 1]
+``--before KEY=VALUE ...`` gives the "before" side config overrides (on top of each workload's), and
+without ``REF`` it runs this tree: the A/B of one switch, e.g. ``--before rollout.plain_decode=false``.
+
+    python benchmarks/bench_compare.py [REF] [--before KEY=VALUE ...] [--rounds 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -44,20 +48,26 @@ def child(tree: Path, overrides: list[str], threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("ref", help="the commit (or branch, tag) to compare this tree against")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both trees")
+    ap.add_argument("ref", nargs="?", help="the commit (or branch, tag) of the 'before' side (default: this tree)")
+    ap.add_argument("--before", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of the 'before' side")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both sides")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     args = ap.parse_args()
+    if args.ref is None and not args.before:
+        ap.error("give REF, --before KEY=VALUE ..., or both")
+    before_name = " ".join([args.ref or "this tree"] + args.before)
     print(
-        f"this tree against {args.ref}; {args.rounds} interleaved rounds; load average {environment()['load_average_1_5_15min']}"
+        f"this tree against {before_name}; {args.rounds} interleaved rounds; "
+        f"load average {environment()['load_average_1_5_15min']}"
     )
     seconds: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        before = checkout(args.ref, Path(tmp))
+        before = checkout(args.ref, Path(tmp)) if args.ref else ROOT
         for i in range(args.rounds):
             for name, overrides in WORKLOADS.items():
-                for side, tree in (("before", before), ("after", ROOT)):
-                    seconds.setdefault((name, side), []).append(child(tree, overrides, args.threads)["cpu"])
+                sides = (("before", before, overrides + args.before), ("after", ROOT, overrides))
+                for side, tree, settings in sides:
+                    seconds.setdefault((name, side), []).append(child(tree, settings, args.threads)["cpu"])
             print(f"  round {i + 1} done; load average {environment()['load_average_1_5_15min']}", flush=True)
     columns = STAGES + ["step"]
     print("\nCPU seconds per step, before → after (after / before); medians over rounds of each run's median:\n")
