@@ -135,8 +135,8 @@ class ModuleStep:
 
 def decode_step(model, cache: DynamicCache, attend: Tensor, plain: bool = True):
     """The one-token step of the loop below: ``qwen3_decode.Qwen3Step`` when ``plain`` and the model is
-    one it computes (0.81× the rollout's CPU time on the mini model), else ``ModuleStep``. ``attend`` [B, capacity]
-    is 1 where a cache position may be attended."""
+    one it computes (0.66–0.78× the rollout's CPU time on the mini model: README "Performance"),
+    else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
     if plain and qwen3_decode.supports(model) and len(layers) == len(cache.layers):
         keys, values = [layer.key_buffer for layer in layers], [layer.value_buffer for layer in layers]
