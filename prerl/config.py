@@ -521,10 +521,12 @@ class OptimConfig:
         default=3,
         metadata={"help": "an update with a NaN/inf loss or gradient is skipped; this many in a row stop the run"},
     )
-    # On the mini model's CPU update 4096 costs ~20% less than 16384 (less padding, activations stay in
-    # cache; benchmarks/bench.py); the paper preset uses 10240 on GPUs.
+    # On a CPU the update's elementwise ops run at memory speed once a micro-batch's activations leave the
+    # core's cache: on the mini model 2048 tokens cost 0.87x of 4096 for GRPO's update and 0.93x for PPO's
+    # critic (each the same batch re-run alternately in one process; README "Performance"), 4096 cost ~0.8x
+    # of 16384 before that. The paper preset uses 10240 on GPUs.
     micro_batch_tokens: int = field(
-        default=4096,
+        default=2048,
         metadata={
             "help": "most tokens (padding included) one forward/backward micro-batch holds (with shared prompts: "
             "response tokens); changes memory, never the gradient"
