@@ -522,9 +522,9 @@ class OptimConfig:
         metadata={"help": "an update with a NaN/inf loss or gradient is skipped; this many in a row stop the run"},
     )
     # On a CPU the update's elementwise ops run at memory speed once a micro-batch's activations leave the
-    # core's cache: on the mini model 2048 tokens cost 0.87x of 4096 for GRPO's update and 0.93x for PPO's
-    # critic (each the same batch re-run alternately in one process; README "Performance"), 4096 cost ~0.8x
-    # of 16384 before that. The paper preset uses 10240 on GPUs.
+    # core's cache: on the mini model 2048 tokens cost 0.87-0.91x of 4096 for GRPO's update and 0.88x for
+    # NSR-PreRL's, and the same for PPO's policy and critic together (`make bench-update`; README
+    # "Performance"); 4096 cost ~0.8x of 16384 before prompts were shared. The paper preset uses 10240 on GPUs.
     micro_batch_tokens: int = field(
         default=2048,
         metadata={
