@@ -14,17 +14,21 @@ Where the time goes against the hardware: each child process also measures this 
 matmul rate (``peak_matmul_flops``, same threads) and counts the matmul FLOPs of its rollout, forwards
 and backwards from the model's shape and the token counts of each step (``FlopCounter``). A stage's
 *floor* is its FLOPs at that peak; the second table prints CPU seconds over floor per stage.
+``--profile`` splits the rollout's and the update's time by kind of op, and holds the ops that are
+not matmuls against this machine's per-op cost and its memory speed in and beyond the cache
+(``elementwise_rates``), for the bytes their input shapes imply (``op_bytes``).
 
     python benchmarks/bench.py                # everything, one torch thread
     python benchmarks/bench.py --quick        # skip the cost-growth sweep
     python benchmarks/bench.py --threads 0    # torch's default thread count
-    python benchmarks/bench.py --profile      # cProfile one GRPO step (top functions by own time)
+    python benchmarks/bench.py --profile      # one GRPO step: cProfile, then time by kind of op
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -339,10 +343,29 @@ def profile_one_step(threads: int) -> None:
     print("Where each stage's CPU time goes (torch.profiler, one more step; its own overhead included):\n")
     print("| stage | CPU s | matmul kernels | attention kernels | other ops | Python, dispatch |")
     print("|---|---|---|---|---|---|")
+    traffic = {stage: (split.pop("other_count"), split.pop("other_bytes")) for stage, split in ops.items()}
     for stage, split in ops.items():
         total = split.pop("total")
         shares = " | ".join(f"{split[k]:.3f} s ({split[k] / total:.0%})" for k in OP_KINDS + ("python",))
         print(f"| {stage} | {total:.3f} | {shares} |")
+    rates = elementwise_rates()
+    print(
+        f"\nThe other ops against this machine's speed on them (measured now: a tiny op {rates['op_s'] * 1e6:.1f} µs; "
+        f"a product of fp32 vectors {rates['cached_bps'] / 1e9:.0f} GB/s within the core's cache, "
+        f"{rates['memory_bps'] / 1e9:.0f} GB/s beyond it). Bytes are estimated from the ops' input shapes "
+        "(inputs read once, one output the size of the largest input, 4 bytes an element; an over-estimate for "
+        "indexing ops, which touch only some rows). Ops here are those that run a kernel themselves:\n"
+    )
+    print(
+        "| stage | other ops CPU s | ops | GB | ops × tiny op s | GB at the in-cache rate s | GB at the beyond-cache rate s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for stage, split in ops.items():
+        count, nbytes = traffic[stage]
+        print(
+            f"| {stage} | {split['other']:.3f} | {count:.0f} | {nbytes / 1e9:.2f} | {count * rates['op_s']:.3f} "
+            f"| {nbytes / rates['cached_bps']:.3f} | {nbytes / rates['memory_bps']:.3f} |"
+        )
 
 
 OP_KINDS = ("matmul", "attention", "other")
@@ -352,6 +375,48 @@ def op_kind(name: str) -> str:
     if name in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addbmm"):
         return "matmul"
     return "attention" if "scaled_dot_product" in name else "other"
+
+
+def elementwise_rates(repeats: int = 7) -> dict[str, float]:
+    """This machine's speed on ops that are not matmuls (CPU time, best of ``repeats``): seconds of one
+    op on one element (dispatch, no data), and bytes/s of a product of two fp32 vectors that fit in a
+    core's cache (64 k elements) and of two that do not (16 M)."""
+    import torch
+
+    def best(fn, n: int) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            clock = Clock()
+            for _ in range(n):
+                fn()
+            times.append(clock.read()[1] / n)
+        return max(min(times), 1e-9)
+
+    one = torch.ones(1)
+    rates = {"op_s": best(lambda: one * one, 1000)}
+    for name, size, n in (("cached_bps", 1 << 16, 200), ("memory_bps", 1 << 24, 3)):
+        a, b = torch.rand(size), torch.rand(size)
+        rates[name] = 3 * 4 * size / best(lambda a=a, b=b: a * b, n)  # two vectors read, one written
+    return rates
+
+
+# ops that only make a new view or an empty tensor (or return their input): no data moves
+NO_DATA_OPS = {
+    f"aten::{name}"
+    for name in "view _unsafe_view view_as as_strided slice select narrow split chunk unbind transpose t permute "
+    "expand unsqueeze squeeze flatten unflatten _reshape_alias detach alias lift_fresh resolve_conj resolve_neg "
+    "empty empty_like empty_strided to result_type".split()
+}
+
+
+def op_bytes(event) -> float:
+    """An op's memory traffic, estimated from its input shapes: each input read once and one output the
+    size of the largest input written, 4 bytes an element (none for views and empty tensors)."""
+    if event.name in NO_DATA_OPS:
+        return 0.0
+    sizes = [math.prod(shape) for shape in event.input_shapes if shape]
+    return 4.0 * (sum(sizes) + max(sizes, default=0))
 
 
 def op_split(exp, step: int) -> dict[str, dict[str, float]]:
@@ -373,7 +438,7 @@ def op_split(exp, step: int) -> dict[str, dict[str, float]]:
     collect, updates = exp.collect, trainer.policy_updates
     exp.collect, trainer.policy_updates = labelled(collect, "rollout"), labelled(updates, "update")
     try:
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             exp.step(step)
     finally:
         exp.collect, trainer.policy_updates = collect, updates
@@ -384,11 +449,18 @@ def op_split(exp, step: int) -> dict[str, dict[str, float]]:
             stage = stage.cpu_parent
         if stage is None:
             continue
-        row = split.setdefault(stage.name[len("stage:") :], dict.fromkeys(OP_KINDS + ("python", "total"), 0.0))
+        row = split.setdefault(
+            stage.name[len("stage:") :],
+            dict.fromkeys(OP_KINDS + ("python", "total", "other_count", "other_bytes"), 0.0),
+        )
         if event is stage:
             row["total"] += event.cpu_time_total / 1e6
         elif event.name.startswith("aten::"):
-            row[op_kind(event.name)] += event.self_cpu_time_total / 1e6
+            kind = op_kind(event.name)
+            row[kind] += event.self_cpu_time_total / 1e6
+            if kind == "other" and not any(c.name.startswith("aten::") for c in event.cpu_children):
+                row["other_count"] += 1  # ops that run a kernel themselves (composites call others)
+                row["other_bytes"] += op_bytes(event)
     for row in split.values():
         row["python"] = row["total"] - sum(row[k] for k in OP_KINDS)
     return split
