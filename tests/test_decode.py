@@ -31,15 +31,15 @@ def prompts_of(tokenizer) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-@pytest.mark.parametrize("plain_step", [True, False], ids=["plain", "modules"])
-def test_greedy_picks_the_top_token_at_every_position(policy, plain_step):
+@pytest.mark.parametrize("plain_decode", [True, False], ids=["plain", "modules"])
+def test_greedy_picks_the_top_token_at_every_position(policy, plain_decode):
     """Greedy rows, decoded with a shared KV cache over left-padded prompts, pick a top token of the full
     forward at every position, and stop after the first EOS. The two computations order their sums
     differently, so "top" is within 1e-4 of the best logit (fp32 rounding of logits of size ~10 is
     ~1e-5): a stale cache or a wrong position would give tokens far below the top."""
     model, tok = policy
     prompts, n, new = prompts_of(tok), 2, 24
-    ours = sample(model, prompts, n, 0.0, 1.0, new, tok.eos_token_id, tok.pad_token_id, plain_step)
+    ours = sample(model, prompts, n, 0.0, 1.0, new, tok.eos_token_id, tok.pad_token_id, plain_decode)
     for i, p in enumerate(prompts):
         for row in ours[n * i : n * i + n]:
             assert row and tok.eos_token_id not in row[:-1] and (len(row) == new or row[-1] == tok.eos_token_id)
@@ -103,7 +103,7 @@ def _steps_side_by_side(model, prompts: list[list[int]], new: int) -> list[tuple
         out = model(
             input_ids=ids, attention_mask=attend[:, :width], position_ids=position, **cache_kwargs(model, cache)
         )
-        steps.append((decode.decode_step(model, cache, attend, plain=len(steps) == 0), out.logits[:, -1]))
+        steps.append((decode.decode_step(model, cache, attend, plain_decode=len(steps) == 0), out.logits[:, -1]))
     (plain, _), (modules, logits) = steps
     assert isinstance(plain, qwen3_decode.Qwen3Step) and isinstance(modules, decode.ModuleStep)
     pos, pairs = position[:, -1] + 1, []

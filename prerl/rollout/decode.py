@@ -133,12 +133,13 @@ class ModuleStep:
         return out.logits[:, -1]
 
 
-def decode_step(model, cache: DynamicCache, attend: Tensor, plain: bool = True):
-    """The one-token step of the loop below: ``qwen3_decode.Qwen3Step`` when ``plain`` and the model is
-    one it computes (0.66–0.78× the rollout's CPU time on the mini model: README "Performance"),
-    else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a cache position may be attended."""
+def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool = True):
+    """The one-token step of the loop below: ``qwen3_decode.Qwen3Step`` when ``plain_decode``
+    (``rollout.plain_decode``) and the model is one it computes (0.66–0.78× the rollout's CPU time on
+    the mini model: README "Performance"), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
+    cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
-    if plain and qwen3_decode.supports(model) and len(layers) == len(cache.layers):
+    if plain_decode and qwen3_decode.supports(model) and len(layers) == len(cache.layers):
         keys, values = [layer.key_buffer for layer in layers], [layer.value_buffer for layer in layers]
         return qwen3_decode.Qwen3Step(model, keys, values, attend)
     return ModuleStep(model, cache, attend)
@@ -154,9 +155,9 @@ def sample(
     max_new_tokens: int,
     eos_id: int,
     pad_id: int,
-    plain_step: bool = True,
+    plain_decode: bool = True,
 ) -> list[list[int]]:
-    """``n`` continuations of each prompt (prompt-major), each cut after its first EOS. ``plain_step``:
+    """``n`` continuations of each prompt (prompt-major), each cut after its first EOS. ``plain_decode``:
     decode with ``qwen3_decode`` where it applies (``decode_step``)."""
     device = next(model.parameters()).device
     width = max(map(len, prompts))
@@ -178,7 +179,7 @@ def sample(
     )
     cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].repeat_interleave(n, dim=0)
-    step = decode_step(model, cache, mask.repeat_interleave(n, dim=0), plain_step)
+    step = decode_step(model, cache, mask.repeat_interleave(n, dim=0), plain_decode)
     position = position[:, -1].repeat_interleave(n) + 1
 
     rows = torch.arange(len(prompts) * n, device=device)  # batch row -> output row
