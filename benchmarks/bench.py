@@ -104,18 +104,25 @@ def instrument(exp) -> Laps:
     return laps
 
 
+def best_cpu_seconds(fn, repeats: int = 7, calls: int = 1) -> float:
+    """CPU seconds of one call of ``fn``: the best of ``repeats`` timings of ``calls`` calls, after one
+    unmeasured call (this process's threads)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        clock = Clock()
+        for _ in range(calls):
+            fn()
+        best = min(best, clock.read()[1] / calls)
+    return max(best, 1e-9)
+
+
 def peak_matmul_flops(size: int = 1024, repeats: int = 7) -> float:
     """This machine's fp32 matmul rate in FLOP/s, best of ``repeats`` (CPU time, this process's threads)."""
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        clock = Clock()
-        a @ b
-        best = min(best, max(clock.read()[1], 1e-9))
-    return 2 * size**3 / best
+    return 2 * size**3 / best_cpu_seconds(lambda: a @ b, repeats)
 
 
 class FlopCounter:
@@ -383,21 +390,12 @@ def elementwise_rates(repeats: int = 7) -> dict[str, float]:
     core's cache (64 k elements) and of two that do not (16 M)."""
     import torch
 
-    def best(fn, n: int) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            clock = Clock()
-            for _ in range(n):
-                fn()
-            times.append(clock.read()[1] / n)
-        return max(min(times), 1e-9)
-
     one = torch.ones(1)
-    rates = {"op_s": best(lambda: one * one, 1000)}
-    for name, size, n in (("cached_bps", 1 << 16, 200), ("memory_bps", 1 << 24, 3)):
+    rates = {"op_s": best_cpu_seconds(lambda: one * one, repeats, calls=1000)}
+    for name, size, calls in (("cached_bps", 1 << 16, 200), ("memory_bps", 1 << 24, 3)):
         a, b = torch.rand(size), torch.rand(size)
-        rates[name] = 3 * 4 * size / best(lambda a=a, b=b: a * b, n)  # two vectors read, one written
+        # two vectors read, one written
+        rates[name] = 3 * 4 * size / best_cpu_seconds(lambda a=a, b=b: a * b, repeats, calls)
     return rates
 
 

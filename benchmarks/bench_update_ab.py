@@ -15,7 +15,6 @@ between runs; the cost does not depend on them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -23,15 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORKLOADS, compose_config, median, set_threads
-
-
-def parse(value: str, like):
-    """``value`` as the type of the field's default ``like``."""
-    if isinstance(like, bool):
-        if value.lower() not in ("true", "false"):
-            raise SystemExit(f"{value!r}: expected true or false")
-        return value.lower() == "true"
-    return type(like)(value)
 
 
 def main() -> None:
@@ -42,19 +32,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = ap.parse_args()
-    group, _, name = args.key.partition(".")
-    if group != "optim" or not name:
+    if not args.key.startswith("optim."):
         raise SystemExit(f"{args.key}: only optim.<field> settings act on the update alone")
     set_threads(args.threads)
     import prerl.trainer as trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, resolved = compose_config(WORKLOADS[args.workload], Path(tmp))
-        if not hasattr(cfg.optim, name):
-            raise SystemExit(f"{args.key}: no such setting")
-        settings = [
-            dataclasses.replace(cfg.optim, **{name: parse(v, getattr(cfg.optim, name))}) for v in args.values.split(",")
-        ]
+        workload = WORKLOADS[args.workload]
+        cfg, resolved = compose_config(workload, Path(tmp))
+        # each value through Hydra, parsed and checked as `train.py optim.<field>=<value>` would be
+        try:
+            settings = [
+                compose_config(workload + [f"{args.key}={v}"], Path(tmp))[0].optim for v in args.values.split(",")
+            ]
+        except Exception as error:  # noqa: BLE001 - Hydra's message names the override; no traceback
+            raise SystemExit(f"{error} ({error.__cause__ or 'see the config reference in README'})") from None
         exp = trainer.Experiment(cfg, resolved)
         exp.start()
         policy_updates, captured = trainer.policy_updates, {}
