@@ -96,10 +96,10 @@ bench: setup
 	$(PY) benchmarks/bench.py
 
 ## this tree's stage seconds against another commit's, their runs interleaved: make bench-compare REF=<git ref>
-## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false")
+## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false" or AFTER="model.compile=true")
 bench-compare: setup
-	@test -n "$(REF)$(BEFORE)" || (echo "usage: make bench-compare REF=<commit, branch or tag> [BEFORE='key=value ...']" && exit 2)
-	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE))
+	@test -n "$(REF)$(BEFORE)$(AFTER)" || (echo "usage: make bench-compare REF=<commit, branch or tag> [BEFORE='key=value ...'] [AFTER='key=value ...']" && exit 2)
+	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE)) $(if $(AFTER),--after $(AFTER))
 
 ## one step's update re-run under each value of an optim setting, alternately in one process (paired ratios):
 ## make bench-update KEY=optim.micro_batch_tokens VALUES=4096,2048 [WORKLOAD=grpo]

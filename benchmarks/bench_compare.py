@@ -8,10 +8,11 @@ processes, workload by workload and round by round, so that a drift falls on bot
 own ``benchmarks/bench.py --child`` (its own code and its own FLOP count). Prints, per workload and
 stage, the median over rounds of each side's median CPU seconds per step, and after / before.
 
-``--before KEY=VALUE ...`` gives the "before" side config overrides (on top of each workload's), and
-without ``REF`` it runs this tree: the A/B of one switch, e.g. ``--before rollout.plain_decode=false``.
+``--before KEY=VALUE ...`` and ``--after KEY=VALUE ...`` give each side config overrides (on top of
+each workload's), and without ``REF`` both sides run this tree: the A/B of one switch, e.g.
+``--before rollout.plain_decode=false`` or ``--after model.compile=true``.
 
-    python benchmarks/bench_compare.py [REF] [--before KEY=VALUE ...] [--rounds 3] [--threads 1]
+    python benchmarks/bench_compare.py [REF] [--before KEY=VALUE ...] [--after KEY=VALUE ...] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -50,14 +51,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ref", nargs="?", help="the commit (or branch, tag) of the 'before' side (default: this tree)")
     ap.add_argument("--before", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of the 'before' side")
+    ap.add_argument("--after", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of this tree's side")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both sides")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     args = ap.parse_args()
-    if args.ref is None and not args.before:
-        ap.error("give REF, --before KEY=VALUE ..., or both")
+    if args.ref is None and not (args.before or args.after):
+        ap.error("give REF, --before/--after KEY=VALUE ..., or both")
     before_name = " ".join([args.ref or "this tree"] + args.before)
     print(
-        f"this tree against {before_name}; {args.rounds} interleaved rounds; "
+        f"{' '.join(['this tree'] + args.after)} against {before_name}; {args.rounds} interleaved rounds; "
         f"load average {environment()['load_average_1_5_15min']}"
     )
     seconds: dict[tuple[str, str], list[dict]] = {}
@@ -65,7 +67,7 @@ def main() -> None:
         before = checkout(args.ref, Path(tmp)) if args.ref else ROOT
         for i in range(args.rounds):
             for name, overrides in WORKLOADS.items():
-                sides = (("before", before, overrides + args.before), ("after", ROOT, overrides))
+                sides = (("before", before, overrides + args.before), ("after", ROOT, overrides + args.after))
                 for side, tree, settings in sides:
                     seconds.setdefault((name, side), []).append(child(tree, settings, args.threads)["cpu"])
             print(f"  round {i + 1} done; load average {environment()['load_average_1_5_15min']}", flush=True)

@@ -3,7 +3,8 @@
 Same model (the cached mini model), prompts (the train split with prerl's chat template), reward
 (``prerl.rewards.math_reward``), batch (16 prompts × 8 samples, one update per generation), lengths
 (≤ 64 new tokens, temperature 1, top-p 1, no top-k), fp32 (or, with ``--bf16``, fp32 weights under
-bf16 autocast on both sides: prerl's ``model.autocast=bfloat16``, TRL's ``bf16=True``), no KL
+bf16 autocast on both sides: prerl's ``model.autocast=bfloat16``, TRL's ``bf16=True``), eager (or, with
+``--compile``, torch.compile on both sides: prerl's ``model.compile=true``, TRL's ``torch_compile=True``), no KL
 (beta 0), no gradient checkpointing, token-mean loss, learning rate and clipping from prerl's config,
 the same number of torch threads. Runs in .venv-bench (TRL is never a dependency of prerl).
 
@@ -11,7 +12,7 @@ Rounds interleave the runs (prerl GRPO, TRL GRPO, prerl NSR-PreRL, then again), 
 process, so that a change in the machine's load falls on both sides; seconds per step are medians over
 all measured steps (warm-up steps dropped), in CPU seconds and in wall seconds.
 
-    python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16]
+    python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16] [--compile]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from common import (
 )
 
 
-def trl_steps(threads: int, bf16: bool) -> dict:
+def trl_steps(threads: int, bf16: bool, compiled: bool) -> dict:
     """Wall and CPU seconds of each TRL optimizer step (generation, reward, forward, backward, step)."""
     set_threads(threads)
     from datasets import Dataset
@@ -86,6 +87,7 @@ def trl_steps(threads: int, bf16: bool) -> dict:
             output_dir=str(Path(tmp) / "trl"),
             use_cpu=True,
             bf16=bf16,
+            torch_compile=compiled,
             gradient_checkpointing=False,
             per_device_train_batch_size=PROMPTS * SAMPLES,
             num_generations=SAMPLES,
@@ -133,10 +135,11 @@ def trl_steps(threads: int, bf16: bool) -> dict:
     }
 
 
-def prerl_steps(workload: str, threads: int, bf16: bool) -> dict:
+def prerl_steps(workload: str, threads: int, bf16: bool, compiled: bool) -> dict:
     from bench import measure
 
-    r = measure(WORKLOADS[workload] + (["model.autocast=bfloat16"] if bf16 else []), MEASURED_STEPS, threads)
+    overrides = (["model.autocast=bfloat16"] if bf16 else []) + (["model.compile=true"] if compiled else [])
+    r = measure(WORKLOADS[workload] + overrides, MEASURED_STEPS, threads)
     return {
         "wall": r["steps_wall_s"],
         "cpu": r["steps_cpu_s"],
@@ -145,9 +148,9 @@ def prerl_steps(workload: str, threads: int, bf16: bool) -> dict:
     }
 
 
-def child(kind: str, threads: int, bf16: bool) -> dict:
-    command = [sys.executable, __file__, "--child", kind, "--threads", str(threads)] + (["--bf16"] if bf16 else [])
-    return child_result(command, kind)
+def child(kind: str, threads: int, bf16: bool, compiled: bool) -> dict:
+    flags = (["--bf16"] if bf16 else []) + (["--compile"] if compiled else [])
+    return child_result([sys.executable, __file__, "--child", kind, "--threads", str(threads)] + flags, kind)
 
 
 def main() -> None:
@@ -156,18 +159,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three runs")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="both sides under bf16 autocast (fp32 weights)")
+    ap.add_argument("--compile", action="store_true", help="both sides with torch.compile (compiled in warm-up)")
     args = ap.parse_args()
     if args.child:  # a child process: measure one side, print JSON
         if args.child == "trl":
-            out = trl_steps(args.threads, args.bf16)
+            out = trl_steps(args.threads, args.bf16, args.compile)
         else:
-            out = prerl_steps(args.child, args.threads, args.bf16)
+            out = prerl_steps(args.child, args.threads, args.bf16, args.compile)
         print(json.dumps(out))
         return
     env = environment()
     print(
         f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, "
-        f"{'bf16 autocast' if args.bf16 else 'fp32'}, beta 0; "
+        f"{'bf16 autocast' if args.bf16 else 'fp32'}, {'torch.compile' if args.compile else 'eager'}, beta 0; "
         f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
         f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
         f"{env['load_average_1_5_15min']} at start",
@@ -177,7 +181,7 @@ def main() -> None:
     steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
     for i in range(args.rounds):
         for name, kind in runs.items():
-            r = child(kind, args.threads, args.bf16)
+            r = child(kind, args.threads, args.bf16, args.compile)
             steps[name]["wall"] += r["wall"]
             steps[name]["cpu"] += r["cpu"]
             steps[name]["rounds"].append(r)
@@ -200,13 +204,14 @@ def main() -> None:
     print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("bench_trl_bf16.json" if args.bf16 else "bench_trl.json")
+    path = RESULTS / ("bench_trl" + ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "") + ".json")
     path.write_text(
         json.dumps(
             {
                 "environment": env,
                 "threads": args.threads,
                 "bf16_autocast": args.bf16,
+                "compile": args.compile,
                 "steps": steps,
                 "median": med,
                 "prerl_over_trl": ratio,

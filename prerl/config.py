@@ -169,6 +169,15 @@ class ModelConfig:
         default=False,
         metadata={"help": "recompute activations in the backward pass: less memory, about a third more compute"},
     )
+    # Inductor fuses what runs eagerly as one memory pass per op; on the mini model (CPU) the compile
+    # costs more than a short run saves (README "Performance"), so it is off by default.
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile every decoder layer (dynamic shapes) of the policy, reference and critic for "
+            "updates and scoring passes; the rollout stays eager. Same loss to rounding; compiles at the first step"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")

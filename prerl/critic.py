@@ -32,7 +32,7 @@ class ValueModel(nn.Module):
         """V(s_t) for each response token t: the value of the state that generates it, [B, T]."""
         device = self.head.weight.device
         hidden = self.trunk(
-            input_ids=seqs.input_ids.to(device), attention_mask=seqs.attention_mask.to(device)
+            input_ids=seqs.input_ids.to(device), attention_mask=seqs.attention_mask.to(device), use_cache=False
         ).last_hidden_state
         return at_responses(self.head(hidden).squeeze(-1).float(), seqs)
 

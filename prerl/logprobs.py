@@ -160,12 +160,23 @@ def response_logprobs(
     ids = seqs.input_ids.to(device)
     first = int(seqs.response_start.min()) - 1  # the earliest position that predicts a response token
     kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
-    out = model(input_ids=ids, attention_mask=seqs.attention_mask.to(device), **_keep_logits(model, kept))
+    mask = seqs.attention_mask.to(device)
+    out = model(input_ids=ids, attention_mask=mask, use_cache=False, **_keep_logits(model, kept))
     logits = out.logits if out.logits.shape[1] == len(kept) else out.logits[:, first:-1]
     # [B, L−1−first] each: position first + j at column j
     next_logp, next_entropy = next_token_logprobs(logits, ids[:, first + 1 :], temperature, entropy)
     logp = at_responses(next_logp, seqs, first)
     return logp, None if next_entropy is None else at_responses(next_entropy, seqs, first)
+
+
+class TracedAroundCache(DynamicCache):
+    """transformers' ``DynamicCache`` whose ``update`` ``torch.compile`` leaves out of its graphs
+    (``model.compile``): traced, the cache's Python state (which layers hold keys yet, their index)
+    would become guards that recompile the compiled decoder layers at nearly every call."""
+
+    @torch.compiler.disable
+    def update(self, *args, **kwargs):
+        return super().update(*args, **kwargs)
 
 
 @dataclass
@@ -209,7 +220,7 @@ def context_states(model, seqs: Sequences, rows: list[int] | None = None, leaves
         ids[i, width - n :] = seqs.input_ids[row, :n]
         mask[i, width - n :] = 1
     position = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
+    cache = TracedAroundCache(config=model.config)
     ids, mask, position = ids.to(device), mask.to(device), position.to(device)
     out = model(
         input_ids=ids,
@@ -255,7 +266,7 @@ def _shared_context_logits(model, seqs: Sequences, states: ContextStates) -> Ten
     if T == 1:
         return first_logits
     kv = [(k[owner], v[owner]) for k, v in zip(states.keys, states.values)]  # autograd sums over the rows
-    cache = DynamicCache(ddp_cache_data=kv, config=model.config)
+    cache = TracedAroundCache(ddp_cache_data=kv, config=model.config)
     response = seqs.response_ids[:, : T - 1].to(device)
     mask = torch.cat([states.mask[owner], seqs.response_mask[:, : T - 1].to(device, torch.long)], dim=-1)
     positions = states.lengths.to(device)[owner].unsqueeze(-1) + torch.arange(T - 1, device=device)

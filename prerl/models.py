@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from prerl.config import ModelConfig
 from prerl.mini.base_model import ensure_base_model
@@ -83,6 +84,30 @@ def group_kv_heads_in_sdpa() -> None:
     "Performance"). The switch is transformers' own environment variable, read at every attention call,
     so it holds for the whole process (CPU runs only; a user's own setting wins)."""
     os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+
+
+def compile_decoder_layers(model: torch.nn.Module) -> None:
+    """``torch.compile`` every decoder layer of ``model`` (``model.compile``), for its updates and
+    scoring passes: inductor fuses a layer's elementwise ops (norms, rotary embedding, SiLU, residual
+    adds and their backward), which eagerly run one pass over memory each (README "Performance").
+
+    Dynamic shapes, so that new batch and sequence lengths reuse the graphs. The rest of the model
+    (embedding, final norm, LM head, the chunked log-softmax) stays eager, and so does the rollout
+    (``eager``), whose shapes change at every token. Compile a model after copying it (``deepcopy``
+    would copy the compiled calls of the original's layers) and after wrapping it."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not layers:
+        raise ValueError(f"model.compile=true: {type(model).__name__} has no transformers decoder layers to compile")
+    # One set of graphs serves every layer: their index (which KV-cache layer they read) becomes an
+    # input instead of a constant that recompiles the graphs per layer. A process-wide dynamo setting.
+    torch._dynamo.config.allow_unspec_int_on_nn_module = True
+    for layer in layers:
+        layer.compile(dynamic=True)
+
+
+def eager():
+    """Run whatever is compiled eagerly within this context (decoding: its shapes change every token)."""
+    return torch.compiler.set_stance("force_eager")
 
 
 def autocast(cfg: ModelConfig, device: torch.device):

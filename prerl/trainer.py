@@ -33,7 +33,7 @@ from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate_problems, gather_result, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
-from prerl.models import autocast, context_token_id, load_policy, resolve_device
+from prerl.models import autocast, compile_decoder_layers, context_token_id, load_policy, resolve_device
 from prerl.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
 from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, make_engine
@@ -151,6 +151,10 @@ class Experiment:
             Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if needs_critic(cfg.algorithm.advantage) else None
         )
         self.model = wrap(self.model)
+        if cfg.model.compile:  # after the copies and the wrapping (compile_decoder_layers)
+            for model in [self.model, self.reference, self.critic.model if self.critic else None]:
+                if model is not None:
+                    compile_decoder_layers(model)
         self.context_id = context_token_id(self.tokenizer, cfg.model.context_token)
         # post-train space: a prompt forwarded once for its samples (optim.shared_prompt_forward)
         self.shares_prompts = (

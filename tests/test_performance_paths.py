@@ -231,3 +231,69 @@ def test_grouped_kv_heads_in_sdpa_give_the_repeated_heads_logits_and_gradients(m
     torch.testing.assert_close(grouped[keep], repeated[keep], rtol=0, atol=1e-5)
     for g, r in zip(grouped_grads, repeated_grads):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """Compiled graphs are cached per code object across models: start and leave with none."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def compiled_frames() -> int:
+    """Frames torch.compile has compiled so far in this process (dynamo's own counter)."""
+    return int(torch._dynamo.utils.counters["frames"]["ok"])
+
+
+def test_compiled_decoder_layers_leave_the_update_unchanged(tmp_path, cache_dir, monkeypatch, fresh_dynamo):
+    """``model.compile``: the same GRPO step through compiled decoder layers as eagerly, with shared prompts
+    (the layers read a KV cache) and with whole rows (no cache, as in pre-train space). Inductor fuses the
+    layers' elementwise ops and reductions, which changes fp32 summation orders only."""
+    import copy
+    import dataclasses
+
+    import prerl.update as update
+    from prerl.models import compile_decoder_layers
+
+    exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
+    try:
+        whole = dataclasses.replace(batch, seqs=dataclasses.replace(batch.seqs, context_group=None))
+        variants = {"shared": (batch, update.trained_rows), "whole": (whole, update.trained_rows)}
+        start = copy.deepcopy(exp.model.state_dict())
+        eager = sgd_steps(exp, batch, phase, variants, monkeypatch)
+        exp.model.load_state_dict(start)  # sgd_steps starts from the weights it finds
+        compile_decoder_layers(exp.model)
+        before = compiled_frames()
+        compiled = sgd_steps(exp, batch, phase, variants, monkeypatch)
+        assert compiled_frames() > before, "no decoder layer was compiled"
+        for name in variants:
+            assert_same_step(compiled[name], eager[name])
+    finally:
+        exp.tracker.finish()
+
+
+def test_compiled_ppo_step_trains_and_decodes_eagerly(tmp_path, cache_dir, monkeypatch, fresh_dynamo):
+    """A PPO step with ``model.compile=true``: the update, the critic and the scoring pass run compiled
+    layers, while sampling compiles nothing (its shapes change at every token)."""
+    reward_training_with(monkeypatch, coin_grader)
+    overrides = ["algorithm=ppo", "warmup_steps=0", "model.compile=true"]
+    cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
+    exp = trainer.Experiment(cfg, resolved)
+    generate, frames = exp.engine.generate, {}
+
+    def counted(*a, **k):
+        before = compiled_frames()
+        out = generate(*a, **k)
+        frames["rollout"] = compiled_frames() - before
+        return out
+
+    exp.engine.generate = counted
+    try:
+        before = compiled_frames()
+        stats = exp.step(0)
+    finally:
+        exp.tracker.finish()
+    assert frames["rollout"] == 0
+    assert compiled_frames() > before, "the update compiled nothing"
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values() if isinstance(v, float))

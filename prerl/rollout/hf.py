@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from prerl.config import RolloutConfig
+from prerl.models import eager
 from prerl.rollout import decode
 from prerl.rollout.base import Rollout, trim_at_eos
 
@@ -40,7 +41,17 @@ class HFEngine:
         return Rollout(prompt_ids, responses, group, truncated, texts)
 
     def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
-        # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why
-        return decode.sample(
-            self.model, chunk, n, temperature, top_p, max_new_tokens, self.eos_id, self.pad_id, self.cfg.plain_decode
-        )
+        # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why;
+        # eager: compiled decoder layers (model.compile) would recompile for every new cache length
+        with eager():
+            return decode.sample(
+                self.model,
+                chunk,
+                n,
+                temperature,
+                top_p,
+                max_new_tokens,
+                self.eos_id,
+                self.pad_id,
+                self.cfg.plain_decode,
+            )
