@@ -99,8 +99,12 @@ def compile_decoder_layers(model: torch.nn.Module) -> None:
     if not layers:
         raise ValueError(f"model.compile=true: {type(model).__name__} has no transformers decoder layers to compile")
     # One set of graphs serves every layer: their index (which KV-cache layer they read) becomes an
-    # input instead of a constant that recompiles the graphs per layer. A process-wide dynamo setting.
+    # input instead of a constant that recompiles the graphs per layer. The variants that remain (with
+    # and without gradient, frozen reference weights, a mask or none, one row or more, shared-prompt
+    # or whole rows) exceed dynamo's default of 8 graphs per function in a sharded run with a KL
+    # reference, after which it runs the layers eagerly. Both are process-wide dynamo settings.
     torch._dynamo.config.allow_unspec_int_on_nn_module = True
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     for layer in layers:
         layer.compile(dynamic=True)
 
