@@ -21,7 +21,7 @@ not matmuls against this machine's per-op cost and its memory speed in and beyon
     python benchmarks/bench.py                # everything, one torch thread
     python benchmarks/bench.py --quick        # skip the cost-growth sweep
     python benchmarks/bench.py --threads 0    # torch's default thread count
-    python benchmarks/bench.py --profile      # one GRPO step: cProfile, then time by kind of op
+    python benchmarks/bench.py --profile [KEY=VALUE ...]  # one GRPO step: cProfile, then time by kind of op
 """
 
 from __future__ import annotations
@@ -328,7 +328,7 @@ def floor_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def profile_one_step(threads: int) -> None:
+def profile_one_step(threads: int, overrides: list[str]) -> None:
     import cProfile
     import pstats
 
@@ -336,7 +336,7 @@ def profile_one_step(threads: int) -> None:
     from prerl.trainer import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, resolved = compose_config(WORKLOADS["grpo"], Path(tmp))
+        cfg, resolved = compose_config(WORKLOADS["grpo"] + overrides, Path(tmp))
         exp = Experiment(cfg, resolved)
         exp.start()
         exp.step(0)
@@ -469,6 +469,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="skip the cost-growth sweep")
     ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="--profile: config overrides of its step")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     ap.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="where the JSON results go")
     args = ap.parse_args()
@@ -476,8 +477,10 @@ def main() -> None:
         spec = json.loads(args.child)
         print(json.dumps(measure(spec["overrides"], spec["steps"], spec["threads"])))
         return
+    if args.overrides and not args.profile:
+        ap.error("KEY=VALUE overrides go with --profile (make bench-compare takes them for the stage tables)")
     if args.profile:
-        profile_one_step(args.threads)
+        profile_one_step(args.threads, args.overrides)
         return
     env = environment()
     print(
