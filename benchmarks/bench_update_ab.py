@@ -15,6 +15,7 @@ between runs; the cost does not depend on them.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -50,9 +51,10 @@ def main() -> None:
         exp = trainer.Experiment(cfg, resolved)
         exp.start()
         policy_updates, captured = trainer.policy_updates, {}
+        signature = inspect.signature(policy_updates)  # calls captured by name: `optim` is replaced
 
         def capture(*a, **k):
-            captured["policy"] = a
+            captured["policy"] = signature.bind(*a, **k).arguments
             return policy_updates(*a, **k)
 
         trainer.policy_updates = capture
@@ -70,10 +72,8 @@ def main() -> None:
         seconds: list[list[float]] = [[] for _ in settings]
         for _ in range(args.rounds):
             for i, optim in enumerate(settings):
-                a = list(captured["policy"])
-                a[6] = optim  # policy_updates(model, optimizer, batch, parts, phase, algo, optim, max_new_tokens)
                 start = time.process_time()
-                policy_updates(*a)
+                policy_updates(**{**captured["policy"], "optim": optim})
                 if exp.critic is not None:
                     exp.critic.micro_batch_tokens = optim.micro_batch_tokens
                     fit(*captured["critic"])
