@@ -274,8 +274,8 @@ def test_compiled_decoder_layers_leave_the_update_unchanged(tmp_path, cache_dir,
 
 
 def test_compiled_ppo_step_trains_and_decodes_eagerly(tmp_path, cache_dir, monkeypatch, fresh_dynamo):
-    """A PPO step with ``model.compile=true``: the update, the critic and the scoring pass run compiled
-    layers, while sampling compiles nothing (its shapes change at every token)."""
+    """A PPO step with ``model.compile=true`` (policy and critic compiled) trains through compiled layers
+    and finite statistics, while sampling compiles nothing (its shapes change at every token)."""
     reward_training_with(monkeypatch, coin_grader)
     overrides = ["algorithm=ppo", "warmup_steps=0", "model.compile=true"]
     cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
