@@ -338,6 +338,7 @@ def profile_one_step(threads: int, overrides: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg, resolved = compose_config(WORKLOADS["grpo"] + overrides, Path(tmp))
         exp = Experiment(cfg, resolved)
+        compiled = cfg.model.compile
         exp.start()
         exp.step(0)
         prof = cProfile.Profile()
@@ -347,7 +348,8 @@ def profile_one_step(threads: int, overrides: list[str]) -> None:
     stats = pstats.Stats(prof)
     stats.sort_stats("cumulative").print_stats(r"prerl/(trainer|update|logprobs|rollout)", 15)
     stats.sort_stats("tottime").print_stats(20)
-    print("Where each stage's CPU time goes (torch.profiler, one more step; its own overhead included):\n")
+    fused = " Inductor's fused kernels (model.compile) are not aten ops: they count as Python, dispatch." * compiled
+    print(f"Where each stage's CPU time goes (torch.profiler, one more step; its own overhead included).{fused}\n")
     print("| stage | CPU s | matmul kernels | attention kernels | other ops | Python, dispatch |")
     print("|---|---|---|---|---|---|")
     traffic = {stage: (split.pop("other_count"), split.pop("other_bytes")) for stage, split in ops.items()}
