@@ -530,12 +530,12 @@ class OptimConfig:
         default=3,
         metadata={"help": "an update with a NaN/inf loss or gradient is skipped; this many in a row stop the run"},
     )
-    # On a CPU the update's elementwise ops run at memory speed once a micro-batch's activations leave the
-    # core's cache: on the mini model 2048 tokens cost 0.87-0.91x of 4096 for GRPO's update and 0.88x for
-    # NSR-PreRL's, and the same for PPO's policy and critic together (`make bench-update`; README
-    # "Performance"); 4096 cost ~0.8x of 16384 before prompts were shared. The paper preset uses 10240 on GPUs.
+    # On a CPU the update's elementwise ops and its matmuls' inputs run at memory speed once a micro-batch's
+    # activations leave the core's cache: on the mini model 1024 tokens cost 0.89-0.92x of 2048 for the
+    # updates of GRPO, NSR-PreRL and PPO (policy and critic), and 2048 0.87-0.91x of 4096 (`make
+    # bench-update`; README "Performance"). The paper preset uses 10240 on GPUs.
     micro_batch_tokens: int = field(
-        default=2048,
+        default=1024,
         metadata={
             "help": "most tokens (padding included) one forward/backward micro-batch holds (with shared prompts: "
             "response tokens); changes memory, never the gradient"
