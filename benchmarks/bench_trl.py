@@ -6,13 +6,16 @@ Same model (the cached mini model), prompts (the train split with prerl's chat t
 bf16 autocast on both sides: prerl's ``model.autocast=bfloat16``, TRL's ``bf16=True``), eager (or, with
 ``--compile``, torch.compile on both sides: prerl's ``model.compile=true``, TRL's ``torch_compile=True``), no KL
 (beta 0), no gradient checkpointing, token-mean loss, learning rate and clipping from prerl's config,
-the same number of torch threads. Runs in .venv-bench (TRL is never a dependency of prerl).
+the same number of torch threads. TRL forwards the 128 samples in one batch, or with ``--trl-rows N``
+in micro-batches of N rows (gradient accumulation over 128 / N of them, still one generation and one
+optimizer step a step; prerl packs its micro-batches by ``optim.micro_batch_tokens``). Runs in
+.venv-bench (TRL is never a dependency of prerl).
 
 Rounds interleave the runs (prerl GRPO, TRL GRPO, prerl NSR-PreRL, then again), each in its own
 process, so that a change in the machine's load falls on both sides; seconds per step are medians over
 all measured steps (warm-up steps dropped), in CPU seconds and in wall seconds.
 
-    python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16] [--compile]
+    python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16] [--compile] [--trl-rows 128]
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from common import (
 )
 
 
-def trl_steps(threads: int, bf16: bool, compiled: bool) -> dict:
+def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
     """Wall and CPU seconds of each TRL optimizer step (generation, reward, forward, backward, step)."""
     set_threads(threads)
     from datasets import Dataset
@@ -89,10 +92,10 @@ def trl_steps(threads: int, bf16: bool, compiled: bool) -> dict:
             bf16=bf16,
             torch_compile=compiled,
             gradient_checkpointing=False,
-            per_device_train_batch_size=PROMPTS * SAMPLES,
+            per_device_train_batch_size=rows,
             num_generations=SAMPLES,
-            gradient_accumulation_steps=1,
-            steps_per_generation=1,
+            gradient_accumulation_steps=PROMPTS * SAMPLES // rows,
+            steps_per_generation=PROMPTS * SAMPLES // rows,  # one generation of all 128 samples a step
             num_iterations=1,
             max_completion_length=NEW_TOKENS,
             temperature=cfg.rollout.temperature,
@@ -148,8 +151,8 @@ def prerl_steps(workload: str, threads: int, bf16: bool, compiled: bool) -> dict
     }
 
 
-def child(kind: str, threads: int, bf16: bool, compiled: bool) -> dict:
-    flags = (["--bf16"] if bf16 else []) + (["--compile"] if compiled else [])
+def child(kind: str, threads: int, bf16: bool, compiled: bool, trl_rows: int) -> dict:
+    flags = (["--bf16"] if bf16 else []) + (["--compile"] if compiled else []) + ["--trl-rows", str(trl_rows)]
     return child_result([sys.executable, __file__, "--child", kind, "--threads", str(threads)] + flags, kind)
 
 
@@ -160,10 +163,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="both sides under bf16 autocast (fp32 weights)")
     ap.add_argument("--compile", action="store_true", help="both sides with torch.compile (compiled in warm-up)")
+    ap.add_argument(
+        "--trl-rows",
+        type=int,
+        default=PROMPTS * SAMPLES,
+        help="rows per TRL forward (gradient accumulation over the rest)",
+    )
     args = ap.parse_args()
+    if args.trl_rows < 1 or (PROMPTS * SAMPLES) % args.trl_rows or args.trl_rows % SAMPLES:
+        ap.error(f"--trl-rows {args.trl_rows}: must divide {PROMPTS * SAMPLES} and be a multiple of {SAMPLES}")
     if args.child:  # a child process: measure one side, print JSON
         if args.child == "trl":
-            out = trl_steps(args.threads, args.bf16, args.compile)
+            out = trl_steps(args.threads, args.bf16, args.compile, args.trl_rows)
         else:
             out = prerl_steps(args.child, args.threads, args.bf16, args.compile)
         print(json.dumps(out))
@@ -173,7 +184,8 @@ def main() -> None:
         f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, "
         f"{'bf16 autocast' if args.bf16 else 'fp32'}, {'torch.compile' if args.compile else 'eager'}, beta 0; "
         f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
-        f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
+        f"{args.threads or 'default'} torch thread(s); TRL {args.trl_rows} rows a forward; "
+        f"{env['cpu_count']} cores, load average "
         f"{env['load_average_1_5_15min']} at start",
         flush=True,
     )
@@ -181,7 +193,7 @@ def main() -> None:
     steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
     for i in range(args.rounds):
         for name, kind in runs.items():
-            r = child(kind, args.threads, args.bf16, args.compile)
+            r = child(kind, args.threads, args.bf16, args.compile, args.trl_rows)
             steps[name]["wall"] += r["wall"]
             steps[name]["cpu"] += r["cpu"]
             steps[name]["rounds"].append(r)
@@ -204,7 +216,9 @@ def main() -> None:
     print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("bench_trl" + ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "") + ".json")
+    suffix = ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "")
+    suffix += f"_trl{args.trl_rows}rows" if args.trl_rows != PROMPTS * SAMPLES else ""
+    path = RESULTS / f"bench_trl{suffix}.json"
     path.write_text(
         json.dumps(
             {
@@ -212,6 +226,7 @@ def main() -> None:
                 "threads": args.threads,
                 "bf16_autocast": args.bf16,
                 "compile": args.compile,
+                "trl_rows_per_forward": args.trl_rows,
                 "steps": steps,
                 "median": med,
                 "prerl_over_trl": ratio,
