@@ -57,17 +57,31 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
     from prerl.rewards import math_reward
 
     class StepClock(TrainerCallback):
+        """Seconds of each optimizer step, and the CPU seconds of ``generate`` within it."""
+
         def __init__(self):
             self.wall: list[float] = []
             self.cpu: list[float] = []
+            self.generation_cpu: list[float] = []
 
         def on_step_begin(self, args, state, control, **kw):
-            self.clock = Clock()
+            self.clock, self.generating = Clock(), 0.0
 
         def on_step_end(self, args, state, control, **kw):
             wall, cpu = self.clock.read()
             self.wall.append(wall)
             self.cpu.append(cpu)
+            self.generation_cpu.append(self.generating)
+
+        def timed(self, generate):
+            def timed_generate(*a, **k):
+                clock = Clock()
+                try:
+                    return generate(*a, **k)
+                finally:
+                    self.generating += clock.read()[1]
+
+            return timed_generate
 
     def reward(prompts, completions, answer, **_):
         return [math_reward(c, a) for c, a in zip(completions, answer)]
@@ -120,6 +134,7 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
         )
         model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
         clock = StepClock()
+        model.generate = clock.timed(model.generate)  # TRL generates with the unwrapped model (CPU, one process)
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward,
@@ -133,6 +148,7 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
     return {
         "wall": clock.wall[WARMUP_STEPS:],
         "cpu": clock.cpu[WARMUP_STEPS:],
+        "generation_cpu": median(clock.generation_cpu[WARMUP_STEPS:]),
         "mean_response_tokens": median(lengths[WARMUP_STEPS:]),
         "peak_memory_mb": peak_memory_mb(),
     }
@@ -146,6 +162,7 @@ def prerl_steps(workload: str, threads: int, bf16: bool, compiled: bool) -> dict
     return {
         "wall": r["steps_wall_s"],
         "cpu": r["steps_cpu_s"],
+        "generation_cpu": r["cpu"]["rollout"],
         "mean_response_tokens": r["response_tokens"] / (PROMPTS * SAMPLES),
         "peak_memory_mb": r["peak_memory_mb"],
     }
@@ -203,16 +220,26 @@ def main() -> None:
                 flush=True,
             )
     med = {name: {k: median(s[k]) for k in ("wall", "cpu")} for name, s in steps.items()}
-    print("\n| run | CPU s/step | wall s/step | mean resp. tokens | peak MB |\n|---|---|---|---|---|")
+    # sampling (prerl's rollout stage, TRL's `generate`) and the rest of the step, CPU s: median over rounds
     for name, s in steps.items():
-        last = s["rounds"][-1]
+        med[name]["generation_cpu"] = median([r["generation_cpu"] for r in s["rounds"]])
+        med[name]["rest_cpu"] = med[name]["cpu"] - med[name]["generation_cpu"]
+    print(
+        "\n| run | CPU s/step | of which sampling | rest (reward, update, logging) | wall s/step | "
+        "mean resp. tokens | peak MB |\n|---|---|---|---|---|---|---|"
+    )
+    for name, s in steps.items():
+        last, m = s["rounds"][-1], med[name]
         print(
-            f"| {name} | {med[name]['cpu']:.2f} | {med[name]['wall']:.2f} | {last['mean_response_tokens']:.1f} | "
-            f"{last['peak_memory_mb']:.0f} |"
+            f"| {name} | {m['cpu']:.2f} | {m['generation_cpu']:.2f} | {m['rest_cpu']:.2f} | {m['wall']:.2f} | "
+            f"{last['mean_response_tokens']:.1f} | {last['peak_memory_mb']:.0f} |"
         )
-    ratio = {k: med["prerl_grpo"][k] / med["trl_grpo"][k] for k in ("cpu", "wall")}
+    ratio = {k: med["prerl_grpo"][k] / med["trl_grpo"][k] for k in ("cpu", "wall", "generation_cpu", "rest_cpu")}
     own = {k: med["prerl_nsr_prerl"][k] / med["prerl_grpo"][k] for k in ("cpu", "wall")}
-    print(f"\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5)")
+    print(
+        f"\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5); "
+        f"sampling {ratio['generation_cpu']:.2f}, the rest {ratio['rest_cpu']:.2f} (CPU)"
+    )
     print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,10 @@ def test_sample_next_draws_from_the_softmax_within_top_p():
     nucleus = torch.bincount(sample_next(logits, 1.0, 0.8), minlength=3).float() / 20000
     assert nucleus[2] == 0 and math.isclose(float(nucleus[0]), 2 / 3, abs_tol=0.015)
     assert set(sample_next(logits, 0.0, 1.0).tolist()) == {0}  # temperature 0: greedy
+    # tokens without mass, first, between and last, are never drawn; the two with mass half the time each
+    masked = torch.tensor([[-math.inf, 0.0, -math.inf, 0.0, -math.inf]]).expand(20000, 5)
+    draws = torch.bincount(sample_next(masked, 1.0, 1.0), minlength=5).float() / 20000
+    assert draws[[0, 2, 4]].sum() == 0 and math.isclose(float(draws[1]), 0.5, abs_tol=0.015)
 
 
 def test_preallocated_cache_gives_the_tokens_of_transformers_dynamic_cache(policy, monkeypatch):
