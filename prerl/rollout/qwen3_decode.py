@@ -6,10 +6,12 @@ README "Performance"). The CPU flash-attention kernel spends ~0.65 ms per layer 
 query, and module calls, mask building and cache bookkeeping most of the rest. This step
 
 - reads the model's own parameters at every call (it always samples the current policy), with the
-  q/k/v and the gate/up projections concatenated once per rollout into one matmul each, stored
-  transposed ([in, out]): MKL's product with a contiguous right factor ran the rollout at 0.955× the
-  CPU time of ``F.linear``'s transposed view (a one-off paired A/B, README "Performance"), and the
-  concatenation copies the weights anyway;
+  q/k/v and the gate/up projections concatenated once per rollout into one matmul each;
+- multiplies by every weight as a right factor [in, out] (``h @ W``) stored contiguous: on a CPU, MKL's
+  product then runs faster than ``F.linear``'s transposed view of [out, in] (README "Performance").
+  The concatenated weights are copies anyway; on a CPU the others (o, down, LM head) are copied once
+  per rollout too, on a GPU they stay views (no faster there, and the copy would cost memory);
+- normalises (RMSNorm) from one ``vector_norm`` kernel: fewer small kernels than ``F.rms_norm``'s;
 - attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
   never repeated in memory), the left padding of the prompts masked by an additive bias;
 - computes the rotary angles once per step, not once per layer, and normalises and rotates queries
@@ -44,8 +46,15 @@ def supports(model) -> bool:
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    """Qwen3RMSNorm: normalised in fp32, scaled in the input's dtype."""
-    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+    """Qwen3RMSNorm, x / √(mean(x²) + eps) · weight: normalised in fp32, scaled in the input's dtype."""
+    x32 = x.float()
+    norm = torch.linalg.vector_norm(x32, dim=-1, keepdim=True)  # √Σx², one kernel
+    return weight * (x32 * norm.square_().div_(x.shape[-1]).add_(eps).rsqrt_()).to(x.dtype)
+
+
+def _right_factor(weight: Tensor) -> Tensor:
+    """``weight`` [out, in] as the right factor [in, out] of ``h @ W``: a contiguous copy on a CPU."""
+    return weight.t().contiguous() if weight.device.type == "cpu" else weight.t()
 
 
 class Qwen3Step:
@@ -65,16 +74,20 @@ class Qwen3Step:
         # additive attention bias over cache positions: 0 where attended, −inf on prompt padding
         self.bias = torch.zeros(attend.shape, dtype=torch.float32, device=attend.device)
         self.bias.masked_fill_(attend == 0, float("-inf"))
-        # per layer, built once per rollout from the current parameters: the fused projections, transposed
-        # to [in, out], and the q and k norms' weights as one [heads + kv_heads, D] table, the queries'
-        # rows times 1/√D (the attention's scaling, applied before the rotation, which is linear)
-        self.qkv, self.gate_up, self.qk_norm = [], [], []
+        # per layer, built once per rollout from the current parameters: the projections as right factors
+        # [in, out] (q/k/v and gate/up fused), and the q and k norms' weights as one [heads + kv_heads, D]
+        # table, the queries' rows times 1/√D (the attention's scaling, applied before the rotation, which
+        # is linear)
+        self.qkv, self.o, self.gate_up, self.down, self.qk_norm = [], [], [], [], []
         for layer in model.model.layers:
             a, mlp = layer.self_attn, layer.mlp
             self.qkv.append(torch.cat([a.q_proj.weight.t(), a.k_proj.weight.t(), a.v_proj.weight.t()], dim=1))
+            self.o.append(_right_factor(a.o_proj.weight))
             self.gate_up.append(torch.cat([mlp.gate_proj.weight.t(), mlp.up_proj.weight.t()], dim=1))
+            self.down.append(_right_factor(mlp.down_proj.weight))
             q_rows = (a.q_norm.weight * a.scaling).expand(self.heads, -1)
             self.qk_norm.append(torch.cat([q_rows, a.k_norm.weight.expand(self.kv_heads, -1)]))
+        self.head = _right_factor(model.lm_head.weight)  # tied or not: the head's own weight
         rotary = model.model.rotary_emb
         self.inv_freq, self.rope_scale = rotary.inv_freq.float(), rotary.attention_scaling
         half = self.head_dim // 2  # rotate_half(x) = [−x₂, x₁] = roll(x, D/2) · [−1…, +1…]
@@ -102,13 +115,13 @@ class Qwen3Step:
         bias = self.bias[:, None, None, : length + 1]
         for i, layer in enumerate(inner.layers):
             h = _rms_norm(x, layer.input_layernorm.weight, self.eps)
-            x = x + self._attention(layer.self_attn, i, h, cos, sin, bias, length)
+            x = x + self._attention(i, h, cos, sin, bias, length)
             h = _rms_norm(x, layer.post_attention_layernorm.weight, self.eps)
             gate, up = (h @ self.gate_up[i]).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.mlp.down_proj.weight)
-        return self.model.lm_head(_rms_norm(x, inner.norm.weight, self.eps))
+            x = x + (F.silu(gate) * up) @ self.down[i]
+        return _rms_norm(x, inner.norm.weight, self.eps) @ self.head
 
-    def _attention(self, attn, i: int, h: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, length: int) -> Tensor:
+    def _attention(self, i: int, h: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, length: int) -> Tensor:
         B, D, H, KV = h.shape[0], self.head_dim, self.heads, self.kv_heads
         qkv = h @ self.qkv[i]
         qk = _rms_norm(qkv[:, : (H + KV) * D].view(B, H + KV, D), self.qk_norm[i], self.eps)
@@ -119,4 +132,4 @@ class Qwen3Step:
         q = qk[:, :H].view(B, KV, H // KV, D)  # query heads grouped under their key/value head
         scores = torch.matmul(q, keys.transpose(-1, -2)) + bias  # [B, KV, H/KV, length + 1]
         weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        return F.linear(torch.matmul(weights, values).reshape(B, H * D), attn.o_proj.weight)
+        return torch.matmul(weights, values).reshape(B, H * D) @ self.o[i]
