@@ -143,8 +143,12 @@ class Lexicon:
 
     def count(self, category: str, text: str) -> int:
         """Number of thoughts of ``text`` that match ``category``."""
+        return self.count_in(category, thoughts(text))
+
+    def count_in(self, category: str, sentences: list[str]) -> int:
+        """Number of ``sentences`` (a response's ``thoughts``) that match ``category``."""
         pattern = self._compiled[category]
-        return 0 if pattern is None else sum(bool(pattern.search(t)) for t in thoughts(text))
+        return 0 if pattern is None else sum(bool(pattern.search(t)) for t in sentences)
 
 
 DEFAULT_LEXICON = Lexicon()
@@ -156,8 +160,9 @@ def thoughts(text: str) -> list[str]:
 
 
 def count_behaviours(text: str, lexicon: Lexicon = DEFAULT_LEXICON) -> dict[str, int]:
-    """Per-category thought counts of one response."""
-    return {c: lexicon.count(c, text) for c in lexicon.categories}
+    """Per-category thought counts of one response (split into thoughts once for all categories)."""
+    sentences = thoughts(text)
+    return {c: lexicon.count_in(c, sentences) for c in lexicon.categories}
 
 
 def behaviour_metrics(
