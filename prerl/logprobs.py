@@ -160,8 +160,9 @@ def response_logprobs(
     ids = seqs.input_ids.to(device)
     first = int(seqs.response_start.min()) - 1  # the earliest position that predicts a response token
     kept = torch.arange(first, ids.shape[1] - 1, device=device)  # positions whose next token is scored
-    mask = seqs.attention_mask.to(device)
-    out = model(input_ids=ids, attention_mask=mask, use_cache=False, **_keep_logits(model, kept))
+    out = model(
+        input_ids=ids, attention_mask=seqs.attention_mask.to(device), use_cache=False, **_keep_logits(model, kept)
+    )
     logits = out.logits if out.logits.shape[1] == len(kept) else out.logits[:, first:-1]
     # [B, L−1−first] each: position first + j at column j
     next_logp, next_entropy = next_token_logprobs(logits, ids[:, first + 1 :], temperature, entropy)
