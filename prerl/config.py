@@ -179,6 +179,15 @@ class ModelConfig:
         },
     )
 
+    analytic_rms_norm: bool = field(
+        default=True,
+        metadata={
+            "help": "RMSNorm modules (Qwen3, Qwen2, Llama) as one autograd function with a hand-written backward "
+            "(prerl/rms_norm.py): fewer elementwise passes in updates and scoring, same values to rounding. "
+            "Not combined with model.compile, which fuses the norms itself"
+        },
+    )
+
     def __post_init__(self) -> None:
         _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")
         _check(

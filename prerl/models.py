@@ -15,6 +15,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 
 from prerl.config import ModelConfig
 from prerl.mini.base_model import ensure_base_model
+from prerl.rms_norm import use_analytic_rms_norm
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -68,6 +69,8 @@ def load_policy(cfg: ModelConfig, cache_dir: str, device: torch.device):
         tokenizer.pad_token = tokenizer.eos_token
     # transformers' decorated .to() reads as taking a model where it takes a device
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(device)  # type: ignore[arg-type]
+    if cfg.analytic_rms_norm and not cfg.compile:
+        use_analytic_rms_norm(model)
     if device.type == "cpu":
         group_kv_heads_in_sdpa()
     if cfg.gradient_checkpointing:  # non-reentrant: gradients reach the weights even when inputs need none

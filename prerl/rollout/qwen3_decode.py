@@ -11,7 +11,7 @@ query, and module calls, mask building and cache bookkeeping most of the rest. T
   product then runs faster than ``F.linear``'s transposed view of [out, in] (README "Performance").
   The concatenated weights are copies anyway; on a CPU the others (o, down, LM head) are copied once
   per rollout too, on a GPU they stay views (no faster there, and the copy would cost memory);
-- normalises (RMSNorm) from one ``vector_norm`` kernel: fewer small kernels than ``F.rms_norm``'s;
+- normalises (RMSNorm) from one ``vector_norm`` kernel (``rms_norm.normalise``);
 - attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
   never repeated in memory), the left padding of the prompts masked by an additive bias;
 - computes the rotary angles once per step, not once per layer, and normalises and rotates queries
@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from prerl.rms_norm import normalise
+
 
 def supports(model) -> bool:
     """Whether ``model`` is a Qwen3 causal LM whose decode step this module computes exactly: full
@@ -46,10 +48,9 @@ def supports(model) -> bool:
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    """Qwen3RMSNorm, x / √(mean(x²) + eps) · weight: normalised in fp32, scaled in the input's dtype."""
-    x32 = x.float()
-    norm = torch.linalg.vector_norm(x32, dim=-1, keepdim=True)  # √Σx², one kernel
-    return weight * (x32 * norm.square_().div_(x.shape[-1]).add_(eps).rsqrt_()).to(x.dtype)
+    """Qwen3RMSNorm, x / √(mean(x²) + eps) · weight: normalised in fp32, scaled in the input's dtype
+    (no autograd here: ``rms_norm.RMSNormFunction``'s bookkeeping would cost more than the kernels)."""
+    return weight * normalise(x.float(), eps)[0].to(x.dtype)
 
 
 def _right_factor(weight: Tensor) -> Tensor:
