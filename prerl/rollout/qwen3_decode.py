@@ -74,7 +74,9 @@ class Qwen3Step:
         )
         # RMSNorm weights times √width, and √(width·ε) (``_rms_norm``): per layer (input, post-attention)
         d, D = config.hidden_size, self.head_dim
-        self.root_d_eps, self.root_head_eps = (torch.tensor((n * config.rms_norm_eps) ** 0.5) for n in (d, D))
+        self.root_d_eps, self.root_head_eps = (
+            torch.tensor((n * config.rms_norm_eps) ** 0.5, device=attend.device) for n in (d, D)
+        )
         self.norms = [
             (layer.input_layernorm.weight * d**0.5, layer.post_attention_layernorm.weight * d**0.5)
             for layer in model.model.layers
