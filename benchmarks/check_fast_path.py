@@ -89,13 +89,13 @@ def benchmark_sets(data_dir: Path, limit: int | None) -> dict[str, tuple[list[st
 
 def mini_sets() -> dict[str, tuple[list[str], list[str]]]:
     from prerl.config import DataConfig
-    from prerl.data import mini_splits
+    from prerl.data import synthetic_splits
     from prerl.scorers import scorer
 
     ref = scorer("math").reference
     return {
         f"mini/{split}": (list(ds["answer"]), [ref(a) for a in ds["answer"]])
-        for split, ds in mini_splits(DataConfig()).items()
+        for split, ds in synthetic_splits(DataConfig()).items()
     }
 
 

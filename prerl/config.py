@@ -130,6 +130,48 @@ class MiniModelConfig:
         )
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class GGUFConfig:
+    """Pretrained weights shipped as a GGUF file inside an installed Python package (prerl/gguf_weights.py):
+    dequantized once into the cache, pinned by two digests."""
+
+    package: str = field(
+        default="", metadata={"help": "the installed Python package (import name) that holds the file"}
+    )
+    file: str = field(default="", metadata={"help": "the GGUF file's name inside the package"})
+    sha256: str = field(default="", metadata={"help": "sha256 of the GGUF file, checked before it is dequantized"})
+    weights_sha256: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "digest of the dequantized tensors (prerl.gguf_weights.tensor_digest), checked after "
+            "dequantizing and at every load; null = recorded, not checked"
+        },
+    )
+    install: str = field(default="", metadata={"help": "the command that installs the package (said when missing)"})
+
+    def __post_init__(self) -> None:
+        _check(bool(self.package and self.file), "model.gguf: set its package and file")
+        _check(bool(_SHA256.match(self.sha256)), f"model.gguf.sha256={self.sha256!r}: must be 64 hex digits")
+        _check(
+            self.weights_sha256 is None or bool(_SHA256.match(self.weights_sha256)),
+            f"model.gguf.weights_sha256={self.weights_sha256!r}: must be null or 64 hex digits",
+        )
+        # find_spec reads the package's location without importing it (no torch, nothing heavy)
+        from importlib.util import find_spec
+
+        _check(
+            find_spec(self.package) is not None,
+            f"model.gguf.package={self.package}: not installed; {self.install or 'pip install it'}",
+        )
+
+    def cache_folder(self, cache_dir: str) -> str:
+        """Where the dequantized model is cached: one folder per GGUF file content."""
+        return os.path.join(cache_dir, "gguf", f"{os.path.splitext(self.file)[0]}-{self.sha256[:10]}")
+
+
 @dataclass
 class ModelConfig:
     """The policy. ``path`` is a Hub id or a local folder; ``mini`` builds one when ``path`` is null."""
@@ -143,7 +185,13 @@ class ModelConfig:
     )
     mini: Optional[MiniModelConfig] = field(
         default_factory=MiniModelConfig,
-        metadata={"help": "recipe of the locally built base model, used when model.path is null"},
+        metadata={"help": "recipe of the locally built base model, used when model.path and model.gguf are null"},
+    )
+    gguf: Optional[GGUFConfig] = field(
+        default=None,
+        metadata={
+            "help": "weights from a GGUF file in an installed package (model=smollm2_135m), used when model.path is null"
+        },
     )
     dtype: str = field(
         default="float32",
@@ -189,7 +237,10 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(self.path is not None or self.mini is not None, "model: set model.path or model.mini")
+        _check(
+            self.path is not None or self.gguf is not None or self.mini is not None,
+            "model: set model.path, model.gguf or model.mini",
+        )
         _check(
             self.dtype in ("float32", "bfloat16", "float16"),
             f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16",
@@ -201,16 +252,24 @@ class ModelConfig:
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")
 
-    def max_positions(self) -> Optional[int]:
-        """The longest sequence the model takes, known without loading it: the mini recipe's, or a local
-        folder's ``config.json``; None for a Hub id (not downloaded to check)."""
+    def max_positions(self, cache_dir: str = ".cache/prerl") -> Optional[int]:
+        """The longest sequence the model takes, known without loading it: the mini recipe's, a local
+        folder's ``config.json`` or a dequantized GGUF model's in the cache; None for a Hub id (not
+        downloaded to check) and a GGUF model not dequantized yet."""
+        if self.path is None and self.gguf is not None:
+            return _positions_in(self.gguf.cache_folder(cache_dir))
         if self.path is None:
             return self.mini.max_positions if self.mini is not None else None
-        config_json = os.path.join(os.path.expanduser(self.path), "config.json")
-        if not os.path.isfile(config_json):
-            return None
-        with open(config_json) as f:
-            return json.load(f).get("max_position_embeddings")
+        return _positions_in(os.path.expanduser(self.path))
+
+
+def _positions_in(folder: str) -> Optional[int]:
+    """``max_position_embeddings`` of a transformers folder's ``config.json``, None without one."""
+    config_json = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_json):
+        return None
+    with open(config_json) as f:
+        return json.load(f).get("max_position_embeddings")
 
 
 @dataclass
@@ -218,27 +277,52 @@ class DataConfig:
     """Training prompts and the in-training eval sets. ``mini`` generates the synthetic task."""
 
     name: str = field(
-        default="mini", metadata={"help": "mini (the synthetic addition task) | math (MATH train, prerl.benchmarks)"}
+        default="mini",
+        metadata={
+            "help": "mini (the mini models' addition task) | word_problems (the real model's task, "
+            "prerl/tasks/word_problems.py) | math (MATH train, prerl.benchmarks)"
+        },
     )
     path: Optional[str] = field(
         default=None, metadata={"help": "data=math: a local JSONL / Parquet file instead of the Hub (must exist)"}
     )
-    train_problems: int = field(default=4000, metadata={"help": "mini: training problems"})
-    test_problems: int = field(default=64, metadata={"help": "mini: in-distribution test problems"})
-    ood_problems: int = field(default=64, metadata={"help": "mini: out-of-distribution test problems"})
-    seed: int = field(default=1234, metadata={"help": "mini: seed of the problems (independent of the run's seed)"})
+    train_problems: int = field(default=4000, metadata={"help": "synthetic tasks: training problems"})
+    test_problems: int = field(default=64, metadata={"help": "synthetic tasks: in-distribution test problems"})
+    ood_problems: int = field(default=64, metadata={"help": "synthetic tasks: out-of-distribution test problems"})
+    seed: int = field(
+        default=1234, metadata={"help": "synthetic tasks: seed of the problems (independent of the run's seed)"}
+    )
     # In-distribution difficulty (train and test) and the harder out-of-distribution test. The
     # default mini base model samples ~40% correct in-distribution and ~7% out of it.
-    min_operands: int = field(default=2, metadata={"help": "mini: fewest numbers added (train and test)"})
-    max_operands: int = field(default=2, metadata={"help": "mini: most numbers added (train and test)"})
-    min_digits: int = field(default=2, metadata={"help": "mini: fewest digits of an operand (train and test)"})
-    max_digits: int = field(default=3, metadata={"help": "mini: most digits of an operand (train and test)"})
-    ood_min_operands: int = field(default=3, metadata={"help": "mini: fewest numbers added (ood test)"})
-    ood_max_operands: int = field(default=3, metadata={"help": "mini: most numbers added (ood test)"})
-    ood_min_digits: int = field(default=2, metadata={"help": "mini: fewest digits of an operand (ood test)"})
-    ood_max_digits: int = field(default=2, metadata={"help": "mini: most digits of an operand (ood test)"})
+    min_operands: int = field(
+        default=2,
+        metadata={"help": "synthetic tasks: fewest numbers per problem (train and test; word_problems: steps + 1)"},
+    )
+    max_operands: int = field(
+        default=2,
+        metadata={"help": "synthetic tasks: most numbers per problem (train and test; word_problems: steps + 1)"},
+    )
+    min_digits: int = field(
+        default=2, metadata={"help": "synthetic tasks: fewest digits of an operand (train and test)"}
+    )
+    max_digits: int = field(default=3, metadata={"help": "synthetic tasks: most digits of an operand (train and test)"})
+    ood_min_operands: int = field(
+        default=3, metadata={"help": "synthetic tasks: fewest numbers per problem (ood test; word_problems: steps + 1)"}
+    )
+    ood_max_operands: int = field(
+        default=3, metadata={"help": "synthetic tasks: most numbers per problem (ood test; word_problems: steps + 1)"}
+    )
+    ood_min_digits: int = field(default=2, metadata={"help": "synthetic tasks: fewest digits of an operand (ood test)"})
+    ood_max_digits: int = field(default=2, metadata={"help": "synthetic tasks: most digits of an operand (ood test)"})
     # Prompts are tokenised only when the data loads, long after the config is checked, so the length
     # check reserves this many positions for them (mini prompts are at most 27 tokens; a test keeps it so).
+    system_prompt: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "word_problems: a system turn before each question; null = none (a chat template may add "
+            "its own default)"
+        },
+    )
     max_prompt_tokens: int = field(
         default=64,
         metadata={
@@ -320,8 +404,8 @@ class RolloutConfig:
     plain_decode: bool = field(
         default=True,
         metadata={
-            "help": "transformers engine: decode Qwen3 models with prerl's plain-op step (faster on small models; "
-            "logits equal to rounding); false = the model's own forward at every token"
+            "help": "transformers engine: decode Qwen3 and Llama models with prerl's plain-op step (faster on small "
+            "models; logits equal to rounding); false = the model's own forward at every token"
         },
     )
     vllm: VLLMConfig = field(default_factory=VLLMConfig, metadata={"help": "the vLLM engine (rollout=vllm)"})
@@ -777,7 +861,7 @@ class TrainConfig:
     def _check_lengths(self) -> None:
         """Prompt + response must fit the model's positions (and vLLM's max_model_len when set)."""
         prompt = self.data.max_prompt_tokens
-        limits = [(self.model.max_positions(), "the model's positions")]
+        limits = [(self.model.max_positions(self.cache_dir), "the model's positions")]
         if self.rollout.vllm.max_model_len is not None:
             limits.append((self.rollout.vllm.max_model_len, "rollout.vllm.max_model_len"))
         for key, new in (

@@ -83,9 +83,16 @@ def weights_id(model_dir: str) -> str:
     return f"hub:{model_dir}"
 
 
+def build_sources(model_dir: str) -> dict[str, str]:
+    """What a cached build was made from, when it records it: the GGUF file's sha256 (prerl.gguf_weights)."""
+    info = Path(model_dir) / BUILD_INFO
+    recorded = json.loads(info.read_text()) if info.is_file() else {}
+    return {"repro.base_gguf_sha256": recorded["gguf_sha256"]} if "gguf_sha256" in recorded else {}
+
+
 def run_fingerprint(model_dir: str, revision: str | None = None) -> dict[str, str]:
     """Flat ``repro.*`` tags for a run's MLflow record."""
-    tags = {"repro.base_weights": weights_id(model_dir)}
+    tags = {"repro.base_weights": weights_id(model_dir)} | build_sources(model_dir)
     if revision:
         tags["repro.base_revision"] = revision
     tags |= {f"repro.{k}": v for k, v in machine().items()}

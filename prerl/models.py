@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from prerl.config import ModelConfig
+from prerl.gguf_weights import ensure_gguf_model
 from prerl.mini.base_model import ensure_base_model
 from prerl.rms_norm import use_analytic_rms_norm
 
@@ -29,12 +30,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_path(cfg: ModelConfig, cache_dir: str) -> str:
-    """Where the weights live; builds the mini base model first when it is not cached yet."""
+    """Where the weights live; builds the mini base model, or dequantizes a GGUF model, first when it is
+    not cached yet."""
     if cfg.path is not None and cfg.path.startswith(("runs:/", "models:/", "mlflow-artifacts:/")):
         return logged_policy(cfg.path, cache_dir)
     if cfg.path is not None:
         return cfg.path
-    assert cfg.mini is not None  # ModelConfig checks that path or mini is set
+    if cfg.gguf is not None:
+        return str(ensure_gguf_model(cfg.gguf, cache_dir))
+    assert cfg.mini is not None  # ModelConfig checks that path, gguf or mini is set
     return str(ensure_base_model(cfg.mini, cache_dir))
 
 

@@ -198,10 +198,10 @@ def dataset_source(name: str, cfg: Mapping[str, Any]) -> dict[str, str]:
             where = local if local and Path(local).exists() else f"hf://{spec.hub_id} ({spec.split})"
             return {"benchmark": bench, "location": where}
         name = bench  # a split of the data config
-    if data["name"] == "mini":
+    if data["name"] in ("mini", "word_problems"):  # prerl.data.TASKS, named here without importing datasets
         keys = ("seed", "train_problems", "test_problems", "ood_problems")
         return {
-            "generator": "prerl.data.mini_splits",
+            "generator": f"prerl.data.synthetic_splits:{data['name']}",
             "split": name,
             **{f"data.{k}": str(data[k]) for k in keys if k in data},
         }

@@ -65,6 +65,22 @@ def tiny_qwen3():
     return Qwen3ForCausalLM(config)
 
 
+def tiny_llama():
+    """A randomly initialised two-layer Llama (SmolLM2's architecture: no q/k norms, tied embeddings)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=48,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
 def four_seed_joblib_sweep(train_py, tracking_uri: str, sweep_dir, cache_dir: str) -> list[str]:
     """``python train.py -m``: seeds 0..3 of the smoke preset (2 updates) as 4 parallel joblib jobs."""
     return [

@@ -15,10 +15,13 @@ from prerl.scorers.bbh import extract, matches
 from prerl.scorers.choice import extract_letter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+SHIPPED = Path(__file__).parents[1] / "prerl" / "benchmarks" / "shipped"
 FILES = {name: FIXTURES / (name + (".jsonl.zip" if name == "gpqa_diamond" else ".jsonl")) for name in BENCHMARKS}
+FILES["math500_level1"] = SHIPPED / "math500_level1.jsonl"  # a slice: its shipped copy is its fixture
 KINDS = {
     "math_train": "math",
     "math500": "math",
+    "math500_level1": "math",
     "amc23": "math",
     "aime24": "math",
     "aime25": "math",
@@ -44,7 +47,8 @@ def test_loader_gives_one_record_shape_and_the_oracle_scores_full_marks(name):
     ds = load_benchmark(name, str(FILES[name]))
     assert ds.column_names == ["id", "messages", "answer", "scorer", "metadata"]
     assert set(ds["scorer"]) == {KINDS[name]}
-    source_ids = [json.loads(line)["id"] for line in _lines(FILES[name]) if json.loads(line)["answer"]]
+    rows = [json.loads(line) for line in _lines(FILES[name])]
+    source_ids = [r.get("id") or r["unique_id"] for r in rows if r["answer"]]  # the Hub's MATH-500: unique_id
     assert ds["id"] == source_ids
     for row in ds:
         assert [m["role"] for m in row["messages"]] == ["system", "user"] and row["answer"].strip()
@@ -58,6 +62,23 @@ def test_loader_gives_one_record_shape_and_the_oracle_scores_full_marks(name):
 def test_shuffled_oracle_scores_nothing(name):
     ds = load_benchmark(name, str(FILES[name]))
     assert sum(oracle_scores(ds, shuffled=True)) == 0
+
+
+def test_a_slice_keeps_its_rows_and_ships_a_checked_copy():
+    """MATH-500's Level 1 slice: from a copy of the whole benchmark only its Level 1 rows; with no path
+    the copy that ships with prerl, whose digest its README records and whose rows are all Level 1."""
+    import hashlib
+    import re
+
+    whole = [json.loads(line) for line in _lines(FILES["math500"])]
+    sliced = load_benchmark("math500_level1", str(FILES["math500"]))
+    assert sliced["id"] == [r["id"] for r in whole if r["level"] == 1] and len(sliced) < len(whole)
+    shipped = FILES["math500_level1"]
+    recorded = re.search(r"`math500_level1.jsonl`: `([0-9a-f]{64})`", (SHIPPED / "README.md").read_text())
+    assert recorded and hashlib.sha256(shipped.read_bytes()).hexdigest() == recorded[1]
+    rows = [json.loads(line) for line in _lines(shipped)]
+    assert len(rows) == 43 and {r["level"] for r in rows} == {1}
+    assert load_benchmark("math500_level1")["id"] == [r["unique_id"] for r in rows]
 
 
 def _lines(path):

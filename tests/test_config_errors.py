@@ -63,7 +63,12 @@ BAD = [
     (["eval.max_new_tokens=500"], ["eval.max_new_tokens=500", "<= 448"]),
     (["model.mini.max_positions=64"], ["rollout.max_new_tokens=96", "<= 0", "positions, 64"]),
     (["rollout.vllm.max_model_len=100"], ["rollout.max_new_tokens=96", "<= 36", "rollout.vllm.max_model_len"]),
-    (["model.mini=null"], ["model.path or model.mini"]),
+    (["model.mini=null"], ["model.path, model.gguf or model.mini"]),
+    (["model=smollm2_135m", "model.gguf.sha256=abc"], ["model.gguf.sha256='abc'", "64 hex digits"]),
+    (
+        ["model=smollm2_135m", "model.gguf.package=no_such_package_here"],
+        ["model.gguf.package=no_such_package_here", "not installed", "pip install"],
+    ),
 ]
 
 

@@ -1,5 +1,5 @@
-"""The transformers engine's sampling loop (prerl/rollout/decode.py), its plain-op Qwen3 step
-(prerl/rollout/qwen3_decode.py) against the model's own forward, and the sampler."""
+"""The transformers engine's sampling loop (prerl/rollout/decode.py), its plain-op Qwen3 and Llama step
+(prerl/rollout/plain_step.py) against the model's own forward, and the sampler."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from helpers import compose_config, tiny_qwen3, to_run
+from helpers import compose_config, tiny_llama, tiny_qwen3, to_run
 from prerl.models import cache_kwargs, load_policy
-from prerl.rollout import decode, qwen3_decode
+from prerl.rollout import decode, plain_step
 from prerl.rollout.decode import sample, sample_next
 
 # Logits of size ~10 computed in fp32 with sums in another order differ by ~1e-5 (a few ulps of each
@@ -109,7 +109,7 @@ def _steps_side_by_side(model, prompts: list[list[int]], new: int) -> list[tuple
         )
         steps.append((decode.decode_step(model, cache, attend, plain_decode=len(steps) == 0), out.logits[:, -1]))
     (plain, _), (modules, logits) = steps
-    assert isinstance(plain, qwen3_decode.Qwen3Step) and isinstance(modules, decode.ModuleStep)
+    assert isinstance(plain, plain_step.PlainStep) and isinstance(modules, decode.ModuleStep)
     pos, pairs = position[:, -1] + 1, []
     for t in range(new - 1):
         token = logits.argmax(-1)
@@ -136,35 +136,38 @@ def test_plain_qwen3_step_computes_the_modules_logits(policy):
 
 
 @torch.inference_mode()
-def test_plain_step_follows_the_weights_and_covers_only_plain_qwen3():
+@pytest.mark.parametrize("make", [tiny_qwen3, tiny_llama], ids=["qwen3", "llama"])
+def test_plain_step_follows_the_weights(make):
     """The step reads the current parameters (the policy changes between rollouts; the fused projections
-    are rebuilt per rollout), and models it does not compute exactly use the module step."""
+    are rebuilt per rollout) and gives the module stack's logits for both architectures it covers
+    (Llama: no q/k norms, the attention's scaling in the query projection)."""
     torch.manual_seed(0)
-    model = tiny_qwen3().eval()
+    model = make().eval()
     prompts = [[3, 4, 5, 6], [7, 8]]
+    assert plain_step.supports(model)
     before = _steps_side_by_side(model, prompts, 6)[0][0]
     for p in model.parameters():
         p.add_(0.05 * torch.randn_like(p))
     after = _steps_side_by_side(model, prompts, 6)
     assert not torch.allclose(before, after[0][0])
     assert all(torch.allclose(a, b, rtol=0, atol=LOGIT_TOLERANCE) for a, b in after)
-    assert qwen3_decode.supports(model)
-    model.config.attention_bias = True  # a Qwen3 with projection biases: not this step's arithmetic
-    assert not qwen3_decode.supports(model)
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=48,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-        )
-    )
-    assert not qwen3_decode.supports(llama)
-    rows = sample(llama.eval(), prompts, 2, 1.0, 1.0, 5, eos_id=2, pad_id=0)
+
+@torch.inference_mode()
+def test_plain_step_covers_only_the_arithmetic_it_computes():
+    """Models whose step differs (projection biases, other rotary embeddings, other architectures) use the
+    module step, and still sample."""
+    model = tiny_qwen3()
+    model.config.attention_bias = True  # a Qwen3 with projection biases: not this step's arithmetic
+    assert not plain_step.supports(model)
+    llama = tiny_llama()
+    llama.config.rope_parameters = {"rope_type": "llama3", "rope_theta": 10000.0}
+    assert not plain_step.supports(llama)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=48, n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    assert not plain_step.supports(gpt2)
+    rows = sample(gpt2.eval(), [[3, 4, 5, 6], [7, 8]], 2, 1.0, 1.0, 5, eos_id=2, pad_id=0)
     assert len(rows) == 4 and all(1 <= len(r) <= 5 for r in rows)
 
 

@@ -88,7 +88,7 @@ def test_datasets_are_named_with_source_and_a_content_digest(tmp_path, cache_dir
     assert [d.dataset.digest for d in first] == [d.dataset.digest for d in again]  # a digest of the content
     assert all(a.dataset.digest != b.dataset.digest for a, b in zip(first, changed))
     source = json.loads(first[0].dataset.source)["tags"]
-    assert source["generator"] == "prerl.data.mini_splits" and source["data.seed"] == "1234"
+    assert source["generator"] == "prerl.data.synthetic_splits:mini" and source["data.seed"] == "1234"
     assert json.loads(first[1].dataset.profile)["num_rows"] == cfg["data"]["test_problems"]
 
 

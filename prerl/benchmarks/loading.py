@@ -18,6 +18,7 @@ from prerl.benchmarks.sources import MalformedRow, read_hub, read_local
 from prerl.scorers import scorer
 
 log = logging.getLogger(__name__)
+SHIPPED = Path(__file__).with_name("shipped")  # benchmark slices that ship with prerl (their README: sources)
 
 
 def benchmark(name: str) -> Benchmark:
@@ -27,11 +28,15 @@ def benchmark(name: str) -> Benchmark:
 
 
 def load_benchmark(name: str, path: str | None = None, limit: int | None = None) -> Dataset:
-    """``name``'s rows from ``path`` (JSONL / Parquet / zip) or else the Hub, as records; ``limit`` keeps the first N."""
+    """``name``'s rows from ``path`` (JSONL / Parquet / zip), else its shipped copy, else the Hub, as
+    records; ``limit`` keeps the first N."""
     spec = benchmark(name)
+    path = path or (str(SHIPPED / spec.shipped) if spec.shipped else None)
     rows = read_local(path, spec.password) if path else read_hub(spec.hub_id, spec.configs, spec.split)
     records, empty = [], 0
     for index, (row, where) in enumerate(rows):
+        if spec.keep is not None and not spec.keep(row):
+            continue
         try:
             problem = spec.convert({"_index": index, **row})
         except (KeyError, TypeError, ValueError, IndexError) as err:

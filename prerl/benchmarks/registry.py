@@ -1,5 +1,9 @@
 """The benchmarks: Hub ids, splits, field mappings, scorer kinds and local file names.
 
+A benchmark may be a slice of another's rows (``keep``; MATH-500's Level 1 problems), and may ship with
+prerl (``shipped``, a file in ``prerl/benchmarks/shipped/`` with its source and licence beside it): it
+then loads without the Hub or a data folder.
+
 Each ``convert`` maps one raw row to the record fields. It reads the Hub's own field names
 (``../shared/data/SOURCES.md`` lists them) and also the unified ``problem``/``answer`` fields of the
 offline copies, so one mapping serves both. A missing field raises ``KeyError``; the loader turns it
@@ -144,6 +148,8 @@ class Benchmark:
     local_file: str  # where the offline copy lives under a data_dir laid out like ../shared/data
     configs: tuple[str | None, ...] = (None,)
     password: bytes | None = None
+    keep: Callable[[dict], bool] | None = None  # a slice: the raw rows it keeps (None: all)
+    shipped: str | None = None  # a copy in prerl/benchmarks/shipped/, read when no path is given
 
 
 MATH_SUBJECTS = (
@@ -198,6 +204,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             configs=MATH_SUBJECTS,
         ),
         Benchmark("math500", "HuggingFaceH4/MATH-500", "test", "math", math_problem, "math500/test.jsonl"),
+        Benchmark(
+            "math500_level1",
+            "HuggingFaceH4/MATH-500",
+            "test",
+            "math",
+            math_problem,
+            "math500/test.jsonl",
+            keep=lambda row: str(row.get("level")) == "1",
+            shipped="math500_level1.jsonl",
+        ),
         Benchmark("amc23", "math-ai/amc23", "test", "math", math_problem, "amc23/test.jsonl"),
         Benchmark("aime24", "HuggingFaceH4/aime_2024", "train", "math", math_problem, "aime24/test.jsonl"),
         Benchmark("aime25", "math-ai/aime25", "test", "math", math_problem, "aime25/test.jsonl"),

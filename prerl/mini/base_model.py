@@ -16,7 +16,6 @@ the recipe again from scratch and says whether it reproduced the shipped weights
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
 from prerl import fingerprint
+from prerl.cache import build_once
 from prerl.fingerprint import BUILD_INFO
 from prerl.config import MiniModelConfig
 from prerl.mini import styles, task
@@ -203,13 +203,7 @@ def ensure_base_model(cfg: MiniModelConfig, cache_dir: str | os.PathLike, progre
     shipped = shipped_build(cfg)
     if shipped is not None:
         return shipped
-    path = build_dir(cfg, cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sweep jobs: one builds, the others wait and reuse
-        if not (path / BUILD_INFO).exists():
-            pretrain(cfg, path, progress=progress)
-    return path
+    return build_once(build_dir(cfg, cache_dir), lambda path: pretrain(cfg, path, progress=progress))
 
 
 def load(path: str | os.PathLike):

@@ -11,7 +11,7 @@ be the cost on small models (benchmarks/bench.py --profile; README "Performance"
 - nothing grows per token: the KV cache and the attention mask live in buffers sized for the whole
   rollout, and each step works on views of them (transformers' ``DynamicCache`` concatenates every
   layer's whole cache at every token: O(length²) copying);
-- for Qwen3 models each token goes through ``qwen3_decode``'s plain-op step rather than the model's
+- for Qwen3 and Llama models each token goes through ``plain_step``'s plain-op step rather than the model's
   module stack (``decode_step``).
 """
 
@@ -23,7 +23,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from prerl.models import cache_kwargs
-from prerl.rollout import qwen3_decode
+from prerl.rollout import plain_step
 from prerl.rollout.base import trim_at_eos
 
 # Dropping finished rows copies cache rows (the module step: every kept one); wait until this share
@@ -114,7 +114,7 @@ def compaction(finished: Tensor) -> Tensor:
 
 class ModuleStep:
     """A decode step through the model's own forward (any transformers causal LM): the reference
-    arithmetic, and the fallback for models ``qwen3_decode`` does not cover."""
+    arithmetic, and the fallback for models ``plain_step`` does not cover."""
 
     def __init__(self, model, cache: DynamicCache, attend: Tensor):
         self.model, self.cache, self.attend = model, cache, attend
@@ -135,14 +135,14 @@ class ModuleStep:
 
 
 def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool = True):
-    """The one-token step of the loop below: ``qwen3_decode.Qwen3Step`` when ``plain_decode``
+    """The one-token step of the loop below: ``plain_step.PlainStep`` when ``plain_decode``
     (``rollout.plain_decode``) and the model is one it computes (0.66–0.78× the rollout's CPU time on
     the mini model: README "Performance"), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
     cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
-    if plain_decode and qwen3_decode.supports(model) and len(layers) == len(cache.layers):
+    if plain_decode and plain_step.supports(model) and len(layers) == len(cache.layers):
         keys, values = [layer.key_buffer for layer in layers], [layer.value_buffer for layer in layers]
-        return qwen3_decode.Qwen3Step(model, keys, values, attend)
+        return plain_step.PlainStep(model, keys, values, attend)
     return ModuleStep(model, cache, attend)
 
 
@@ -159,7 +159,7 @@ def sample(
     plain_decode: bool = True,
 ) -> list[list[int]]:
     """``n`` continuations of each prompt (prompt-major), each cut after its first EOS. ``plain_decode``:
-    decode with ``qwen3_decode`` where it applies (``decode_step``)."""
+    decode with ``plain_step`` where it applies (``decode_step``)."""
     device = next(model.parameters()).device
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)

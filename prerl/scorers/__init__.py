@@ -6,6 +6,7 @@
 | ``multiple_choice`` | GPQA-Diamond, MMLU-Pro | the chosen option letter equals the gold letter |
 | ``bbh`` | BBH | the text after the last "answer is" equals the target, in the task's answer format |
 | ``code`` | HumanEval | the completed function passes the task's tests in the sandbox |
+| ``number`` | the word-problem task | a boxed answer per math-verify, else GSM8K's ``#### N``, else the last number |
 
 Every kind also writes a *reference response*, a response its scorer accepts for a gold answer; the
 oracle rollout engines use it when a problem has no worked solution of its own.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from prerl.scorers import bbh, boxed, choice, humaneval
+from prerl.scorers import bbh, boxed, choice, humaneval, number
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ SCORERS: dict[str, Scorer] = {
     "multiple_choice": Scorer(choice.score, choice.reference),
     "bbh": Scorer(bbh.score, bbh.reference),
     "code": Scorer(humaneval.score, humaneval.reference),
+    "number": Scorer(number.score, number.reference),
 }
 
 

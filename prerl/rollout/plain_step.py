@@ -1,4 +1,8 @@
-"""One decode step of a Qwen3 model in plain torch ops, for the transformers engine's sampling loop.
+"""One decode step of a Qwen3 or Llama model in plain torch ops, for the transformers engine's sampling loop.
+
+The two architectures share everything the step computes (RMSNorm, grouped-query attention with the
+default rotary embedding, SiLU-gated MLP, tied or untied head) except that Qwen3 normalises each query
+and key head (``q_norm``, ``k_norm``) and Llama does not.
 
 Why not the model's own forward: on the mini model a one-token step through transformers' module
 stack costs ~10 ms on one CPU thread, of which the matmuls are ~2 ms (benchmarks/bench.py --profile;
@@ -15,10 +19,11 @@ query, and module calls, mask building and cache bookkeeping most of the rest. T
 - attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
   never repeated in memory), the left padding of the prompts masked by an additive bias;
 - computes the rotary angles once per step, not once per layer, and normalises and rotates queries
-  and keys together (the attention's 1/√D folded into the query norm's weight).
+  and keys together (the attention's 1/√D folded into the query norm's weight, or for Llama into the
+  query projection's columns).
 
-The arithmetic is transformers' ``modeling_qwen3`` (RMSNorm in fp32, q/k norms, rotary embedding,
-SiLU-gated MLP, tied or untied head); only the order of some sums differs (fused projections,
+The arithmetic is transformers' ``modeling_qwen3`` and ``modeling_llama`` (RMSNorm in fp32, Qwen3's q/k
+norms, rotary embedding, SiLU-gated MLP, tied or untied head); only the order of some sums differs (fused projections,
 attention by matmul rather than the flash kernel), so logits agree with the module stack to rounding,
 not bit for bit (tests/test_decode.py). Models of other shapes use the module stack
 (``prerl.rollout.decode.ModuleStep``).
@@ -31,22 +36,27 @@ from torch import Tensor
 from torch.nn import functional as F
 
 
+ARCHITECTURES = ("Qwen3ForCausalLM", "LlamaForCausalLM")
+
+
 def supports(model) -> bool:
-    """Whether ``model`` is a Qwen3 causal LM whose decode step this module computes exactly: full
-    attention in every layer, no projection biases, SiLU MLP, the default rotary embedding."""
+    """Whether ``model`` is a Qwen3 or Llama causal LM whose decode step this module computes exactly:
+    full attention in every layer, no projection biases, SiLU MLP, the default rotary embedding."""
     config = model.config
     rope = getattr(config, "rope_parameters", None) or {}
     return (
-        type(model).__name__ == "Qwen3ForCausalLM"
+        type(model).__name__ in ARCHITECTURES
         and config.hidden_act == "silu"
         and not config.attention_bias
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "pretraining_tp", 1) == 1
         and all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or [])
         and rope.get("rope_type", "default") == "default"
     )
 
 
 def _rms_norm(x: Tensor, scaled_weight: Tensor, root_d_eps: Tensor) -> Tensor:
-    """Qwen3RMSNorm with √d folded into the weight (``Qwen3Step``, once per rollout): w·x/√(mean(x²) + ε)
+    """RMSNorm with √d folded into the weight (``PlainStep``, once per rollout): w·x/√(mean(x²) + ε)
     = (w·√d)·x/hypot(‖x‖, √(d·ε)), normalised in fp32, scaled in the input's dtype. Four kernels
     (norm, hypot, divide, scale) where the module runs seven: a decode step is ~100 small kernels a
     token, so each one saved counts (README "Performance")."""
@@ -59,7 +69,7 @@ def _right_factor(weight: Tensor) -> Tensor:
     return weight.t().contiguous() if weight.device.type == "cpu" else weight.t()
 
 
-class Qwen3Step:
+class PlainStep:
     """``step(token, position, length)`` → next-token logits [B, V] for one new token per row, whose
     keys and values go to cache position ``length``; ``keys``/``values`` are per-layer buffers
     [B, kv_heads, capacity, head_dim] already holding the prompts (positions < ``length``)."""
@@ -67,11 +77,8 @@ class Qwen3Step:
     def __init__(self, model, keys: list[Tensor], values: list[Tensor], attend: Tensor):
         config = model.config
         self.model, self.keys, self.values = model, keys, values
-        self.heads, self.kv_heads, self.head_dim = (
-            config.num_attention_heads,
-            config.num_key_value_heads,
-            config.head_dim,
-        )
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         # RMSNorm weights times √width, and √(width·ε) (``_rms_norm``): per layer (input, post-attention)
         d, D = config.hidden_size, self.head_dim
         self.root_d_eps, self.root_head_eps = (
@@ -86,18 +93,25 @@ class Qwen3Step:
         self.bias = torch.zeros(attend.shape, dtype=torch.float32, device=attend.device)
         self.bias.masked_fill_(attend == 0, float("-inf"))
         # per layer, built once per rollout from the current parameters: the projections as right factors
-        # [in, out] (q/k/v and gate/up fused), and the q and k norms' weights as one [heads + kv_heads, D]
-        # table times √D (``_rms_norm``), the queries' rows times 1/√D (the attention's scaling, applied
-        # before the rotation, which is linear)
-        self.qkv, self.o, self.gate_up, self.down, self.qk_norm = [], [], [], [], []
+        # [in, out] (q/k/v and gate/up fused). The attention's 1/√D scaling is applied before the rotation
+        # (which is linear): Qwen3 has it in its q/k norm table (the norms' weights as one
+        # [heads + kv_heads, D] table times √D, ``_rms_norm``, the queries' rows times 1/√D); Llama, which
+        # has no q/k norms, in the query projection's columns.
+        self.qkv, self.o, self.gate_up, self.down = [], [], [], []
+        self.qk_norm: list[Tensor | None] = []
         for layer in model.model.layers:
             a, mlp = layer.self_attn, layer.mlp
-            self.qkv.append(torch.cat([a.q_proj.weight.t(), a.k_proj.weight.t(), a.v_proj.weight.t()], dim=1))
+            normed = hasattr(a, "q_norm")
+            q = a.q_proj.weight.t() if normed else a.q_proj.weight.t() * a.scaling
+            self.qkv.append(torch.cat([q, a.k_proj.weight.t(), a.v_proj.weight.t()], dim=1))
             self.o.append(_right_factor(a.o_proj.weight))
             self.gate_up.append(torch.cat([mlp.gate_proj.weight.t(), mlp.up_proj.weight.t()], dim=1))
             self.down.append(_right_factor(mlp.down_proj.weight))
-            q_rows = (a.q_norm.weight * a.scaling).expand(self.heads, -1)
-            self.qk_norm.append(torch.cat([q_rows, a.k_norm.weight.expand(self.kv_heads, -1)]) * D**0.5)
+            if normed:
+                q_rows = (a.q_norm.weight * a.scaling).expand(self.heads, -1)
+                self.qk_norm.append(torch.cat([q_rows, a.k_norm.weight.expand(self.kv_heads, -1)]) * D**0.5)
+            else:
+                self.qk_norm.append(None)
         self.head = _right_factor(model.lm_head.weight)  # tied or not: the head's own weight
         rotary = model.model.rotary_emb
         self.inv_freq, self.rope_scale = rotary.inv_freq.float(), rotary.attention_scaling
@@ -135,7 +149,9 @@ class Qwen3Step:
     def _attention(self, i: int, h: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, length: int) -> Tensor:
         B, D, H, KV = h.shape[0], self.head_dim, self.heads, self.kv_heads
         qkv = h @ self.qkv[i]
-        qk = _rms_norm(qkv[:, : (H + KV) * D].view(B, H + KV, D), self.qk_norm[i], self.root_head_eps)
+        qk, qk_norm = qkv[:, : (H + KV) * D].view(B, H + KV, D), self.qk_norm[i]
+        if qk_norm is not None:
+            qk = _rms_norm(qk, qk_norm, self.root_head_eps)
         qk = qk * cos + qk.roll(D // 2, dims=-1) * sin  # the rotary embedding of queries and keys at once
         self.keys[i][:, :, length] = qk[:, H:]
         self.values[i][:, :, length] = qkv[:, (H + KV) * D :].view(B, KV, D)

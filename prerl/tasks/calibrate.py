@@ -1,0 +1,119 @@
+"""Measure a base model on candidate versions of a synthetic task before any method runs.
+
+    python -m prerl.tasks.calibrate                       # SmolLM2-135M-Instruct on the word-problem candidates
+    python -m prerl.tasks.calibrate --problems 16 --samples 2 --out /tmp/c.json   # a quick look
+
+A task for RL must leave the base model room to learn and room to fail: every group of samples needs
+some mixed rewards. So the task's difficulty, its prompt and its sampling temperature are chosen from
+the base model's accuracy alone, measured here with the same engine, prompts and scorer as training,
+and written down (docs/smollm2-task.md) before any method is run on it. Each candidate is a set of
+``data`` overrides; each is measured greedily (one sample) and at every temperature (``--samples``
+each), on its own ``test`` split (``--problems`` problems). The output is a JSON record (machine,
+commit, settings and every cell) and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from prerl import data as data_lib
+from prerl.cli import compose_checked
+from prerl.config import DataConfig
+from prerl.evaluation import evaluate
+from prerl.fingerprint import machine, packages
+from prerl.models import load_policy
+from prerl.rollout import make_engine
+from prerl.run_info import git
+from prerl.scorers import Grader
+
+SOLVE_STEP_BY_STEP = "Solve the problem step by step. Then write the final answer as a number."
+
+# name -> data overrides. The in-distribution candidates differ in steps (numbers per problem), digits
+# and whether a system turn asks for steps and a number; two steps is the harder split's candidate.
+CANDIDATES: dict[str, dict] = {
+    "one_step_1_digit": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=1),
+    "one_step_1_2_digits": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=2),
+    "one_step_2_digits": dict(min_operands=2, max_operands=2, min_digits=2, max_digits=2),
+    "one_step_1_2_digits_instructed": dict(
+        min_operands=2, max_operands=2, min_digits=1, max_digits=2, system_prompt=SOLVE_STEP_BY_STEP
+    ),
+    "two_steps_1_2_digits": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=2),
+}
+
+
+def measure(engine, tokenizer, data: DataConfig, temperature: float, samples: int, max_new_tokens: int) -> dict:
+    """Avg@K (K = 1 when greedy), the share of responses cut at the length limit and mean length."""
+    split = data_lib.render(data_lib.load_splits(data)["test"], tokenizer)
+    K = 1 if temperature == 0 else samples
+    start = time.perf_counter()
+    result = evaluate(engine, "test", split["prompt_ids"], K, temperature, 1.0, max_new_tokens, Grader.of(split))
+    return {
+        "avg": result.avg,
+        "truncated": float(sum(result.truncated)) / len(result.truncated),
+        "mean_tokens": float(sum(result.lengths or [])) / len(result.truncated),
+        "samples": int(result.correct.size),
+        "seconds": time.perf_counter() - start,
+        "example": result.responses[0],
+    }
+
+
+def table(record: dict) -> str:
+    temps = record["temperatures"]
+    head = "| candidate | " + " | ".join("greedy" if t == 0 else f"T={t}" for t in temps) + " |"
+    lines = [head, "|---" * (len(temps) + 1) + "|"]
+    for name, cells in record["cells"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * cells[str(t)]['avg']:.1f}%" for t in temps) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ option")
+    parser.add_argument("--data", default="word_problems", help="a conf/data/ option (the task)")
+    parser.add_argument("--problems", type=int, default=64, help="test problems per candidate")
+    parser.add_argument("--samples", type=int, default=8, help="samples per problem at each temperature")
+    parser.add_argument("--temperatures", default="0,0.5,0.7,1.0", help="comma-separated; 0 = greedy")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names of CANDIDATES")
+    parser.add_argument("--cache-dir", default=".cache/prerl")
+    parser.add_argument("--out", default="docs/smollm2-task/calibration.json")
+    args = parser.parse_args()
+
+    cfg = compose_checked([f"model={args.model}", f"data={args.data}", f"cache_dir={args.cache_dir}"])
+    torch.manual_seed(0)
+    model, tokenizer = load_policy(cfg.model, cfg.cache_dir, torch.device("cpu"))
+    engine = make_engine(cfg.rollout, model, tokenizer)
+    temps = [float(t) for t in args.temperatures.split(",")]
+    record = {
+        "model": args.model,
+        "data": args.data,
+        "problems": args.problems,
+        "samples": args.samples,
+        "max_new_tokens": args.max_new_tokens,
+        "temperatures": temps,
+        "machine": machine(),
+        "packages": packages(),
+        "commit": git("rev-parse", "HEAD"),
+        "cells": {},
+    }
+    for name in args.candidates.split(","):
+        data = replace(cfg.data, test_problems=args.problems, **CANDIDATES[name])
+        record["cells"][name] = {}
+        for t in temps:
+            torch.manual_seed(0)
+            cell = measure(engine, tokenizer, data, t, args.samples, args.max_new_tokens)
+            record["cells"][name][str(t)] = cell
+            print(f"{name:40s} T={t:<4} avg {100 * cell['avg']:5.1f}%  {cell['seconds']:.0f}s", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print(table(record))
+
+
+if __name__ == "__main__":
+    main()
