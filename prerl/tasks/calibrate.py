@@ -40,9 +40,13 @@ CANDIDATES: dict[str, dict] = {
     "one_step_1_digit": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=1),
     "one_step_1_2_digits": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=2),
     "one_step_2_digits": dict(min_operands=2, max_operands=2, min_digits=2, max_digits=2),
+    "one_step_1_digit_instructed": dict(
+        min_operands=2, max_operands=2, min_digits=1, max_digits=1, system_prompt=SOLVE_STEP_BY_STEP
+    ),
     "one_step_1_2_digits_instructed": dict(
         min_operands=2, max_operands=2, min_digits=1, max_digits=2, system_prompt=SOLVE_STEP_BY_STEP
     ),
+    "two_steps_1_digit": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=1),
     "two_steps_1_2_digits": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=2),
 }
 
