@@ -12,6 +12,9 @@ from omegaconf import OmegaConf
 from prerl.config import register_configs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
+# Wall-clock and memory: measured, not computed, so they differ between any two runs. The token counts
+# and their running totals stay in: a resumed run must continue them from its checkpoint.
+MEASURED = ("time/", "cost/train_seconds", "cost/peak_")
 
 
 def compose_config(overrides: list[str], tmp_path, cache_dir: str):

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 import prerl.losses as losses
 import prerl.trainer as trainer
-from helpers import compose_config, four_seed_joblib_sweep, reward_training_with, sweep_jobs, to_run
+from helpers import MEASURED, compose_config, four_seed_joblib_sweep, reward_training_with, sweep_jobs, to_run
 from prerl import checkpoint
 from prerl.rewards import math_reward
 
@@ -46,11 +46,6 @@ def histories(db: Path) -> dict[str, list[tuple[int, float]]]:
         for key in run.data.metrics
         if not key.startswith(MEASURED)
     }
-
-
-# Wall-clock and memory: measured, not computed, so they differ between any two runs. The token counts
-# and their running totals stay in: a resumed run must continue them from its checkpoint.
-MEASURED = ("time/", "cost/train_seconds", "cost/peak_")
 
 
 def test_sigkill_then_resume_logs_exactly_what_an_uninterrupted_run_logs(tmp_path, cache_dir):

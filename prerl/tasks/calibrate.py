@@ -9,7 +9,8 @@ the base model's accuracy alone, measured here with the same engine, prompts and
 and written down (docs/smollm2-task.md) before any method is run on it. Each candidate is a set of
 ``data`` overrides; each is measured greedily (one sample) and at every temperature (``--samples``
 each), on its own ``test`` split (``--problems`` problems). The output is a JSON record (machine,
-commit, settings and every cell) and a Markdown table.
+commit, settings and every cell), written after each cell so that a relaunch continues where the last
+one stopped, and a Markdown table.
 """
 
 from __future__ import annotations
@@ -39,16 +40,19 @@ SOLVE_STEP_BY_STEP = "Solve the problem step by step. Then write the final answe
 CANDIDATES: dict[str, dict] = {
     "one_step_1_digit": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=1),
     "one_step_1_2_digits": dict(min_operands=2, max_operands=2, min_digits=1, max_digits=2),
-    "one_step_2_digits": dict(min_operands=2, max_operands=2, min_digits=2, max_digits=2),
     "one_step_1_digit_instructed": dict(
         min_operands=2, max_operands=2, min_digits=1, max_digits=1, system_prompt=SOLVE_STEP_BY_STEP
     ),
+    "two_steps_1_digit": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=1),
+    "two_steps_1_2_digits": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=2),
+    "one_step_2_digits": dict(min_operands=2, max_operands=2, min_digits=2, max_digits=2),
     "one_step_1_2_digits_instructed": dict(
         min_operands=2, max_operands=2, min_digits=1, max_digits=2, system_prompt=SOLVE_STEP_BY_STEP
     ),
-    "two_steps_1_digit": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=1),
-    "two_steps_1_2_digits": dict(min_operands=3, max_operands=3, min_digits=1, max_digits=2),
 }
+
+
+SETTINGS = ("model", "data", "problems", "samples", "max_new_tokens")  # cells measured under others are redone
 
 
 def measure(engine, tokenizer, data: DataConfig, temperature: float, samples: int, max_new_tokens: int) -> dict:
@@ -72,7 +76,8 @@ def table(record: dict) -> str:
     head = "| candidate | " + " | ".join("greedy" if t == 0 else f"T={t}" for t in temps) + " |"
     lines = [head, "|---" * (len(temps) + 1) + "|"]
     for name, cells in record["cells"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * cells[str(t)]['avg']:.1f}%" for t in temps) + " |")
+        shown = [f"{100 * cells[str(t)]['avg']:.1f}%" if str(t) in cells else "-" for t in temps]
+        lines.append(f"| {name} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
 
 
@@ -106,16 +111,22 @@ def main() -> None:
         "commit": git("rev-parse", "HEAD"),
         "cells": {},
     }
+    out = Path(args.out)
+    if out.exists():  # a relaunch keeps the cells measured with the same settings
+        earlier = json.loads(out.read_text())
+        if all(earlier[k] == record[k] for k in SETTINGS):
+            record["cells"] = earlier["cells"]
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.candidates.split(","):
         data = replace(cfg.data, test_problems=args.problems, **CANDIDATES[name])
-        record["cells"][name] = {}
+        cells = record["cells"].setdefault(name, {})
         for t in temps:
+            if str(t) in cells:
+                continue
             torch.manual_seed(0)
-            cell = measure(engine, tokenizer, data, t, args.samples, args.max_new_tokens)
-            record["cells"][name][str(t)] = cell
-            print(f"{name:40s} T={t:<4} avg {100 * cell['avg']:5.1f}%  {cell['seconds']:.0f}s", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1))
+            cells[str(t)] = measure(engine, tokenizer, data, t, args.samples, args.max_new_tokens)
+            out.write_text(json.dumps(record, indent=1))  # each cell as soon as it is measured
+            print(f"{name:40s} T={t:<4} avg {100 * cells[str(t)]['avg']:5.1f}%", flush=True)
     print(table(record))
 
 
