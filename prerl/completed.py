@@ -38,9 +38,22 @@ NOT_IDENTITY = (
 )
 
 
+# Keys added after runs were logged, with the value (as ``flatten`` writes it) that computes what those
+# runs computed: left out of the digest while they hold it, so that adding a knob changes no earlier
+# run's digest and a relaunched sweep still finds its finished runs (tests/test_sweeps.py pins digests).
+ADDED_LATER = {
+    "model.gguf": "None",
+    "data.system_prompt": "None",
+}
+
+
 def config_hash(resolved: dict) -> str:
     """A short digest of what a run computes: equal for a relaunch of the same job, different otherwise."""
-    identity = {k: v for k, v in flatten(resolved).items() if not k.startswith(NOT_IDENTITY)}
+    identity = {
+        k: v
+        for k, v in flatten(resolved).items()
+        if not k.startswith(NOT_IDENTITY) and not (k in ADDED_LATER and ADDED_LATER[k] == v)
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -165,6 +165,26 @@ def test_optuna_study_resumes_after_an_interruption(tmp_path, cache_dir):
     assert (tmp_path / "again" / "optimization_results.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    "overrides, digest",
+    [
+        ([], "0799e41e8e0a5dcc"),
+        (["algorithm=ppo", "objective=psr_prerl", "warmup_steps=1"], "05fb8a412e5435d4"),
+    ],
+)
+def test_config_hash_of_existing_runs_is_unchanged(overrides, digest, tmp_path):
+    """Digests of configs logged by earlier versions (computed with those versions, commit 65f83f6):
+    a knob added since, at the value that reproduces those runs, leaves them as they were."""
+    from omegaconf import OmegaConf
+
+    from prerl.completed import config_hash
+
+    from helpers import compose_config
+
+    cfg = compose_config(overrides, tmp_path, str(tmp_path / "cache"))
+    assert config_hash(OmegaConf.to_container(cfg, resolve=True)) == digest
+
+
 def test_config_hash_ignores_how_ranks_hold_the_model():
     """Replicated and sharded runs compute the same steps; runs from before the key keep their digest."""
     from prerl.completed import config_hash
