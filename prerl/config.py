@@ -202,7 +202,9 @@ class ModelConfig:
     autocast: Optional[str] = field(
         default=None,
         metadata={
-            "help": "null | bfloat16 | float16: compute dtype of forward/backward (torch.autocast), weights stay in dtype"
+            "help": "null | bfloat16 | float16 | auto: compute dtype of forward/backward (torch.autocast), weights "
+            "stay in dtype; auto = bfloat16 where the device has bf16 matrix units (AMX, AVX-512 BF16, CUDA), "
+            "else null"
         },
     )
     # Qwen3 has no BOS and the paper uses <|im_start|>.
@@ -246,8 +248,8 @@ class ModelConfig:
             f"model.dtype={self.dtype!r}: choose one of float32, bfloat16, float16",
         )
         _check(
-            self.autocast in (None, "bfloat16", "float16"),
-            f"model.autocast={self.autocast!r}: choose null, bfloat16 or float16",
+            self.autocast in (None, "bfloat16", "float16", "auto"),
+            f"model.autocast={self.autocast!r}: choose null, bfloat16, float16 or auto",
         )
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")

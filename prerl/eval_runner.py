@@ -22,7 +22,7 @@ from prerl.benchmarks import eval_sets, references
 from prerl.config import TrainConfig
 from prerl.evaluation import EvalResult, concat_results, evaluate_problems, gather_result, k_values, problem_ids
 from prerl.choices import check_choices
-from prerl.models import load_policy, resolve_device
+from prerl.models import autocast, load_policy, resolve_device
 from prerl.rollout import make_engine
 from prerl.scorers import Grader, settings_from
 from prerl.tracking import NullTracker, Tracker
@@ -94,7 +94,8 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
         for name, dataset in sets.items():
             dataset = data_lib.render(dataset, tokenizer, cfg.model.chat_template_kwargs)
             start = time.perf_counter()
-            result = evaluate_set(engine, name, dataset, cfg)
+            with autocast(cfg.model, device):  # the compute dtype training evaluates in (model.autocast)
+                result = evaluate_set(engine, name, dataset, cfg)
             if result is None:  # not rank 0
                 continue
             seconds = time.perf_counter() - start

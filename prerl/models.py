@@ -121,11 +121,28 @@ def eager():
     return torch.compiler.set_stance("force_eager")
 
 
+def has_bf16_matrix_units(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware: a CUDA GPU that supports bf16, or a CPU
+    with AMX tiles or AVX-512 BF16 (elsewhere torch emulates bf16 matmuls, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def compute_dtype(cfg: ModelConfig, device: torch.device) -> str | None:
+    """``model.autocast`` on ``device``: ``auto`` is bfloat16 where the device has bf16 matrix units, else
+    none (fp32 compute)."""
+    if cfg.autocast == "auto":
+        return "bfloat16" if has_bf16_matrix_units(device) else None
+    return cfg.autocast
+
+
 def autocast(cfg: ModelConfig, device: torch.device):
     """The compute-dtype context of forward and backward passes (``model.autocast``; none when null)."""
-    if cfg.autocast is None:
+    dtype = compute_dtype(cfg, device)
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=DTYPES[cfg.autocast])
+    return torch.autocast(device.type, dtype=DTYPES[dtype])
 
 
 def context_token_id(tokenizer, token: str) -> int:

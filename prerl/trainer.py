@@ -33,7 +33,14 @@ from prerl.benchmarks import eval_sets
 from prerl.evaluation import evaluate_problems, gather_result, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
-from prerl.models import autocast, compile_decoder_layers, context_token_id, load_policy, resolve_device
+from prerl.models import (
+    autocast,
+    compile_decoder_layers,
+    compute_dtype,
+    context_token_id,
+    load_policy,
+    resolve_device,
+)
 from prerl.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
 from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, make_engine
@@ -350,6 +357,7 @@ class Experiment:
             "algorithm": self.cfg.algorithm.name,
             "warmup_steps": str(self.cfg.warmup_steps),
             "device": str(self.device),
+            "compute_dtype": compute_dtype(self.cfg.model, self.device) or self.cfg.model.dtype,  # model.autocast
         }
         # whether two runs should agree to the float (same weights, machine, packages, threads)
         tags |= run_fingerprint(

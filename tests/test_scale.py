@@ -62,3 +62,18 @@ def test_paper_preset_turns_the_scale_switches_on(tmp_path, cache_dir):
 def test_vllm_engine_without_vllm_says_how_to_install():
     with pytest.raises(ImportError, match=r"prerl\[vllm\]"):
         make_engine(RolloutConfig(engine="vllm"), model=None, tokenizer=None)
+
+
+def test_auto_autocast_is_bf16_only_where_the_device_multiplies_bf16_in_hardware(monkeypatch):
+    from prerl.config import ModelConfig
+    from prerl.models import autocast, compute_dtype
+
+    cpu, auto = torch.device("cpu"), ModelConfig(autocast="auto")
+    for amx, avx512_bf16, expected in [(True, False, "bfloat16"), (False, True, "bfloat16"), (False, False, None)]:
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda bf16=avx512_bf16: bf16)
+        assert compute_dtype(auto, cpu) == expected
+        with autocast(auto, cpu):
+            assert torch.is_autocast_enabled("cpu") == (expected is not None)
+    assert compute_dtype(ModelConfig(autocast="float16"), cpu) == "float16"  # an explicit choice stays
+    assert compute_dtype(ModelConfig(), cpu) is None
