@@ -147,7 +147,7 @@ class Setup:
     def micro_batch(self) -> MicroBatch:
         tokens = self.cfg.optim.micro_batch_tokens
         width = min(tokens, self.cfg.data.max_prompt_tokens + self.cfg.rollout.max_new_tokens)
-        return MicroBatch(tokens, width, grouped_kv=self.target.kind == "cpu")
+        return MicroBatch(tokens, width, on_gpu=self.target.kind == "cuda")
 
     def shares_prompts(self) -> bool:
         """Post-train space forwards each prompt once for its samples (optim.shared_prompt_forward)."""
@@ -300,7 +300,7 @@ def shared_contexts(x: Setup) -> list[Item]:
     s, p, mb = x.shape, x.precision, x.micro_batch()
     prompts = -(-x.cfg.prompts_per_step // x.target.ranks)
     prompt_tokens = prompts * x.cfg.data.max_prompt_tokens
-    contexts = update_peak(s, p, MicroBatch(prompt_tokens, x.cfg.data.max_prompt_tokens, mb.grouped_kv), False)
+    contexts = update_peak(s, p, MicroBatch(prompt_tokens, x.cfg.data.max_prompt_tokens, mb.on_gpu), False)
     rows = min(mb.tokens, prompts * x.cfg.rollout.samples_per_prompt)
     kv_heads = s.kv_heads if mb.grouped_kv else s.heads
     per_row = 2 * s.layers * x.cfg.data.max_prompt_tokens * kv_heads * s.head_dim * p.compute

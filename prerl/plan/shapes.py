@@ -51,6 +51,7 @@ class ModelShape:
     max_positions: Optional[int]
     params: int  # every parameter once (a tied matrix once)
     layer_params: int  # one decoder layer
+    layer_linear_params: int  # one decoder layer's nn.Linear weights and biases
     linear_params: int  # weights and biases of nn.Linear modules (a tied head's matrix counted here)
     head_params: int  # the LM head's own matrix: V × H when untied, 0 when tied
     tensor_shapes: tuple[tuple[int, ...], ...]  # every parameter's shape, in model order
@@ -106,6 +107,7 @@ def shape_of(config: PretrainedConfig, name: str) -> ModelShape:
         max_positions=getattr(text, "max_position_embeddings", None),
         params=sum(p.numel() for p in params.values()),
         layer_params=sum(p.numel() for p in layer.parameters()),
+        layer_linear_params=sum(p.numel() for m in layer.modules() if isinstance(m, nn.Linear) for p in m.parameters()),
         linear_params=sum(p.numel() for p in params.values() if id(p) in linear),
         head_params=0 if tied else head.weight.numel(),
         tensor_shapes=tuple(tuple(p.shape) for p in params.values()),
