@@ -316,14 +316,14 @@ def fsdp_units(x: Setup, layer: int, root: int) -> list[Item]:
     w = x.precision.weights
     return [
         Item("gathered", (root + 2 * layer) * w, "root and two layers whole"),
-        Item("gradients", 2 * max(layer, root) * w),
+        Item("gradients", 2 * max(layer, root) * w, "a unit's whole gradients and their reduce-scatter input"),
     ]
 
 
 def update(x: Setup) -> PhaseMemory:
     s, p = x.shape, x.precision
     activations = update_peak(s, p, x.micro_batch(), x.cfg.model.gradient_checkpointing)
-    items = resident(x) + [Item("gradients", x.held() * p.weights)] + autocast_copies(x, s.linear_params)
+    items = resident(x) + [Item("gradients", x.held() * p.weights, "policy")] + autocast_copies(x, s.linear_params)
     items += [Item("activations", activations, f"micro-batch of {x.cfg.optim.micro_batch_tokens} tokens")]
     items += shared_contexts(x) + fsdp_units(x, s.layer_params, s.root_params)
     return PhaseMemory("update", tuple(items))
