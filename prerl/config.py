@@ -751,7 +751,7 @@ class PlanConfig:
         default=0.05,
         metadata={
             "help": "fraction of the device memory a planned peak may exceed it by before the run is refused "
-            "(the plan's own error: README \"Memory plan\"); >= 0"
+            '(the plan\'s own error: README "Memory plan"); >= 0'
         },
     )
     device_memory: Optional[str] = field(

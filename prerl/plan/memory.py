@@ -39,7 +39,7 @@ from prerl.config import KLPlacement, TrainConfig
 from prerl.enums import Space
 from prerl.objectives import Phase as StepPhase
 from prerl.objectives import main_phase, warmup_phase
-from prerl.plan.activations import MicroBatch, Precision, no_grad_peak, update_peak
+from prerl.plan.activations import MicroBatch, Precision, layer_bytes, no_grad_peak, update_peak
 from prerl.plan.shapes import ModelShape
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -244,13 +244,17 @@ def hf_generate(x: Setup, name: str, prompts: Optional[int], samples: int, new_t
     s, p = x.shape, x.precision
     rows = generate_rows(prompts, samples, x.cfg.rollout.batch_samples)
     positions = x.cfg.data.max_prompt_tokens + new_tokens
+    call_prompts, width = rows // samples, x.cfg.data.max_prompt_tokens
     kv = kv_cache_bytes(x, rows, positions)
-    prefill = kv_cache_bytes(x, rows // samples, positions)  # freed once repeated per sample
+    prefill_kv = kv_cache_bytes(x, call_prompts, positions)  # freed once repeated per sample
+    # the prompts' forward (no gradient): one layer's buffers and its [P, P] mask at a time
+    prefill = call_prompts * width * (2 * s.hidden * p.weights + 3 * s.intermediate * p.compute + width * p.compute)
     sampling = 3 * rows * s.vocab * 4 + rows * s.vocab * p.compute  # softmax, cumsum, sort (fp32), logits
+    bookkeeping = rows * (2 * positions + new_tokens) * 8  # the attention mask, its copy per sample, the tokens
     items = resident(x) + autocast_copies(x, s.linear_params) + gathered(x, "whole weights to sample")
     items += [
-        Item("KV cache", kv + prefill, f"{rows} sequences × {positions} positions"),
-        Item("activations", sampling),
+        Item("KV cache", kv + prefill_kv, f"{rows} sequences × {positions} positions"),
+        Item("activations", max(prefill, sampling) + bookkeeping, "prefill or sampling buffers"),
     ]
     return PhaseMemory(name, tuple(items))
 
@@ -266,12 +270,25 @@ def rollout(x: Setup) -> Optional[PhaseMemory]:
     return hf_generate(x, "rollout", prompts, r.samples_per_prompt, r.max_new_tokens)
 
 
+def eval_problems(x: Setup) -> Optional[int]:
+    """Problems of the largest eval set one rank samples, where the config tells (the mini data's
+    splits, or a ``limit``); None for a benchmark read in full."""
+    sizes = []
+    for name, s in x.cfg.eval.sets.items():
+        split = {"test": x.cfg.data.test_problems, "ood": x.cfg.data.ood_problems}.get(name)
+        size = s.limit if s.limit is not None else split if x.cfg.data.name == "mini" and s.benchmark is None else None
+        if size is None:
+            return None
+        sizes.append(size)
+    return -(-max(sizes) // x.target.ranks) if sizes else None
+
+
 def evaluation(x: Setup) -> Optional[PhaseMemory]:
     """Evaluation with the transformers engine (a vLLM engine evaluates within its rollout share)."""
     if x.cfg.rollout.engine != "hf":
         return None
     ev = x.cfg.eval
-    return hf_generate(x, "evaluation", None, ev.samples_per_prompt, ev.max_new_tokens)
+    return hf_generate(x, "evaluation", eval_problems(x), ev.samples_per_prompt, ev.max_new_tokens)
 
 
 # --- scoring and the update -------------------------------------------------------------------------
@@ -293,18 +310,19 @@ def scoring(x: Setup) -> Optional[PhaseMemory]:
 
 
 def shared_contexts(x: Setup) -> list[Item]:
-    """Post-train space with shared prompts (prerl/logprobs.py ``context_states``): the prompts'
-    forward stays for the whole update, and every row carries its prompt's keys and values."""
+    """Post-train space with shared prompts (prerl/logprobs.py ``context_states``): what the prompts'
+    forward keeps stays for the whole update, with their keys and values as leaves, and every row of a
+    micro-batch carries its prompt's keys and values."""
     if not x.shares_prompts():
         return []
     s, p, mb = x.shape, x.precision, x.micro_batch()
-    prompts = -(-x.cfg.prompts_per_step // x.target.ranks)
-    prompt_tokens = prompts * x.cfg.data.max_prompt_tokens
-    contexts = update_peak(s, p, MicroBatch(prompt_tokens, x.cfg.data.max_prompt_tokens, mb.on_gpu), False)
-    rows = min(mb.tokens, prompts * x.cfg.rollout.samples_per_prompt)
+    prompts, width = -(-x.cfg.prompts_per_step // x.target.ranks), x.cfg.data.max_prompt_tokens
     kv_heads = s.kv_heads if mb.grouped_kv else s.heads
-    per_row = 2 * s.layers * x.cfg.data.max_prompt_tokens * kv_heads * s.head_dim * p.compute
-    return [Item("activations", contexts + rows * per_row, "shared prompts' forward and keys/values")]
+    contexts = s.layers * layer_bytes(s, p, MicroBatch(prompts * width, width, mb.on_gpu))
+    leaves = 2 * s.layers * prompts * width * s.kv_heads * s.head_dim * p.compute
+    rows = min(mb.tokens, prompts * x.cfg.rollout.samples_per_prompt)
+    per_row = 2 * s.layers * width * kv_heads * s.head_dim * p.compute
+    return [Item("activations", contexts + leaves + rows * per_row, "shared prompts' forward and keys/values")]
 
 
 def fsdp_units(x: Setup, layer: int, root: int) -> list[Item]:
