@@ -14,8 +14,9 @@ def describe(plan: Plan) -> str:
     cfg, s, t = x.cfg, x.shape, x.target
     m = cfg.model
     device = f"{gib(t.device_bytes)} GiB ({t.kind})" if t.device_bytes else f"unknown ({t.kind})"
+    count = f"{s.params / 1e9:.3g} B" if s.params >= 1e9 else f"{s.params / 1e6:.3g} M"
     lines = [
-        f"memory plan per device: {s.name}, {s.params / 1e9:.3g} B parameters (config: {plan.source})",
+        f"memory plan per device: {s.name}, {count} parameters (config: {plan.source})",
         f"{t.ranks} rank(s), distributed.strategy={cfg.distributed.strategy}, rollout={cfg.rollout.engine}, "
         f"model.dtype={m.dtype}, model.autocast={m.autocast}, gradient checkpointing "
         f"{'on' if m.gradient_checkpointing else 'off'}, optim.micro_batch_tokens={cfg.optim.micro_batch_tokens}",
@@ -29,17 +30,15 @@ def describe(plan: Plan) -> str:
 
 
 def phase_table(plan: Plan) -> str:
-    """Markdown: a row per phase, a column per category that any phase spends on (GiB)."""
+    """Markdown: a row per phase, a column per category that any phase spends on (GiB, MiB below 2 GiB)."""
     used = [c for c in CATEGORIES if any(p.by_category()[c] for p in plan.phases)]
-    head = ["phase (GiB)", *used, "total"]
+    unit, scale = ("GiB", 2**30) if plan.peak.total >= 2 * 2**30 else ("MiB", 2**20)
+    head = [f"phase ({unit})", *used, "total"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for phase in plan.phases:
         cells = phase.by_category()
-        rows.append(
-            "| "
-            + " | ".join([phase.name, *(gib(cells[c]) if cells[c] else "–" for c in used), gib(phase.total)])
-            + " |"
-        )
+        values = [f"{cells[c] / scale:.1f}" if cells[c] else "–" for c in used]
+        rows.append("| " + " | ".join([phase.name, *values, f"{phase.total / scale:.1f}"]) + " |")
     return "\n".join(rows)
 
 
