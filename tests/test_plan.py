@@ -364,3 +364,27 @@ def test_train_refuses_before_any_weight_loads(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("config error: memory plan: the "), done.stderr
     assert not store.exists() and not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_mini_recipe_not_built_yet_is_planned_from_the_recipe(tmp_path):
+    """No shipped or cached build: the recipe's widths, and its vocabulary as the most tokens its tokenizer can have."""
+    cfg = compose_checked(["model.mini.hidden_size=96", f"cache_dir={tmp_path}"])
+    plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
+    assert "recipe" in plan.source
+    assert (plan.setup.shape.hidden, plan.setup.shape.vocab) == (96, cfg.model.mini.vocab_size)
+
+
+def test_the_reference_and_the_critic_are_planned_as_built():
+    """PPO's critic (prerl/critic.py: the policy's trunk and a scalar head, with its AdamW) and a KL
+    reference (the policy's weights), against the modules the trainer builds."""
+    from prerl.config import CriticConfig, OptimConfig
+    from prerl.critic import Critic
+
+    cfg = compose_checked(["experiment=smoke", "algorithm=ppo", "algorithm.kl.placement=loss"])
+    plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
+    held = {i.category: i.bytes for i in plan.phases[0].items}
+    policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(**shape_config(plan)))
+    critic = Critic(policy, CriticConfig(), OptimConfig())
+    assert held["reference"] == storage_bytes(policy.parameters())
+    assert held["critic"] == 3 * storage_bytes(critic.model.parameters())  # weights and two AdamW moments
+    assert "critic update" in [p.name for p in plan.phases] and "scoring" in [p.name for p in plan.phases]

@@ -86,27 +86,27 @@ def target_for(cfg: TrainConfig, ranks: Optional[int] = None, device_memory: Opt
 
 
 # What to change when a phase does not fit, by phase name.
+SHARD = "distributed.strategy=fsdp2 (it shards the weights, gradients and moments each rank keeps)"
 REMEDIES = {
-    "rollout (vLLM)": "a lower rollout.vllm.gpu_memory_utilization, or distributed.strategy=fsdp2 (or more ranks)",
-    "rollout": "a smaller rollout.batch_samples (sequences per generate call) or distributed.strategy=fsdp2",
+    "rollout (vLLM)": f"a lower rollout.vllm.gpu_memory_utilization, or {SHARD}",
+    "rollout": f"a smaller rollout.batch_samples (sequences per generate call), or {SHARD}",
     "evaluation": "a smaller rollout.batch_samples or eval.max_new_tokens",
-    "scoring": "a smaller optim.micro_batch_tokens or distributed.strategy=fsdp2",
-    "update": "distributed.strategy=fsdp2, model.gradient_checkpointing=true or a smaller optim.micro_batch_tokens",
-    "optimizer step": "distributed.strategy=fsdp2 (or more ranks: it shards gradients and AdamW's moments)",
-    "critic update": "distributed.strategy=fsdp2, model.gradient_checkpointing=true or a smaller optim.micro_batch_tokens",
+    "scoring": f"a smaller optim.micro_batch_tokens, or {SHARD}",
+    "update": f"model.gradient_checkpointing=true, a smaller optim.micro_batch_tokens, or {SHARD}",
+    "optimizer step": f"{SHARD}, over more ranks",
+    "critic update": f"model.gradient_checkpointing=true, a smaller optim.micro_batch_tokens, or {SHARD}",
 }
 
 
 def remedy(plan: Plan) -> str:
-    peak = plan.peak
-    fix = REMEDIES.get(peak.name, "distributed.strategy=fsdp2")
-    device = plan.device_bytes
+    """What to change, for the phase that peaks; for vLLM's share, the largest that leaves room."""
+    peak, device = plan.peak, plan.device_bytes
     if peak.name == "rollout (vLLM)" and device:
         share = sum(i.bytes for i in peak.items if i.category == "vLLM")
-        highest = (device - (peak.total - share)) / device  # what would leave the trainer's part room
+        highest = (device - (peak.total - share)) / device  # the device less what the trainer keeps
         if highest > 0:
-            fix = f"rollout.vllm.gpu_memory_utilization <= {int(highest * 100) / 100:.2f}, or {fix.split(', or ')[1]}"
-    return fix
+            return f"rollout.vllm.gpu_memory_utilization <= {int(highest * 100) / 100:.2f}, or {SHARD}"
+    return REMEDIES.get(peak.name, SHARD)
 
 
 def refusal(plan: Plan, margin: float) -> Optional[str]:

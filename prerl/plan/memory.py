@@ -127,7 +127,7 @@ class Setup:
         head_shard = -(-s.vocab // n) * s.hidden if s.head_params else 0
         return s.shard(n) - head_shard + s.hidden + 1
 
-    def phases(self) -> list[StepPhase]:
+    def training_phases(self) -> list[StepPhase]:
         """The warm-up and main phases the run trains with."""
         out = [warmup_phase(self.cfg.objective)] if self.cfg.warmup_steps > 0 else []
         return out + ([main_phase(self.cfg.algorithm)] if self.cfg.total_steps > self.cfg.warmup_steps else [])
@@ -151,7 +151,7 @@ class Setup:
 
     def shares_prompts(self) -> bool:
         """Post-train space forwards each prompt once for its samples (optim.shared_prompt_forward)."""
-        post = any(p.space == Space.post for p in self.phases())
+        post = any(p.space == Space.post for p in self.training_phases())
         return post and self.cfg.optim.shared_prompt_forward and not self.cfg.model.gradient_checkpointing
 
 
@@ -296,7 +296,7 @@ def evaluation(x: Setup) -> Optional[PhaseMemory]:
 
 def scoring(x: Setup) -> Optional[PhaseMemory]:
     """No-gradient forwards before the update: the policy's old log-probs, the reference's, critic values."""
-    algo, phases = x.cfg.algorithm, x.phases()
+    algo, phases = x.cfg.algorithm, x.training_phases()
     policy = any(p.reuses_rollout for p in phases) or algo.kl.placement == KLPlacement.reward
     if not (policy or x.uses_reference or x.uses_critic):
         return None
