@@ -388,3 +388,11 @@ def test_the_reference_and_the_critic_are_planned_as_built():
     assert held["reference"] == storage_bytes(policy.parameters())
     assert held["critic"] == 3 * storage_bytes(critic.model.parameters())  # weights and two AdamW moments
     assert "critic update" in [p.name for p in plan.phases] and "scoring" in [p.name for p in plan.phases]
+
+
+@pytest.mark.slow  # sixteen configs composed and planned
+def test_the_readmes_table_is_the_planners():
+    """README "Memory plan" pastes ``python -m prerl.plan --table``: a change to the plan shows there."""
+    from prerl.plan.cli import table
+
+    assert table() in (ROOT / "README.md").read_text()
