@@ -141,10 +141,25 @@ test-vllm: $(VLLM_STAMP)
 	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/vllm_engine
 .PHONY: test-vllm
 
-## A few DSRL steps on one GPU with bf16 compute, seconds per stage (vLLM when installed; README "Scaling out")
+## The GPU check: a policy built on the GPU, each engine's rollout, an update and an evaluation, every
+## phase's peak memory against the memory plan (README "GPU check"); ARGS="--cpu" runs it degraded on a CPU
 gpu-check: setup
-	$(PY) scripts/gpu_check.py
-.PHONY: gpu-check
+	$(PY) scripts/gpu_check.py $(ARGS)
+
+## dist/gpu-kit: prerl's wheel and its dependencies' (torch aside) with run.sh, which installs them with
+## the index off and runs the check, for a GPU machine without internet: copy the folder, run.sh [--size large]
+KIT := dist/gpu-kit
+gpu-kit: setup
+	bash scripts/gpu_kit/build.sh $(KIT) $(PY)
+
+## The kit as a bare machine sees it: a fresh venv with only torch, the kit installed with the index off,
+## the check run degraded on the CPU (about 3 minutes on 2 cores; not part of `make test`)
+gpu-kit-test: gpu-kit
+	rm -rf .venv-kit-test
+	python3 -m venv .venv-kit-test
+	.venv-kit-test/bin/python -m pip install -q "torch==2.13.0"
+	env -u PYTHONPATH PIP_NO_INDEX=1 PY=.venv-kit-test/bin/python $(KIT)/run.sh --cpu
+.PHONY: gpu-check gpu-kit gpu-kit-test
 
 ## Sweeps (README "Sweeps, Optuna and tables"): make sweep-NAME runs sweeps/NAME.yaml as a multirun.
 ##   make sweep-warmup                     the mini setting: S in {0,...,40} x 2 seeds

@@ -1,7 +1,9 @@
 """Train one run (or a sweep with -m): python train.py [group=option ...] [key=value ...].
 
 ``python train.py --help`` lists every option with its help (prerl/config_docs.py). A bad value is
-answered in one line before torch, transformers or MLflow is imported (prerl/cli.py).
+answered in one line before torch, transformers or MLflow is imported (prerl/cli.py). ``python
+train.py <overrides> --plan [--ranks N] [--device-memory 80GiB]`` prints the memory plan of each phase
+and loads nothing (prerl/plan); a run whose plan exceeds its device is refused before any weight loads.
 """
 
 import logging
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float:
     with exit_on_config_error():  # a multirun's job, or a value only Hydra's runtime knows
         run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
+        from prerl import plan  # imports torch: after the cheap checks
+
+        plan.check(run_cfg)  # the memory plan, before any weight loads (plan.check=false skips it)
     from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run  # heavy: after the check
     from prerl.trainer import sweep_value, train
 
@@ -43,5 +48,9 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    if "--plan" in sys.argv[1:]:
+        from prerl.plan.cli import main as print_plan
+
+        sys.exit(print_plan(sys.argv[1:]))
     preflight(sys.argv[1:])
     main()

@@ -35,6 +35,7 @@ NOT_IDENTITY = (
     "tracking.outage_wait_s",
     "checkpoint.",
     "distributed.",
+    "plan.",  # the memory plan checked at start-up (prerl/plan) changes nothing a run computes
 )
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 # The schema's closed choices live in a leaf module (re-exported here); open choices (losses,
@@ -49,6 +50,20 @@ def looks_local(path: str) -> bool:
     if _URI.match(path):
         return False
     return path.startswith(_LOCAL_PREFIXES) or path in (".", "..") or path.count("/") > 1 or os.path.exists(path)
+
+
+# config.json of the Hub models the presets name, stored under their Hub id (prerl/model_configs/SOURCE.md)
+MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+
+
+def config_json(path: str) -> Optional[Path]:
+    """The ``config.json`` that describes ``model.path`` without downloading anything: a local folder's
+    own, else the shipped copy of a Hub id's (``prerl/model_configs/<id>/config.json``); None if neither."""
+    local = Path(os.path.expanduser(path)) / "config.json"
+    if local.is_file():
+        return local
+    shipped = MODEL_CONFIGS / path / "config.json"
+    return shipped if not looks_local(path) and shipped.is_file() else None
 
 
 def _check_exists(key: str, path: Optional[str], what: str = "file or folder") -> None:
@@ -151,6 +166,13 @@ class GGUFConfig:
         },
     )
     install: str = field(default="", metadata={"help": "the command that installs the package (said when missing)"})
+    model: str = field(
+        default="",
+        metadata={
+            "help": "the Hub id of the model the file holds; its config.json ships in prerl/model_configs/ "
+            "(length checks and the memory plan without loading it)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(bool(self.package and self.file), "model.gguf: set its package and file")
@@ -254,24 +276,17 @@ class ModelConfig:
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")
 
-    def max_positions(self, cache_dir: str = ".cache/prerl") -> Optional[int]:
-        """The longest sequence the model takes, known without loading it: the mini recipe's, a local
-        folder's ``config.json`` or a dequantized GGUF model's in the cache; None for a Hub id (not
-        downloaded to check) and a GGUF model not dequantized yet."""
-        if self.path is None and self.gguf is not None:
-            return _positions_in(self.gguf.cache_folder(cache_dir))
-        if self.path is None:
+    def max_positions(self) -> Optional[int]:
+        """The longest sequence the model takes, known without loading it: the mini recipe's, or the
+        ``config.json`` of a local folder, of a shipped Hub model or of a GGUF file's model
+        (``config_json``); None for any other Hub id (not downloaded to check)."""
+        if self.path is None and self.gguf is None:
             return self.mini.max_positions if self.mini is not None else None
-        return _positions_in(os.path.expanduser(self.path))
-
-
-def _positions_in(folder: str) -> Optional[int]:
-    """``max_position_embeddings`` of a transformers folder's ``config.json``, None without one."""
-    config_json = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_json):
-        return None
-    with open(config_json) as f:
-        return json.load(f).get("max_position_embeddings")
+        found = config_json(self.path if self.path is not None else self.gguf.model)  # type: ignore[union-attr]
+        if found is None:
+            return None
+        with open(found) as f:
+            return json.load(f).get("max_position_embeddings")
 
 
 @dataclass
@@ -792,6 +807,52 @@ class DistributedConfig:
         )
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_bytes(text: str, key: str = "plan.device_memory") -> int:
+    """``80GiB``, ``141GB``, ``8e10`` → bytes (GB = 10⁹, GiB = 2³⁰); a one-line ``ConfigError`` otherwise."""
+    match = _SIZE.match(str(text))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise ConfigError(f"{key}={text!r}: write a size such as 80GiB, 141GB or 8.5e10 (units B, KB-TB, KiB-TiB)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+@dataclass
+class PlanConfig:
+    """The memory plan checked before any weight loads (prerl/plan; ``python train.py ... --plan`` prints it)."""
+
+    check: bool = field(
+        default=True,
+        metadata={
+            "help": "refuse to start (one line, exit status 2) when a phase's planned peak exceeds the device "
+            "memory by more than plan.margin; false = start anyway"
+        },
+    )
+    margin: float = field(
+        default=0.05,
+        metadata={
+            "help": "fraction of the device memory a planned peak may exceed it by before the run is refused "
+            '(the plan\'s own error: README "Memory plan"); >= 0'
+        },
+    )
+    device_memory: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "memory of one device, e.g. 80GiB or 141GB; null = the local GPU's, or on a CPU run the "
+            "machine's memory shared by its local ranks"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.margin >= 0, f"plan.margin={self.margin}: must be >= 0")
+        if self.device_memory is not None:
+            _check(parse_bytes(self.device_memory) > 0, f"plan.device_memory={self.device_memory!r}: must be > 0")
+
+
 def _group(factory: Any, help: str) -> Any:
     return field(default_factory=factory, metadata={"help": help})
 
@@ -811,6 +872,7 @@ class TrainConfig:
     tracking: TrackingConfig = _group(TrackingConfig, "MLflow")
     checkpoint: CheckpointConfig = _group(CheckpointConfig, "crash-safe checkpoints")
     distributed: DistributedConfig = _group(DistributedConfig, "multi-process training (torchrun)")
+    plan: PlanConfig = _group(PlanConfig, "the memory plan checked before the weights load")
     resume: str = field(
         default="auto",
         metadata={
@@ -863,7 +925,7 @@ class TrainConfig:
     def _check_lengths(self) -> None:
         """Prompt + response must fit the model's positions (and vLLM's max_model_len when set)."""
         prompt = self.data.max_prompt_tokens
-        limits = [(self.model.max_positions(self.cache_dir), "the model's positions")]
+        limits = [(self.model.max_positions(), "the model's positions")]
         if self.rollout.vllm.max_model_len is not None:
             limits.append((self.rollout.vllm.max_model_len, "rollout.vllm.max_model_len"))
         for key, new in (

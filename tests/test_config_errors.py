@@ -62,6 +62,8 @@ BAD = [
     (["rollout.max_new_tokens=100000"], ["rollout.max_new_tokens=100000", "<= 448", "positions, 512"]),
     (["eval.max_new_tokens=500"], ["eval.max_new_tokens=500", "<= 448"]),
     (["model.mini.max_positions=64"], ["rollout.max_new_tokens=96", "<= 0", "positions, 64"]),
+    # a Hub model whose config.json ships (prerl/model_configs): checked without the Hub
+    (["model=qwen3_4b", "rollout.max_new_tokens=100000"], ["rollout.max_new_tokens=100000", "positions, 40960"]),
     (["rollout.vllm.max_model_len=100"], ["rollout.max_new_tokens=96", "<= 36", "rollout.vllm.max_model_len"]),
     (["model.mini=null"], ["model.path, model.gguf or model.mini"]),
     (["model=smollm2_135m", "model.gguf.sha256=abc"], ["model.gguf.sha256='abc'", "64 hex digits"]),
@@ -92,7 +94,7 @@ def test_bad_input_is_one_line_naming_key_value_and_what_is_allowed(overrides, f
         ["algorithm=ppo"],
         ["+eval.sets.math500.limit=3"],  # a new eval set is a dict entry, not an unknown key
         ["rollout.max_new_tokens=448"],  # exactly at the limit: 64 + 448 = 512 positions
-        ["model=qwen3_4b", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check
+        ["model.path=someone/unshipped", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check
         ["model.path=Qwen/Qwen3-4B"],  # ORG/NAME: a Hub id, not a missing folder
     ],
 )

@@ -101,9 +101,11 @@ def corpus_texts(cfg: MiniModelConfig, rng: random.Random) -> list[str]:
     return docs
 
 
-def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
+def recipe_config(cfg: MiniModelConfig, vocab_size: int, **token_ids) -> Qwen3Config:
+    """The architecture of the recipe's model with ``vocab_size`` tokens (the trained tokenizer's
+    size, at most ``cfg.vocab_size``); ``token_ids``: pad, eos and bos ids, when known."""
+    return Qwen3Config(
+        vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers,
@@ -112,11 +114,15 @@ def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
         head_dim=cfg.hidden_size // cfg.num_heads,
         max_position_embeddings=cfg.max_positions,
         tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.convert_tokens_to_ids(IM_START),
+        **token_ids,
     )
-    return Qwen3ForCausalLM(config)
+
+
+def make_model(cfg: MiniModelConfig, tokenizer) -> Qwen3ForCausalLM:
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    return Qwen3ForCausalLM(
+        recipe_config(cfg, len(tokenizer), bos_token_id=tokenizer.convert_tokens_to_ids(IM_START), **ids)
+    )
 
 
 def _batches(ids: list[list[int]], batch_size: int, steps: int, rng: random.Random, pad_id: int, pool: int = 1):

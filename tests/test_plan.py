@@ -1,0 +1,398 @@
+"""The memory plan (prerl/plan) against what torch allocates, and the start-up refusal it drives.
+
+The plan's parts are checked where a CPU can show them:
+- parameter counts of the meta-device model against the architecture's formula, by hand;
+- what autograd keeps after a forward, counted with ``saved_tensors_hooks``, against the per-layer
+  formula of prerl/plan/activations.py;
+- the peak a real update allocates (torch's profiler) against gradients + autocast copies + activations;
+- weight, gradient and AdamW bytes against the tensors of a real step (two ranks: tests/distributed);
+- the refusal: one line, exit status 2, before any weight loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from prerl import plan as memory_plan
+from prerl.cli import EXIT_BAD_CONFIG, compose_checked
+from prerl.config import ConfigError, ModelConfig, parse_bytes
+from prerl.logprobs import pack, response_logprobs
+from prerl.objectives import main_phase
+from prerl.plan.activations import MicroBatch, Precision, saved_bytes, update_peak
+from prerl.plan.cli import main as plan_cli
+from prerl.plan.memory import Target
+from prerl.plan.probe import PeakMemory
+from prerl.plan.shapes import shape_from_dict, shape_of
+from prerl.rms_norm import use_analytic_rms_norm
+from prerl.update import UpdateBatch, policy_update
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# HuggingFaceTB/SmolLM2-135M-Instruct's architecture (its config.json's fields the plan reads): a
+# Llama with 9 query and 3 key/value heads of 64, tied embeddings. Built here from the dict, nothing is
+# downloaded; tests that run it shrink the layers and the vocabulary.
+SMOLLM2 = dict(
+    model_type="llama",
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    vocab_size=49152,
+    tie_word_embeddings=True,
+    max_position_embeddings=8192,
+)
+TINY_QWEN3 = dict(
+    model_type="qwen3",
+    vocab_size=96,
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    tie_word_embeddings=True,
+)
+TINY_LLAMA = {**TINY_QWEN3, "model_type": "llama"}
+SMALL_SMOLLM2 = {**SMOLLM2, "num_hidden_layers": 2, "vocab_size": 512}
+
+
+def decoder_params(h: int, i: int, layers: int, heads: int, kv: int, d: int, vocab: int, qk_norm: bool, tied: bool):
+    """By hand: q, k, v, o projections, the gated MLP's three matrices, two norms (and Qwen3's query and
+    key norms) per layer; the embedding, the final norm and an untied head."""
+    layer = h * heads * d + 2 * h * kv * d + heads * d * h + 3 * h * i + 2 * h + (2 * d if qk_norm else 0)
+    return layers * layer + vocab * h + h + (0 if tied else vocab * h)
+
+
+@pytest.mark.parametrize(
+    "path, args",
+    [
+        ("Qwen/Qwen3-4B", (2560, 9728, 36, 32, 8, 128, 151936, True, True)),
+        ("Qwen/Qwen3-8B", (4096, 12288, 36, 32, 8, 128, 151936, True, False)),
+        ("Qwen/Qwen3-8B-Base", (4096, 12288, 36, 32, 8, 128, 151936, True, False)),
+    ],
+)
+def test_shipped_qwen3_configs_give_the_architecture_without_the_hub(path, args):
+    from prerl.plan.shapes import model_config
+
+    config, source = model_config(ModelConfig(path=path), "unused")
+    assert source.endswith(f"prerl/model_configs/{path}/config.json")
+    shape = shape_of(config, path)
+    assert shape.params == decoder_params(*args)
+    h, i, layers, heads, kv, d, vocab, _, tied = args
+    assert shape.head_params == (0 if tied else vocab * h)
+    assert shape.layers * shape.layer_params + shape.root_params == shape.params
+
+
+def test_shipped_configs_give_the_models_positions():
+    assert ModelConfig(path="Qwen/Qwen3-4B").max_positions() == 40960
+    assert ModelConfig(path="Qwen/Qwen3-8B").max_positions() == 40960
+    assert ModelConfig(path="Qwen/Qwen3-8B-Base").max_positions() == 32768
+    assert ModelConfig(path="someone/unknown-model").max_positions() is None
+    with pytest.raises(ConfigError, match="eval.max_new_tokens=40000.*positions, 32768"):
+        compose_checked(["model=qwen3_8b_base", "eval.max_new_tokens=40000"])
+
+
+def test_a_smollm2_shaped_config_from_a_dict():
+    shape = shape_from_dict(SMOLLM2, "SmolLM2-135M")
+    assert shape.params == decoder_params(576, 1536, 30, 9, 3, 64, 49152, False, True)  # 134,515,008
+    assert (shape.head_dim, shape.qk_norm, shape.tied, shape.derived) == (64, False, True, True)
+
+
+def test_sizes_parse_in_both_units():
+    assert parse_bytes("80GiB") == 80 * 2**30
+    assert parse_bytes("141GB") == 141 * 10**9
+    assert parse_bytes("8.5e10") == 85 * 10**9
+    with pytest.raises(ConfigError, match="plan.device_memory='80 gigs'"):
+        parse_bytes("80 gigs")
+    with pytest.raises(ConfigError, match="plan.margin=-0.1"):
+        compose_checked(["plan.margin=-0.1"])
+
+
+# --- activations: the per-layer formula against what autograd keeps ---------------------------------
+
+
+def tiny_model(config: dict, dtype=torch.float32, checkpointing: bool = False):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config)).to(dtype)
+    use_analytic_rms_norm(model)  # as prerl/models.py loads a policy
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model.train()
+
+
+def padded_rows(rows: int, width: int, vocab: int):
+    """Rows of one context token and a response, the second row shorter (so the batch has a padding mask)."""
+    g = torch.Generator().manual_seed(1)
+    lengths = [width - 1 - (2 if r == 1 else 0) for r in range(rows)]
+    return pack([[1]] * rows, [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths], 0)
+
+
+def autocast(on: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
+@pytest.fixture(autouse=True)
+def grouped_kv_on_cpu(monkeypatch):
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")  # what prerl/models.py sets for CPU runs
+
+
+def saved_by_autograd(model, seqs, cast: bool, checkpointing: bool) -> int:
+    """Bytes of the distinct storages autograd keeps for the backward of a scoring forward, parameters aside."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack_hook(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with autocast(cast), torch.autograd.graph.saved_tensors_hooks(pack_hook, lambda t: t):
+        response_logprobs(model, seqs, "detached")
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("config", [TINY_QWEN3, TINY_LLAMA, SMALL_SMOLLM2], ids=["qwen3", "llama", "smollm2"])
+@pytest.mark.parametrize("cast, dtype", [(False, torch.float32), (True, torch.float32), (False, torch.bfloat16)])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_saved_activations_follow_the_per_layer_formula(config, cast, dtype, checkpointing):
+    """Every tensor autograd keeps is in the formula but the index of the scored columns (8 bytes a
+    column); under checkpointing the plan also counts the rotary tables, which the checkpoint keeps by
+    reference rather than through autograd's hooks."""
+    rows, width = 3, 13
+    model = tiny_model(config, dtype, checkpointing)
+    seqs = padded_rows(rows, width, config["vocab_size"])
+    shape = shape_of(model.config, "tiny")
+    w = 4 if dtype == torch.float32 else 2
+    precision = Precision(w, 2 if cast else w, cast)
+    mb = MicroBatch(rows * width, width, on_gpu=False, scored=rows * (width - 1))
+    # autograd keeps the bf16 copy of each weight a linear used (checkpointed layers: none, recomputed)
+    layer_linear = sum(
+        p.numel() for m in model.model.layers[0].modules() if isinstance(m, nn.Linear) for p in m.parameters()
+    )
+    cast_weights = 2 * (shape.linear_params - shape.layers * layer_linear * checkpointing) if cast else 0
+    planned = saved_bytes(shape, precision, mb, checkpointing) + cast_weights
+    measured = saved_by_autograd(model, seqs, cast, checkpointing)
+    tables = 2 * width * shape.head_dim * w if checkpointing else 0
+    assert -8 * width <= planned - measured - tables <= 0, (planned, measured)
+
+
+# --- the update's peak: a real policy_update under torch's profiler --------------------------------
+
+
+def measured_update_peak(model, seqs, tokens: int, cast: bool) -> int:
+    """The second of two updates (AdamW's moments exist, gradients were freed: the steady state the plan
+    describes), above what was allocated when it started."""
+    algo = main_phase_config()
+    adv = torch.randn(len(seqs.input_ids), 1).expand_as(seqs.response_mask).clone()
+    batch = UpdateBatch(seqs, adv, seqs.response_mask.clone())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    args = (main_phase(algo), algo, optim_config(tokens), 64)
+    with autocast(cast):
+        policy_update(model, optimizer, batch, *args)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(cast), PeakMemory("cpu") as probe:
+        policy_update(model, optimizer, batch, *args)
+    return probe.peak
+
+
+def main_phase_config():
+    from prerl.config import AlgorithmConfig
+
+    return AlgorithmConfig()
+
+
+def optim_config(tokens: int):
+    from prerl.config import OptimConfig
+
+    return OptimConfig(micro_batch_tokens=tokens)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [TINY_QWEN3, pytest.param(SMALL_SMOLLM2, marks=pytest.mark.slow)],  # 7 M parameters: ~10 s each profiled
+    ids=["qwen3", "smollm2"],
+)
+@pytest.mark.parametrize("cast", [False, True])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_update_peak_is_planned_within_two_layer_buffers(config, cast, checkpointing):
+    """Two micro-batches of three rows: the second runs with every gradient allocated, as every micro-batch
+    after the first does. Tolerance: the plan takes each place where the backward peaks at one moment
+    (prerl/plan/activations.py); at the true peak an op may hold its output and its input's gradient
+    beside what that moment lists, at most two fp32 tensors of the widest per-token width (the MLP, the
+    attention heads or the residual stream) of a micro-batch."""
+    rows, width = 6, 40
+    model = tiny_model(config, checkpointing=checkpointing)
+    seqs = padded_rows(rows, width, config["vocab_size"])
+    shape = shape_of(model.config, "tiny")
+    tokens = rows // 2 * width
+    mb = MicroBatch(tokens, width, on_gpu=False, scored=rows // 2 * (width - 1))
+    precision = Precision(4, 2 if cast else 4, cast)
+    planned = (
+        shape.params * 4 + (shape.linear_params * 2 if cast else 0) + update_peak(shape, precision, mb, checkpointing)
+    )
+    measured = measured_update_peak(model, seqs, tokens, cast)
+    widest = max(shape.intermediate, shape.heads * shape.head_dim, shape.hidden)
+    assert abs(planned - measured) <= 2 * tokens * widest * 4, (planned, measured)
+
+
+# --- weights, gradients and AdamW's moments of a real step (one process; two: tests/distributed) -----
+
+
+def storage_bytes(tensors) -> int:
+    return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+@pytest.mark.parametrize("model", ["micro", "mini"])
+def test_weights_gradients_and_moments_equal_a_real_steps(model):
+    cfg = compose_checked(["experiment=smoke", f"model={model}"])
+    plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
+    shape = plan.setup.shape
+    policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(**shape_config(plan)))
+    seqs = padded_rows(4, 12, shape.vocab)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+    batch = UpdateBatch(seqs, torch.ones_like(seqs.response_mask), seqs.response_mask.clone())
+    algo = main_phase_config()
+    policy_update(policy, optimizer, batch, main_phase(algo), algo, optim_config(1024), 64)
+    update = {i.category: i.bytes for i in next(p for p in plan.phases if p.name == "update").items}
+    assert update["weights"] == storage_bytes(policy.parameters())
+    assert update["gradients"] == storage_bytes(p.grad for p in policy.parameters())
+    moments = [s[k] for s in optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")]
+    assert update["optimizer"] == storage_bytes(moments)
+
+
+def shape_config(plan) -> dict:
+    import json
+
+    return json.loads(Path(plan.source).read_text())
+
+
+# --- the verdict and the refusal ---------------------------------------------------------------------
+
+
+def test_a_config_that_cannot_fit_is_refused_naming_the_phase():
+    cfg = compose_checked(["experiment=paper_qwen3_4b", "plan.device_memory=80GiB"])
+    with pytest.raises(ConfigError) as err:
+        memory_plan.check(cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "rollout (vLLM) phase needs" in message and "rollout.vllm.gpu_memory_utilization <=" in message
+    assert "plan.check=false" in message
+
+
+def test_plan_check_false_starts_anyway():
+    assert (
+        memory_plan.check(
+            compose_checked(["experiment=paper_qwen3_4b", "plan.device_memory=80GiB", "plan.check=false"])
+        )
+        is None
+    )
+
+
+def test_a_peak_within_the_margin_is_allowed():
+    cfg = compose_checked(["experiment=paper_qwen3_4b", "plan.device_memory=80GiB"])
+    plan = memory_plan.plan_for(cfg, memory_plan.target_for(cfg))
+    over = plan.over()
+    assert over is not None and over > 0
+    margin = over / plan.device_bytes * 1.01  # type: ignore[operator]
+    assert memory_plan.refusal(plan, margin) is None and memory_plan.refusal(plan, margin / 1.02) is not None
+
+
+def test_a_vllm_share_without_room_for_one_sequence_is_refused():
+    cfg = compose_checked(
+        ["experiment=paper_qwen3_4b", "plan.device_memory=141GiB", "rollout.vllm.gpu_memory_utilization=0.03"]
+    )
+    with pytest.raises(ConfigError, match="cannot hold one sequence of max_model_len=9216"):
+        memory_plan.check(cfg)
+
+
+def test_a_cpu_run_is_planned_against_the_machines_memory(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    target = memory_plan.target_for(compose_checked(["experiment=smoke", "device=cpu"]), ranks=2)
+    assert target == Target("cpu", memory_plan.machine_memory() // 2, 2)
+
+
+def test_fsdp2_shards_what_replicate_repeats():
+    """Qwen3-8B on eight 80 GiB GPUs: replicated, the optimizer step alone (fp32 weights, gradients and
+    two moments: 16 bytes a parameter) is over; sharded, it fits."""
+    base = ["model=qwen3_8b", "plan.device_memory=80GiB"]
+    replicated = memory_plan.plan_for(cfg := compose_checked(base), memory_plan.target_for(cfg, ranks=8))
+    sharded = memory_plan.plan_for(
+        cfg := compose_checked(base + ["distributed.strategy=fsdp2"]), memory_plan.target_for(cfg, ranks=8)
+    )
+    step = next(p for p in replicated.phases if p.name == "optimizer step")
+    assert step.total >= 16 * replicated.setup.shape.params
+    assert memory_plan.refusal(replicated, 0.05) is not None and memory_plan.refusal(sharded, 0.05) is None
+
+
+def test_the_plan_command_prints_every_phase_and_its_exit_status(capsys):
+    args = ["experiment=paper_qwen3_4b", "--ranks", "8", "--device-memory", "80GiB"]
+    assert plan_cli([*args, "distributed.strategy=fsdp2"]) == 0
+    out = capsys.readouterr().out
+    for fragment in ("| rollout (vLLM) |", "| update |", "| optimizer step |", "peak: rollout (vLLM)", "fits"):
+        assert fragment in out
+    assert plan_cli(args) == 1  # replicated: refused
+    assert "does NOT fit" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_refuses_before_any_weight_loads(tmp_path):
+    """The micro model would load (it ships); with 1 MiB of device memory the plan refuses it first: exit
+    status 2, one line, and no MLflow store, output folder or checkpoint (the store opens before the weights)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    store = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=smoke", "plan.device_memory=1MiB"]
+        + [f"tracking.uri=sqlite:///{store}", f"output_dir={tmp_path / 'out'}", f"cache_dir={tmp_path / 'cache'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == EXIT_BAD_CONFIG, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("config error: memory plan: the "), done.stderr
+    assert not store.exists() and not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_mini_recipe_not_built_yet_is_planned_from_the_recipe(tmp_path):
+    """No shipped or cached build: the recipe's widths, and its vocabulary as the most tokens its tokenizer can have."""
+    cfg = compose_checked(["model.mini.hidden_size=96", f"cache_dir={tmp_path}"])
+    plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
+    assert "recipe" in plan.source
+    assert (plan.setup.shape.hidden, plan.setup.shape.vocab) == (96, cfg.model.mini.vocab_size)
+
+
+def test_the_reference_and_the_critic_are_planned_as_built():
+    """PPO's critic (prerl/critic.py: the policy's trunk and a scalar head, with its AdamW) and a KL
+    reference (the policy's weights), against the modules the trainer builds."""
+    from prerl.config import CriticConfig, OptimConfig
+    from prerl.critic import Critic
+
+    cfg = compose_checked(["experiment=smoke", "algorithm=ppo", "algorithm.kl.placement=loss"])
+    plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
+    held = {i.category: i.bytes for i in plan.phases[0].items}
+    policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(**shape_config(plan)))
+    critic = Critic(policy, CriticConfig(), OptimConfig())
+    assert held["reference"] == storage_bytes(policy.parameters())
+    assert held["critic"] == 3 * storage_bytes(critic.model.parameters())  # weights and two AdamW moments
+    assert "critic update" in [p.name for p in plan.phases] and "scoring" in [p.name for p in plan.phases]
+
+
+@pytest.mark.slow  # sixteen configs composed and planned
+def test_the_readmes_table_is_the_planners():
+    """README "Memory plan" pastes ``python -m prerl.plan --table``: a change to the plan shows there."""
+    from prerl.plan.cli import table
+
+    assert table() in (ROOT / "README.md").read_text()
