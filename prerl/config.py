@@ -367,17 +367,28 @@ class VLLMConfig:
     gpu_memory_utilization: float = field(
         default=0.3, metadata={"help": "share of each GPU for vLLM's weights and KV cache, in (0, 1]"}
     )
+    # The model's own limit (40,960 positions for Qwen3) makes vLLM reserve KV cache for a sequence the run
+    # never asks for, and at a small gpu_memory_utilization it then refuses to start.
     max_model_len: Optional[int] = field(
-        default=None, metadata={"help": "longest prompt + response in tokens; null = the model's limit"}
+        default=None,
+        metadata={
+            "help": "longest prompt + response in tokens; null = what the run needs: data.max_prompt_tokens + the "
+            "longer of rollout.max_new_tokens and eval.max_new_tokens"
+        },
     )
     sleep: bool = field(
         default=True,
         metadata={"help": "release weights and KV cache during the update where vLLM supports it (not CPU)"},
     )
     enforce_eager: bool = field(default=False, metadata={"help": "no CUDA graphs: faster start-up, slower decoding"})
+    # Not the weights' model.dtype: float32 weights (the Qwen3 configs') would double the engine's memory
+    # and rule out vLLM's flash-attention backends.
     dtype: Optional[str] = field(
         default=None,
-        metadata={"help": "the engine's weights (bfloat16 | float16 | float32); null = the policy's model.dtype"},
+        metadata={
+            "help": "the engine's weights and compute (bfloat16 | float16 | float32); null = the run's compute "
+            "dtype: model.autocast, else model.dtype"
+        },
     )
     seed: int = field(
         default=0, metadata={"help": "the engine's sampling seed (conf/rollout/vllm.yaml: the run's seed)"}
@@ -418,6 +429,18 @@ class RolloutConfig:
     batch_samples: int = field(
         default=256, metadata={"help": "sequences generated together (transformers engine; also the eval chunk)"}
     )
+    # The transformers engine preallocates its KV cache for every sequence of a call at its full length
+    # (prompt + max_new_tokens), so a call is bounded in positions, not only in sequences: 8 prompts × 32
+    # samples × 8,192 new tokens would be hundreds of GB for a 4B model. 2^17 positions hold the mini
+    # configs' calls whole (256 × 160) and are ~19 GB of bf16 KV cache for Qwen3-4B (36 layers × 8 KV
+    # heads × 128 dims × keys and values × 2 bytes per position).
+    batch_tokens: int = field(
+        default=131072,
+        metadata={
+            "help": "transformers engine: most KV-cache positions one generate call holds, sequences × (prompt + "
+            "max_new_tokens); a call takes fewer prompts when they would exceed it"
+        },
+    )
     plain_decode: bool = field(
         default=True,
         metadata={
@@ -433,6 +456,7 @@ class RolloutConfig:
         _check(0 < self.top_p <= 1, f"rollout.top_p={self.top_p}: must be in (0, 1]")
         _check(self.max_new_tokens >= 1, f"rollout.max_new_tokens={self.max_new_tokens}: must be >= 1")
         _check(self.batch_samples >= 1, f"rollout.batch_samples={self.batch_samples}: must be >= 1")
+        _check(self.batch_tokens >= 1, f"rollout.batch_tokens={self.batch_tokens}: must be >= 1")
 
 
 @dataclass
@@ -921,6 +945,10 @@ class TrainConfig:
             "algorithm.overlong_buffer_tokens must be below rollout.max_new_tokens",
         )
         self._check_lengths()
+
+    def sequence_tokens(self) -> int:
+        """The longest prompt + response the run asks an engine for (training rollouts and evaluation)."""
+        return self.data.max_prompt_tokens + max(self.rollout.max_new_tokens, self.eval.max_new_tokens)
 
     def _check_lengths(self) -> None:
         """Prompt + response must fit the model's positions (and vLLM's max_model_len when set)."""

@@ -8,7 +8,9 @@ advantages are plain reward-to-go.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from typing import Callable, ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -38,8 +40,18 @@ class ValueModel(nn.Module):
 
 
 class Critic:
-    def __init__(self, policy, cfg: CriticConfig, optim: OptimConfig, wrap=lambda model: model):
-        self.cfg, self.micro_batch_tokens = cfg, optim.micro_batch_tokens
+    """``compute`` is the context of the value model's forwards and backwards in ``update`` (``models.autocast``),
+    entered once per optimizer step, as the policy's (``update.policy_update`` says why)."""
+
+    def __init__(
+        self,
+        policy,
+        cfg: CriticConfig,
+        optim: OptimConfig,
+        wrap=lambda model: model,
+        compute: Callable[[], ContextManager] = contextlib.nullcontext,
+    ):
+        self.cfg, self.micro_batch_tokens, self.compute = cfg, optim.micro_batch_tokens, compute
         self.model = wrap(ValueModel(policy))  # distributed.strategy (sharded under fsdp2)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=optim.weight_decay)
 
@@ -66,26 +78,32 @@ class Critic:
         return {k: sum(s[k] for s in per_step) / len(per_step) for k in per_step[0]}
 
     def update(self, seqs: Sequences, returns: Tensor, old_values: Tensor) -> dict[str, float]:
-        """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean."""
+        """One step on the clipped value loss ½·max((V−R)², (clip(V, V_old±ε) − R)²), token-mean; the
+        gradients are freed after it. Under fsdp2 only the last backward reduce-scatters them."""
         seqs = whole_rows(seqs)
         norm = distributed.normaliser(seqs.response_mask, scale=1.0)  # global batch
         self.optimizer.zero_grad(set_to_none=True)
         total, clipped_frac = 0.0, 0.0
         all_rows = list(range(len(seqs.input_ids)))
-        for idx, mb, weight in lockstep_micro_batches(seqs, all_rows, self.micro_batch_tokens, self.model):
-            width = mb.response_ids.shape[1]
-            rows = torch.tensor(idx)
-            device = self.model.head.weight.device
-            ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
-            mask = mb.response_mask.to(device) * weight
-            v = self.model(mb)
-            v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
-            loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)
-            loss = aggregate(loss_mat, mask, "token-mean", norm)
-            loss.backward()
-            total += loss.item()
-            clipped_frac += float((((v_clipped - ret) ** 2 > (v - ret) ** 2).float() * mask).sum()) / norm.tokens
+        micro = list(lockstep_micro_batches(seqs, all_rows, self.micro_batch_tokens, self.model))
+        with self.compute():
+            for k, (idx, mb, weight) in enumerate(micro):
+                fsdp.sync_gradients(self.model, k == len(micro) - 1)
+                width = mb.response_ids.shape[1]
+                rows = torch.tensor(idx)
+                device = self.model.head.weight.device
+                ret, old = returns[rows, :width].to(device), old_values[rows, :width].to(device)
+                mask = mb.response_mask.to(device) * weight
+                v = self.model(mb)
+                v_clipped = old + (v - old).clamp(-self.cfg.cliprange_value, self.cfg.cliprange_value)
+                loss_mat = 0.5 * torch.maximum((v - ret) ** 2, (v_clipped - ret) ** 2)
+                loss = aggregate(loss_mat, mask, "token-mean", norm)
+                loss.backward()
+                total += loss.item()
+                clipped_frac += float((((v_clipped - ret) ** 2 > (v - ret) ** 2).float() * mask).sum()) / norm.tokens
+        fsdp.sync_gradients(self.model, True)
         distributed.all_reduce_grads(self.model.parameters())
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
         return {"critic/value_loss": total, "critic/vf_clipfrac": clipped_frac}

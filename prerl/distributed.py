@@ -13,8 +13,10 @@ are sharded instead (prerl/fsdp.py) and FSDP2's own reduce-scatter sums their gr
 from __future__ import annotations
 
 import os
+import random
 from typing import Iterable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
@@ -24,9 +26,14 @@ from prerl.cost import TOKEN_COSTS
 from prerl.normaliser import Normaliser
 
 # distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
-# their optimizers are built). replicate: a full copy, gradients all-reduced by ``all_reduce_grads``;
-# fsdp2: sharded over the ranks (prerl/fsdp.py).
-STRATEGIES = {"replicate": lambda model: model, "fsdp2": fsdp.shard}  # the names: config.STRATEGY_NAMES
+# their optimizers are built), as ``STRATEGIES[name](model, compute_dtype)``. replicate: a full copy,
+# gradients all-reduced by ``all_reduce_grads``; fsdp2: sharded over the ranks (prerl/fsdp.py), gathered
+# in the compute dtype (model.autocast) when one is set.
+STRATEGIES = {"replicate": lambda model, compute_dtype=None: model, "fsdp2": fsdp.shard}  # config.STRATEGY_NAMES
+
+# Gradients are all-reduced in buckets of at most this many bytes (DDP's default bucket_cap_mb is 25):
+# one flat copy of all of them would add a whole model's gradients to the update's peak memory.
+GRAD_BUCKET_BYTES = 25 * 2**20
 
 # Additive metrics: each rank holds its share of the global value (loss is normalised globally).
 SUMMED_METRICS = {
@@ -78,6 +85,18 @@ def check_world(prompts_per_step: int) -> None:
             f"prompts_per_step={prompts_per_step} is below the {world_size()} processes; "
             "every rank needs at least one prompt"
         )
+
+
+def seed_process(seed: int, ranks_per_engine: int = 1) -> None:
+    """Seed Python's, numpy's and torch's global generators alike on the ranks that share one rollout engine
+    and apart across engines: ``seed`` + the engine's index. The ranks of a vLLM tensor-parallel engine
+    sample every token on each rank and must draw alike, and vLLM 0.32's GPU model runner draws each
+    request's seed from numpy's generator, which would repeat across engines. Call it before the engine is
+    built, so that what it draws at start-up agrees too; with one rank per engine rank r gets seed + r."""
+    engine = rank() // ranks_per_engine
+    random.seed(seed + engine)
+    np.random.seed(seed + engine)
+    torch.manual_seed(seed + engine)
 
 
 def world_size() -> int:
@@ -182,12 +201,31 @@ def all_reduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         grads.append(p.grad)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for bucket in buckets(grads, GRAD_BUCKET_BYTES):
+        if len(bucket) == 1 and bucket[0].is_contiguous():  # in place, no copy
+            dist.all_reduce(bucket[0])
+            continue
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat)
+        for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
+            g.copy_(part.view_as(g))
+
+
+def buckets(tensors: list[torch.Tensor], cap_bytes: int) -> list[list[torch.Tensor]]:
+    """``tensors`` in order, cut into runs of one dtype and device of at most ``cap_bytes`` each (a larger
+    tensor is a run of its own)."""
+    runs: list[list[torch.Tensor]] = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        last = runs[-1][-1] if runs else None
+        if last is not None and size + nbytes <= cap_bytes and (last.dtype, last.device) == (t.dtype, t.device):
+            runs[-1].append(t)
+            size += nbytes
+        else:
+            runs.append([t])
+            size = nbytes
+    return runs
 
 
 def reduce_metrics(metrics: dict[str, float]) -> dict[str, float]:

@@ -13,7 +13,6 @@ import logging
 import time
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from prerl import data as data_lib
@@ -23,7 +22,7 @@ from prerl.config import TrainConfig
 from prerl.evaluation import EvalResult, concat_results, evaluate_problems, gather_result, k_values, problem_ids
 from prerl.choices import check_choices
 from prerl.models import autocast, load_policy, resolve_device
-from prerl.rollout import make_engine
+from prerl.rollout import RunNeeds, make_engine, ranks_per_engine
 from prerl.scorers import Grader, settings_from
 from prerl.tracking import NullTracker, Tracker
 
@@ -73,11 +72,11 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     (the other ranks return an empty dict)."""
     check_choices(cfg)  # before the model loads
     distributed.init()
-    torch.manual_seed(cfg.seed)
+    distributed.seed_process(cfg.seed, ranks_per_engine(cfg.rollout))  # before the engine (trainer.Experiment)
     device = resolve_device(cfg.device)
     model, tokenizer = load_policy(cfg.model, cfg.cache_dir, device)
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
-    engine = make_engine(cfg.rollout, model, tokenizer)
+    engine = make_engine(cfg.rollout, model, tokenizer, RunNeeds.of(cfg, device))
     tracker = Tracker(cfg.tracking) if distributed.is_main() else NullTracker()
     # ModelConfig checks that path or mini is set
     tracker.start(
@@ -94,7 +93,7 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
         for name, dataset in sets.items():
             dataset = data_lib.render(dataset, tokenizer, cfg.model.chat_template_kwargs)
             start = time.perf_counter()
-            with autocast(cfg.model, device):  # the compute dtype training evaluates in (model.autocast)
+            with autocast(cfg.model, device):  # the compute dtype, as training's evaluations (model.autocast)
                 result = evaluate_set(engine, name, dataset, cfg)
             if result is None:  # not rank 0
                 continue

@@ -9,7 +9,13 @@ What sharding changes for the rest of the code, and how it is handled here:
   one device; the optimizer state and gradients are what is sharded). The update's micro-batch loops
   are padded to the same length on every rank (``lockstep``).
 - Gradients are reduce-scattered with SUM, not FSDP's default mean: the losses are normalised by the
-  global batch (``distributed.normaliser``), as the replicated all-reduce expects.
+  global batch (``distributed.normaliser``), as the replicated all-reduce expects. They are reduced once
+  per optimizer step, in the last micro-batch's backward (``sync_gradients``): the micro-batches before
+  it accumulate whole (unsharded) float32 gradients, a model's worth per rank, instead of sending a
+  reduce-scatter each.
+- With a compute dtype (``model.autocast``) the weights are gathered and computed in it
+  (``MixedPrecisionPolicy``): half the all-gather traffic of float32; the shards, the optimizer step and
+  the gradient reduction stay in float32.
 - Checkpoints hold full tensors gathered to rank 0, laid out as ``state_dict()`` of an unsharded model
   and optimizer, so either strategy (or one process) resumes from them.
 
@@ -30,7 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)  # whole tensors, on rank 0's CPU only
@@ -46,21 +52,30 @@ def _layer_classes(model: nn.Module) -> set[str]:
     return {name for m in model.modules() for name in (getattr(m, "_no_split_modules", None) or [])}
 
 
-def shard(model: nn.Module) -> nn.Module:
-    """``fully_shard`` each decoder layer, then the root; in one process the model stays as it is."""
+def shard(model: nn.Module, compute_dtype: torch.dtype | None = None) -> nn.Module:
+    """``fully_shard`` each decoder layer, then the root, gathering the weights in ``compute_dtype`` when
+    given; in one process the model stays as it is."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return model
+    mixed = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32 if compute_dtype else None)
     layers = _layer_classes(model)
     for module in model.modules():
         if type(module).__name__ in layers:
-            fully_shard(module, reshard_after_forward=True)
+            fully_shard(module, reshard_after_forward=True, mp_policy=mixed)
     # the root's weights are used again first by the backward: keep them (torch's own choice, made explicit
     # so that ``full_weights`` restores exactly what was set)
-    fully_shard(model, reshard_after_forward=False)
+    fully_shard(model, reshard_after_forward=False, mp_policy=mixed)
     for unit in _units(model):  # SUM over ranks: the losses already divide by the global batch
         unit.set_gradient_divide_factor(1.0)
         unit.set_force_sum_reduction_for_comms(True)  # a plain SUM, which gloo has too
     return model
+
+
+def sync_gradients(model: nn.Module, on: bool) -> None:
+    """Whether the next backward reduce-scatters the gradients (off: they accumulate unsharded until a
+    backward with it on). Every rank sets it alike, as the backward is a collective; no-op unsharded."""
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(on)
 
 
 def _units(model: nn.Module) -> list[FSDPModule]:

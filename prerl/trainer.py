@@ -7,10 +7,10 @@ What differs between objectives and algorithms lives in the ``Phase`` and in reg
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from prerl.evaluation import evaluate_problems, gather_result, problem_ids
 from prerl.losses import kl_penalty
 from prerl.fingerprint import run_fingerprint
 from prerl.models import (
+    DTYPES,
     autocast,
     compile_decoder_layers,
     compute_dtype,
@@ -43,7 +44,7 @@ from prerl.models import (
 )
 from prerl.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
 from prerl.rewards import overlong_penalty
-from prerl.rollout import Rollout, make_engine
+from prerl.rollout import Rollout, RunNeeds, make_engine, ranks_per_engine
 from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
 from prerl.logprobs import Sequences, contexts, pack, score_logprobs, shares_contexts
@@ -151,11 +152,18 @@ class Experiment:
         self.device = resolve_device(cfg.device)
         self.model, self.tokenizer = load_policy(cfg.model, cfg.cache_dir, self.device)
         # copies first, then each model is wrapped by the strategy (sharded under fsdp2) before its optimizer
-        wrap = distributed.STRATEGIES[cfg.distributed.strategy]
+        strategy = distributed.STRATEGIES[cfg.distributed.strategy]
+        dtype = compute_dtype(cfg.model, self.device)
+
+        def wrap(model):
+            return strategy(model, DTYPES[dtype] if dtype else None)
+
         uses_ref = cfg.algorithm.kl.placement != KLPlacement.none
         self.reference = wrap(copy.deepcopy(self.model).eval().requires_grad_(False)) if uses_ref else None
         self.critic = (
-            Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap) if needs_critic(cfg.algorithm.advantage) else None
+            Critic(self.model, cfg.algorithm.critic, cfg.optim, wrap, self.compute)
+            if needs_critic(cfg.algorithm.advantage)
+            else None
         )
         self.model = wrap(self.model)
         if cfg.model.compile:  # after the copies and the wrapping (compile_decoder_layers)
@@ -174,7 +182,12 @@ class Experiment:
         }
         # one reward path for training and evaluation: each set's rows with their scorer kinds and answers
         self.graders = {name: Grader.of(ds, settings_from(cfg.eval)) for name, ds in self.splits.items()}
-        self.engine = make_engine(cfg.rollout, self.model, self.tokenizer)
+        # Seeded here, after the models (building the base model draws numbers) and before the engine: what
+        # it draws at start-up, and then every sample, agrees on the ranks of one engine and differs across
+        # engines. vLLM reseeds the process while it starts, from rollout.vllm.seed + the engine's index: alike
+        # within an engine too.
+        distributed.seed_process(cfg.seed, ranks_per_engine(cfg.rollout))
+        self.engine = make_engine(cfg.rollout, self.model, self.tokenizer, RunNeeds.of(cfg, self.device))
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=cfg.optim.lr,
@@ -186,12 +199,20 @@ class Experiment:
         self.nonfinite_in_a_row = 0
         self.cost = CostMeter()
         self.last_eval: dict[str, float] = {}
-        # Seed last, so that whether the base model had to be built first changes nothing.
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed + distributed.rank())  # ranks sample different responses
 
     # --- the pieces of a step -------------------------------------------------------------
+
+    def compute(self):
+        """The compute dtype of forwards and backwards (model.autocast): entered around each piece of a
+        step on its own, never around an optimizer step and the forwards after it (``update.policy_update``)."""
+        return autocast(self.cfg.model, self.device)
+
+    def rollout_weights(self):
+        """Whole weights for the rollout when the engine forwards the policy itself (fsdp.full_weights; ranks
+        generate different numbers of tokens, so without it every forward would be a collective)."""
+        if getattr(self.engine, "forwards_policy", True):
+            return fsdp.full_weights(self.model)
+        return contextlib.nullcontext()
 
     def rollout(self, rows: list[int]) -> tuple[Rollout, list[int]]:
         """This rank's share of the prompts ``rows``, sampled; the training-set row of every response."""
@@ -394,24 +415,32 @@ class Experiment:
         cfg = self.cfg
         phase = phase_at(step, cfg)
         clock = Stopwatch()
-        with autocast(cfg.model, self.device):  # compute dtype of every forward/backward (model.autocast)
-            with fsdp.full_weights(self.model):  # ranks generate different numbers of tokens: no collectives
-                experience = self.collect()  # rollout → reward
-            clock.lap("rollout_reward")
+        with self.compute(), self.rollout_weights():
+            experience = self.collect()  # rollout → reward
+        clock.lap("rollout_reward")
+        with self.compute():
             batch, post, adv = self.prepare(phase, experience)  # advantage → objective mask
-            clock.lap("advantage")
-            parts = mini_batches(
-                experience.rollout.group,
-                distributed.mini_batch_count(phase.mini_batches, cfg.prompts_per_step),  # the same on every rank
-                phase.epochs,
-                torch.Generator().manual_seed(cfg.seed * 1_000_003 + step),
-            )  # same after a resume
-            stats, _ = policy_updates(
-                self.model, self.optimizer, batch, parts, phase, cfg.algorithm, cfg.optim, cfg.rollout.max_new_tokens
-            )  # loss → step, per mini-batch
-            if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns, same mini-batches
-                assert adv.values is not None  # an estimator that sets returns sets the values they came from
-                stats |= self.critic.fit(post, adv.returns, adv.values, parts)
+        clock.lap("advantage")
+        parts = mini_batches(
+            experience.rollout.group,
+            distributed.mini_batch_count(phase.mini_batches, cfg.prompts_per_step),  # the same on every rank
+            phase.epochs,
+            torch.Generator().manual_seed(cfg.seed * 1_000_003 + step),
+        )  # same after a resume
+        stats, _ = policy_updates(
+            self.model,
+            self.optimizer,
+            batch,
+            parts,
+            phase,
+            cfg.algorithm,
+            cfg.optim,
+            cfg.rollout.max_new_tokens,
+            self.compute,
+        )  # loss → step, per mini-batch, each in its own compute block
+        if self.critic is not None and adv.returns is not None:  # PPO: fit V to the returns, same mini-batches
+            assert adv.values is not None  # an estimator that sets returns sets the values they came from
+            stats |= self.critic.fit(post, adv.returns, adv.values, parts)
         self.engine.sync_weights()
         clock.lap("update")
         return distributed.reduce_metrics(self.step_metrics(phase, experience, batch, stats, clock))
@@ -457,7 +486,7 @@ class Experiment:
         for name in ev.sets:
             split = self.splits[name]
             rows = distributed.shard(list(range(len(split))))  # this rank's problems, all K samples of each
-            with autocast(self.cfg.model, self.device), fsdp.full_weights(self.model):
+            with self.compute(), self.rollout_weights():
                 part = evaluate_problems(
                     self.engine,
                     name,

@@ -3,9 +3,10 @@ micro-batched loss → backward → clip → step."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Optional, overload
+from typing import Callable, ContextManager, Optional, overload
 
 import torch
 from torch import Tensor
@@ -48,9 +49,20 @@ def trained_rows(batch: UpdateBatch, needs_all: bool) -> list[int]:
 
 
 def policy_update(
-    model, optimizer, batch: UpdateBatch, phase: Phase, algo: AlgorithmConfig, optim: OptimConfig, max_new_tokens: int
+    model,
+    optimizer,
+    batch: UpdateBatch,
+    phase: Phase,
+    algo: AlgorithmConfig,
+    optim: OptimConfig,
+    max_new_tokens: int,
+    compute: Callable[[], ContextManager] = contextlib.nullcontext,
 ) -> dict[str, float]:
-    """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step."""
+    """Accumulate the phase's loss over micro-batches with batch-wide normalisers, then step. Forwards and
+    backwards run inside ``compute()`` (``models.autocast``), entered here for this step alone: autocast
+    keeps the low-precision copies of the weights it made until its outermost block exits, so a block
+    around several optimizer steps would forward every step after the first with the first's weights.
+    The gradients are freed after the step, so that they do not hold memory through the next rollout."""
     device = next(model.parameters()).device
     norm = distributed.normaliser(batch.loss_mask, scale=algo.loss_scale_factor or max_new_tokens)  # global batch
     kl_in_loss = phase.regularised and algo.kl.placement == KLPlacement.loss
@@ -61,43 +73,47 @@ def policy_update(
     active = trained_rows(batch, needs_all=kl_in_loss or entropy_mode == "grad")
     trained = float(batch.loss_mask[active].sum()) if active else 0.0  # response tokens the gradient comes from
     forwarded = max(trained, 1.0)  # diagnostics average over these tokens
-    # shared prompts: forwarded once for all micro-batches, their gradient sent back once after them
-    contexts = context_states(model, batch.seqs, active or [0]) if batch.seqs.context_group is not None else None
-    for idx, mb, weight in lockstep_micro_batches(batch.seqs, active, optim.micro_batch_tokens, model):
-        width = mb.response_ids.shape[1]
-        mask = _rows(batch.loss_mask, idx, width).to(device) * weight
-        adv = _rows(batch.advantages, idx, width).to(device)
-        logp, entropy = response_logprobs(model, mb, entropy_mode, batch.temperature, contexts)
-        assert entropy is not None  # entropy_mode is "grad" or "detached", never "none"
-        old = _rows(batch.old_logp, idx, width)
-        old = logp.detach() if old is None else old.to(device)
-        pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
-        loss = aggregate(pg, mask, phase.loss_agg_mode, norm)
-        totals["pg_loss"] += loss.item()
-        if kl_in_loss:
-            assert batch.ref_logp is not None, "the KL term in the loss needs the reference log-probs"
-            kl = kl_penalty(logp, _rows(batch.ref_logp, idx, width).to(device), algo.kl.estimator)
-            kl_term = aggregate(kl, mask, phase.loss_agg_mode, norm)
-            loss = loss + algo.kl.coef * kl_term
-            totals["kl_loss"] += kl_term.item()
-        if entropy_mode == "grad":
-            loss = loss - algo.entropy_coeff * aggregate(entropy, mask, phase.loss_agg_mode, norm)
-        loss = phase.loss_coef * loss
-        if loss.requires_grad:
-            loss.backward()
-        totals["loss"] += loss.item()
-        for name in POLICY_LOSS_STATS[algo.policy_loss]:  # token means of the micro-batch (PolicyLoss contract)
-            totals[name] += float(torch.as_tensor(stats[name]).detach()) * float(mask.sum()) / forwarded
-        totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
-    if contexts is not None:
-        contexts.backward()
+    # Under fsdp2 only the last backward reduce-scatters the gradients (fsdp.sync_gradients).
+    with compute():
+        # shared prompts: forwarded once for all micro-batches, their gradient sent back once after them
+        contexts = context_states(model, batch.seqs, active or [0]) if batch.seqs.context_group is not None else None
+        micro = list(lockstep_micro_batches(batch.seqs, active, optim.micro_batch_tokens, model))
+        for k, (idx, mb, weight) in enumerate(micro):
+            fsdp.sync_gradients(model, contexts is None and k == len(micro) - 1)
+            width = mb.response_ids.shape[1]
+            mask = _rows(batch.loss_mask, idx, width).to(device) * weight
+            adv = _rows(batch.advantages, idx, width).to(device)
+            logp, entropy = response_logprobs(model, mb, entropy_mode, batch.temperature, contexts)
+            assert entropy is not None  # entropy_mode is "grad" or "detached", never "none"
+            old = _rows(batch.old_logp, idx, width)
+            old = logp.detach() if old is None else old.to(device)
+            pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
+            loss = aggregate(pg, mask, phase.loss_agg_mode, norm)
+            totals["pg_loss"] += loss.item()
+            if kl_in_loss:
+                assert batch.ref_logp is not None, "the KL term in the loss needs the reference log-probs"
+                kl = kl_penalty(logp, _rows(batch.ref_logp, idx, width).to(device), algo.kl.estimator)
+                kl_term = aggregate(kl, mask, phase.loss_agg_mode, norm)
+                loss = loss + algo.kl.coef * kl_term
+                totals["kl_loss"] += kl_term.item()
+            if entropy_mode == "grad":
+                loss = loss - algo.entropy_coeff * aggregate(entropy, mask, phase.loss_agg_mode, norm)
+            loss = phase.loss_coef * loss
+            if loss.requires_grad:
+                loss.backward()
+            totals["loss"] += loss.item()
+            for name in POLICY_LOSS_STATS[algo.policy_loss]:  # token means of the micro-batch (PolicyLoss contract)
+                totals[name] += float(torch.as_tensor(stats[name]).detach()) * float(mask.sum()) / forwarded
+            totals["entropy"] += float((entropy.detach() * mask).sum()) / forwarded
+        fsdp.sync_gradients(model, True)
+        if contexts is not None:
+            contexts.backward()
     distributed.all_reduce_grads(model.parameters())  # sum over ranks (no-op in one process, or sharded)
     grad_norm = fsdp.full(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip))
     finite = math.isfinite(totals["loss"]) and bool(torch.isfinite(grad_norm))
     if finite:
-        optimizer.step()
-    else:  # a NaN/inf would poison the weights and Adam's moments: skip the update
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.step()  # else a NaN/inf would poison the weights and Adam's moments: skip the update
+    optimizer.zero_grad(set_to_none=True)
     totals["skipped_update"] = float(not finite)
     totals["grad_norm"] = float(grad_norm)
     totals["kept_tokens"] = n_tokens
@@ -157,14 +173,23 @@ def policy_updates(
     algo: AlgorithmConfig,
     optim: OptimConfig,
     max_new_tokens: int,
+    compute: Callable[[], ContextManager] = contextlib.nullcontext,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One optimizer step per part of ``parts`` (``mini_batches``), each normalised over its own
-    tokens as verl does per mini-batch; the step's merged statistics and each optimizer step's."""
+    tokens as verl does per mini-batch, each in its own ``compute()`` block (``policy_update``); the
+    step's merged statistics and each optimizer step's."""
     if len(parts) > 1 and batch.old_logp is None:
         raise ValueError("several optimizer steps on one rollout need the behaviour log-probs (batch.old_logp)")
     per_step = [
         policy_update(
-            model, optimizer, subset(batch, rows) if len(parts) > 1 else batch, phase, algo, optim, max_new_tokens
+            model,
+            optimizer,
+            subset(batch, rows) if len(parts) > 1 else batch,
+            phase,
+            algo,
+            optim,
+            max_new_tokens,
+            compute,
         )
         for rows in parts
     ]

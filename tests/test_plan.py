@@ -263,10 +263,17 @@ def test_weights_gradients_and_moments_equal_a_real_steps(model):
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
     batch = UpdateBatch(seqs, torch.ones_like(seqs.response_mask), seqs.response_mask.clone())
     algo = main_phase_config()
+    held, step = {}, optimizer.step
+
+    def step_recording_the_gradients(*args, **kwargs):  # the update frees them right after the step
+        held["gradients"] = storage_bytes(p.grad for p in policy.parameters())
+        return step(*args, **kwargs)
+
+    optimizer.step = step_recording_the_gradients
     policy_update(policy, optimizer, batch, main_phase(algo), algo, optim_config(1024), 64)
     update = {i.category: i.bytes for i in next(p for p in plan.phases if p.name == "update").items}
     assert update["weights"] == storage_bytes(policy.parameters())
-    assert update["gradients"] == storage_bytes(p.grad for p in policy.parameters())
+    assert update["gradients"] == held["gradients"]
     moments = [s[k] for s in optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")]
     assert update["optimizer"] == storage_bytes(moments)
 

@@ -4,10 +4,13 @@ import importlib.util
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import Qwen3ForCausalLM
 
-from helpers import compose_config, tiny_qwen3, to_run
-from prerl.config import AlgorithmConfig, ModelConfig, OptimConfig, RolloutConfig
+from helpers import coin_grader, compose_config, reward_training_with, tiny_qwen3, to_run
+from prerl import trainer
+from prerl.config import AlgorithmConfig, CriticConfig, ModelConfig, OptimConfig, RolloutConfig
+from prerl.critic import Critic
 from prerl.models import autocast
 from prerl.objectives import main_phase
 from prerl.rollout import make_engine
@@ -46,6 +49,59 @@ def test_checkpointing_and_bf16_autocast_train_fp32_weights():
     _, checkpointed = tiny_update(True, None)
     # recomputation runs the same kernels in the same order in this process: equal up to the last bits
     assert checkpointed["grad_norm"] == pytest.approx(plain["grad_norm"], rel=1e-5)
+
+
+def test_updates_free_their_gradients():
+    """After an optimizer step no parameter of the policy or the critic holds a gradient: they would sit in
+    memory through the next rollout, where vLLM wakes up to allocations sized without them."""
+    model, _ = tiny_update(False, None)
+    assert [n for n, p in model.named_parameters() if p.grad is not None] == []
+    critic = Critic(model, CriticConfig(), OptimConfig())
+    seqs = pack([[1, 2, 3], [4, 5]], [[6, 7, 8, 9], [10, 11]], pad_id=0)
+    stats = critic.update(seqs, torch.ones_like(seqs.response_mask), torch.zeros_like(seqs.response_mask))
+    assert stats["critic/value_loss"] > 0  # a real step, with gradients to free
+    assert [n for n, p in critic.model.named_parameters() if p.grad is not None] == []
+
+
+def test_each_optimizer_step_forwards_the_weights_it_follows(tmp_path, cache_dir, monkeypatch):
+    """PPO takes four optimizer steps per rollout, policy and critic. Under bf16 autocast every forward of
+    the update must compute with the weights as they are then: autocast caches its bf16 copy of each weight
+    until the outermost autocast block exits, so one block around several steps gives the later steps the
+    first's weights. Each forward of one linear layer of the policy and of the critic is recomputed from
+    its input and the weight it saw, in a fresh block: bit for bit the same kernel on the same values."""
+    reward_training_with(monkeypatch, coin_grader)  # mixed groups: the steps have gradients
+    # a learning rate whose steps move weights past bf16's resolution (2^-8 relative), so stale ones show
+    overrides = [
+        "algorithm=ppo",
+        "warmup_steps=0",
+        "model.autocast=bfloat16",
+        "optim.lr=1e-2",
+        "algorithm.critic.lr=1e-2",
+    ]
+    cfg, resolved = to_run(compose_config(overrides, tmp_path, cache_dir))
+    exp = trainer.Experiment(cfg, resolved)
+    seen: dict[str, list] = {"policy": [], "critic": []}
+
+    def record(name):
+        def hook(module, inputs, output):
+            if torch.is_grad_enabled():  # the update's forwards (scoring runs without gradient)
+                seen[name].append((inputs[0].detach().clone(), output.detach().clone(), module.weight.detach().clone()))
+
+        return hook
+
+    assert exp.critic is not None
+    exp.model.model.layers[0].mlp.down_proj.register_forward_hook(record("policy"))
+    exp.critic.model.trunk.layers[0].mlp.down_proj.register_forward_hook(record("critic"))
+    try:
+        exp.step(0)
+    finally:
+        exp.tracker.finish()
+    for name, calls in seen.items():
+        weights = {tuple(w.bfloat16().view(torch.int16).flatten().tolist()) for _, _, w in calls}
+        assert len(weights) == cfg.algorithm.mini_batches_per_step, name  # each step moved the bf16 weights
+        for x, y, w in calls:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert torch.equal(y, F.linear(x, w)), name
 
 
 def test_paper_preset_turns_the_scale_switches_on(tmp_path, cache_dir):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol
 
 from prerl.config import RolloutConfig
 
@@ -20,7 +21,29 @@ class Rollout:
     texts: list[str]  # decoded responses, special tokens removed
 
 
+@dataclass(frozen=True)
+class RunNeeds:
+    """What a run will ask of its engine, for an engine that sizes itself once at start-up (vLLM)."""
+
+    sequence_tokens: Optional[int] = None  # longest prompt + response (``TrainConfig.sequence_tokens``)
+    compute_dtype: Optional[str] = None  # the dtype forwards compute in (model.autocast, else model.dtype)
+
+    @classmethod
+    def of(cls, cfg, device) -> RunNeeds:
+        """The needs of the run ``cfg`` (a ``TrainConfig``) on ``device`` (where ``model.autocast=auto``
+        resolves)."""
+        from prerl.models import compute_dtype
+
+        return cls(cfg.sequence_tokens(), compute_dtype(cfg.model, device) or cfg.model.dtype)
+
+
 class RolloutEngine(Protocol):
+    """An engine is built as ``factory(model, tokenizer, cfg)``, with ``needs=RunNeeds`` when the factory
+    takes that keyword. Optional, on the factory: ``ranks_per_engine(cfg) -> int``, how many consecutive
+    ranks one engine spans (vLLM's tensor-parallel group; 1 when absent). Optional, on the engine:
+    ``forwards_policy`` (default True), whether ``generate`` runs the training model's own forward, so that
+    its weights must be whole under fsdp2 (``fsdp.full_weights``)."""
+
     def generate(
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
     ) -> Rollout:
@@ -50,12 +73,25 @@ def register_engine(name: str, target: str) -> None:
     ROLLOUT_ENGINES[name] = target
 
 
-def make_engine(cfg: RolloutConfig, model, tokenizer) -> RolloutEngine:
+def engine_factory(cfg: RolloutConfig) -> Callable[..., RolloutEngine]:
+    """The registered factory of ``rollout.engine`` (its module imported; vLLM itself is not)."""
     if cfg.engine not in ROLLOUT_ENGINES:
         raise ValueError(f"rollout.engine={cfg.engine!r}: choose one of {sorted(ROLLOUT_ENGINES)}")
     module, factory = ROLLOUT_ENGINES[cfg.engine].split(":")
-    build: Callable[..., RolloutEngine] = getattr(importlib.import_module(module), factory)
+    return getattr(importlib.import_module(module), factory)
+
+
+def make_engine(cfg: RolloutConfig, model, tokenizer, needs: Optional[RunNeeds] = None) -> RolloutEngine:
+    build = engine_factory(cfg)
+    if needs is not None and "needs" in inspect.signature(build).parameters:
+        return build(model, tokenizer, cfg, needs=needs)
     return build(model, tokenizer, cfg)
+
+
+def ranks_per_engine(cfg: RolloutConfig) -> int:
+    """How many consecutive ranks share one engine (and so must sample alike): 1 unless the engine says."""
+    spans = getattr(engine_factory(cfg), "ranks_per_engine", None)
+    return spans(cfg) if spans is not None else 1
 
 
 def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import torch
 
-from prerl.config import RolloutConfig
+from prerl.config import ConfigError, RolloutConfig
 from prerl.models import eager
 from prerl.rollout import decode
 from prerl.rollout.base import Rollout, trim_at_eos
 
 
+def prompts_per_call(width: int, n: int, max_new_tokens: int, cfg: RolloutConfig) -> int:
+    """Prompts per generate call: at most ``rollout.batch_samples // n`` (at least one), and no more than
+    ``rollout.batch_tokens`` KV-cache positions, each prompt's ``n`` samples holding ``width + max_new_tokens``
+    positions each (``decode.sample`` preallocates them). One prompt over the budget is an error: its samples
+    are decoded together, and memory would run out mid-rollout."""
+    per_prompt = n * (width + max_new_tokens)
+    if per_prompt > cfg.batch_tokens:
+        raise ConfigError(
+            f"the transformers engine's KV cache for one prompt's {n} samples is {per_prompt} positions ({n} × "
+            f"({width} prompt + {max_new_tokens} new tokens)), over rollout.batch_tokens={cfg.batch_tokens}: raise "
+            "rollout.batch_tokens if the memory allows, sample fewer or shorter responses, or use rollout=vllm"
+        )
+    return max(1, min(cfg.batch_samples // n, cfg.batch_tokens // per_prompt))
+
+
 class HFEngine:
+    forwards_policy = True  # generates with the training model itself
+
     def __init__(self, model, tokenizer, cfg: RolloutConfig):
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.eos_id = tokenizer.eos_token_id
@@ -21,9 +38,11 @@ class HFEngine:
 
     @torch.inference_mode()
     def generate(self, prompt_ids, n, temperature, top_p, max_new_tokens) -> Rollout:
+        if not prompt_ids:  # a rank with no problem of a small eval set
+            return Rollout([], [], [], [], [])
+        per_call = prompts_per_call(max(map(len, prompt_ids)), n, max_new_tokens, self.cfg)
         was_training = self.model.training
         self.model.eval()
-        per_call = max(1, self.cfg.batch_samples // n)  # prompts per generate call
         responses: list[list[int]] = []
         truncated: list[bool] = []
         try:

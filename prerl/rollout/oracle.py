@@ -17,6 +17,7 @@ from prerl.rollout.base import Rollout
 
 class OracleEngine:
     shuffled = False
+    forwards_policy = False  # answers from the references: the policy's weights are never used
 
     def __init__(self, model, tokenizer, cfg: RolloutConfig):
         self.tokenizer, self.cfg = tokenizer, cfg

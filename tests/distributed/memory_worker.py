@@ -44,13 +44,20 @@ def main(out: str, strategy: str) -> None:
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     algo = AlgorithmConfig()
+    held, step = {}, optimizer.step
+
+    def step_recording_the_gradients(*args, **kwargs):  # the update frees them right after the step
+        held["gradients"] = storage_bytes(p.grad for p in model.parameters())
+        return step(*args, **kwargs)
+
+    optimizer.step = step_recording_the_gradients
     policy_update(
         model, optimizer, local_batch(KEPT["spread"]), main_phase(algo), algo, OptimConfig(micro_batch_tokens=40), 16
     )
     params = list(model.parameters())
     measured = {
         "weights": storage_bytes(params),
-        "gradients": storage_bytes(p.grad for p in params),
+        "gradients": held["gradients"],
         "optimizer": storage_bytes(optimizer.state[p][k] for p in params for k in ("exp_avg", "exp_avg_sq")),
     }
     Path(out, f"rank{distributed.rank()}.json").write_text(json.dumps({"planned": planned, "measured": measured}))

@@ -76,6 +76,37 @@ def test_two_processes_take_the_same_step_as_one(tmp_path, strategy):
             assert two["stats"][mode][key] == pytest.approx(stats[key], rel=1e-4, abs=1e-7), (mode, key)
     assert one["stats"]["token-mean/spread"]["train/grad_norm"] > 0  # the batch did train
     assert one["stats"]["token-mean/rank0"]["train/grad_norm"] > 0.05  # ... and the clipped one clipped
+    assert two["grads_left"] == [] and one["grads_left"] == []  # freed after the step
+    if strategy == "fsdp2":  # one reduce-scatter per unit and optimizer step, not per micro-batch
+        assert_one_reduction_per_step(two)
+
+
+def assert_one_reduction_per_step(result: dict) -> None:
+    """Each update's micro-batches (three or four per rank here, with the shared-prompt backward after
+    them) send one reduce-scatter per FSDP unit, in the last backward; the critic's two updates likewise."""
+    units = result["units"]
+    for update, sent in result["reduce_scatters"].items():
+        assert sent == (2 * units["critic"] if update == "critic" else units["policy"]), update
+
+
+def test_fsdp2_computes_in_the_autocast_dtype(tmp_path):
+    """With model.autocast=bfloat16, FSDP2 gathers the weights in bfloat16 and computes in them
+    (MixedPrecisionPolicy), while the shards and their update stay float32: the same update as one
+    process under bf16 autocast, to bf16's precision. bf16 keeps 8 significant bits (unit roundoff 2^-9),
+    and a gradient passes through about eight roundings on either side (the forward's matmul inputs and
+    saved outputs, the backward's matmul inputs), so the weight changes agree within 8 × 2^-9 = 2^-6 in
+    relative L2; a lost or doubled share of the batch moves them by tens of percent."""
+    run([sys.executable, WORKER, str(tmp_path / "one.pt"), "replicate", "bfloat16"])
+    run(TORCHRUN + [WORKER, str(tmp_path / "two.pt"), "fsdp2", "bfloat16"], timeout=300)
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert one["forward_dtypes"] == ["torch.float32"]  # autocast alone casts inside each op
+    assert two["forward_dtypes"] == ["torch.bfloat16"] and two["param_dtypes"] == ["torch.float32"]
+    assert_one_reduction_per_step(two)
+    for part in ("state", "critic"):
+        start = one["start"][part]
+        diff = sum(float((two[part][k] - one[part][k]).norm()) ** 2 for k in start) ** 0.5
+        change = sum(float((one[part][k] - start[k]).norm()) ** 2 for k in start) ** 0.5
+        assert change > 0 and diff <= 2**-6 * change, (part, diff / change)
 
 
 def free_port() -> int:

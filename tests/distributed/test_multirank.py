@@ -1,5 +1,6 @@
 """What ranks must agree on: dynamic-sampling rounds (and their error), the prompt stream a checkpoint
-restores, and evaluation split over ranks and gathered once (two gloo processes against one)."""
+restores, evaluation split over ranks and gathered once, the random generators of one rollout engine's
+ranks, and how vLLM engines step and get their weights under fsdp2 (two gloo processes against one)."""
 
 import json
 import sys
@@ -86,6 +87,52 @@ def test_evaluation_on_two_ranks_equals_one(tmp_path, micro):
         expected = per_problem(one_dir, one["run_id"], name)
         assert per_problem(two_dir, zero["run_id"], name) == expected
         assert len(set(expected["correct"])) > 1, expected
+
+
+def test_evaluation_with_fewer_problems_than_engines_finishes(tmp_path, micro):
+    """Two data-parallel vLLM engines (tensor-parallel size 1) and a test set of one problem: rank 1 has
+    none, but vLLM's data-parallel engines agree at every step on whether any still has work, so an engine
+    that skipped the call would leave the other waiting (the worker's fake steps so, and gives up after
+    60 s). Rank 1's engine steps on a dummy request; the results are those of one process."""
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one_dir.mkdir(), two_dir.mkdir()
+    run([sys.executable, WORKER, "eval", str(one_dir), micro, "1", "1"])
+    run(TORCHRUN + [WORKER, "eval", str(two_dir), micro, "1", "1"], timeout=300)
+    (one,), (zero, _) = ranks(one_dir, "eval", world=1), ranks(two_dir, "eval")
+    metrics = {k: v for k, v in zero["metrics"].items() if not k.startswith("time/")}
+    assert metrics == {k: v for k, v in one["metrics"].items() if not k.startswith("time/")}
+    for name in ("test", "ood"):
+        assert per_problem(two_dir, zero["run_id"], name) == per_problem(one_dir, one["run_id"], name)
+    assert len(per_problem(one_dir, one["run_id"], "test")["correct"]) == 1
+
+
+def test_ranks_of_one_engine_draw_alike_and_engines_apart(tmp_path, micro):
+    """Python's, numpy's and torch's generators, as an engine sees them when it is built and when it
+    samples: the same on the two ranks of one tensor-parallel engine (vLLM samples each token on every
+    rank of it), and different for two engines (vLLM 0.32 draws each request's seed from numpy)."""
+    seen = {}
+    for tp in (2, 1):
+        workdir = tmp_path / f"tp{tp}"
+        workdir.mkdir()
+        run(TORCHRUN + [WORKER, "seeds", str(workdir), micro, str(tp)], timeout=300)
+        seen[tp] = ranks(workdir, "seeds")
+    zero, one = seen[2]
+    assert len(zero["draws"]) == 2  # at start-up and at the rollout
+    assert zero["draws"] == one["draws"]
+    zero, one = seen[1]
+    for at_zero, at_one in zip(zero["draws"], one["draws"]):
+        assert all(at_zero[generator] != at_one[generator] for generator in at_zero), (at_zero, at_one)
+
+
+def test_fsdp2_policy_stays_sharded_for_vllm_and_streams_its_weights(tmp_path, micro):
+    """Under fsdp2 the vLLM engine needs no whole policy while it generates (it holds its own weights), and
+    each weight push hands it one gathered tensor at a time: no moment holds the whole model gathered."""
+    run(TORCHRUN + [WORKER, "vllm_fsdp2", str(tmp_path), micro], timeout=300)
+    zero, one = ranks(tmp_path, "vllm_fsdp2")
+    for rank in (zero, one):
+        assert len(rank["sharded"]) == 3 and all(rank["sharded"])  # the step's rollout and two eval sets
+        assert rank["pushes"] == [{"container": "generator", "most_alive": 0}] * 2  # start-up, after the step
+    assert zero["loaded"] == zero["state"] and zero["loaded_is_policy"]  # every weight, as updated
 
 
 # --- the bookkeeping underneath, in one process ----------------------------------------------------

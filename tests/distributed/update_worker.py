@@ -1,14 +1,19 @@
 """One policy update on a fixed global batch; under ``torchrun`` each rank updates on its share.
 
 Writes the updated weights and the reduced stats to ``argv[1]`` (rank 0), so a test can check that
-N processes take the same step as one; ``argv[2]`` is the ``distributed.strategy`` (default replicate).
+N processes take the same step as one; ``argv[2]`` is the ``distributed.strategy`` (default replicate),
+``argv[3]`` the compute dtype (model.autocast; default none). Also written: how many reduce-scatters
+each update sent (fsdp2), and the dtype a decoder layer's weight had in each forward. The replicated
+all-reduce runs in buckets of 4 KiB here, so that the tiny model's gradients span several.
 Not collected by pytest (no ``test_`` prefix).
 """
 
+import contextlib
 import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
 from helpers import tiny_qwen3
@@ -53,19 +58,46 @@ def local_batch(kept, shared: bool = False) -> UpdateBatch:
     return UpdateBatch(seqs, adv, mask)
 
 
-def main(out: str, strategy: str = "replicate") -> None:
+def count_reduce_scatters() -> dict:
+    """Counts FSDP2's reduce-scatters (torch 2.13 sends them through ``dist.reduce_scatter_single``)."""
+    count = {"n": 0}
+    send = dist.reduce_scatter_single
+
+    def counted(*args, **kwargs):
+        count["n"] += 1
+        return send(*args, **kwargs)
+
+    dist.reduce_scatter_single = counted
+    return count
+
+
+def main(out: str, strategy: str = "replicate", compute: str = "none") -> None:
     distributed.init()
+    distributed.GRAD_BUCKET_BYTES = 4096
+    reduce_scatters = count_reduce_scatters()
+    dtype = {"none": None, "bfloat16": torch.bfloat16}[compute]
+
+    def autocast():
+        return torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext()
+
     torch.manual_seed(0)
     model = tiny_qwen3()
-    wrap = distributed.STRATEGIES[strategy]
+
+    def wrap(m):
+        return distributed.STRATEGIES[strategy](m, dtype)
+
     # 26 tokens: rank 0 of two packs its rows into 3 micro-batches, rank 1 into 4 (rank 0 pads one)
-    critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap)
+    critic = Critic(model, CriticConfig(), OptimConfig(micro_batch_tokens=26), wrap, autocast)
     model = wrap(model)
+    forward_dtypes = set()
+    model.model.layers[0].mlp.down_proj.register_forward_hook(
+        lambda module, inputs, output: forward_dtypes.add(str(module.weight.dtype))
+    )
     # copies (an unsharded state_dict holds the live tensors); gathering is a collective: every rank
     start, critic_start = (
         {k: v.detach().clone() for k, v in fsdp.model_state(m).items()} for m in (model, critic.model)
     )
-    results = {}
+    results, sent = {}, {}
     for mode, kept, clip, shared in (
         ("token-mean", "spread", 1e9, False),
         ("seq-mean-token-sum-norm", "spread", 1e9, False),
@@ -76,6 +108,8 @@ def main(out: str, strategy: str = "replicate") -> None:
         algo = AlgorithmConfig(loss_agg_mode=mode)
         # SGD: the step is proportional to the gradient (Adam's first step is ~sign(g) and would hide errors)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        name = f"{mode}/{kept}" + ("/shared" if shared else "")
+        reduce_scatters["n"] = 0
         stats = policy_update(
             model,
             optimizer,
@@ -84,11 +118,13 @@ def main(out: str, strategy: str = "replicate") -> None:
             algo,
             OptimConfig(micro_batch_tokens=40, grad_clip=clip),
             max_new_tokens=16,
+            compute=autocast,
         )
-        results[f"{mode}/{kept}" + ("/shared" if shared else "")] = distributed.reduce_metrics(
-            {f"train/{k}": v for k, v in stats.items()}
-        )
+        sent[name] = reduce_scatters["n"]
+        results[name] = distributed.reduce_metrics({f"train/{k}": v for k, v in stats.items()})
+    reduce_scatters["n"] = 0
     results["critic"] = critic_updates(critic, local_batch(KEPT["spread"]).seqs)
+    sent["critic"] = reduce_scatters["n"]
     state = fsdp.model_state(model)  # whole tensors on rank 0 under fsdp2
     critic_state = fsdp.model_state(critic.model)
     if distributed.is_main():
@@ -98,6 +134,11 @@ def main(out: str, strategy: str = "replicate") -> None:
                 "critic": critic_state,
                 "stats": results,
                 "start": {"state": start, "critic": critic_start},
+                "reduce_scatters": sent,
+                "units": {"policy": len(fsdp._units(model)), "critic": len(fsdp._units(critic.model))},
+                "forward_dtypes": sorted(forward_dtypes),
+                "param_dtypes": sorted({str(p.dtype) for p in model.parameters()}),
+                "grads_left": [n for n, p in model.named_parameters() if p.grad is not None],
             },
             out,
         )
