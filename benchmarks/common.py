@@ -38,24 +38,28 @@ WORKLOADS = {
 }
 
 
-def compose_config(overrides: list[str], workdir: Path, model: str = "mini"):
-    """The typed TrainConfig and resolved dict for the benchmark workload plus ``overrides``."""
+def compose_config(overrides: list[str], workdir: Path, model: str = "mini", experiment: str | None = None):
+    """The typed TrainConfig and resolved dict for the benchmark workload plus ``overrides``: the mini
+    workload above, or with ``experiment`` that preset's model and sizes (``experiment=smollm2_dsrl``)."""
     from prerl.config import register_configs
 
     register_configs()
-    base = [
-        f"model={model}",
+    where = [
         f"cache_dir={ROOT / '.cache' / 'prerl'}",
         f"output_dir={workdir / 'out'}",
         f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
         "tracking.experiment=prerl-bench",
         "tracking.log_samples=0",
-        f"prompts_per_step={PROMPTS}",
-        f"rollout.samples_per_prompt={SAMPLES}",
-        f"rollout.max_new_tokens={NEW_TOKENS}",
         "total_steps=100000",
         "seed=0",
     ]
+    sizes = [
+        f"model={model}",
+        f"prompts_per_step={PROMPTS}",
+        f"rollout.samples_per_prompt={SAMPLES}",
+        f"rollout.max_new_tokens={NEW_TOKENS}",
+    ]
+    base = [f"experiment={experiment}"] + where if experiment else where + sizes
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=base + overrides)
     return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)

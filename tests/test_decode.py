@@ -178,3 +178,24 @@ def test_compaction_moves_only_rows_from_beyond_the_kept_front():
     moved = order != torch.arange(len(order))
     assert order[~moved].tolist() == [0, 2, 4] and bool((order[moved] >= len(order)).all())
     assert decode.compaction(torch.zeros(3, dtype=torch.bool)).tolist() == [0, 1, 2]
+
+
+@torch.inference_mode()
+def test_under_bf16_autocast_the_plain_step_multiplies_bf16_copies_made_once():
+    """On a CPU the step copies every weight once per rollout in the compute dtype, so autocast casts no
+    weight at any token; its logits stay those of the module stack under the same autocast, to bf16
+    rounding: 8 significant bits, so each rounding is off by at most 2^-9 relative, a few dozen of them
+    per logit of this 2-layer model whose logits stay below 1 — far below 0.05, which a wrong weight,
+    scaling or position exceeds."""
+    torch.manual_seed(0)
+    model = tiny_llama().eval()
+    prompts = [[3, 4, 5, 6], [7, 8]]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pairs = _steps_side_by_side(model, prompts, 6)
+        cache = decode.preallocated_cache(model, 12)
+        model(input_ids=torch.tensor([[3, 4, 5, 6]]), **cache_kwargs(model, cache))
+        step = decode.decode_step(model, cache, torch.ones((1, 12), dtype=torch.long))
+    weights = step.qkv + step.o + step.gate_up + step.down + [step.head]
+    assert {w.dtype for w in weights} == {torch.bfloat16} and all(w.is_contiguous() for w in weights)
+    assert all(torch.allclose(a.float(), b.float(), rtol=0, atol=0.05) for a, b in pairs)
+    assert max(float(b.abs().max()) for _, b in pairs) < 1

@@ -14,7 +14,9 @@ query, and module calls, mask building and cache bookkeeping most of the rest. T
 - multiplies by every weight as a right factor [in, out] (``h @ W``) stored contiguous: on a CPU, MKL's
   product then runs faster than ``F.linear``'s transposed view of [out, in] (README "Performance").
   The concatenated weights are copies anyway; on a CPU the others (o, down, LM head) are copied once
-  per rollout too, on a GPU they stay views (no faster there, and the copy would cost memory);
+  per rollout too, all in the compute dtype (bf16 under ``model.autocast``, so autocast does not cast
+  the whole model again at every token); on a GPU they stay views (no faster there, and the copy would
+  cost memory);
 - normalises (RMSNorm) in four kernels, √d folded into the norms' weights;
 - attends with two batched matmuls over the preallocated KV cache (grouped-query heads as a view,
   never repeated in memory), the left padding of the prompts masked by an additive bias;
@@ -64,9 +66,28 @@ def _rms_norm(x: Tensor, scaled_weight: Tensor, root_d_eps: Tensor) -> Tensor:
     return scaled_weight * (x32 / torch.linalg.vector_norm(x32, dim=-1, keepdim=True).hypot_(root_d_eps)).to(x.dtype)
 
 
+def _compute_dtype(weight: Tensor) -> torch.dtype:
+    """The dtype the step's matmuls run in: the autocast dtype when autocast is on (``model.autocast``),
+    else the weights' own."""
+    kind = weight.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else weight.dtype
+
+
 def _right_factor(weight: Tensor) -> Tensor:
-    """``weight`` [out, in] as the right factor [in, out] of ``h @ W``: a contiguous copy on a CPU."""
-    return weight.t().contiguous() if weight.device.type == "cpu" else weight.t()
+    """``weight`` [out, in] as the right factor [in, out] of ``h @ W``: on a CPU a contiguous copy in the
+    compute dtype, made once per rollout, so that autocast does not cast every weight again at every token
+    (a pass over the whole model per token); on a GPU a view, cast per call as transformers' own forward
+    is (a persistent copy would cost memory)."""
+    if weight.device.type != "cpu":
+        return weight.t()
+    return weight.t().to(_compute_dtype(weight)).contiguous()
+
+
+def _fused_right_factor(weights: list[Tensor]) -> Tensor:
+    """Several projections of one input side by side: ``cat`` of their right factors (a copy anyway), in
+    the compute dtype on a CPU (``_right_factor``)."""
+    fused = torch.cat([w.t() for w in weights], dim=1)
+    return fused.to(_compute_dtype(fused)) if fused.device.type == "cpu" else fused
 
 
 class PlainStep:
@@ -102,10 +123,10 @@ class PlainStep:
         for layer in model.model.layers:
             a, mlp = layer.self_attn, layer.mlp
             normed = hasattr(a, "q_norm")
-            q = a.q_proj.weight.t() if normed else a.q_proj.weight.t() * a.scaling
-            self.qkv.append(torch.cat([q, a.k_proj.weight.t(), a.v_proj.weight.t()], dim=1))
+            q = a.q_proj.weight if normed else a.q_proj.weight * a.scaling
+            self.qkv.append(_fused_right_factor([q, a.k_proj.weight, a.v_proj.weight]))
             self.o.append(_right_factor(a.o_proj.weight))
-            self.gate_up.append(torch.cat([mlp.gate_proj.weight.t(), mlp.up_proj.weight.t()], dim=1))
+            self.gate_up.append(_fused_right_factor([mlp.gate_proj.weight, mlp.up_proj.weight]))
             self.down.append(_right_factor(mlp.down_proj.weight))
             if normed:
                 q_rows = (a.q_norm.weight * a.scaling).expand(self.heads, -1)
