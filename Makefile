@@ -228,3 +228,21 @@ mini-study: setup
 mini-study-doc: setup
 	$(MS_DOC_COMMAND)
 .PHONY: mini-study mini-study-doc
+
+## The paper's claims on a real pretrained model (docs/smollm2-study.md): the mini study's claims on
+## SmolLM2-135M-Instruct (experiment=smollm2_dsrl). The orchestration is Python (analysis/study/): it
+## prints the run count and an estimated wall time, runs the parts sweeps/smollm2_study/*.yaml as
+## multiruns (a relaunch skips every finished run and says how many this launch finished), the base
+## model's gradient alignment and the NSR-PreRL diagnosis, exports every finished run to
+## results/studies/smollm2/runs/ and writes the document from those files alone.
+##   make smollm2-study                  full: seeds per part in analysis/study/smollm2.py (PRESETS)
+##   make smollm2-study PRESET=quick     a preview on the real model (one seed, 8 updates), under outputs/
+##   make smollm2-study PRESET=smoke     the micro model: a check that the pipeline works, not a result
+##   make smollm2-study ARGS="--launcher 'hydra/launcher=joblib hydra.launcher.n_jobs=2' cache_dir=..."
+##   make smollm2-study-doc [PRESET=...] only the document, from the exported files
+smollm2-study: setup
+	$(PY) -m analysis.study run --study smollm2 --preset $(or $(PRESET),full) $(ARGS)
+
+smollm2-study-doc: setup
+	$(PY) -m analysis.study doc --study smollm2 --preset $(or $(PRESET),full)
+.PHONY: smollm2-study smollm2-study-doc

@@ -12,12 +12,15 @@ mean |gap|); plots go to a PNG; everything can be logged to MLflow.
 
     python -m analysis.alignment --model outputs/<run>/final_policy --set test --problems 40 --samples 10
     python -m analysis.alignment --model mini --mlflow      # the base model
+    python -m analysis.alignment --model smollm2_135m --data word_problems --temperature 0.5   # the real model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +30,7 @@ import torch
 from prerl.config import Space
 from prerl.logprobs import contexts, pack, response_logprobs
 
-from analysis.common import Policy, Samples, load, open_run, sample, short_name
+from analysis.common import Policy, Samples, data_config, load, open_run, sample, short_name
 
 PAPER = {
     "inner_mean": 9.23,
@@ -50,26 +53,37 @@ class ResponseAlignment:
     entropy_post: np.ndarray  # [T] entropy of π(· | x, y_<t)
 
 
-def _sequence_grad(model, ctx: list[int], response: list[int], pad_id: int, params) -> tuple[torch.Tensor, ...]:
-    """Flat ∇θ Σ_t log π(y_t | ctx, y_<t), the per-token log-probs and entropies."""
+def _sequence_grad(model, ctx: list[int], response: list[int], pad_id: int, params) -> tuple:
+    """∇θ Σ_t log π(y_t | ctx, y_<t) as one tensor per parameter (None where it does not reach), the
+    per-token log-probs and entropies."""
     seqs = pack([ctx], [response], pad_id)
     logp, entropy = response_logprobs(model, seqs, entropy="detached")
     logp = logp[0, : len(response)]
     grads = torch.autograd.grad(logp.sum(), params, allow_unused=True)
-    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float() for g, p in zip(grads, params)])
-    return flat, logp.detach().cpu(), entropy[0, : len(response)].detach().cpu()
+    return grads, logp.detach().cpu(), entropy[0, : len(response)].detach().cpu()
+
+
+def _dot(a: tuple, b: tuple) -> float:
+    """Σ over parameters of ⟨a_p, b_p⟩ in float64, one parameter at a time: a real model's gradient is
+    hundreds of MB (SmolLM2's 134.5M parameters: 540 MB in fp32), so it is never concatenated."""
+    return sum(
+        float(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()))
+        for x, y in zip(a, b)
+        if x is not None and y is not None
+    )
 
 
 def response_alignment(
     model, ctx_pre: list[int], ctx_post: list[int], response: list[int], pad_id: int
 ) -> ResponseAlignment:
-    """Alignment of one response between two contexts (pre-train space first)."""
+    """Alignment of one response between two contexts (pre-train space first). Only this response's two
+    gradients are held at once, whatever the number of responses."""
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         g_pre, lp_pre, _ = _sequence_grad(model, ctx_pre, response, pad_id, params)
         g_post, lp_post, ent_post = _sequence_grad(model, ctx_post, response, pad_id, params)
-    inner = float(g_pre @ g_post)
-    n_pre, n_post = float(g_pre.norm()), float(g_post.norm())
+    inner = _dot(g_pre, g_post)
+    n_pre, n_post = math.sqrt(_dot(g_pre, g_pre)), math.sqrt(_dot(g_post, g_post))
     cosine = inner / max(n_pre * n_post, 1e-30)
     return ResponseAlignment(inner, cosine, n_pre, n_post, lp_pre.numpy(), lp_post.numpy(), ent_post.numpy())
 
@@ -187,9 +201,13 @@ def report(stats: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--model", required=True, help="mini, micro, or a checkpoint folder (e.g. outputs/<run>/final_policy)"
+        "--model",
+        required=True,
+        help="mini, micro, a model of conf/model (smollm2_135m), or a checkpoint folder (outputs/<run>/final_policy)",
     )
-    p.add_argument("--set", default="test", help="mini split (test, ood, train) or benchmark (e.g. amc23)")
+    p.add_argument("--data", default=None, help="the task of conf/data whose split --set is (default: the mini task)")
+    p.add_argument("--set", default="test", help="a split of the task (test, ood, train) or a benchmark (amc23)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the responses")
     p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
     p.add_argument("--problems", type=int, default=40)
     p.add_argument("--samples", type=int, default=10, help="responses per problem")
@@ -209,9 +227,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     name = short_name(args.model)
     out = Path(args.out or f"outputs/analysis/alignment/{name}_{args.set}")
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     policy = load(args.model, args.cache_dir, args.device)
     samples = sample(
-        policy, args.set, args.problems, args.samples, args.max_new_tokens, seed=args.seed, data_dir=args.data_dir
+        policy,
+        args.set,
+        args.problems,
+        args.samples,
+        args.max_new_tokens,
+        args.temperature,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        data=data_config(args.data),
     )
     print(f"{args.model}: {len(samples.texts)} responses on {args.set}, accuracy {np.mean(samples.correct):.3f}")
     results = align(policy, samples)
@@ -224,7 +251,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ]
     (out / "alignment.json").write_text(
         json.dumps(
-            {"model": args.model, "set": args.set, "summary": stats, "paper": PAPER, "responses": per_response},
+            {
+                "model": args.model,
+                "set": args.set,
+                "args": vars(args),
+                "seconds": time.perf_counter() - start,
+                "summary": stats,
+                "paper": PAPER,
+                "responses": per_response,
+            },
             indent=1,
         )
     )

@@ -14,16 +14,33 @@ from prerl import data as data_lib
 from prerl.config import DataConfig, ModelConfig, RolloutConfig, TrackingConfig
 from prerl.mini.base_model import VARIANTS
 from prerl.models import context_token_id, load_policy
-from prerl.rewards import score
 from prerl.rollout.hf import HFEngine
+from prerl.scorers import Grader
 from prerl.tracking import Tracker
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_config(group: str, name: str, schema: type):
+    """``conf/<group>/<name>.yaml`` as its schema's dataclass (what ``group=name`` gives train.py)."""
+    path = CONF / group / f"{name}.yaml"
+    merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)
 
 
 def model_config(spec: str) -> ModelConfig:
-    """``mini`` / ``micro`` / ``mini_styles`` (the shipped base models) or a checkpoint folder / Hub id."""
+    """``mini`` / ``micro`` / ``mini_styles`` (the shipped base models), a model of ``conf/model`` by name
+    (``smollm2_135m``: the real model, from its GGUF) or a checkpoint folder / Hub id."""
     if spec in VARIANTS:
         return ModelConfig(mini=VARIANTS[spec]())
+    if "/" not in spec and (CONF / "model" / f"{spec}.yaml").exists():
+        return group_config("model", spec, ModelConfig)
     return ModelConfig(path=spec, mini=None)
+
+
+def data_config(name: str | None) -> DataConfig:
+    """A task of ``conf/data`` by name (``word_problems``); None: the schema's default, the mini task."""
+    return group_config("data", name, DataConfig) if name else DataConfig()
 
 
 def run_model_config(run_dir: str | Path) -> ModelConfig:
@@ -47,6 +64,7 @@ class Policy:
     tokenizer: object
     context_id: int
     name: str
+    chat_template_kwargs: dict | None = None  # model.chat_template_kwargs: how training renders prompts
 
 
 def load(spec: str, cache_dir: str = ".cache/prerl", device: str = "cpu") -> Policy:
@@ -57,7 +75,9 @@ def load(spec: str, cache_dir: str = ".cache/prerl", device: str = "cpu") -> Pol
     model, tokenizer = load_policy(cfg, cache_dir, torch.device(device))
     if checkpoint:
         model.load_state_dict(torch.load(spec, map_location=device, weights_only=False)["model"])
-    return Policy(model.eval(), tokenizer, context_token_id(tokenizer, cfg.context_token), spec)
+    return Policy(
+        model.eval(), tokenizer, context_token_id(tokenizer, cfg.context_token), spec, cfg.chat_template_kwargs
+    )
 
 
 @dataclass
@@ -112,16 +132,17 @@ def sample(
     temperature: float = 1.0,
     seed: int = 0,
     data_dir: str | None = None,
+    data: DataConfig | None = None,
 ) -> Samples:
-    """``samples_per_prompt`` responses to each of the first ``problems`` problems of ``split``
-    (correctness by the math grader)."""
+    """``samples_per_prompt`` responses to each of the first ``problems`` problems of ``split`` of the
+    task ``data`` (default: the mini task), each scored by its set's scorer as training scores it."""
     torch.manual_seed(seed)
-    rows = data_lib.render(eval_split(split, problems, data_dir), policy.tokenizer)
+    rows = data_lib.render(eval_split(split, problems, data_dir, data), policy.tokenizer, policy.chat_template_kwargs)
     engine = HFEngine(policy.model, policy.tokenizer, RolloutConfig())
     out = engine.generate(rows["prompt_ids"], samples_per_prompt, temperature, 1.0, max_new_tokens)
-    answers = [rows["answer"][g] for g in out.group]
     questions = [m[-1]["content"] for m in rows["messages"]]
-    return Samples(out.prompt_ids, out.response_ids, out.group, out.texts, score(out.texts, answers), questions)
+    correct = Grader.of(rows)(out.texts, out.group)
+    return Samples(out.prompt_ids, out.response_ids, out.group, out.texts, correct, questions)
 
 
 def read_responses(path: str | Path) -> list[str]:

@@ -92,7 +92,10 @@ def cell_label(params: dict[str, str]) -> str:
 
 
 def task_of(run: RunRecord) -> str:
-    return run.params.get("model.mini.name") or run.params.get("model.path") or "?"
+    """The run's task: its mini model's name, its model path, or a GGUF model's name (``SmolLM2-135M-Instruct``)."""
+    given = {k: v for k, v in run.params.items() if v != "None"}  # MLflow holds a null as "None"
+    gguf = given.get("model.gguf.model")
+    return given.get("model.mini.name") or given.get("model.path") or (gguf.rsplit("/", 1)[-1] if gguf else "?")
 
 
 @dataclass
@@ -644,10 +647,11 @@ def fmt(interval: Optional[Interval], digits: int = 2) -> str:
     return f"{interval.mean:+.{digits}f} [{interval.lo:+.{digits}f}, {interval.hi:+.{digits}f}]"
 
 
-def claim_rows(study: Study) -> list[dict]:
-    """Per claim and task: the interval, the verdict, and whether the paper's number lies inside."""
+def claim_rows(study: Study, claims: Optional[tuple[Claim, ...]] = None) -> list[dict]:
+    """Per claim (default ``CLAIMS``) and task: the interval, the verdict, and whether the paper's number
+    lies inside."""
     rows = []
-    for claim in CLAIMS:
+    for claim in CLAIMS if claims is None else claims:
         row = {"claim": claim, "tasks": {}}
         for task in study.tasks():
             if claim.measure is None:
@@ -772,15 +776,15 @@ def part_table(study: Study, task: str, part: Part, ood: bool = False) -> Option
     return render.markdown(accuracy_table(spec, runs, opts)).replace("### ", "#### ", 1)
 
 
-def pass_at_k_table(study: Study, task: str) -> Optional[str]:
+def pass_at_k_table(study: Study, task: str, eval_set: str = "test") -> Optional[str]:
     groups = study.groups(task)
     if GRPO not in groups or study.dsrl not in groups:
         return None
-    curves = {label: pass_at_k(groups[label], "test", study.opts) for label in (GRPO, study.dsrl)}
+    curves = {label: pass_at_k(groups[label], eval_set, study.opts) for label in (GRPO, study.dsrl)}
     ks = sorted(set(curves[GRPO]) & set(curves[study.dsrl]))
     lines = [f"| k | {GRPO} | {study.dsrl} | Δ (DSRL − GRPO) | verdict |", "|---|---|---|---|---|"]
     for k in ks:
-        d = accuracy_contrast(study, task, [(study.dsrl, "final", 1), (GRPO, "final", -1)], "test", f"pass_at_{k}")
+        d = accuracy_contrast(study, task, [(study.dsrl, "final", 1), (GRPO, "final", -1)], eval_set, f"pass_at_{k}")
 
         def text(i):
             return f"{i.mean:.1f} [{i.lo:.1f}, {i.hi:.1f}]"
@@ -791,16 +795,18 @@ def pass_at_k_table(study: Study, task: str) -> Optional[str]:
     return "\n".join(lines) if ks else None
 
 
-def behaviour_table(study: Study, task: str) -> Optional[str]:
+def behaviour_table(study: Study, task: str, categories: tuple[str, ...] = BEHAVIOUR_KEYS) -> Optional[str]:
+    """Per reported cell and behaviour category: the base count per response, and the ratios to it after
+    S updates and at the end."""
     cells = [c for c in REPORTED(study) if c in study.groups(task)]
     if not cells:
         return None
     after, end = study.dsrl_steps + 1, study.total_steps
-    head = ["cell"] + [f"{c}: base, ×after S, ×end" for c in BEHAVIOUR_KEYS]
+    head = ["cell"] + [f"{c}: base, ×after S, ×end" for c in categories]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label in cells:
         out = [label]
-        for c in BEHAVIOUR_KEYS:
+        for c in categories:
             base = per_run(study, task, label, behaviour_at(c, 1))
             ratios = [behaviour_ratio(study, task, label, c, s) for s in (after, end)]
             out.append(

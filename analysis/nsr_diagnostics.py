@@ -12,7 +12,9 @@ It trains one objective from the base model with the trainer's own step and, aft
   log π(y_t | c, y<t) since the base model, and the share of tokens whose probability at least halved
   (classes: ``operand`` digits of a column sentence, i.e.
   copied from the prompt, or the incoming carry; ``computed`` digits; ``reflection`` words — wait,
-  check, ok; ``eos``; ``format``: every other token);
+  check, ok; ``eos``; ``format``: every other token). On the real model's word problems
+  (``data=word_problems``) the classes are ``copied`` numbers (their value is in the prompt),
+  ``computed`` numbers (it is not), ``word`` (every other token) and ``eos`` (``word_problem_classes``);
 
 and every ``--sample-every`` updates, fresh samples: accuracy, length, reflections per response, and
 which style the response opens with (``guess``: "So the answer is", ``checked``: "Check", else
@@ -21,6 +23,7 @@ which style the response opens with (``guess``: "So the answer is", ``checked``:
     python -m analysis.nsr_diagnostics --steps 30 --out diag.json objective=nsr_prerl model=mini_styles
     python -m analysis.nsr_diagnostics --study --out docs/nsr-prerl-investigation/diagnostics     # every STUDY variant
     python -m analysis.nsr_diagnostics --summarise docs/nsr-prerl-investigation/diagnostics       # their table
+    python -m analysis.nsr_diagnostics --base-only --out base.json experiment=smollm2_dsrl         # the real model
 
 Everything after the options is a Hydra override of ``train.py``'s config (the objective trains for
 all ``--steps`` updates).
@@ -32,6 +35,7 @@ import argparse
 import json
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,6 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from prerl.config import register_configs
-from prerl.rewards import score
 from prerl.logprobs import pack, score_logprobs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -85,6 +88,53 @@ def token_classes(response_ids: list[int], tokenizer) -> list[str]:
     return classes
 
 
+WORD_CLASSES = ("copied", "computed", "word", "eos")
+NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def number_value(text: str) -> str:
+    """A number's value as text, so that "07" and "7", "3.50" and "3.5" are one number."""
+    return str(float(text)).removesuffix(".0") if "." in text else str(int(text))
+
+
+def word_problem_classes(response_ids: list[int], prompt_ids: list[int], tokenizer) -> list[str]:
+    """A class per token of a word-problem response: ``copied`` (part of a number whose value is one of
+    the prompt's numbers), ``computed`` (part of any other number), ``eos``, or ``word``. A token's
+    characters are where the decoded response grows when the token is added, so a number split over
+    several tokens (SmolLM2 writes one digit per token) gives each of them its class."""
+    given = {number_value(m) for m in NUMBER.findall(tokenizer.decode(prompt_ids))}
+    text = tokenizer.decode(response_ids)
+    numbers = [(m.start(), m.end(), number_value(m.group())) for m in NUMBER.finditer(text)]
+    classes, start = [], 0
+    for i, tid in enumerate(response_ids):
+        end = max(start, len(tokenizer.decode(response_ids[: i + 1])))
+        value = next((v for a, b, v in numbers if a < end and b > start), None)
+        if tid == tokenizer.eos_token_id:
+            classes.append("eos")
+        elif value is not None and any(c.isdigit() for c in text[start:end]):
+            classes.append("copied" if value in given else "computed")
+        else:
+            classes.append("word")
+        start = end
+    return classes
+
+
+# Per task (data.name): the token classes and the function that assigns them (response, prompt, tokenizer).
+CLASSIFIERS = {
+    "mini": (CLASSES, lambda response, prompt, tokenizer: token_classes(response, tokenizer)),
+    "word_problems": (WORD_CLASSES, word_problem_classes),
+}
+
+
+def gradient_weight(table: dict[str, dict[str, float]], space: str) -> dict[str, float]:
+    """Per class, its share of the gradient weight Σ_t (1 − π(y_t)) over all response tokens in ``space``
+    (``post``: with the prompt, ``pre``: with c alone): share of tokens × mean 1 − π, normalised."""
+    raw = {cls: row["share"] * row[f"one_minus_p_{space}"] for cls, row in table.items()}
+    raw = {cls: v for cls, v in raw.items() if np.isfinite(v)}
+    total = sum(raw.values())
+    return {cls: v / total if total > 0 else float("nan") for cls, v in raw.items()}
+
+
 # The sentences a solution is made of (prerl/mini/task.py, styles.py); anything else is malformed.
 WELL_FORMED = re.compile(
     r"^(wait, check )?\d+(\+\d+)*=\d+, write \d( carry \d+)?$"  # a column
@@ -112,19 +162,23 @@ class Probe:
     """Fixed base-model responses, scored under the current policy in both spaces."""
 
     def __init__(self, exp, prompts: list[list[int]], per_prompt: int):
-        engine, ctx = exp.engine, exp.context_id
-        post = engine.generate(prompts, per_prompt, 1.0, 1.0, exp.cfg.rollout.max_new_tokens)
-        pre = engine.generate([[ctx]], len(prompts) * per_prompt, 1.0, 1.0, exp.cfg.rollout.max_new_tokens)
+        """``prompts``: the first test problems, sampled and scored at the run's rollout temperature."""
+        engine, ctx, rollout = exp.engine, exp.context_id, exp.cfg.rollout
+        self.temperature = rollout.temperature
+        post = engine.generate(prompts, per_prompt, self.temperature, 1.0, rollout.max_new_tokens)
+        pre = engine.generate([[ctx]], len(prompts) * per_prompt, self.temperature, 1.0, rollout.max_new_tokens)
         pad = exp.tokenizer.pad_token_id
         self.post = pack([post.prompt_ids[g] for g in post.group], post.response_ids, pad)
         self.post_as_pre = pack([[ctx] for _ in post.group], post.response_ids, pad)
         self.pre = pack([[ctx] for _ in pre.group], pre.response_ids, pad)
-        classes = [token_classes(r, exp.tokenizer) for r in post.response_ids]
+        self.classes, classify = CLASSIFIERS[exp.cfg.data.name]
+        classes = [classify(r, post.prompt_ids[g], exp.tokenizer) for r, g in zip(post.response_ids, post.group)]
+        self.correct = np.asarray(exp.graders["test"](post.texts, post.group), dtype=float)
         self.n_tokens = sum(map(len, classes))
         # per class, the (row, position) indices of its tokens: computed once, read every update
         self.where = {
             cls: tuple(np.array(ix, dtype=int).reshape(-1, 2).T)
-            for cls in CLASSES
+            for cls in self.classes
             for ix in [[(i, t) for i, row in enumerate(classes) for t, c in enumerate(row) if c == cls]]
         }
         self.mb = exp.cfg.optim.micro_batch_tokens
@@ -132,7 +186,7 @@ class Probe:
 
     def logps(self, model) -> dict[str, torch.Tensor]:
         return {
-            name: score_logprobs(model, seqs, self.mb)
+            name: score_logprobs(model, seqs, self.mb, self.temperature)
             for name, seqs in (("post", self.post), ("post_as_pre", self.post_as_pre), ("pre", self.pre))
         }
 
@@ -143,22 +197,27 @@ class Probe:
             out[f"kl_{space}"] = float(((self.base[space] - now[space]) * seqs.response_mask).sum(-1).mean())
         for name, key in (("post", "post"), ("pre", "post_as_pre")):
             delta = (now[key] - self.base[key]).numpy()
-            for cls in CLASSES:
+            for cls in self.classes:
                 values = delta[self.where[cls]]
                 out[f"dlogp_{name}/{cls}"] = float(values.mean()) if len(values) else float("nan")
                 # a mean hides a few tokens that collapse: the share whose probability at least halved
                 out[f"halved_{name}/{cls}"] = float((values < -np.log(2)).mean()) if len(values) else float("nan")
         return out
 
-    def base_table(self) -> dict[str, dict[str, float]]:
+    def base_table(self, wrong_only: bool = False) -> dict[str, dict[str, float]]:
         """Per class at the base model: share of tokens, mean log-prob with the prompt and without it, and
-        mean 1 − π(y_t): the weight a token's logit gets in the gradient of log π(y_t) (∂/∂z = 1 − π)."""
+        mean 1 − π(y_t): the weight a token's logit gets in the gradient of log π(y_t) (∂/∂z = 1 − π).
+        ``wrong_only``: over the wrong responses alone, the ones NSR-PreRL penalises."""
         spaces = {"post": self.base["post"].numpy(), "pre": self.base["post_as_pre"].numpy()}
+        keep = {cls: self.where[cls] for cls in self.classes}
+        if wrong_only:
+            keep = {cls: tuple(a[self.correct[rows] == 0] for a in (rows, cols)) for cls, (rows, cols) in keep.items()}
+        n_tokens = sum(len(rows) for rows, _ in keep.values())
         table = {}
-        for cls in CLASSES:
-            table[cls] = {"share": len(self.where[cls][0]) / self.n_tokens}
+        for cls in self.classes:
+            table[cls] = {"share": len(keep[cls][0]) / n_tokens if n_tokens else float("nan")}
             for space, logp in spaces.items():
-                values = logp[self.where[cls]]
+                values = logp[keep[cls]]
                 table[cls] |= {
                     f"logp_{space}": float(values.mean()) if len(values) else float("nan"),
                     f"one_minus_p_{space}": float((1 - np.exp(values)).mean()) if len(values) else float("nan"),
@@ -170,9 +229,11 @@ def flat_weights(model) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).float() for p in model.parameters()])
 
 
-def fresh_samples(exp, prompts: list[list[int]], answers: list[str], per_prompt: int) -> dict[str, float]:
-    out = exp.engine.generate(prompts, per_prompt, 1.0, 1.0, exp.cfg.rollout.max_new_tokens)
-    correct = score(out.texts, [answers[g] for g in out.group])
+def fresh_samples(exp, prompts: list[list[int]], per_prompt: int) -> dict[str, float]:
+    """Samples of the first test problems at the run's rollout temperature, scored as training scores."""
+    rollout = exp.cfg.rollout
+    out = exp.engine.generate(prompts, per_prompt, rollout.temperature, 1.0, rollout.max_new_tokens)
+    correct = exp.graders["test"](out.texts, out.group)
     styles = [opening_style(t) for t in out.texts]
     lengths = [len(r) for r in out.response_ids]
     return {
@@ -191,6 +252,7 @@ def fresh_samples(exp, prompts: list[list[int]], answers: list[str], per_prompt:
 def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int, base_only: bool = False) -> dict:
     import prerl.trainer as trainer
 
+    start = time.perf_counter()
     register_configs()
     tmp = Path(tempfile.mkdtemp(prefix="prerl-diag-"))
     base = [
@@ -205,26 +267,31 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
     run_cfg, resolved = OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
     exp = trainer.Experiment(run_cfg, resolved)
     try:
-        test = exp.splits["test"].select(range(probe_problems))
-        prompts, answers = test["prompt_ids"], test["answer"]
+        test = exp.splits["test"].select(range(min(probe_problems, len(exp.splits["test"]))))
+        prompts = test["prompt_ids"]
         probe = Probe(exp, prompts, per_prompt=2)
         theta0 = flat_weights(exp.model)
         rms0 = float(theta0.pow(2).mean().sqrt())
         result = {
             "overrides": overrides,
             "steps": steps,
+            "probe_problems": len(prompts),
             "lr": run_cfg.optim.lr,
             "rms_weight": rms0,
             "lr_over_rms": run_cfg.optim.lr / rms0,
             "grad_clip": run_cfg.optim.grad_clip,
             "loss_coef": run_cfg.objective.loss_coef,
+            "task": run_cfg.data.name,
+            "classes": list(probe.classes),
+            "probe_accuracy": float(probe.correct.mean()),
             "base_classes": probe.base_table(),
+            "base_classes_wrong": probe.base_table(wrong_only=True),
             "updates": [],
             "samples": {},
         }
         if base_only:
-            return result
-        result["samples"][0] = fresh_samples(exp, prompts, answers, 4)
+            return result | {"seconds": time.perf_counter() - start}
+        result["samples"][0] = fresh_samples(exp, prompts, 4)
         previous = theta0
         for step in range(steps):
             metrics = exp.step(step)
@@ -242,8 +309,8 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
             result["updates"].append(record)
             previous = theta
             if (step + 1) % sample_every == 0 or step + 1 == steps:
-                result["samples"][step + 1] = fresh_samples(exp, prompts, answers, 4)
-        return result
+                result["samples"][step + 1] = fresh_samples(exp, prompts, 4)
+        return result | {"seconds": time.perf_counter() - start}
     finally:
         exp.tracker.finish()
 
@@ -273,16 +340,18 @@ def shapes(models: list[str], problems: int) -> dict:
 
 
 def summary(results: dict[str, dict]) -> str:
-    """One row per saved result: the step size, the clip, the drift and what the samples became."""
+    """One row per saved result: the step size, the clip, the drift and what the samples became (the
+    results of one task: its token classes head the column)."""
+    names = next(iter(results.values())).get("classes", CLASSES) if results else CLASSES
     head = (
         "| variant | lr / RMS(θ) | mean ‖Δθ‖/‖θ‖ | max grad norm (clip) | KL post / pre at end | "
-        "tokens of base samples whose π(y_t given x) at least halved, per class: operand, computed, "
-        "reflection, eos, format | accuracy | length | waits | guess share |"
+        f"tokens of base samples whose π(y_t given x) at least halved, per class: {', '.join(names)} | "
+        "accuracy | length | waits | guess share |"
     )
     lines = [head, "|" + "---|" * head.count(" |")]
     for name, r in sorted(results.items()):
         u, first, last = r["updates"], r["samples"]["0"], r["samples"][str(r["steps"])]
-        classes = ", ".join(f"{100 * u[-1][f'halved_post/{c}']:.0f}%" for c in CLASSES)
+        classes = ", ".join(f"{100 * u[-1][f'halved_post/{c}']:.0f}%" for c in r.get("classes", CLASSES))
         lines.append(
             f"| {name} | {r['lr_over_rms']:.1e} | {np.mean([x['rel_change'] for x in u]):.1e} | "
             f"{max(x['grad_norm'] for x in u):.3f} ({r['grad_clip']}) | {u[-1]['kl_post']:.2f} / {u[-1]['kl_pre']:.2f} | "

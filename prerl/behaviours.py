@@ -11,7 +11,10 @@ an analysis can replace any of them (``Lexicon.from_file`` reads a YAML/JSON map
 patterns; categories left out keep their defaults). The defaults below are the usual markers of the
 reasoning literature plus the mini corpus's own: "wait" (a change of course after a slip) is a
 transition, "check" (re-computing a column) is a reflection, and "wait, check ..." (a repair) is
-also backtracking. The paper's own lists are unknown (paper-spec §7.6).
+also backtracking. The paper's full lists are unknown (paper-spec §7.6); it names its markers by
+example, and ``paper_transitions`` ("wait", "alternatively", "but") and ``paper_reflections`` ("let me
+check", "verify") count exactly those words, so a real model's ratio against its base model is in the
+paper's own terms (its ×14.89 and ×6.54 after 20 NSR-PreRL steps).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ REFLECTIONS = [
     r"\blooking back\b",
     r"\bmake sure\b",
 ]
+# The markers the paper names (§7.6), and no others: what its transition and reflection ratios count.
+PAPER_TRANSITIONS = [r"\bwait\b", r"\balternatively\b", r"\bbut\b"]
+PAPER_REFLECTIONS = [r"\blet me check\b", r"\bverify\b"]
 BACKTRACKING = [
     r"\bwait\b",
     r"\b(that|this) (is|was|'s) (wrong|incorrect|not right)\b",
@@ -105,6 +111,8 @@ class Lexicon:
     verification: list[str] = field(default_factory=lambda: list(VERIFICATION))
     subgoal_setting: list[str] = field(default_factory=lambda: list(SUBGOALS))
     enumeration: list[str] = field(default_factory=lambda: list(ENUMERATION))
+    paper_transitions: list[str] = field(default_factory=lambda: list(PAPER_TRANSITIONS))
+    paper_reflections: list[str] = field(default_factory=lambda: list(PAPER_REFLECTIONS))
 
     def __post_init__(self) -> None:
         self._compiled = {}

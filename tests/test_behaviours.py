@@ -169,3 +169,19 @@ def test_cli_on_saved_completions(tmp_path):
     assert rows[str(base)]["reflections"] == pytest.approx(0.25)
     assert result["ratios"][str(after.with_suffix(".json"))]["reflections"] == pytest.approx(4.0)
     assert "reflections" in (tmp_path / "out" / "behaviours.md").read_text()
+
+
+def test_the_papers_own_markers_are_counted_apart():
+    """paper_transitions counts only "wait", "alternatively", "but"; paper_reflections only "let me check"
+    and "verify" (the words the paper names), one per thought, whatever the broader lists count."""
+    text = (
+        "But the sum is 12. Wait, alternatively it is 13. However, that is odd. "
+        "Let me check: 7+5=12. I double-check it. We verify the answer; butter is not a marker."
+    )
+    c = count_behaviours(text)
+    assert c["paper_transitions"] == 2  # "But ...", "Wait, alternatively ..." (one thought); not "However"
+    assert c["paper_reflections"] == 2  # "Let me check", "verify"; not "double-check"
+    assert c["transitions"] == 2 and c["reflections"] == 3  # the broader lists: wait+alternatively, however
+    m = behaviour_metrics([text, PLAIN])
+    assert m["train/behaviour/paper_transitions"] == pytest.approx(1.0)
+    assert m["train/behaviour/paper_reflections_frac"] == pytest.approx(0.5)

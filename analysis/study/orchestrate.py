@@ -1,0 +1,228 @@
+"""Running a study: the plan, each part's multirun, the alignment and the diagnosis, the export and the
+document, in that order; a relaunch continues where the last one stopped.
+
+Every training job's ``config_hash`` is known before launching (``analysis.study.jobs``), so the plan
+says how many runs the study has, how many already finished (a relaunch skips them: ``train.py``'s
+finished-run check) and about how long the rest takes. After each part the finished runs are exported
+to files, so a machine lost mid-study loses at most the part that was running. Each launch is recorded
+in ``launches.json`` with what it finished and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from analysis.runs import experiment_runs
+from analysis.study import document, export
+from analysis.study.jobs import Job, compose_config, distinct, part_arguments, study_jobs
+from analysis.study.spec import ROOT, Preset, StudySpec
+
+
+@dataclass
+class Launch:
+    """What one launch did: its runs planned, finished by it, skipped as finished before, and not finished."""
+
+    started: str
+    preset: str
+    planned: int
+    skipped: int
+    finished: int = 0
+    missing: int = 0
+    seconds: float = 0.0
+    machine: str = ""
+    commit: str = ""
+
+
+def client_for(uri: Optional[str]):
+    from mlflow.tracking import MlflowClient
+
+    from prerl.config import TrackingConfig
+    from prerl.tracking import tracking_uri
+
+    return MlflowClient(tracking_uri(TrackingConfig(uri=uri)))
+
+
+def finished_hashes(client, experiment: str, sweep: str) -> set[str]:
+    runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
+    return {r.data.tags.get("config_hash", "") for r in runs}
+
+
+def measured_run_seconds(client, experiment: str, sweep: str, runs_dir: Path) -> tuple[Optional[float], int]:
+    """The mean duration of this study's finished runs, from the store, else from its exported files."""
+    runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
+    seconds = [(r.info.end_time - r.info.start_time) / 1000 for r in runs if r.info.end_time and r.info.start_time]
+    if not seconds and runs_dir.exists():
+        seconds = [s for d in export.load_documents(runs_dir) if (s := export.duration_s(d))]
+    return (sum(seconds) / len(seconds), len(seconds)) if seconds else (None, 0)
+
+
+def plan_text(
+    study: StudySpec, preset: Preset, jobs: list[Job], done: set[str], per_run: Optional[float], source: str
+) -> str:
+    runs = distinct(jobs)
+    todo = [j for j in runs if j.config_hash not in done]
+    lines = [f"study {study.name}, preset {preset.name} (MLflow experiment {study.experiment_of(preset.name)}):"]
+    for part in study.sweep_parts():
+        own = [j for j in jobs if j.part == part.key]
+        new = {j.config_hash for j in own} - {j.config_hash for j in jobs[: jobs.index(own[0])]} if own else set()
+        lines.append(
+            f"  ({part.key}) {part.sweep}: {len(own)} jobs, {preset.seeds[part.key]} seed(s) each cell, "
+            f"{len(new)} not shared with an earlier part"
+        )
+    lines.append(
+        f"  {len(runs)} distinct runs ({len(jobs) - len(runs)} jobs share a cell with an earlier part), "
+        f"{len(runs) - len(todo)} already finished, {len(todo)} to run"
+    )
+    if per_run is None:
+        lines.append("  estimated wall time: unknown (no finished run to time; pass --run-seconds)")
+    else:
+        lines.append(
+            f"  estimated wall time: {len(todo)} x {per_run:,.0f} s = {len(todo) * per_run / 3600:.2f} h "
+            f"(per-run time {source}), plus the alignment and the diagnosis"
+        )
+    return "\n".join(lines)
+
+
+def env() -> dict[str, str]:
+    """The subprocesses import this checkout's ``prerl`` and ``analysis`` first."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
+def call(cmd: list[str]) -> int:
+    """Run in the caller's folder, as ``train.py`` run by hand would: Hydra's ``multirun/`` goes there."""
+    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    return subprocess.call(cmd, env=env())
+
+
+def dsrl_steps(jobs: list[Job]) -> Optional[int]:
+    """DSRL's S: the warm-up length of the NSR-RL control, which runs at DSRL's S (as the mini study reads it)."""
+    control = next((j for j in jobs if "objective=nsr_rl" in j.overrides), None)
+    return int(compose_config(list(control.overrides)).warmup_steps) if control else None
+
+
+def run_alignment(preset: Preset, job: Job, folder: Path, cache_dir: Optional[str]) -> int:
+    """The base model's gradient alignment on the model, task, temperature and length of the study's jobs."""
+    out = folder / document.ALIGNMENT
+    if (out / "alignment.json").exists():
+        print(f"alignment: done already ({out / 'alignment.json'}; delete it to redo)")
+        return 0
+    cfg = compose_config(list(job.overrides), hydra=True)
+    picked = cfg.hydra.runtime.choices
+    cmd = [
+        sys.executable,
+        "-m",
+        "analysis.alignment",
+        "--model",
+        str(picked.model),
+        "--data",
+        str(picked.data),
+        "--set",
+        "test",
+        "--temperature",
+        str(cfg.rollout.temperature),
+        "--max-new-tokens",
+        str(cfg.rollout.max_new_tokens),
+        *preset.alignment,
+        "--out",
+        str(out),
+    ]
+    return call(cmd + (["--cache-dir", cache_dir] if cache_dir else []))
+
+
+def run_diagnosis(preset: Preset, folder: Path, cache_dir: Optional[str]) -> int:
+    out = folder / document.DIAGNOSIS
+    if out.exists():
+        print(f"diagnosis: done already ({out}; delete it to redo)")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "analysis.nsr_diagnostics", *preset.diagnostics, "--out", str(out)]
+    cmd += [*preset.diagnostics_overrides, *([f"cache_dir={cache_dir}"] if cache_dir else [])]
+    return call(cmd)
+
+
+def machine() -> tuple[str, str]:
+    from prerl.fingerprint import cpu_model
+    from prerl.run_info import git
+
+    return f"{cpu_model()}, {os.cpu_count()} cores", git("rev-parse", "HEAD") or ""
+
+
+def record_launch(folder: Path, launch: Launch) -> None:
+    path = folder / document.LAUNCHES
+    launches = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps([*launches, asdict(launch)], indent=1) + "\n")
+
+
+def run(
+    study: StudySpec,
+    preset: Preset,
+    extra: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = (),
+    uri: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    run_seconds: Optional[float] = None,
+    dry_run: bool = False,
+    results: Optional[Path] = None,
+) -> int:
+    """Plan, launch every part, align, diagnose, export and write the document (into ``results``, default
+    the preset's folder); the exit status."""
+    start = time.time()
+    extra = (*extra, *([f"cache_dir={cache_dir}"] if cache_dir else []), *([f"tracking.uri={uri}"] if uri else []))
+    experiment = study.experiment_of(preset.name)
+    folder = Path(results) if results else study.results_dir(preset.name)
+    jobs = study_jobs(study, preset, extra)
+    client = client_for(uri)
+    before = finished_hashes(client, experiment, study.sweep_dir)
+    measured, n = measured_run_seconds(client, experiment, study.sweep_dir, folder / "runs")
+    per_run, source = (run_seconds, "given") if run_seconds else (measured, f"measured on {n} earlier runs")
+    print(plan_text(study, preset, jobs, before, per_run, source), flush=True)
+    if dry_run:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = {j.config_hash for j in distinct(jobs)}
+    plan = {
+        "study": study.name,
+        "preset": preset.name,
+        "experiment": experiment,
+        "dsrl_steps": dsrl_steps(jobs),
+        "total_steps": int(compose_config(list(jobs[0].overrides)).total_steps),
+        "seeds": preset.seeds,
+        "runs": len(runs),
+    }
+    (folder / document.PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+    where, commit = machine()
+    launch = Launch(
+        time.strftime("%Y-%m-%d %H:%M"), preset.name, len(runs), len(runs & before), machine=where, commit=commit
+    )
+    status = 0
+    for part in study.sweep_parts():
+        cmd = [sys.executable, str(ROOT / "train.py"), "-m", *part_arguments(study, preset, part, extra), *launcher]
+        status = call(cmd)
+        export.export_runs(client, experiment, study.sweep_dir, folder / "runs")
+        if status:
+            print(f"part ({part.key}) failed (exit {status}); a relaunch continues from here", flush=True)
+            break
+    if status == 0:
+        status = run_alignment(preset, jobs[0], folder, cache_dir) or run_diagnosis(preset, folder, cache_dir)
+    after = finished_hashes(client, experiment, study.sweep_dir)
+    launch.finished, launch.missing = len(runs & (after - before)), len(runs - after)
+    launch.seconds = time.time() - start
+    record_launch(folder, launch)
+    if status == 0:
+        doc = document.write(study, preset.name, folder, folder / Path(study.doc).name if results else None)
+        print(f"wrote {doc}")
+    print(
+        f"this launch finished {launch.finished} run(s) and skipped {launch.skipped} already finished; "
+        f"{launch.missing} of {launch.planned} not finished; {launch.seconds / 60:.1f} min",
+        flush=True,
+    )
+    return status
