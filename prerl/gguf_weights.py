@@ -87,7 +87,7 @@ def dequantize(cfg: GGUFConfig, out_dir: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
     # The weights are plain fp32 tensors now, but the model still carries the GGUF loader's marks (its
     # quantizer and the config's quantization_config), and save_pretrained refuses a quantized model.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # declared as a module attribute, set by the loader
     del model.config.quantization_config
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))

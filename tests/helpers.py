@@ -52,36 +52,29 @@ def reward_training_with(monkeypatch, grader) -> None:
     )
 
 
+# Small enough for exact update checks: two layers, two query heads sharing one key/value head.
+TINY_SHAPE = dict(
+    vocab_size=48,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+)
+
+
 def tiny_qwen3():
-    """A randomly initialised two-layer Qwen3 small enough for exact update checks (seed first)."""
+    """A randomly initialised two-layer Qwen3 (seed first)."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen3Config(
-        vocab_size=48,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-    )
-    return Qwen3ForCausalLM(config)
+    return Qwen3ForCausalLM(Qwen3Config(**TINY_SHAPE, head_dim=16))
 
 
 def tiny_llama():
     """A randomly initialised two-layer Llama (SmolLM2's architecture: no q/k norms, tied embeddings)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=48,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
+    return LlamaForCausalLM(LlamaConfig(**TINY_SHAPE, tie_word_embeddings=True))
 
 
 def four_seed_joblib_sweep(train_py, tracking_uri: str, sweep_dir, cache_dir: str) -> list[str]:

@@ -403,3 +403,15 @@ def test_the_readmes_table_is_the_planners():
     from prerl.plan.cli import table
 
     assert table() in (ROOT / "README.md").read_text()
+
+
+def test_auto_autocast_is_planned_as_bf16_on_gpus_and_as_this_cpu_does():
+    from prerl.models import compute_dtype
+    from prerl.plan.memory import planned_compute_dtype
+
+    cfg = compose_checked(["experiment=smollm2_dsrl"])
+    assert cfg.model.autocast == "auto"
+    assert planned_compute_dtype(cfg, Target("cuda", 80 * 2**30, 1)) == "bfloat16"
+    assert planned_compute_dtype(cfg, Target("cpu", None, 1)) == compute_dtype(cfg.model, torch.device("cpu"))
+    plan = memory_plan.plan_for(cfg, Target("cuda", 80 * 2**30, 1))
+    assert plan.setup.precision.compute == 2 and plan.setup.precision.casts

@@ -53,7 +53,9 @@ class Plan:
 
 def shape_for(cfg: TrainConfig) -> tuple[ModelShape, str]:
     config, source = model_config(cfg.model, cfg.cache_dir)
-    return shape_of(config, cfg.model.path or f"mini model {cfg.model.mini.name if cfg.model.mini else ''}"), source
+    m = cfg.model
+    name = m.path or (m.gguf.model if m.gguf else f"mini model {m.mini.name if m.mini else ''}")
+    return shape_of(config, name), source
 
 
 def plan_for(cfg: TrainConfig, target: Target, shape: Optional[tuple[ModelShape, str]] = None) -> Plan:

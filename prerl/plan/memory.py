@@ -91,6 +91,21 @@ class PhaseMemory:
         return out
 
 
+def planned_compute_dtype(cfg: TrainConfig, target: Target) -> Optional[str]:
+    """``model.autocast`` where the run goes: ``auto`` is bfloat16 on a GPU (a planned GPU is taken to
+    have bf16 matrix units, as every GPU that trains these models does) and, on a CPU, what this
+    machine's CPU has (``prerl.models.compute_dtype``)."""
+    if cfg.model.autocast != "auto":
+        return cfg.model.autocast
+    if target.kind == "cuda":
+        return "bfloat16"
+    import torch
+
+    from prerl.models import compute_dtype
+
+    return compute_dtype(cfg.model, torch.device("cpu"))
+
+
 @dataclass(frozen=True)
 class Setup:
     """A config resolved into what the formulas read."""
@@ -102,7 +117,7 @@ class Setup:
 
     def __post_init__(self) -> None:
         w = DTYPE_BYTES[self.cfg.model.dtype]
-        autocast = self.cfg.model.autocast
+        autocast = planned_compute_dtype(self.cfg, self.target)
         c = DTYPE_BYTES[autocast] if autocast else w
         object.__setattr__(
             self, "precision", Precision(w, c, autocast is not None and autocast != self.cfg.model.dtype)

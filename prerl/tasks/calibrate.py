@@ -2,6 +2,7 @@
 
     python -m prerl.tasks.calibrate                       # SmolLM2-135M-Instruct on the word-problem candidates
     python -m prerl.tasks.calibrate --problems 16 --samples 2 --out /tmp/c.json   # a quick look
+    python -m prerl.tasks.calibrate --write-doc docs/smollm2-task.md     # its table into the page
 
 A task for RL must leave the base model room to learn and room to fail: every group of samples needs
 some mixed rewards. So the task's difficulty, its prompt and its sampling temperature are chosen from
@@ -72,13 +73,42 @@ def measure(engine, tokenizer, data: DataConfig, temperature: float, samples: in
 
 
 def table(record: dict) -> str:
-    temps = record["temperatures"]
-    head = "| candidate | " + " | ".join("greedy" if t == 0 else f"T={t}" for t in temps) + " |"
+    """The Markdown table of a calibration record: a row per candidate, a column per temperature measured."""
+    temps = sorted({float(t) for cells in record["cells"].values() for t in cells})
+    head = "| candidate | " + " | ".join("greedy" if t == 0 else f"T = {t}" for t in temps) + " |"
     lines = [head, "|---" * (len(temps) + 1) + "|"]
     for name, cells in record["cells"].items():
         shown = [f"{100 * cells[str(t)]['avg']:.1f}%" if str(t) in cells else "-" for t in temps]
-        lines.append(f"| {name} | " + " | ".join(shown) + " |")
+        lines.append(f"| {describe(CANDIDATES.get(name, {})) or name} | " + " | ".join(shown) + " |")
+    where = record["machine"]
+    lines.append(
+        f"\n{record['problems']} test problems per candidate, {record['samples']} samples each at a temperature "
+        f"(greedy: one), at most {record['max_new_tokens']} new tokens; {where['cpu']}, {where['torch_threads']} "
+        f"thread(s), commit {str(record['commit'])[:7]}."
+    )
     return "\n".join(lines)
+
+
+def describe(overrides: dict) -> str:
+    """A candidate in words: its steps, the digits of its numbers, and whether a system turn instructs."""
+    if not overrides:
+        return ""
+    steps = overrides["max_operands"] - 1
+    low, high = overrides["min_digits"], overrides["max_digits"]
+    digits = f"{low} digit" if low == high == 1 else f"{low}-{high} digits" if low != high else f"{low} digits"
+    told = ", instructed" if overrides.get("system_prompt") else ""
+    return f"{steps} step{'s' if steps > 1 else ''}, {digits}{told}"
+
+
+BEGIN, END = "<!-- calibration: begin -->", "<!-- calibration: end -->"
+
+
+def write_table(record: dict, doc: Path) -> None:
+    """Replace the block between ``BEGIN`` and ``END`` in ``doc`` with the record's table."""
+    text = doc.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{table(record)}\n{END}{tail}")
 
 
 def main() -> None:
@@ -92,7 +122,13 @@ def main() -> None:
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names of CANDIDATES")
     parser.add_argument("--cache-dir", default=".cache/prerl")
     parser.add_argument("--out", default="docs/smollm2-task/calibration.json")
+    parser.add_argument(
+        "--write-doc", type=Path, help="only write the table of --out into this page's calibration block"
+    )
     args = parser.parse_args()
+    if args.write_doc:
+        write_table(json.loads(Path(args.out).read_text()), args.write_doc)
+        return
 
     cfg = compose_checked([f"model={args.model}", f"data={args.data}", f"cache_dir={args.cache_dir}"])
     torch.manual_seed(0)

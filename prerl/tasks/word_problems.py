@@ -22,6 +22,9 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+# Which problems a split draws, as for the mini task: numbers per problem (steps + 1) and digits per number.
+from prerl.mini.task import Difficulty
+
 NAMES = (
     ("Maya", "She"),
     ("Leo", "He"),
@@ -37,16 +40,6 @@ NAMES = (
     ("Ben", "He"),
 )
 ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "coins", "shells", "stamps", "cards", "cookies")
-
-
-@dataclass(frozen=True)
-class Difficulty:
-    """Which problems a split draws: numbers per problem (steps + 1) and digits per number."""
-
-    min_operands: int = 2
-    max_operands: int = 2
-    min_digits: int = 1
-    max_digits: int = 2
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def engines():
     cfg = compose_checked(["model=smollm2_135m", "data=word_problems", "rollout=vllm", f"cache_dir={CACHE}"])
     model, tokenizer = load_policy(cfg.model, cfg.cache_dir, torch.device("cpu"))
     rng = random.Random(0)  # the task's problems without `datasets`, which this venv lacks
-    problems = [word_problems.sample_problem(rng, word_problems.Difficulty()) for _ in range(8)]
+    problems = [word_problems.sample_problem(rng, word_problems.Difficulty(2, 2, 1, 1)) for _ in range(8)]
     texts = [
         tokenizer.apply_chat_template(word_problems.messages(p), add_generation_prompt=True, tokenize=False)
         for p in problems
