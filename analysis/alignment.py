@@ -63,14 +63,22 @@ def _sequence_grad(model, ctx: list[int], response: list[int], pad_id: int, para
     return grads, logp.detach().cpu(), entropy[0, : len(response)].detach().cpu()
 
 
-def _dot(a: tuple, b: tuple) -> float:
-    """Σ over parameters of ⟨a_p, b_p⟩ in float64, one parameter at a time: a real model's gradient is
-    hundreds of MB (SmolLM2's 134.5M parameters: 540 MB in fp32), so it is never concatenated."""
-    return sum(
-        float(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()))
-        for x, y in zip(a, b)
-        if x is not None and y is not None
-    )
+def _dots(a: tuple, b: tuple) -> tuple[float, float, float]:
+    """⟨a, b⟩, ⟨a, a⟩ and ⟨b, b⟩ summed over parameters in float64, one parameter at a time: a real
+    model's gradient is hundreds of MB (SmolLM2's 134.5M parameters: 540 MB in fp32), so it is never
+    concatenated, and each parameter is widened once for all three sums. A parameter the gradient does
+    not reach (None) adds nothing."""
+    ab = aa = bb = 0.0
+    for x, y in zip(a, b):
+        x64 = x.reshape(-1).double() if x is not None else None
+        y64 = y.reshape(-1).double() if y is not None else None
+        if x64 is not None:
+            aa += float(x64 @ x64)
+        if y64 is not None:
+            bb += float(y64 @ y64)
+        if x64 is not None and y64 is not None:
+            ab += float(x64 @ y64)
+    return ab, aa, bb
 
 
 def response_alignment(
@@ -82,8 +90,8 @@ def response_alignment(
     with torch.enable_grad():
         g_pre, lp_pre, _ = _sequence_grad(model, ctx_pre, response, pad_id, params)
         g_post, lp_post, ent_post = _sequence_grad(model, ctx_post, response, pad_id, params)
-    inner = _dot(g_pre, g_post)
-    n_pre, n_post = math.sqrt(_dot(g_pre, g_pre)), math.sqrt(_dot(g_post, g_post))
+    inner, sq_pre, sq_post = _dots(g_pre, g_post)
+    n_pre, n_post = math.sqrt(sq_pre), math.sqrt(sq_post)
     cosine = inner / max(n_pre * n_post, 1e-30)
     return ResponseAlignment(inner, cosine, n_pre, n_post, lp_pre.numpy(), lp_post.numpy(), ent_post.numpy())
 
