@@ -434,28 +434,32 @@ def part_generic(ev: Evidence, part: Part, figures: Path, doc: Path, curves: boo
     return "\n\n".join(out)
 
 
+def claims_subtable(ev: Evidence, rows: list[dict]) -> str:
+    """Some rows of the verdict table, the real model's column only."""
+    return table(
+        ["id", "measured", "result [95%]", "verdict"],
+        [
+            [
+                r["claim"].id,
+                r["claim"].quantity,
+                fmt(r["tasks"].get(ev.task, (None,))[0]),
+                bold(r["tasks"].get(ev.task, (None, "no runs"))[1]),
+            ]
+            for r in rows
+        ],
+    )
+
+
 def part_e(ev: Evidence, rows: list[dict]) -> str:
     paper = ms.behaviour_table(ev.study, ev.task, ("paper_transitions", "paper_reflections"))
     broad = ms.behaviour_table(ev.study, ev.task)
-    claims = [r for r in rows if r["claim"].id.startswith("7.6-")]
     lines = [
         "The paper's markers:",
         paper or "no runs",
         "The project's broader rule lists (transitions, reflections and the four behaviours by rules):",
         broad or "no runs",
         "The behaviour claims (from the table above):",
-        table(
-            ["id", "measured", "result [95%]", "verdict"],
-            [
-                [
-                    r["claim"].id,
-                    r["claim"].quantity,
-                    fmt(r["tasks"].get(ev.task, (None,))[0]),
-                    bold(r["tasks"].get(ev.task, (None, "no runs"))[1]),
-                ]
-                for r in claims
-            ],
-        ),
+        claims_subtable(ev, [r for r in rows if r["claim"].id.startswith("7.6-")]),
     ]
     return "\n\n".join(lines)
 
@@ -532,25 +536,10 @@ def part_g(ev: Evidence, rows: list[dict]) -> str:
             ]
     else:
         out.append("No diagnosis in this study's folder.")
-    verdicts = [
-        r
-        for r in rows
-        if r["claim"].id in ("7.5-nsr-prerl-effective", "7.5-nsr-beats-psr", "7.3-nsr-prerl-20-vs-rl-60")
-    ]
+    collapse = ("7.5-nsr-prerl-effective", "7.5-nsr-beats-psr", "7.3-nsr-prerl-20-vs-rl-60")
     out += [
         "Whether the collapse happens — NSR-PreRL alone against the base model (part c's runs):",
-        table(
-            ["id", "measured", "result [95%]", "verdict"],
-            [
-                [
-                    r["claim"].id,
-                    r["claim"].quantity,
-                    fmt(r["tasks"].get(ev.task, (None,))[0]),
-                    bold(r["tasks"].get(ev.task, (None, "no runs"))[1]),
-                ]
-                for r in verdicts
-            ],
-        ),
+        claims_subtable(ev, [r for r in rows if r["claim"].id in collapse]),
     ]
     return "\n\n".join(out)
 
