@@ -49,6 +49,16 @@ def test_claims_are_the_mini_studys_with_the_same_ids():
     assert "7.6-transitions-after-warmup" in reworded and "7.1-dsrl-beats-grpo" not in reworded
 
 
+def test_a_gguf_models_runs_are_its_own_task():
+    """MLflow logs a null model.path as "None": the real model's runs are named by their GGUF model."""
+    real = {"model.path": "None", "model.mini": "None", "model.gguf.model": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    assert mini_study.task_of(RunRecord("r", real)) == "SmolLM2-135M-Instruct"
+    assert mini_study.task_of(RunRecord("r", {"model.path": "None", "model.mini.name": "mini"})) == "mini"
+    assert (
+        mini_study.task_of(RunRecord("r", {"model.path": "/m/final_policy", "model.gguf": "None"})) == "/m/final_policy"
+    )
+
+
 def behaviour_run(seed: int, warmup: str, paper: list[float], broad: list[float]) -> RunRecord:
     history = {
         "train/behaviour/paper_transitions": dict(enumerate(paper, 1)),
