@@ -95,6 +95,8 @@ def test_seed_counts_live_in_the_presets_and_the_full_study_meets_the_budget():
     # the fallback when 5 seeds of everything do not fit: 5 of (a) and (c), 3 of the rest
     assert FULL_SEEDS["a"] >= 5 and FULL_SEEDS["c"] >= 5 and min(FULL_SEEDS.values()) >= 3
     assert not PRESETS[FULL].preview and PRESETS["quick"].preview and "NOT a result" in PRESETS["quick"].label
+    for preset in PRESETS.values():  # the diagnosis trains for its own --steps: an override would replace them
+        assert not any(o.startswith(("total_steps=", "warmup_steps=")) for o in preset.diagnostics_overrides)
 
 
 def test_sweep_files_are_the_parts():

@@ -47,7 +47,6 @@ FULL_SEEDS = {"a": 5, "b": 3, "c": 5, "d": 3}
 # The quick preview's sizes: one seed of every cell, 8 updates of 2 prompts x 4 samples of <= 64 tokens,
 # evaluations of 16 + 16 word problems and 8 MATH-500 Level-1 problems x 2 samples.
 QUICK_SIZES = (
-    "total_steps=8",
     "prompts_per_step=2",
     "rollout.samples_per_prompt=4",
     "rollout.max_new_tokens=64",
@@ -74,7 +73,7 @@ PRESETS = {
         "the QUICK preset: a preview of the pipeline on the real model (1 seed, 8 updates, tiny eval sets), "
         "NOT a result",
         dict.fromkeys(FULL_SEEDS, 1),
-        QUICK_SIZES,
+        ("total_steps=8", *QUICK_SIZES),
         {
             "a_dsrl_vs_grpo": ("warmup_steps=0,4",),
             "b_warmup_space": ("warmup_steps=4",),
@@ -82,7 +81,7 @@ PRESETS = {
         },
         alignment=("--problems", "4", "--samples", "2"),
         diagnostics=("--base-only", "--probe-problems", "8"),
-        diagnostics_overrides=("experiment=smollm2_dsrl", "objective=nsr_prerl", *QUICK_SIZES),
+        diagnostics_overrides=("experiment=smollm2_dsrl", "objective=nsr_prerl", *QUICK_SIZES),  # its own steps
     ),
     "smoke": Preset(
         "smoke",
