@@ -44,6 +44,11 @@ NOT_IDENTITY = (
 ADDED_LATER = {
     "model.gguf": "None",
     "data.system_prompt": "None",
+    "rollout.correction.name": "none",
+    "rollout.correction.cap": "2.0",
+    "rollout.correction.lower": "0.0",
+    "rollout.correction.upper": "3.0",
+    "rollout.correction.measure": "False",
 }
 
 
