@@ -90,9 +90,7 @@ def masked_is(log_ratio: Tensor, mask: Tensor, cfg) -> tuple[Tensor, Tensor]:
     return weight.expand_as(log_ratio), (~keep).expand_as(log_ratio)
 
 
-def correct(
-    trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor, cfg
-) -> tuple[Tensor, dict[str, float]]:
+def correct(trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor, cfg) -> tuple[Tensor, dict[str, float]]:
     """The chosen correction's weight of every response token [N, T] (0 on padding, detached) and the
     step's mismatch metrics, from the trainer's log-probs before the update (π_old) and the sampler's,
     both [N, T] at the sampling temperature in post-train space."""

@@ -174,9 +174,7 @@ def sample(
     plain_decode: bool = True,
 ) -> list[list[int]]:
     """``sample_with_logprobs``'s responses alone."""
-    return sample_with_logprobs(
-        model, prompts, n, temperature, top_p, max_new_tokens, eos_id, pad_id, plain_decode
-    )[0]
+    return sample_with_logprobs(model, prompts, n, temperature, top_p, max_new_tokens, eos_id, pad_id, plain_decode)[0]
 
 
 @torch.inference_mode()

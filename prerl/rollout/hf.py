@@ -42,7 +42,9 @@ class HFEngine:
         texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
         return Rollout(prompt_ids, responses, group, truncated, texts, logprobs)
 
-    def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> tuple[list[list[int]], list[list[float]]]:
+    def _generate_chunk(
+        self, chunk, n, temperature, top_p, max_new_tokens
+    ) -> tuple[list[list[int]], list[list[float]]]:
         # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why;
         # eager: compiled decoder layers (model.compile) would recompile for every new cache length
         with eager():
