@@ -140,10 +140,14 @@ def fake_vllm(tp: int, tokenizer, splits):
             ids = [p["prompt_token_ids"] for p in prompts]
             self.generated += ids
             out, n = scripted.generate(ids, params.n, 1.0, 1.0, params.max_tokens), params.n
-            completion = types.SimpleNamespace  # vLLM's CompletionOutput: index and token_ids
+
+            def completion(index: int, token_ids: list[int]):  # vLLM's CompletionOutput, logprobs=0
+                logprobs = [{t: types.SimpleNamespace(logprob=-1.0)} for t in token_ids]  # the drawn token's
+                return types.SimpleNamespace(index=index, token_ids=token_ids, logprobs=logprobs)
+
             return [
                 types.SimpleNamespace(
-                    outputs=[completion(index=i, token_ids=out.response_ids[g * n + i]) for i in reversed(range(n))]
+                    outputs=[completion(i, out.response_ids[g * n + i]) for i in reversed(range(n))]
                 )  # the engine sorts by index
                 for g in range(len(ids))
             ]
