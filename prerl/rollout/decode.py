@@ -162,19 +162,9 @@ def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool =
     return ModuleStep(model, cache, attend)
 
 
-def sample(
-    model,
-    prompts: list[list[int]],
-    n: int,
-    temperature: float,
-    top_p: float,
-    max_new_tokens: int,
-    eos_id: int,
-    pad_id: int,
-    plain_decode: bool = True,
-) -> list[list[int]]:
-    """``sample_with_logprobs``'s responses alone."""
-    return sample_with_logprobs(model, prompts, n, temperature, top_p, max_new_tokens, eos_id, pad_id, plain_decode)[0]
+def sample(*args, **kwargs) -> list[list[int]]:
+    """``sample_with_logprobs``'s responses alone (the same arguments)."""
+    return sample_with_logprobs(*args, **kwargs)[0]
 
 
 @torch.inference_mode()
