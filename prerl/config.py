@@ -276,6 +276,15 @@ class ModelConfig:
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")
 
+    def name(self) -> str:
+        """What the run trained, for tags and messages: the path or Hub id, the GGUF file's model, or the
+        mini recipe's name."""
+        if self.path is not None:
+            return self.path
+        if self.gguf is not None:
+            return self.gguf.model
+        return self.mini.name  # type: ignore[union-attr]  # __post_init__: one of the three is set
+
     def max_positions(self) -> Optional[int]:
         """The longest sequence the model takes, known without loading it: the mini recipe's, or the
         ``config.json`` of a local folder, of a shipped Hub model or of a GGUF file's model
