@@ -16,12 +16,14 @@ from prerl.registry import load_plugins, undeclared_params
 
 
 def part_errors(cfg: TrainConfig) -> list[str]:
-    """The registered parts of the algorithm and the objective, each with its own knob check."""
+    """The registered parts of the algorithm, the objective and the rollout correction, each with its own
+    knob check."""
     from prerl.advantages import ADVANTAGE_ESTIMATORS
     from prerl.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
     from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
+    from prerl.rollout_correction import ROLLOUT_CORRECTIONS
 
-    algo, obj = cfg.algorithm, cfg.objective
+    algo, obj, correction = cfg.algorithm, cfg.objective, cfg.rollout.correction
     algo_parts = [
         (ADVANTAGE_ESTIMATORS, algo.advantage),
         (POLICY_LOSSES, algo.policy_loss),
@@ -41,6 +43,7 @@ def part_errors(cfg: TrainConfig) -> list[str]:
         *OBJECTIVE_ADVANTAGES.validate("objective.advantage", obj.advantage, obj, "objective"),
         *SAMPLE_SELECTIONS.validate("objective.samples", obj.samples, obj, "objective"),
         *AGGREGATIONS.validate("objective.loss_agg_mode", obj.loss_agg_mode, obj, "objective"),
+        *ROLLOUT_CORRECTIONS.validate("rollout.correction.name", correction.name, correction, "rollout.correction"),
         *undeclared_params(algo, "algorithm", algo_parts),
         *undeclared_params(obj, "objective", obj_parts),
     ]

@@ -46,6 +46,11 @@ ADDED_LATER = {
     "model.gguf": "None",
     "data.system_prompt": "None",
     "rollout.batch_tokens": "131072",
+    "rollout.correction.name": "none",
+    "rollout.correction.cap": "2.0",
+    "rollout.correction.lower": "0.0",
+    "rollout.correction.upper": "3.0",
+    "rollout.correction.measure": "False",
 }
 
 

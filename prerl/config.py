@@ -276,6 +276,15 @@ class ModelConfig:
         if self.path is not None and looks_local(self.path):
             _check_exists("model.path", self.path, "folder (a local path; a Hub id is NAME or ORG/NAME)")
 
+    def name(self) -> str:
+        """What the run trained, for tags and messages: the path or Hub id, the GGUF file's model, or the
+        mini recipe's name."""
+        if self.path is not None:
+            return self.path
+        if self.gguf is not None:
+            return self.gguf.model
+        return self.mini.name  # type: ignore[union-attr]  # __post_init__: one of the three is set
+
     def max_positions(self) -> Optional[int]:
         """The longest sequence the model takes, known without loading it: the mini recipe's, or the
         ``config.json`` of a local folder, of a shipped Hub model or of a GGUF file's model
@@ -410,6 +419,47 @@ class VLLMConfig:
 
 
 @dataclass
+class RolloutCorrectionConfig:
+    """Importance weights for responses drawn by a sampler other than the trainer's model
+    (prerl/rollout_correction.py): the weight of each token's policy-gradient loss, from π_old / π_sampler."""
+
+    name: str = field(
+        default="none",
+        metadata={
+            "help": "a key of prerl.rollout_correction.ROLLOUT_CORRECTIONS: none | tis (token-level truncated IS, "
+            "weight min(r_t, cap)) | mis (sequence-level masked IS, weight r_seq inside [lower, upper], else 0); "
+            "conf/rollout/vllm.yaml: tis"
+        },
+    )
+    cap: float = field(
+        default=2.0,
+        metadata={
+            "help": "tis: C of min(π_old/π_sampler, C) per token, >= 1 (Yao et al. 2025 and verl: 2); every "
+            "correction logs the share of tokens above it (train/rollout_is/beyond_cap_frac)"
+        },
+    )
+    lower: float = field(
+        default=0.0,
+        metadata={"help": "mis: the sequence ratio's lower bound, in [0, 1] (0: none; TRL's default)"},
+    )
+    upper: float = field(
+        default=3.0, metadata={"help": "mis: the sequence ratio's upper bound, >= 1 (TRL's default: 3)"}
+    )
+    measure: bool = field(
+        default=False,
+        metadata={
+            "help": "with name=none: still score the trainer's log-probs of each rollout against the sampler's and "
+            "log train/rollout_is/* (one more forward pass per step); always done when a correction is chosen"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        # the mismatch metrics compare every token's ratio with ``cap``, whichever correction is chosen;
+        # each correction's own ranges are checked with it (prerl.choices.check_choices)
+        _check(self.cap > 0, f"rollout.correction.cap={self.cap}: must be > 0")
+
+
+@dataclass
 class RolloutConfig:
     """Sampling of responses. ``engine`` is the name of a registered rollout engine."""
 
@@ -449,6 +499,10 @@ class RolloutConfig:
         },
     )
     vllm: VLLMConfig = field(default_factory=VLLMConfig, metadata={"help": "the vLLM engine (rollout=vllm)"})
+    correction: RolloutCorrectionConfig = field(
+        default_factory=RolloutCorrectionConfig,
+        metadata={"help": "sampler–trainer mismatch: its metrics and its importance-sampling correction"},
+    )
 
     def __post_init__(self) -> None:
         _check(self.samples_per_prompt >= 1, f"rollout.samples_per_prompt={self.samples_per_prompt}: must be >= 1")

@@ -78,12 +78,11 @@ def run(cfg: TrainConfig, resolved: dict) -> dict[str, float]:
     sets = eval_sets(cfg.eval, lambda: data_lib.load_splits(cfg.data))
     engine = make_engine(cfg.rollout, model, tokenizer, RunNeeds.of(cfg, device))
     tracker = Tracker(cfg.tracking) if distributed.is_main() else NullTracker()
-    # ModelConfig checks that path or mini is set
     tracker.start(
         resolved,
         tags={
             "job": "evaluate",
-            "model": cfg.model.path or cfg.model.mini.name,  # type: ignore[union-attr]
+            "model": cfg.model.name(),
             "rollout": cfg.rollout.engine,
         },
     )

@@ -1,7 +1,7 @@
 """Registries of interchangeable parts: the open axes of an experiment, filled by plug-ins.
 
 Each axis (policy loss, advantage estimator, objective advantage, sample selection, KL estimator,
-loss aggregation) is a ``Registry``: a dict from the name a config value uses to the part's function,
+loss aggregation, rollout correction) is a ``Registry``: a dict from the name a config value uses to the part's function,
 filled by a decorator where the part is defined. A part may bring a ``check`` of the knobs it reads,
 ``check(section, where) -> [one-line errors]`` (``section`` is the config dataclass that names the
 part, ``where`` its key, e.g. ``"algorithm"``), so that only the chosen parts' knobs are validated.

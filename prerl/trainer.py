@@ -47,6 +47,7 @@ from prerl.rewards import overlong_penalty
 from prerl.rollout import Rollout, RunNeeds, make_engine, ranks_per_engine
 from prerl.scorers import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
+from prerl import rollout_correction
 from prerl.logprobs import Sequences, contexts, pack, score_logprobs, shares_contexts
 from prerl.run_info import dataset_inputs, sweep_metric
 from prerl.tracking import NullTracker, Tracker
@@ -323,8 +324,28 @@ class Experiment:
         if phase.regularised and algo.kl.placement == KLPlacement.loss:
             ref_logp = self.score(self.reference, seqs)
         old_logp = behaviour_logp(seqs) if phase.reuses_rollout else None  # on-policy: the update's own, detached
+        is_weight, is_metrics = self.correction(experience.rollout, post, behaviour_logp)
         adv = replace(adv, values=adv_in.values)
-        return UpdateBatch(seqs, advantages, loss_mask, ref_logp, old_logp, self.cfg.rollout.temperature), post, adv
+        batch = UpdateBatch(
+            seqs, advantages, loss_mask, ref_logp, old_logp, self.cfg.rollout.temperature, is_weight, is_metrics
+        )
+        return batch, post, adv
+
+    def correction(self, rollout: Rollout, post: Sequences, trainer_logp) -> tuple[torch.Tensor | None, dict]:
+        """The rollout correction's weight of each response token and the sampler–trainer mismatch metrics
+        (None and none while the correction is off and unmeasured). The sampler drew in post-train space,
+        so the trainer's log-probs before the update (``trainer_logp``, PPO's π_old when it reuses the
+        rollout) are scored there, whichever space the phase trains in."""
+        c = self.cfg.rollout.correction
+        if c.name == "none" and not c.measure:
+            return None, {}
+        if rollout.sample_logprobs is None:
+            raise ValueError(
+                f"rollout.correction: rollout.engine={self.cfg.rollout.engine!r} returns no log-probs of its "
+                "samples; set rollout.correction.name=none and rollout.correction.measure=false"
+            )
+        sampler_logp = rollout_correction.padded(rollout.sample_logprobs, tuple(post.response_mask.shape))
+        return rollout_correction.correct(trainer_logp(post), sampler_logp, post.response_mask, c)
 
     def reincarnate(self) -> None:
         """Policy Reincarnation: the warm-up policy becomes the new start (and KL anchor)."""
@@ -474,6 +495,7 @@ class Experiment:
         metrics |= {f"time/{name}_s": seconds for name, seconds in clock.laps.items()}
         metrics |= {"time/step_s": clock.total}
         metrics |= {f"train/{k}": v for k, v in group_outcomes(experience.accuracy, group).items()}
+        metrics |= batch.is_metrics  # the sampler–trainer mismatch (train/rollout_is/*), when measured
         metrics |= behaviour_metrics(
             experience.rollout.texts
         )  # reasoning behaviours per response (prerl/behaviours.py)

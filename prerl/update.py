@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Optional, overload
 
 import torch
@@ -26,6 +26,10 @@ class UpdateBatch:
     ref_logp: Optional[Tensor] = None  # [N, T] reference log-probs when KL is in the loss
     old_logp: Optional[Tensor] = None  # [N, T] behaviour log-probs; None = on-policy (ratio 1)
     temperature: float = 1.0  # the responses' sampling temperature: log-probs are scored at it
+    # [N, T] the rollout correction's weight of each token's policy-gradient loss (prerl/rollout_correction.py,
+    # detached); None = weight 1. Its mismatch metrics are logged with the step's, never read by the update.
+    is_weight: Optional[Tensor] = None
+    is_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @overload
@@ -88,6 +92,8 @@ def policy_update(
             old = _rows(batch.old_logp, idx, width)
             old = logp.detach() if old is None else old.to(device)
             pg, stats = POLICY_LOSSES[algo.policy_loss](logp, old, adv, mask, algo)
+            if batch.is_weight is not None:  # the sampler drew the tokens: its importance weight, per token
+                pg = pg * _rows(batch.is_weight, idx, width).to(device)
             loss = aggregate(pg, mask, phase.loss_agg_mode, norm)
             totals["pg_loss"] += loss.item()
             if kl_in_loss:
@@ -150,6 +156,8 @@ def subset(batch: UpdateBatch, rows: list[int]) -> UpdateBatch:
         _rows(batch.ref_logp, rows, width),
         _rows(batch.old_logp, rows, width),
         batch.temperature,
+        _rows(batch.is_weight, rows, width),
+        batch.is_metrics,
     )
 
 

@@ -34,6 +34,12 @@ BAD = [
     (["resume=maybe"], ["resume='maybe'", "auto or never"]),
     (["device=tpu"], ["device='tpu'", "auto, cpu or cuda"]),
     (["rollout.vllm.gpu_memory_utilization=2"], ["rollout.vllm.gpu_memory_utilization=2", "(0, 1]"]),
+    # the rollout correction: its name, and the chosen part's knobs only
+    (["rollout.correction.name=tls"], ["rollout.correction.name='tls'", "'mis', 'none', 'tis'"]),
+    (["rollout.correction.name=tis", "rollout.correction.cap=0.5"], ["rollout.correction.cap=0.5", ">= 1"]),
+    (["rollout.correction.name=mis", "rollout.correction.lower=1.5"], ["rollout.correction.lower=1.5", "[0, 1]"]),
+    (["rollout.correction.name=mis", "rollout.correction.upper=0.5"], ["rollout.correction.upper=0.5", ">= 1"]),
+    (["rollout.correction.cap=0"], ["rollout.correction.cap=0", "> 0"]),
     # unknown keys, with a suggestion and the keys allowed there
     (["rollout.tempx=1"], ["rollout.tempx", "unknown key", "did you mean rollout.temperature", "top_p"]),
     (["foo=1"], ["foo", "unknown key", "warmup_steps"]),
@@ -92,6 +98,8 @@ def test_bad_input_is_one_line_naming_key_value_and_what_is_allowed(overrides, f
         ["experiment=paper_qwen3_4b"],
         ["model=mini_styles"],
         ["algorithm=ppo"],
+        ["rollout=vllm"],  # its correction (tis) is checked without importing vLLM
+        ["rollout.correction.name=mis", "rollout.correction.cap=0.5"],  # cap is TIS's knob: not checked for mis
         ["+eval.sets.math500.limit=3"],  # a new eval set is a dict entry, not an unknown key
         ["rollout.max_new_tokens=448"],  # exactly at the limit: 64 + 448 = 512 positions
         ["model.path=someone/unshipped", "rollout.max_new_tokens=100000"],  # a Hub model is not downloaded to check

@@ -34,7 +34,7 @@ def hf_calls(prompts: list[list[int]], n: int, max_new_tokens: int, cfg: Rollout
 
     def record(chunk, n, temperature, top_p, max_new_tokens):
         calls.append(chunk)
-        return [[1] for _ in range(len(chunk) * n)]
+        return [[1] for _ in range(len(chunk) * n)], [[0.0] for _ in range(len(chunk) * n)]
 
     engine._generate_chunk = record
     engine.generate(prompts, n, 1.0, 1.0, max_new_tokens)
@@ -143,8 +143,11 @@ class OldWorker:
 
 
 class Completion:
+    """vLLM's CompletionOutput with ``logprobs=0``: the drawn token's log-prob at every position."""
+
     def __init__(self, index, token_ids):
         self.index, self.token_ids = index, token_ids
+        self.logprobs = [{t: types.SimpleNamespace(logprob=-1.0)} for t in token_ids]
 
 
 def fake_vllm(monkeypatch, worker) -> dict:

@@ -93,7 +93,7 @@ def test_bad_names_are_rejected_before_any_model_loads(tmp_path, cache_dir, monk
 
     message = error(infrastructure + parts)  # the infrastructure's names first, all at once (no torch needed)
     assert "rollout.engine='vlm': choose one of ['hf', 'oracle', 'shuffled_oracle', 'vllm']" in message
-    assert "data.name='gsm8k': choose one of ['math', 'mini']" in message
+    assert "data.name='gsm8k': choose one of ['math', 'mini', 'word_problems']" in message
     assert "eval.sets.aime: not a benchmark" in message and not (tmp_path / "mlflow.db").exists()
     message = error(parts)  # then the algorithm's and objective's parts, all at once
     assert "algorithm.loss_agg_mode='sum': choose one of ['seq-mean-token-mean'," in message

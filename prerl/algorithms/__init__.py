@@ -11,6 +11,7 @@ loss aggregation mode       ``prerl.losses.AGGREGATIONS.register``           ``l
 advantage estimator         ``prerl.advantages.register_advantage``          ``advantages.AdvantageEstimator``
 objective advantage         ``prerl.objectives.register_objective_advantage``  ``objectives.ObjectiveAdvantage``
 sample filter / weighting   ``prerl.objectives.SAMPLE_SELECTIONS.register``  ``objectives.SampleSelection``
+rollout correction          ``prerl.rollout_correction.ROLLOUT_CORRECTIONS.register``  ``rollout_correction.RolloutCorrection``
 ==========================  ===============================================  ==========================
 
 Each decorator takes ``check=fn(section, where) -> [errors]`` for the knobs the part reads. A new

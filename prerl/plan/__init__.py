@@ -54,7 +54,7 @@ class Plan:
 def shape_for(cfg: TrainConfig) -> tuple[ModelShape, str]:
     config, source = model_config(cfg.model, cfg.cache_dir)
     m = cfg.model
-    name = m.path or (m.gguf.model if m.gguf else f"mini model {m.mini.name if m.mini else ''}")
+    name = m.name() if m.path is not None or m.gguf is not None else f"mini model {m.name()}"
     return shape_of(config, name), source
 
 

@@ -19,6 +19,9 @@ class Rollout:
     group: list[int]
     truncated: list[bool]  # hit max_new_tokens without EOS
     texts: list[str]  # decoded responses, special tokens removed
+    # per response, aligned with ``response_ids``: log π_sampler of each drawn token under the distribution
+    # it was drawn from (temperature, and top-p renormalised); None from engines that sample nothing
+    sample_logprobs: Optional[list[list[float]]] = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class RolloutEngine(Protocol):
     def generate(
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
     ) -> Rollout:
-        """``n`` responses per prompt, sampled at ``temperature`` (0 = greedy decoding)."""
+        """``n`` responses per prompt, sampled at ``temperature`` (0 = greedy decoding), with each drawn
+        token's log-probability (``Rollout.sample_logprobs``) where the engine samples."""
 
     def sync_weights(self) -> None:
         """Make the engine sample from the policy's current weights (a no-op when they are shared)."""
@@ -106,11 +110,13 @@ def select_groups(rollout: Rollout, groups: list[int]) -> Rollout:
         group=[new_index[rollout.group[i]] for i in keep],
         truncated=[rollout.truncated[i] for i in keep],
         texts=[rollout.texts[i] for i in keep],
+        sample_logprobs=None if rollout.sample_logprobs is None else [rollout.sample_logprobs[i] for i in keep],
     )
 
 
 def concat(rollouts: list[Rollout]) -> Rollout:
-    out = Rollout([], [], [], [], [])
+    """The rollouts one after another; the sampler's log-probs kept when every part has them."""
+    out = Rollout([], [], [], [], [], [])
     for r in rollouts:
         offset = len(out.prompt_ids)
         out.prompt_ids += r.prompt_ids
@@ -118,4 +124,8 @@ def concat(rollouts: list[Rollout]) -> Rollout:
         out.group += [g + offset for g in r.group]
         out.truncated += r.truncated
         out.texts += r.texts
+        if out.sample_logprobs is not None and r.sample_logprobs is not None:
+            out.sample_logprobs += r.sample_logprobs
+        else:
+            out.sample_logprobs = None
     return out

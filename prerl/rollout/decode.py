@@ -33,9 +33,19 @@ SHRINK_AT = 0.125
 
 def sample_next(logits: Tensor, temperature: float, top_p: float) -> Tensor:
     """One token per row: argmax at temperature 0, else a draw from softmax(logits / T) within top-p."""
+    return draw(logits, temperature, top_p)[0]
+
+
+def draw(logits: Tensor, temperature: float, top_p: float) -> tuple[Tensor, Tensor]:
+    """``sample_next``'s tokens and each one's log-probability under the distribution it was drawn from
+    (fp32): log softmax(logits / T) at the token, minus the log of the nucleus' mass when top_p < 1 (the
+    truncated distribution renormalised, what was sampled); 0 for greedy rows (a point mass). The
+    importance weight of a rollout correction needs the sampler's own probability of each token."""
     if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+        token = logits.argmax(-1)
+        return token, torch.zeros(token.shape, device=logits.device)
+    scaled = logits.float() / temperature
+    probs = torch.softmax(scaled, dim=-1)
     if top_p < 1.0:  # keep the smallest set of tokens whose mass reaches top_p
         sorted_p, order = probs.sort(dim=-1, descending=True)
         outside = sorted_p.cumsum(-1) - sorted_p >= top_p
@@ -46,7 +56,13 @@ def sample_next(logits: Tensor, temperature: float, top_p: float) -> Tensor:
     # one; a token's mass is resolved to ≈ 2⁻²⁴ of the total, the resolution of a float32 uniform.
     cdf = probs.cumsum_(-1)
     u = torch.rand((len(cdf), 1), device=cdf.device).neg_().add_(1).mul_(cdf[:, -1:])
-    return torch.searchsorted(cdf, u).squeeze(-1)
+    token = torch.searchsorted(cdf, u).squeeze(-1)
+    # the trainer's formula (prerl.logprobs.next_token_logprobs: s_y − logsumexp(s)), so that an engine and
+    # a trainer that see the same logits agree to the rounding of one log-softmax
+    logp = scaled.gather(-1, token.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+    if top_p < 1.0:
+        logp -= cdf[:, -1].log()  # the nucleus' mass: the truncated distribution renormalised
+    return token, logp
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -146,8 +162,13 @@ def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool =
     return ModuleStep(model, cache, attend)
 
 
+def sample(*args, **kwargs) -> list[list[int]]:
+    """``sample_with_logprobs``'s responses alone (the same arguments)."""
+    return sample_with_logprobs(*args, **kwargs)[0]
+
+
 @torch.inference_mode()
-def sample(
+def sample_with_logprobs(
     model,
     prompts: list[list[int]],
     n: int,
@@ -157,9 +178,10 @@ def sample(
     eos_id: int,
     pad_id: int,
     plain_decode: bool = True,
-) -> list[list[int]]:
-    """``n`` continuations of each prompt (prompt-major), each cut after its first EOS. ``plain_decode``:
-    decode with ``plain_step`` where it applies (``decode_step``)."""
+) -> tuple[list[list[int]], list[list[float]]]:
+    """``n`` continuations of each prompt (prompt-major), each cut after its first EOS, and the
+    log-probability of each of their tokens under the distribution it was drawn from (``draw``).
+    ``plain_decode``: decode with ``plain_step`` where it applies (``decode_step``)."""
     device = next(model.parameters()).device
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -185,10 +207,12 @@ def sample(
 
     rows = torch.arange(len(prompts) * n, device=device)  # batch row -> output row
     tokens = torch.full((len(rows), max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logps = torch.zeros((len(rows), max_new_tokens), device=device)
     finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
     for t in range(max_new_tokens):
-        token = sample_next(logits, temperature, top_p)
+        token, logp = draw(logits, temperature, top_p)
         tokens[rows, t] = torch.where(finished, pad_id, token)
+        logps[rows, t] = logp
         finished |= token == eos_id
         n_finished = int(finished.sum())
         if t == max_new_tokens - 1 or n_finished == len(rows):
@@ -198,4 +222,5 @@ def sample(
             step.keep(order)
             rows, token, position, finished = rows[order], token[order], position[order], finished[order]
         logits, position = step(token, position, width + t), position + 1
-    return [trim_at_eos(row, eos_id)[0] for row in tokens.tolist()]
+    responses = [trim_at_eos(row, eos_id)[0] for row in tokens.tolist()]
+    return responses, [row[: len(r)] for row, r in zip(logps.tolist(), responses)]

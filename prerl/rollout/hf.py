@@ -45,25 +45,29 @@ class HFEngine:
         self.model.eval()
         responses: list[list[int]] = []
         truncated: list[bool] = []
+        logprobs: list[list[float]] = []
         try:
             for start in range(0, len(prompt_ids), per_call):
                 chunk = prompt_ids[start : start + per_call]
-                out = self._generate_chunk(chunk, n, temperature, top_p, max_new_tokens)
-                for row in out:
+                out, out_logprobs = self._generate_chunk(chunk, n, temperature, top_p, max_new_tokens)
+                for row, row_logprobs in zip(out, out_logprobs):
                     ids, cut = trim_at_eos(row, self.eos_id)
                     responses.append(ids)
                     truncated.append(cut)
+                    logprobs.append(row_logprobs[: len(ids)])
         finally:
             self.model.train(was_training)
         group = [i for i in range(len(prompt_ids)) for _ in range(n)]
         texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
-        return Rollout(prompt_ids, responses, group, truncated, texts)
+        return Rollout(prompt_ids, responses, group, truncated, texts, logprobs)
 
-    def _generate_chunk(self, chunk, n, temperature, top_p, max_new_tokens) -> list[list[int]]:
+    def _generate_chunk(
+        self, chunk, n, temperature, top_p, max_new_tokens
+    ) -> tuple[list[list[int]], list[list[float]]]:
         # our own loop, not model.generate: see prerl/rollout/decode.py for what it saves and why;
         # eager: compiled decoder layers (model.compile) would recompile for every new cache length
         with eager():
-            return decode.sample(
+            return decode.sample_with_logprobs(
                 self.model,
                 chunk,
                 n,

@@ -131,6 +131,9 @@ class VLLMEngine:
             skip_tokenizer_init=True,  # token ids in and out; the policy's tokenizer decodes
             enable_sleep_mode=self.sleeps,
             hf_overrides={"tie_word_embeddings": False},
+            # the log-probs a rollout returns: after temperature and top-p (the distribution each token was
+            # drawn from), not vLLM's default raw_logprobs of the unscaled logits
+            logprobs_mode="processed_logprobs",
             **engine_kwargs(v, str(model.dtype).removeprefix("torch."), needs or RunNeeds(), distributed.rank()),
             **launcher,
         )
@@ -197,6 +200,7 @@ class VLLMEngine:
             max_tokens=max_new_tokens,
             stop_token_ids=[self.eos_id],
             detokenize=False,
+            logprobs=0,  # the sampled token's own log-prob (OpenAI semantics: always included)
         )
         if not prompts:  # this group has nothing (a small eval set's empty shards), others may: step with them
             prompts, params = [[self.eos_id]], SamplingParams(n=1, max_tokens=1, detokenize=False)
@@ -206,15 +210,16 @@ class VLLMEngine:
                 outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         finally:
             self._sleep()
-        responses, truncated = [], []
+        responses, truncated, logprobs = [], [], []
         for out in outputs[mine]:
             for completion in sorted(out.outputs, key=lambda c: c.index):
                 ids, cut = trim_at_eos(list(completion.token_ids), self.eos_id)
                 responses.append(ids)
                 truncated.append(cut)
+                logprobs.append(sampled_logprobs(completion, len(ids), temperature))
         group = [i for i in range(len(prompt_ids)) for _ in range(n)]
         texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
-        return Rollout(list(prompt_ids), responses, group, truncated, texts)
+        return Rollout(list(prompt_ids), responses, group, truncated, texts, logprobs)
 
     def _gather(self, prompts: list[list[int]]) -> tuple[list[list[int]], slice]:
         """All prompts of this rank's tensor-parallel group, and where this rank's own ones sit."""
@@ -224,3 +229,12 @@ class VLLMEngine:
         dist.all_gather_object(parts, prompts, group=self.tp_group)
         start = sum(len(p) for p in parts[: dist.get_rank(self.tp_group)])
         return [p for part in parts for p in part], slice(start, start + len(prompts))
+
+
+def sampled_logprobs(completion, length: int, temperature: float) -> list[float]:
+    """The log-prob of each of the first ``length`` tokens of a vLLM completion, under the distribution it
+    was drawn from. Greedy rows get 0 (a point mass, as the transformers engine's ``decode.draw``): vLLM's
+    greedy path returns the unscaled log-softmax instead."""
+    if temperature <= 0:
+        return [0.0] * length
+    return [position[token].logprob for token, position in zip(completion.token_ids[:length], completion.logprobs)]

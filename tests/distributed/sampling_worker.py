@@ -167,13 +167,15 @@ def fake_vllm(tp: int, tokenizer, splits, policy=None):
             known = [p for p in ids if tuple(p) in scripted.reference]
             out, n = scripted.generate(known, params.n, 1.0, 1.0, params.max_tokens), params.n
             responses = iter(out.response_ids)
-            completion = types.SimpleNamespace  # vLLM's CompletionOutput: index and token_ids
+
+            def completion(index: int, token_ids: list[int]):  # vLLM's CompletionOutput, logprobs=0
+                logprobs = [{t: types.SimpleNamespace(logprob=-1.0)} for t in token_ids]  # the drawn token's
+                return types.SimpleNamespace(index=index, token_ids=token_ids, logprobs=logprobs)
+
             return [
                 types.SimpleNamespace(
                     outputs=[
-                        completion(
-                            index=i, token_ids=next(responses) if tuple(p) in scripted.reference else [engine.eos_id]
-                        )
+                        completion(i, next(responses) if tuple(p) in scripted.reference else [engine.eos_id])
                         for i in range(n)
                     ][::-1]  # the engine sorts by index
                 )
