@@ -111,10 +111,12 @@ bench-smollm2: setup
 	$(PY) benchmarks/bench.py --experiment smollm2_dsrl --steps 2 --threads 0
 
 ## this tree's stage seconds against another commit's, their runs interleaved: make bench-compare REF=<git ref>
-## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false" or AFTER="model.compile=true")
+## (or against other settings: make bench-compare BEFORE="rollout.plain_decode=false" or AFTER="model.compile=true";
+## a preset's model and sizes: EXPERIMENT=smollm2_dsrl WORKLOADS=grpo BEFORE="model.autocast=null", fp32 against bf16)
 bench-compare: setup
 	@test -n "$(REF)$(BEFORE)$(AFTER)" || (echo "usage: make bench-compare REF=<commit, branch or tag> [BEFORE='key=value ...'] [AFTER='key=value ...']" && exit 2)
-	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE)) $(if $(AFTER),--after $(AFTER))
+	$(PY) benchmarks/bench_compare.py $(REF) $(if $(BEFORE),--before $(BEFORE)) $(if $(AFTER),--after $(AFTER)) \
+		$(if $(EXPERIMENT),--experiment $(EXPERIMENT)) $(if $(WORKLOADS),--workloads $(WORKLOADS))
 
 ## one step's update re-run under each value of an optim setting, alternately in one process (paired ratios):
 ## make bench-update KEY=optim.micro_batch_tokens VALUES=4096,2048 [WORKLOAD=grpo]

@@ -296,8 +296,7 @@ def workload_sizes(experiment: str | None) -> tuple[int, int, int, str]:
         return PROMPTS, SAMPLES, NEW_TOKENS, "mini"
     with tempfile.TemporaryDirectory() as tmp:
         cfg, _ = compose_config([], Path(tmp), experiment=experiment)
-    model = cfg.model.gguf.model if cfg.model.gguf else cfg.model.path or cfg.model.mini.name
-    return cfg.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.rollout.max_new_tokens, model
+    return cfg.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.rollout.max_new_tokens, cfg.model.name()
 
 
 def table(results: dict[str, dict]) -> str:

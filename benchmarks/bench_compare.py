@@ -10,9 +10,12 @@ stage, the median over rounds of each side's median CPU seconds per step, and af
 
 ``--before KEY=VALUE ...`` and ``--after KEY=VALUE ...`` give each side config overrides (on top of
 each workload's), and without ``REF`` both sides run this tree: the A/B of one switch, e.g.
-``--before rollout.plain_decode=false`` or ``--after model.compile=true``.
+``--before rollout.plain_decode=false`` or ``--after model.compile=true``. ``--experiment`` measures a
+preset's model and sizes instead of the mini workload (e.g. the real model's dtypes:
+``--experiment smollm2_dsrl --workloads grpo --before model.autocast=null``).
 
     python benchmarks/bench_compare.py [REF] [--before KEY=VALUE ...] [--after KEY=VALUE ...] [--rounds 3]
+        [--experiment NAME] [--workloads grpo ...] [--steps N]
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def checkout(ref: str, into: Path) -> Path:
     return into
 
 
-def child(tree: Path, overrides: list[str], threads: int) -> dict:
-    spec = json.dumps({"overrides": overrides, "steps": MEASURED_STEPS, "threads": threads})
+def child(tree: Path, overrides: list[str], threads: int, steps: int, experiment: str | None) -> dict:
+    spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads, "experiment": experiment})
     env = {**os.environ, "PYTHONPATH": str(tree)}  # that tree's prerl, not an installed one
     command = [sys.executable, str(tree / "benchmarks" / "bench.py"), "--child", spec]
     return child_result(command, f"{tree}: {overrides}", env=env, cwd=tree)
@@ -54,9 +57,13 @@ def main() -> None:
     ap.add_argument("--after", nargs="+", default=[], metavar="KEY=VALUE", help="overrides of this tree's side")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both sides")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    ap.add_argument("--experiment", help="a preset's model and sizes (e.g. smollm2_dsrl) instead of the mini workload")
+    ap.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS), help="which to run")
+    ap.add_argument("--steps", type=int, default=MEASURED_STEPS, help="measured steps per run")
     args = ap.parse_args()
     if args.ref is None and not (args.before or args.after):
         ap.error("give REF, --before/--after KEY=VALUE ..., or both")
+    workloads = {name: WORKLOADS[name] for name in args.workloads}
     before_name = " ".join([args.ref or "this tree"] + args.before)
     print(
         f"{' '.join(['this tree'] + args.after)} against {before_name}; {args.rounds} interleaved rounds; "
@@ -66,15 +73,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         before = checkout(args.ref, Path(tmp)) if args.ref else ROOT
         for i in range(args.rounds):
-            for name, overrides in WORKLOADS.items():
+            for name, overrides in workloads.items():
                 sides = (("before", before, overrides + args.before), ("after", ROOT, overrides + args.after))
                 for side, tree, settings in sides:
-                    seconds.setdefault((name, side), []).append(child(tree, settings, args.threads)["cpu"])
+                    run = child(tree, settings, args.threads, args.steps, args.experiment)
+                    seconds.setdefault((name, side), []).append({**run["cpu"], "wall": run["wall"]["step"]})
             print(f"  round {i + 1} done; load average {environment()['load_average_1_5_15min']}", flush=True)
-    columns = STAGES + ["step"]
-    print("\nCPU seconds per step, before → after (after / before); medians over rounds of each run's median:\n")
+    columns = STAGES + ["step", "wall"]
+    print(
+        "\nCPU seconds per step (wall: the step's wall seconds), before → after (after / before); medians over "
+        "rounds of each run's median:\n"
+    )
     print("| workload | " + " | ".join(HEADERS.get(c, c) for c in columns) + " |\n|" + "---|" * (len(columns) + 1))
-    for name in WORKLOADS:
+    for name in workloads:
         cells = []
         for c in columns:
             b, a = (median([r[c] for r in seconds[(name, side)]]) for side in ("before", "after"))
