@@ -5,7 +5,7 @@ Same config tree as train.py. Examples:
     python evaluate.py model.path=outputs/DATE/TIME/final_policy # a saved checkpoint
     python evaluate.py model.path=runs:/<run_id>/policy          # the final policy a training run logged to MLflow
     python evaluate.py model=qwen3_4b eval=math6                 # the paper's math benchmarks (GPU)
-    python evaluate.py model=micro eval=math6 rollout=oracle eval.data_dir=../shared/data  # check loaders + scorers
+    python evaluate.py model=micro eval=math6 rollout=oracle eval.data_dir=DATA_DIR  # check loaders + scorers on local copies
 """
 
 import sys

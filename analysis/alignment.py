@@ -1,4 +1,4 @@
-"""Gradient alignment between pre-train and post-train space (paper-spec §2.3).
+"""Gradient alignment between pre-train and post-train space (docs/paper.md#gradient-alignment).
 
 For every sampled response y to a prompt x it computes, over all parameters,
 
@@ -39,7 +39,7 @@ PAPER = {
     "negative_frac": 0.0,
     "cosine_mean": 0.44,
     "abs_gap_mean": 0.16,
-}  # Qwen3-4B, AMC23, 400 rollouts (paper-spec §2.3)
+}  # Qwen3-4B, AMC23, 400 rollouts (docs/paper.md#gradient-alignment)
 
 
 @dataclass
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--data", default=None, help="the task of conf/data whose split --set is (default: the mini task)")
     p.add_argument("--set", default="test", help="a split of the task (test, ood, train) or a benchmark (amc23)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the responses")
-    p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
+    p.add_argument("--data-dir", help="a folder of benchmark copies at their Benchmark.local_file paths (else the Hub)")
     p.add_argument("--problems", type=int, default=40)
     p.add_argument("--samples", type=int, default=10, help="responses per problem")
     p.add_argument("--max-new-tokens", type=int, default=96)

@@ -1,4 +1,5 @@
-"""Reasoning behaviours of models against their base model, as the paper reports them (§7.6).
+"""Reasoning behaviours of models against their base model, as the paper reports them
+(docs/paper.md#reasoning-behaviours).
 
 For each model (and the base) the mean count per response of transition thoughts, reflection
 thoughts and the four behaviours, the share of responses showing each, and the ratio model / base.
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--base-responses", help="saved base completions instead of --base")
     p.add_argument("--responses", action="append", default=[], help="saved completions (repeatable)")
     p.add_argument("--set", default="test", help="mini split (test, ood, train) or benchmark (e.g. amc23)")
-    p.add_argument("--data-dir", default="../shared/data", help="local benchmark copies (else the Hub)")
+    p.add_argument("--data-dir", help="a folder of benchmark copies at their Benchmark.local_file paths (else the Hub)")
     p.add_argument("--problems", type=int, default=32)
     p.add_argument("--samples", type=int, default=8, help="responses per problem")
     p.add_argument("--max-new-tokens", type=int, default=96)

@@ -1,4 +1,4 @@
-"""Solved / unsolved dynamics per method, from the training metrics in MLflow (paper-spec §7.6).
+"""Solved / unsolved dynamics per method, from the training metrics in MLflow (docs/paper.md#solved-and-unsolved-prompts).
 
 The trainer logs, per update, how many of the batch's prompts had all samples correct
 (``train/prompts/fully_solved``), none (``train/prompts/fully_unsolved``) or at least one

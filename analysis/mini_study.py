@@ -266,7 +266,7 @@ def alignment_tokens(split: str) -> Callable[[Study, str], Optional[Interval]]:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper (paper-spec §7, and §2.3 for the alignment) reduced to a quantity whose
+    """One claim of the paper (docs/paper.md#reported-results, and #gradient-alignment) reduced to a quantity whose
     sign (against ``reference``) the paper states. ``measure(study, task)`` gives its interval; a claim
     without one says why it is ``untestable`` here. ``paper_value``: the paper's number in the same
     units as the quantity, when it is (then the table says whether it lies inside the interval)."""

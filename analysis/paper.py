@@ -1,4 +1,4 @@
-"""The paper's reported numbers (``reference/paper-spec.md`` §7), shown beside ours where known.
+"""The paper's reported numbers (``docs/paper.md#reported-results``), shown beside ours where known.
 
 All are Qwen3-4B, Avg@32 in percent averaged over the six math benchmarks, unless said otherwise.
 Per-benchmark columns, per-S warm-up numbers and the other baselines' rows were not found: those
@@ -11,11 +11,11 @@ from typing import Optional
 
 SETTING = "Qwen3-4B, Avg@32 (%) averaged over the six math benchmarks"
 
-# paper-spec §7.1 and §7.2
+# docs/paper.md#main-results and #warm-up-ablation
 AVERAGE = {"GRPO": 55.79, "DSRL": 57.54, "NSR-RL warm-up": 54.38}
-# paper-spec §7.3: DSRL needs this many times fewer steps than GRPO to first reach the accuracy
+# docs/paper.md#training-efficiency: DSRL needs this many times fewer steps than GRPO to first reach the accuracy
 STEPS_RATIO = {"DSRL": {0.45: 2.5, 0.58: 1.6}}
-# paper-spec §7.4: DSRL − GRPO on OOD benchmarks (the baseline of the delta is not stated)
+# docs/paper.md#out-of-distribution-generalisation: DSRL − GRPO on OOD benchmarks (the baseline of the delta is not stated)
 OOD_DELTA = {"gpqa_diamond": 3.79, "mmlu_pro": 5.37}
 NOTES = {
     "warmup": "paper: best warm-up length S in [10, 25]; DSRL (19 NSR-PreRL updates) 57.54, GRPO 55.79; "

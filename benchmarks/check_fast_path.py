@@ -1,6 +1,6 @@
 """Does the reward's fast path (``prerl.rewards.plain_number``) ever disagree with math-verify?
 
-For every problem of every math benchmark copy in a data folder (default ``../shared/data``) and of
+For every problem of every math benchmark copy in a data folder (``--data-dir``) and of
 the mini task's splits, candidate answers are judged twice, with the fast path and by math-verify
 alone, and every pair where the two differ is printed. The candidates per problem: the gold itself,
 the reference solution's boxed answer, another problem's gold and reference (the shuffled oracle's
@@ -8,7 +8,7 @@ answer), and near misses and rewritings of the gold when it is a plain number (Â
 ``a/b`` and ``\\frac{a}{b}``, scaled, inverted, with a decimal point). Exit status 1 on any
 disagreement.
 
-    python benchmarks/check_fast_path.py [--data-dir ../shared/data] [--limit N]
+    python benchmarks/check_fast_path.py [--data-dir DIR] [--limit N]
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def main() -> None:
         "--data-dir",
         type=Path,
         default=default_data_dir(),
-        help="a folder laid out like ../shared/data (default: the nearest shared/data above the checkout)",
+        help="a folder of benchmark copies at their Benchmark.local_file paths "
+        "(default: the nearest shared/data folder above the checkout)",
     )
     ap.add_argument("--limit", type=int, default=None, help="first N problems per benchmark")
     args = ap.parse_args()

@@ -1,8 +1,9 @@
 """Advantage estimators: side-effect-free functions of a batch, in a registry (``algorithm.advantage``).
 
 Every estimator follows ``AdvantageEstimator``; a plug-in module in ``prerl/algorithms/`` adds one
-with ``@register_advantage(name, needs_values=..., check=...)``. Formulas follow
-``reference/algorithms.md`` §1; the sanity vectors of §1.15 are in the tests.
+with ``@register_advantage(name, needs_values=..., check=...)``. Formulas and their sources:
+``docs/algorithms.md#advantage-estimators``; the tests check the hand-computed vectors of
+``docs/algorithms.md#sanity-vectors``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ an analysis can replace any of them (``Lexicon.from_file`` reads a YAML/JSON map
 patterns; categories left out keep their defaults). The defaults below are the usual markers of the
 reasoning literature plus the mini corpus's own: "wait" (a change of course after a slip) is a
 transition, "check" (re-computing a column) is a reflection, and "wait, check ..." (a repair) is
-also backtracking. The paper's full lists are unknown (paper-spec §7.6); it names its markers by
+also backtracking. The paper's full lists are unknown (docs/paper.md#reasoning-behaviours); it names its markers by
 example, and ``paper_transitions`` ("wait", "alternatively", "but") and ``paper_reflections`` ("let me
 check", "verify") count exactly those words, so a real model's ratio against its base model is in the
 paper's own terms (its ×14.89 and ×6.54 after 20 NSR-PreRL steps).
@@ -48,7 +48,8 @@ REFLECTIONS = [
     r"\blooking back\b",
     r"\bmake sure\b",
 ]
-# The markers the paper names (§7.6), and no others: what its transition and reflection ratios count.
+# The markers the paper names (docs/paper.md#reasoning-behaviours), and no others: what its transition and
+# reflection ratios count.
 PAPER_TRANSITIONS = [r"\bwait\b", r"\balternatively\b", r"\bbut\b"]
 PAPER_REFLECTIONS = [r"\blet me check\b", r"\bverify\b"]
 BACKTRACKING = [

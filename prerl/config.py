@@ -795,7 +795,10 @@ class EvalConfig:
     )
     data_dir: Optional[str] = field(
         default=None,
-        metadata={"help": "a folder laid out like ../shared/data: benchmark files there replace the Hub (must exist)"},
+        metadata={
+            "help": "a folder of offline benchmark copies, each at its Benchmark.local_file path "
+            "(math500/test.jsonl, ...): files there replace the Hub (must exist)"
+        },
     )
     score_workers: int = field(
         default=2, metadata={"help": "processes for math-verify, parallel sandboxed programs for code"}

@@ -3,7 +3,7 @@
 A policy loss maps per-token log-probs (new and old), advantages and the loss mask to a per-token
 loss matrix; ``aggregate`` then reduces it with a *global* normaliser (``Normaliser``), computed
 once over the whole update batch, so that splitting the batch into micro-batches for memory never
-changes the gradient (the verl #3741 lesson in ``reference/algorithms.md`` §1). Each kind is a
+changes the gradient (the lesson of verl issue #3741: ``docs/algorithms.md#loss-aggregation``). Each kind is a
 ``Registry`` (prerl/registry.py) that plug-ins in ``prerl/algorithms/`` join by name.
 """
 

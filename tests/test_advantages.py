@@ -1,4 +1,4 @@
-"""Advantage estimators against the hand-computed vectors of reference/algorithms.md §1.15."""
+"""Advantage estimators against the hand-computed vectors of docs/algorithms.md#sanity-vectors."""
 
 import pytest
 import torch

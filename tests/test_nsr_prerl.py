@@ -1,7 +1,7 @@
 """One NSR-PreRL update through the trainer's own path (prepare → policy_update), checked against a
-direct computation that follows the official code (paper-spec §3): inputs ``[c] + response`` with
-positions from 0, A = r − mean_group, only samples with A < 0, token-mean over their tokens, the loss
-scaled by ``loss_coef`` 0.01, the gradient clipped at norm 1.0."""
+direct computation that follows the official code (docs/paper.md#positive-and-negative-samples-psr-and-nsr):
+inputs ``[c] + response`` with positions from 0, A = r − mean_group, only samples with A < 0, token-mean
+over their tokens, the loss scaled by ``loss_coef`` 0.01, the gradient clipped at norm 1.0."""
 
 from __future__ import annotations
 

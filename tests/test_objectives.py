@@ -51,7 +51,7 @@ def test_psr_keeps_positive_and_all_keeps_everything():
     assert select_samples(phase_for("all"), adv, MASK)[1].sum().item() == 16
 
 
-# reference/algorithms.md §1.15 with ±1 rewards: (rewards, PSR, NSR, W-REINFORCE λ=0.1); None = dropped
+# docs/algorithms.md#sanity-vectors with ±1 rewards: (rewards, PSR, NSR, W-REINFORCE λ=0.1); None = dropped
 SECTION_1_15 = [
     ([1, 0, 0, 1], [1, None, None, 1], [None, -1, -1, None], [0.1, -1, -1, 0.1]),
     ([1, 0, 0, 0], [1, None, None, None], [None, -1, -1, -1], [0.1, -1, -1, -1]),

@@ -1,5 +1,7 @@
-"""No wasted forward passes (DESIGN.md, performance principles), checked by recording every call of
-the policy's forward outside generation during one real step on the micro model. Nothing is timed."""
+"""No wasted forward passes — one on-policy update reuses its own log-probs (the ratio is 1), several
+updates per rollout score the behaviour policy once, a pre-train-space phase never runs the conditional
+forward — checked by recording every call of the policy's forward outside generation during one real
+step on the micro model. Nothing is timed."""
 
 from __future__ import annotations
 

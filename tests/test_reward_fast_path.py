@@ -1,7 +1,7 @@
 """The reward's fast path and de-duplication change no verdict of math-verify (README "Performance").
 
 ``benchmarks/check_fast_path.py`` runs the same comparison over every benchmark copy in
-../shared/data; here it runs on the mini sets, the shipped benchmark fixtures and hand-picked pairs.
+a data folder (``--data-dir``); here it runs on the mini sets, the shipped benchmark fixtures and hand-picked pairs.
 """
 
 import json

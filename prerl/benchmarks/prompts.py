@@ -1,6 +1,6 @@
 """Chat messages per problem kind. Rendering (the chat template) happens later, with the tokenizer.
 
-Math uses the paper's system prompt (paper-spec §5); with Qwen3's template and
+Math uses the paper's system prompt (docs/paper.md#prompt-and-chat-template); with Qwen3's template and
 ``enable_thinking=False`` (``model.chat_template_kwargs``) the prompt ends in an empty think block.
 The out-of-distribution sets ask for a closing line their scorers can read.
 """

@@ -4,10 +4,11 @@ A benchmark may be a slice of another's rows (``keep``; MATH-500's Level 1 probl
 prerl (``shipped``, a file in ``prerl/benchmarks/shipped/`` with its source and licence beside it): it
 then loads without the Hub or a data folder.
 
-Each ``convert`` maps one raw row to the record fields. It reads the Hub's own field names
-(``../shared/data/SOURCES.md`` lists them) and also the unified ``problem``/``answer`` fields of the
-offline copies, so one mapping serves both. A missing field raises ``KeyError``; the loader turns it
-into an error naming the file and line.
+Each ``convert`` maps one raw row to the record fields. It reads the Hub's own field names and also
+the unified ``problem``/``answer`` fields of offline copies (JSONL rows that keep every original field
+beside ``id``, ``problem`` and ``answer``; ``tests/fixtures/benchmarks`` holds a few), so one mapping
+serves both. A missing field raises ``KeyError``; the loader turns it into an error naming the file
+and line.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class Benchmark:
     split: str
     scorer: str  # a kind in prerl.scorers.SCORERS
     convert: Callable[[dict], Problem]
-    local_file: str  # where the offline copy lives under a data_dir laid out like ../shared/data
+    local_file: str  # where a data_dir (eval.data_dir) holds the offline copy, e.g. math500/test.jsonl
     configs: tuple[str | None, ...] = (None,)
     password: bytes | None = None
     keep: Callable[[dict], bool] | None = None  # a slice: the raw rows it keeps (None: all)
