@@ -136,12 +136,18 @@ def open_runs(driver, ui, experiment_id):
 
 
 def unfold(driver, parent, children) -> None:
-    """Unfold the sweep's parent row into its jobs' rows."""
-    driver.find_element(
-        By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] button"
-    ).click()
+    """Unfold the sweep's parent row into its jobs' rows, unless the UI kept it unfolded (it remembers
+    which rows were, in the browser, with the rows as they first draw)."""
     names = sorted(c.info.run_name for c in children)
-    wait_for(driver, lambda d: all(any(n[:12] in t for t in row_texts(d)) for n in names), "the sweep's jobs")
+
+    def shown(d) -> bool:
+        return all(any(n[:12] in t for t in row_texts(d)) for n in names)
+
+    if not shown(driver):
+        driver.find_element(
+            By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] button"
+        ).click()
+    wait_for(driver, shown, "the sweep's jobs")
 
 
 def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser, ui, store):
