@@ -215,7 +215,6 @@ def test_models_column_links_each_jobs_policy(browser, ui, store):
         "the Models column",
     )
     for child in children:
-        (output,) = child.outputs.model_outputs
         cell = f".ag-row[row-id='{child.info.run_id}'] [col-id='{column}']"
         link = wait_for(
             browser,
@@ -224,6 +223,7 @@ def test_models_column_links_each_jobs_policy(browser, ui, store):
             ],
             f"policy in the Models cell of {child.info.run_name}",
         )[0]
+        (output,) = child.outputs.model_outputs
         assert link.get_attribute("href").endswith(f"/experiments/{experiment_id}/models/{output.model_id}")
     shot(browser, "3-runs-table-models-column")
 
