@@ -48,19 +48,26 @@ def log_policy_model(client, run_id: str, folder: str | Path, step: int, name: s
     """Log the saved policy ``folder`` (weights, config, tokenizer) as the model ``name`` of the run
     ``run_id``, in its outputs at ``step`` (the model carries that step's metrics); the model's id.
 
-    A model of that name which an interrupted attempt left in the run is deleted first, so that a
-    retry after an outage leaves one model, which ``runs:/<run_id>/<name>`` resolves to.
-    The run's experiment becomes the fluent API's experiment (MLflow files a new model under it, not
-    under the run's), and ``client``'s store its tracking URI, as ``Tracker`` sets both."""
+    Logging is idempotent, as the outbox needs: a complete model of that name already in the run at
+    ``step`` is the same policy (a relaunch sends its queue, then saves the final checkpoint's policy
+    again) and is kept; any other (an upload an outage cut short) is deleted first, so that
+    ``runs:/<run_id>/<name>`` resolves to one model. The run's experiment becomes the fluent API's
+    experiment (MLflow files a new model under it, not under the run's), and ``client``'s store its
+    tracking URI, as ``Tracker`` sets both."""
     import mlflow
     import mlflow.transformers
+    from mlflow.entities import LoggedModelStatus
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    experiment_id = client.get_run(run_id).info.experiment_id
-    for stale in client.search_logged_models(
+    run = client.get_run(run_id)
+    experiment_id = run.info.experiment_id
+    steps = {output.model_id: output.step for output in run.outputs.model_outputs} if run.outputs else {}
+    for logged in client.search_logged_models(
         experiment_ids=[experiment_id], filter_string=f"name = '{name}' AND source_run_id = '{run_id}'"
     ):
-        client.delete_logged_model(stale.model_id)
+        if logged.status == LoggedModelStatus.READY and steps.get(logged.model_id) == step:
+            return logged.model_id
+        client.delete_logged_model(logged.model_id)
     # An absolute path as the model's name_or_path: never a Hub repo id that MLflow would look up.
     path = str(Path(folder).resolve())
     model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")  # as saved: the same tensors

@@ -177,6 +177,25 @@ def test_an_upload_cut_by_an_outage_is_retried_into_one_model(tmp_path, cache_di
     assert_same_weights(weights(loaded), weights(policy))
 
 
+def test_the_same_policy_sent_again_stays_one_model(tmp_path, cache_dir):
+    """A relaunched run sends its queue, then saves the final checkpoint's policy again: one model. A
+    policy of another step replaces it (``runs:/`` finds one)."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = Tracker(TrackingConfig(uri=uri, experiment="again"))
+    tracker.start({"output_dir": str(tmp_path)}, tags={})
+    policy = Path(model_path(ModelConfig(mini=MiniModelConfig.micro()), cache_dir))
+    tracker.log_policy(policy, step=4)
+    tracker.log_policy(policy, step=4)
+    client = MlflowClient(uri)
+    (first,) = client.get_run(tracker.run_id).outputs.model_outputs
+    tracker.log_policy(policy, step=6)
+    tracker.finish()
+    experiment = client.get_run(tracker.run_id).info.experiment_id
+    (live,) = client.search_logged_models([experiment], filter_string=f"source_run_id = '{tracker.run_id}'")
+    outputs = {o.model_id: o.step for o in client.get_run(tracker.run_id).outputs.model_outputs}
+    assert live.model_id != first.model_id and outputs == {first.model_id: 4, live.model_id: 6}
+
+
 def test_the_model_is_filed_under_its_runs_experiment_whatever_the_fluent_one(tmp_path, cache_dir):
     """A resumed run does not set the fluent API's experiment; MLflow files a new model under that one,
     where ``runs:/`` (which searches the run's experiment) would not find it."""

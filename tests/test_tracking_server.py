@@ -88,7 +88,9 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
         (output,) = run.outputs.model_outputs  # uploaded through the server, as the run's artifacts are
         model = client.get_logged_model(output.model_id)
         assert model.name == "policy" and model.source_run_id == run_id
-        local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/policy", tracking_uri=server.uri))
+        # (evaluate.py below reads it as runs:/<run_id>/policy; MLflow 3.17 resolves that through the
+        # global tracking URI only, which this process leaves alone)
+        local = Path(mlflow.artifacts.download_artifacts(model.artifact_location, tracking_uri=server.uri))
         for name in ("model.safetensors", "config.json"):
             assert sha256(local / "model" / name) == sha256(job_dir / "final_policy" / name)
         assert sha256(local / "components" / "tokenizer" / "tokenizer.json") == sha256(
@@ -156,7 +158,7 @@ def test_a_server_that_dies_mid_run_loses_no_step(tmp_path, cache_dir):
         assert "not recorded there: metrics of steps" in log and "mlflow_pending.jsonl" in log, log[-3000:]
         waiting = [json.loads(line) for line in (out / "mlflow_pending.jsonl").read_text().splitlines()]
         assert waiting[-1] == {"run_id": waiting[0]["run_id"], "kind": "status", "status": "FINISHED"}
-        assert any(item["kind"] == "artifacts" and item["artifact"] == "policy" for item in waiting)
+        assert any(item["kind"] == "model" and item["artifact"] == "policy" for item in waiting)
 
         srv.start()
         done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
@@ -168,6 +170,11 @@ def test_a_server_that_dies_mid_run_loses_no_step(tmp_path, cache_dir):
         for key in ("train/accuracy", "train/loss", "time/step_s", "cost/generated_tokens_total"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4, 5, 6], key
         assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")] == [0, 3, 6]
-        assert "policy/model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "policy")}
+        (output,) = run.outputs.model_outputs  # the policy, sent by the relaunch, a model of the run
+        model = client.get_logged_model(output.model_id)
+        assert model.name == "policy" and model.experiment_id == run.info.experiment_id
+        assert "model/model.safetensors" in {
+            a.path for a in client.list_logged_model_artifacts(model.model_id, "model")
+        }
     finally:
         srv.stop()
