@@ -22,7 +22,7 @@ from analysis import mini_study
 from analysis.mini_study import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Study
 from analysis.nsr_diagnostics import gradient_weight, word_problem_classes
 from analysis.runs import RunRecord
-from analysis.study import document, export, jobs, measures, restore
+from analysis.study import document, export, jobs, measures, orchestrate, restore
 from analysis.study.mini_columns import read_mini_columns, split_row
 from analysis.study.smollm2 import CLAIMS, FULL_SEEDS, PARTS, PRESETS, STUDY
 from analysis.study.spec import FULL
@@ -527,3 +527,17 @@ def test_a_relaunch_on_a_fresh_machine_restores_the_exported_runs_and_trains_not
     name = Path(STUDY.doc).name  # the first launch wrote it in its own results folder
     first = launch_independent(smoke_study["committed"] / name, smoke_study["results"])
     assert launch_independent(results / name, results) == first and first.count("<results>") >= 3
+
+
+def test_multiruns_go_seed_by_seed_across_the_parts():
+    """Seed 0 of every part before seed 1 of any: a study stopped part-way has every cell at about the same
+    number of seeds."""
+    preset = STUDY.preset(FULL)
+    order = [(seed, part.key) for seed, part in orchestrate.seed_major(STUDY, preset)]
+    assert order[:4] == [(0, "a"), (0, "b"), (0, "c"), (0, "d")]
+    assert len(order) == sum(preset.seeds.values())
+    for key, n in preset.seeds.items():
+        assert [s for s, k in order if k == key] == list(range(n))
+    assert [s for s, _ in order] == sorted(s for s, _ in order)
+    one = jobs.part_arguments(STUDY, preset, STUDY.sweep_parts()[0], seed=3)
+    assert "seed=3" in one and not any(a.startswith("seed=0,") for a in one)

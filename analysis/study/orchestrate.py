@@ -1,5 +1,5 @@
-"""Running a study: the plan, each part's multirun, the alignment and the diagnosis, the export and the
-document, in that order; a relaunch continues where the last one stopped.
+"""Running a study: the plan, each part's multirun seed by seed, the alignment and the diagnosis, the
+export and the document, in that order; a relaunch continues where the last one stopped.
 
 Every training job's ``config_hash`` is known before launching (``analysis.study.jobs``), so the plan
 says how many runs the study has, how many already finished (a relaunch skips them: ``train.py``'s
@@ -25,7 +25,7 @@ from typing import Optional
 from analysis.runs import experiment_runs
 from analysis.study import document, export, restore
 from analysis.study.jobs import Job, compose_config, distinct, part_arguments, study_jobs
-from analysis.study.spec import ROOT, Preset, StudySpec
+from analysis.study.spec import ROOT, Part, Preset, StudySpec
 
 
 @dataclass
@@ -133,6 +133,14 @@ def dsrl_steps(jobs: list[Job]) -> Optional[int]:
     return int(compose_config(list(control.overrides)).warmup_steps) if control else None
 
 
+def seed_major(study: StudySpec, preset: Preset) -> list[tuple[int, Part]]:
+    """The order of the multiruns: seed 0 of every part, then seed 1 of every part that has one, and so
+    on, so that a study stopped part-way has every cell at about the same number of seeds, not all the
+    seeds of the first parts and none of the last."""
+    parts = study.sweep_parts()
+    return [(s, p) for s in range(max(preset.seeds[p.key] for p in parts)) for p in parts if s < preset.seeds[p.key]]
+
+
 def run_alignment(preset: Preset, job: Job, folder: Path, cache_dir: Optional[str]) -> int:
     """The base model's gradient alignment on the model, task, temperature and length of the study's jobs."""
     out = folder / document.ALIGNMENT
@@ -235,12 +243,12 @@ def run(
         commit=commit,
     )
     status = 0
-    for part in study.sweep_parts():
-        cmd = [sys.executable, str(ROOT / "train.py"), "-m", *part_arguments(study, preset, part, extra), *launcher]
-        status = call(cmd)
+    for seed, part in seed_major(study, preset):
+        arguments = part_arguments(study, preset, part, extra, seed)
+        status = call([sys.executable, str(ROOT / "train.py"), "-m", *arguments, *launcher])
         export.export_runs(client, experiment, study.sweep_dir, folder / "runs")
         if status:
-            print(f"part ({part.key}) failed (exit {status}); a relaunch continues from here", flush=True)
+            print(f"part ({part.key}), seed {seed} failed (exit {status}); a relaunch continues from here", flush=True)
             break
     if status == 0:
         status = run_alignment(preset, jobs[0], folder, cache_dir) or run_diagnosis(preset, folder, cache_dir)
