@@ -228,12 +228,6 @@ def test_a_restored_run_exports_back_to_its_file_and_never_twice(restored, tmp_p
         assert back == original
 
 
-def test_restoring_another_presets_runs_is_refused(restored):
-    client, _, folder, _ = restored
-    with pytest.raises(SystemExit, match="a run of experiment 'smollm2-study', not 'smollm2-study-quick'"):
-        restore.restore_runs(client, STUDY.experiment_of("quick"), folder)
-
-
 # --- the mini columns -------------------------------------------------------------------------------
 
 
@@ -498,6 +492,15 @@ def test_smoke_preset_runs_exports_writes_the_document_and_a_relaunch_skips(smok
     assert "A preview, not a result" in text and "| 7.1-dsrl-beats-grpo |" in text
 
 
+def test_the_restore_command_fills_an_empty_store_once(tmp_path):
+    arguments = ["restore", "--study", "smollm2", "--results", str(FIXTURE / "smollm2"), "--uri"]
+    arguments.append(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "restored 16 finished run(s)" in study_cli(arguments, tmp_path)
+    assert "restored 0 finished run(s)" in study_cli(arguments, tmp_path)
+    with pytest.raises(AssertionError, match="a run of experiment 'smollm2-study', not 'smollm2-study-quick'"):
+        study_cli([*arguments, "--preset", "quick"], tmp_path)
+
+
 def launch_independent(doc: Path, folder: Path) -> str:
     """The document without what differs between two launches on the same files: the launch table's rows,
     the launches' summed wall time, and the path of the results folder it was written in."""
@@ -514,6 +517,8 @@ def test_a_relaunch_on_a_fresh_machine_restores_the_exported_runs_and_trains_not
 
     runs, results, uri = smoke_study["runs"], tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
     shutil.copytree(smoke_study["committed"], results)
+    plan = study_cli(["plan", *smoke_arguments(uri, cache_dir, results)], tmp_path)  # restores nothing
+    assert f"{runs} already finished ({runs} of them to be restored from the exported files), 0 to run" in plan
     out = study_cli(["run", *smoke_arguments(uri, cache_dir, results)], tmp_path)
     last = json.loads((results / "launches.json").read_text())[-1]
     assert (last["finished"], last["skipped"], last["missing"]) == (0, runs, 0), out[-3000:]
