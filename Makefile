@@ -160,7 +160,7 @@ gpu-kit: setup
 	bash scripts/gpu_kit/build.sh $(KIT) $(PY)
 
 ## The kit as a bare machine sees it: a fresh venv with only torch, the kit installed with the index off,
-## the check run degraded on the CPU (about 3 minutes on 2 cores; not part of `make test`)
+## the check run degraded on the CPU (not part of `make test`)
 gpu-kit-test: gpu-kit
 	rm -rf .venv-kit-test
 	python3 -m venv .venv-kit-test

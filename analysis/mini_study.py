@@ -168,7 +168,15 @@ def per_run(study: Study, task: str, label: str, fn: Callable[[RunRecord], Optio
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
+def unbounded(mean: float) -> Interval:
+    """One seed has no spread to resample: its bootstrap interval would be the point itself and the
+    verdict rule would read certainty into it, so the interval is left unbounded (inconclusive)."""
+    return Interval(mean, -math.inf, math.inf)
+
+
 def seed_mean(values: list[float], opts: TableOptions) -> Optional[Interval]:
+    if len(values) == 1:
+        return unbounded(values[0])
     return seed_interval(values, opts.level, opts.n_boot, opts.seed) if values else None
 
 
@@ -176,6 +184,8 @@ def seed_difference(a: list[float], b: list[float], opts: TableOptions) -> Optio
     """mean(a) − mean(b), seeds of each resampled independently (``prerl.stats.compare``, one 'problem')."""
     if not a or not b:
         return None
+    if len(a) == 1 or len(b) == 1:
+        return unbounded(float(np.mean(a) - np.mean(b)))
     rows = {"a": {"x": np.array(a)[:, None]}, "b": {"x": np.array(b)[:, None]}}
     return compare(rows, "b", None, opts.level, opts.n_boot, opts.seed)["a"].delta["x"]
 

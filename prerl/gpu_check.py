@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-from prerl.config import EvalConfig, MiniModelConfig, ModelConfig, TrainConfig
+from prerl.config import EvalConfig, MiniModelConfig, ModelConfig, TrackingConfig, TrainConfig
 from prerl.mini.base_model import ensure_base_model, recipe_config
 from prerl.models import autocast
 from prerl.plan import Plan, machine_memory, plan_for
@@ -110,6 +111,22 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def check_store(folder: Path) -> str:
+    """The check's own MLflow store, in its temporary folder."""
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def keep_artifacts_in(folder: Path, tracking: TrackingConfig) -> None:
+    """Create the check's experiment with its artifacts in ``folder``: MLflow puts a SQLite store's
+    artifacts in ./mlruns of the working directory unless the experiment names a place (prerl.tracking
+    then finds the experiment and tags it). A store named on the command line keeps its own."""
+    if tracking.uri != check_store(folder):
+        return
+    client = MlflowClient(tracking.uri)
+    if client.get_experiment_by_name(tracking.experiment) is None:
+        client.create_experiment(tracking.experiment, artifact_location=(folder / "mlruns").as_uri())
+
+
 def run_config(folder: Path, device: torch.device, engine: str, overrides: Sequence[str]) -> TrainConfig:
     on_gpu = device.type == "cuda"
     model = ModelConfig(
@@ -133,7 +150,7 @@ def run_config(folder: Path, device: torch.device, engine: str, overrides: Seque
         GPU_RUN if on_gpu else CPU_RUN,
         {
             "rollout": {"engine": engine},
-            "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "gpu-check"},
+            "tracking": {"uri": check_store(folder), "experiment": "gpu-check"},
         },
         OmegaConf.from_dotlist(list(overrides)),
     )
@@ -286,6 +303,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"policy: Qwen3 '{size}', {params / 1e6:.1f} M parameters, built on {device.type} in {seconds:.2f} s")
         for engine in engines:
             cfg = run_config(folder, device, engine, args.overrides)
+            keep_artifacts_in(folder, cfg.tracking)
             total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else machine_memory()
             plan = plan_for(cfg, Target(device.type, total, 1))
             rows, rates = measure_engine(cfg, plan, device)

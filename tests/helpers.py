@@ -77,6 +77,34 @@ def tiny_llama():
     return LlamaForCausalLM(LlamaConfig(**TINY_SHAPE, tie_word_embeddings=True))
 
 
+class Tokenizer:
+    """Stands in for a tokenizer where an engine only needs its special ids (nothing is decoded)."""
+
+    eos_token_id = pad_token_id = 0
+
+    def batch_decode(self, ids, skip_special_tokens=True):
+        return ["" for _ in ids]
+
+
+def hf_calls(prompts: list[list[int]], n: int, max_new_tokens: int, cfg) -> list[list[list[int]]]:
+    """The prompts of each call the transformers engine makes to decode them (decoding itself stubbed);
+    ``cfg``: its ``RolloutConfig``."""
+    import torch
+
+    from prerl.rollout.hf import HFEngine
+
+    engine = HFEngine(torch.nn.Linear(1, 1), Tokenizer(), cfg)
+    calls = []
+
+    def record(chunk, n, temperature, top_p, max_new_tokens):
+        calls.append(chunk)
+        return [[1] for _ in range(len(chunk) * n)], [[0.0] for _ in range(len(chunk) * n)]
+
+    engine._generate_chunk = record
+    engine.generate(prompts, n, 1.0, 1.0, max_new_tokens)
+    return calls
+
+
 def four_seed_joblib_sweep(train_py, tracking_uri: str, sweep_dir, cache_dir: str) -> list[str]:
     """``python train.py -m``: seeds 0..3 of the smoke preset (2 updates) as 4 parallel joblib jobs."""
     return [

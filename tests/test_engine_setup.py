@@ -10,35 +10,13 @@ import weakref
 import pytest
 import torch
 
-from helpers import compose_config, tiny_qwen3, to_run
+from helpers import Tokenizer, compose_config, hf_calls, tiny_qwen3, to_run
 from prerl.config import ConfigError, RolloutConfig, VLLMConfig
 from prerl.rollout import make_engine
-from prerl.rollout.hf import HFEngine
 
 SUPPORTED = "vllm>=0.32,<0.33"  # what the engine's error names (prerl.rollout.vllm.SUPPORTED, pyproject.toml)
 
 # --- the transformers engine: generate calls bounded in KV-cache positions ---------------------------
-
-
-class Tokenizer:
-    eos_token_id = pad_token_id = 0
-
-    def batch_decode(self, ids, skip_special_tokens=True):
-        return ["" for _ in ids]
-
-
-def hf_calls(prompts: list[list[int]], n: int, max_new_tokens: int, cfg: RolloutConfig) -> list[list[list[int]]]:
-    """The prompts of each call the transformers engine makes to decode them (decoding itself stubbed)."""
-    engine = HFEngine(torch.nn.Linear(1, 1), Tokenizer(), cfg)
-    calls = []
-
-    def record(chunk, n, temperature, top_p, max_new_tokens):
-        calls.append(chunk)
-        return [[1] for _ in range(len(chunk) * n)], [[0.0] for _ in range(len(chunk) * n)]
-
-    engine._generate_chunk = record
-    engine.generate(prompts, n, 1.0, 1.0, max_new_tokens)
-    return calls
 
 
 def test_transformers_engine_calls_stay_within_the_kv_budget():

@@ -52,3 +52,12 @@ def test_the_degraded_check_runs_and_fails_when_a_phase_exceeds_its_plan(monkeyp
     monkeypatch.setattr(gpu_check, "planned_increment", lambda plan, *names: 1)
     assert gpu_check.main(["--cpu"]) == 1
     assert "EXCEEDS THE PLAN" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_check_leaves_nothing_in_the_working_directory(tmp_path, monkeypatch):
+    """Its MLflow store and the runs' artifacts live in the check's temporary folder: a SQLite store's
+    experiment would otherwise keep its artifacts in ./mlruns (MLflow's default artifact root)."""
+    monkeypatch.chdir(tmp_path)
+    assert gpu_check.main(["--cpu"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

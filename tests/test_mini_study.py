@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from analysis import mini_study
+from analysis.tables import TableOptions
 from analysis.mini_study import CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, cell_label, verdict
 from prerl.completed import config_hash
 from prerl.config import register_configs
@@ -44,6 +45,16 @@ PARTS = sorted(p.stem for p in (ROOT / "sweeps" / "mini_study").glob("*.yaml"))
 )
 def test_verdict_rule(interval, direction, reference, want):
     assert verdict(interval, direction, reference) == want
+
+
+def test_one_seed_gives_no_verdict():
+    """A training quantity of one seed (or a difference with one seed on a side) has no spread: the
+    verdict stays inconclusive however far from 0 its value is, while two seeds get an interval."""
+    opts = TableOptions(n_boot=200)
+    assert verdict(mini_study.seed_mean([4.9], opts), +1) == INCONCLUSIVE
+    assert verdict(mini_study.seed_difference([-4.0], [0.0, 1.0], opts), -1) == INCONCLUSIVE
+    assert mini_study.seed_difference([-4.0], [0.0, 1.0], opts).mean == -4.5
+    assert verdict(mini_study.seed_mean([4.9, 5.1], opts), +1) == REPRODUCED
 
 
 def test_cells_are_named_by_config():

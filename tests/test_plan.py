@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from helpers import hf_calls
 from prerl import plan as memory_plan
 from prerl.cli import EXIT_BAD_CONFIG, compose_checked
 from prerl.config import ConfigError, ModelConfig, parse_bytes
@@ -321,6 +323,84 @@ def test_a_vllm_share_without_room_for_one_sequence_is_refused():
     )
     with pytest.raises(ConfigError, match="cannot hold one sequence of max_model_len=9216"):
         memory_plan.check(cfg)
+
+
+QWEN3_MATH = ["model=qwen3_4b", "data=math", "eval=math6"]
+# Qwen3-4B's KV cache per position (prerl/plan/memory.py kv_cache_bytes): 36 layers × 8 key/value heads ×
+# 128 dims, keys in the fp32 of the weights (4 bytes) and values in the bf16 of autocast (2 bytes)
+QWEN3_4B_KV_POSITION = 36 * 8 * 128 * (4 + 2)
+
+
+def test_a_remedy_names_only_settings_that_change_the_plan():
+    """The paper preset on one CPU rank (``train.py --plan experiment=paper_qwen3_4b`` on a small machine):
+    its update peaks; it checkpoints already and FSDP2 on one rank shards nothing (the same peak), so the
+    remedy names neither checkpointing nor FSDP2 without more ranks; with checkpointing off it names it."""
+    target = Target("cpu", 20 * 2**30, 1)
+    on = memory_plan.plan_for(compose_checked(["experiment=paper_qwen3_4b"]), target)
+    assert on.peak.name == "update" and on.setup.cfg.model.gradient_checkpointing
+    reason = memory_plan.refusal(on, 0.05)
+    assert reason is not None and "gradient_checkpointing" not in reason
+    assert "a smaller optim.micro_batch_tokens" in reason and "distributed.strategy=fsdp2 over more ranks" in reason
+    sharded = compose_checked(["experiment=paper_qwen3_4b", "distributed.strategy=fsdp2"])
+    assert memory_plan.plan_for(sharded, target).peak.total == on.peak.total
+    assert "more ranks (FSDP2 shards" in memory_plan.remedy(memory_plan.plan_for(sharded, target))
+    off = memory_plan.plan_for(
+        compose_checked(["experiment=paper_qwen3_4b", "model.gradient_checkpointing=false"]), target
+    )
+    assert off.peak.total > on.peak.total and "model.gradient_checkpointing=true" in memory_plan.remedy(off)
+
+
+def test_fewer_prompts_per_generate_call_are_named_only_where_a_call_holds_several():
+    """``eval=math6`` with calls of 294,912 positions: one prompt's 32 samples of 1,024 + 8,192 positions
+    fill a call, so a smaller rollout.batch_tokens or batch_samples cannot shrink it (it would be refused);
+    with 1,024 new tokens a call holds several prompts, and fewer would shrink it."""
+    target = Target("cuda", 80 * 2**30, 1)
+    one = memory_plan.plan_for(compose_checked(QWEN3_MATH + ["rollout.batch_tokens=294912"]), target)
+    assert one.peak.name == "evaluation" and "rollout.batch" not in memory_plan.remedy(one)
+    assert "a smaller eval.max_new_tokens" in memory_plan.remedy(one)
+    several = QWEN3_MATH + ["rollout.batch_tokens=294912", "eval.max_new_tokens=1024"]
+    many = memory_plan.plan_for(compose_checked(several), Target("cuda", 40 * 2**30, 1))
+    assert many.peak.name == "evaluation" and "a smaller rollout.batch_tokens" in memory_plan.remedy(many)
+
+
+def kv_planned(overrides: list[str], phase: str) -> int:
+    plan = memory_plan.plan_for(compose_checked(overrides), Target("cuda", None, 1))
+    return next(p for p in plan.phases if p.name == phase).by_category()["KV cache"]
+
+
+def test_the_transformers_engines_kv_cache_is_planned_per_call_within_batch_tokens():
+    """``model=qwen3_4b data=math``, 2 prompts a step, 8 samples of 96 tokens, and calls of at most
+    rollout.batch_tokens=16,384 positions: prompts at the reserved 1,024 tokens go one per call (2 × 8 ×
+    1,120 = 17,920 positions would exceed it), but prompts of up to 928 tokens go two to a call (2 × 8 ×
+    1,024 = 16,384), and the engine makes that call. It is planned, with the prefill's cache of one row
+    per prompt held while it is copied per sample: 2 × (8 + 1) × 1,024 positions. With the bound past the
+    step, both prompts at the reserved width: 2 × (8 + 1) × 1,120."""
+    overrides = QWEN3_MATH + ["prompts_per_step=2"]
+    cfg = compose_checked(overrides + ["rollout.batch_tokens=16384"])
+    r = cfg.rollout
+    assert (r.samples_per_prompt, r.max_new_tokens, cfg.data.max_prompt_tokens) == (8, 96, 1024)
+    assert [len(call) for call in hf_calls([[1] * 928] * 2, 8, 96, r)] == [2]
+    assert [len(call) for call in hf_calls([[1] * 929] * 2, 8, 96, r)] == [1, 1]
+    assert kv_planned(overrides + ["rollout.batch_tokens=16384"], "rollout") == 2 * 9 * 1024 * QWEN3_4B_KV_POSITION
+    assert kv_planned(overrides + ["rollout.batch_tokens=1048576"], "rollout") == 2 * 9 * 1120 * QWEN3_4B_KV_POSITION
+
+
+def test_the_plan_refuses_what_the_transformers_engine_refuses_naming_the_same_setting():
+    """``eval=math6``: one prompt's 32 samples of 1,024 + 8,192 positions exceed rollout.batch_tokens, so
+    the engine refuses to evaluate; the plan refuses the run before any weight loads, on any device,
+    naming the setting the engine names. Raised past those samples, the one prompt per call is planned."""
+    cfg = compose_checked(QWEN3_MATH)
+    ev = cfg.eval
+    with pytest.raises(ConfigError) as engine:
+        hf_calls([[1] * cfg.data.max_prompt_tokens], ev.samples_per_prompt, ev.max_new_tokens, cfg.rollout)
+    for device in ("141GiB", "1000GiB"):
+        with pytest.raises(ConfigError) as planned:
+            memory_plan.check(compose_checked(QWEN3_MATH + [f"plan.device_memory={device}"]))
+        named = [set(re.findall(r"rollout\.[a-z_]+", str(err.value))) for err in (engine, planned)]
+        assert named[0] == named[1] == {"rollout.batch_tokens"}, str(planned.value)
+        assert "evaluation phase" in str(planned.value)
+    raised = kv_planned(QWEN3_MATH + ["rollout.batch_tokens=294912"], "evaluation")
+    assert raised == (32 + 1) * (1024 + 8192) * QWEN3_4B_KV_POSITION
 
 
 def test_a_cpu_run_is_planned_against_the_machines_memory(monkeypatch):

@@ -1,7 +1,8 @@
 """The real-model study (analysis/study/): its claims and presets as data, its jobs before anything runs, the
 exporter's file shape, the mini columns, the per-class diagnosis, and the document written from a fixture
-of exported runs whose numbers are known (tests/fixtures/study/, written by make_fixture.py); one slow
-end-to-end run of the smoke preset, relaunched to show the finished-run skip."""
+of exported runs whose numbers are known (tests/fixtures/study/, written by make_fixture.py); the fixture's
+runs restored into a fresh MLflow store; one slow end-to-end run of the smoke preset, relaunched to show the
+finished-run skip, on the same store and on a fresh one that has only the exported files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +22,13 @@ from analysis import mini_study
 from analysis.mini_study import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Study
 from analysis.nsr_diagnostics import gradient_weight, word_problem_classes
 from analysis.runs import RunRecord
-from analysis.study import document, export, jobs, measures
+from analysis.study import document, export, jobs, measures, orchestrate, restore
 from analysis.study.mini_columns import read_mini_columns, split_row
 from analysis.study.smollm2 import CLAIMS, FULL_SEEDS, PARTS, PRESETS, STUDY
 from analysis.study.spec import FULL
 from analysis.tables import TableOptions
+from prerl.completed import final_eval, finished_run
+from prerl.config import TrackingConfig
 from prerl.stats import Interval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +166,66 @@ def test_a_file_of_another_format_is_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(SystemExit, match="not an exported run"):
         export.load_documents(tmp_path)
+
+
+# --- exported runs restored into a fresh store -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def restored(tmp_path_factory):
+    """The fixture's run files (copied) restored into a fresh SQLite store: the client, its URI, the
+    folder and how many runs were restored."""
+    from mlflow.tracking import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("restore")
+    folder = tmp / "runs"
+    shutil.copytree(FIXTURE / "smollm2" / "runs", folder)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # the experiment's artifacts go to ./mlruns where it is created
+        client = MlflowClient(uri)
+        count = restore.restore_runs(client, STUDY.experiment, folder)
+    return client, uri, folder, count
+
+
+def last_values(doc: dict, prefix: str = "eval/") -> dict[str, float]:
+    """Each metric's value at its last step, as the file holds it."""
+    return {k: max(pairs)[1] for k, pairs in doc["metrics"].items() if k.startswith(prefix)}
+
+
+def test_the_finished_run_skip_finds_every_restored_run(restored):
+    client, uri, folder, count = restored
+    files = sorted(folder.glob("*.json"))
+    assert count == len(files) == 16
+    tracking = TrackingConfig(uri=uri, experiment=STUDY.experiment)
+    for path in files:
+        doc = export.read(path)
+        run = finished_run(tracking, doc["config_hash"])  # what train.py asks before training a job
+        assert run is not None, path.name
+        assert final_eval(run) == last_values(doc) and final_eval(run)
+        assert (run.info.start_time, run.info.end_time) == (doc["start_time"], doc["end_time"])
+        assert run.data.tags[export.ORIGINAL_RUN_ID] == doc["run_id"] != run.info.run_id
+        assert run.data.tags[export.RESTORED_FROM].endswith(f"runs/{path.name}")
+        assert run.data.params == doc["params"] and run.data.tags["sweep"] == STUDY.sweep_dir
+    assert restore.restore_runs(client, STUDY.experiment, folder) == 0  # a second restore adds nothing
+    assert len(client.search_runs([client.get_experiment_by_name(STUDY.experiment).experiment_id])) == count
+
+
+def test_a_restored_run_exports_back_to_its_file_and_never_twice(restored, tmp_path):
+    client, _, folder, count = restored
+    kept = export.export_runs(client, STUDY.experiment, STUDY.sweep_dir, folder)
+    assert kept == {"written": 0, "kept": count} and len(list(folder.glob("*.json"))) == count
+    again = tmp_path / "again"
+    assert export.export_runs(client, STUDY.experiment, STUDY.sweep_dir, again)["written"] == count
+    assert sorted(p.name for p in again.glob("*.json")) == sorted(p.name for p in folder.glob("*.json"))
+    for path in again.glob("*.json"):
+        original, back = export.read(folder / path.name), export.read(path)
+        # what may differ: the restore's two tags, and MLflow's own run-name tag (every MLflow run has one;
+        # the hand-written fixture files do not)
+        assert back["tags"].pop(export.RESTORED_FROM).endswith(path.name)
+        assert back["tags"].pop(export.ORIGINAL_RUN_ID) == original["run_id"]
+        assert back["tags"].pop("mlflow.runName") == original["tags"].pop("mlflow.runName", original["run_name"])
+        assert back == original
 
 
 # --- the mini columns -------------------------------------------------------------------------------
@@ -380,25 +444,105 @@ def study_cli(args: list[str], cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.slow
-def test_smoke_preset_runs_exports_writes_the_document_and_a_relaunch_skips(tmp_path, cache_dir):
-    results = tmp_path / "results"
-    common = ["--study", "smollm2", "--preset", "smoke", "--uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    common += ["--cache-dir", cache_dir, "--results", str(results)]
+def smoke_arguments(uri: str, cache_dir: str, results: Path) -> list[str]:
+    return [
+        "--study",
+        "smollm2",
+        "--preset",
+        "smoke",
+        "--uri",
+        uri,
+        "--cache-dir",
+        cache_dir,
+        "--results",
+        str(results),
+    ]
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory, cache_dir):
+    """One launch of the smoke preset into store A (``mlflow.db`` of its folder), and a copy of its results
+    folder as a clone would have it once they are committed."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    results, uri = tmp / "results", f"sqlite:///{tmp / 'mlflow.db'}"
+    first = study_cli(["run", *smoke_arguments(uri, cache_dir, results)], tmp)
+    shutil.copytree(results, tmp / "committed")
     runs = len(jobs.distinct(jobs.study_jobs(STUDY, PRESETS["smoke"])))
-    first = study_cli(["run", *common], tmp_path)
+    return {"tmp": tmp, "results": results, "uri": uri, "first": first, "committed": tmp / "committed", "runs": runs}
+
+
+@pytest.mark.slow
+def test_smoke_preset_runs_exports_writes_the_document_and_a_relaunch_skips(smoke_study, cache_dir):
+    tmp, results, runs, first = smoke_study["tmp"], smoke_study["results"], smoke_study["runs"], smoke_study["first"]
+    common = smoke_arguments(smoke_study["uri"], cache_dir, results)
     assert f"{runs} distinct runs" in first and f"this launch finished {runs} run(s) and skipped 0" in first
     assert len(list((results / "runs").glob("*.json"))) == runs
     assert (results / "alignment" / "alignment.json").exists() and (results / "diagnostics" / "nsr_prerl.json").exists()
-    again = study_cli(["run", *common], tmp_path)
-    assert f"{runs} already finished, 0 to run" in again
+    again = study_cli(["run", *common], tmp)
+    assert f"{runs} already finished (0 of them restored from the exported files), 0 to run" in again
     assert f"this launch finished 0 run(s) and skipped {runs}" in again
     assert [x["finished"] for x in json.loads((results / "launches.json").read_text())] == [runs, 0]
     # the document again from the files alone, the store gone
-    (tmp_path / "mlflow.db").unlink()
+    (tmp / "mlflow.db").unlink()
     study_cli(
-        ["doc", "--study", "smollm2", "--preset", "smoke", "--results", str(results), "--out", str(tmp_path / "d.md")],
-        tmp_path,
+        ["doc", "--study", "smollm2", "--preset", "smoke", "--results", str(results), "--out", str(tmp / "d.md")],
+        tmp,
     )
-    text = (tmp_path / "d.md").read_text()
+    text = (tmp / "d.md").read_text()
     assert "A preview, not a result" in text and "| 7.1-dsrl-beats-grpo |" in text
+
+
+def test_the_restore_command_fills_an_empty_store_once(tmp_path):
+    arguments = ["restore", "--study", "smollm2", "--results", str(FIXTURE / "smollm2"), "--uri"]
+    arguments.append(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "restored 16 finished run(s)" in study_cli(arguments, tmp_path)
+    assert "restored 0 finished run(s)" in study_cli(arguments, tmp_path)
+    with pytest.raises(AssertionError, match="a run of experiment 'smollm2-study', not 'smollm2-study-quick'"):
+        study_cli([*arguments, "--preset", "quick"], tmp_path)
+
+
+def launch_independent(doc: Path, folder: Path) -> str:
+    """The document without what differs between two launches on the same files: the launch table's rows,
+    the launches' summed wall time, and the path of the results folder it was written in."""
+    text = doc.read_text().replace(os.path.relpath(folder, ROOT), "<results>")
+    text = re.sub(r"the launches below .*? in all", "the launches below (...) in all", text)
+    return "\n".join(line for line in text.splitlines() if not re.match(r"\| \d+ \| \d{4}-\d\d-\d\d ", line))
+
+
+@pytest.mark.slow
+def test_a_relaunch_on_a_fresh_machine_restores_the_exported_runs_and_trains_nothing(smoke_study, cache_dir, tmp_path):
+    """A clean clone: the results folder as committed after the first launch, a new working folder and an
+    empty store B (store A is never named)."""
+    from mlflow.tracking import MlflowClient
+
+    runs, results, uri = smoke_study["runs"], tmp_path / "results", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    shutil.copytree(smoke_study["committed"], results)
+    plan = study_cli(["plan", *smoke_arguments(uri, cache_dir, results)], tmp_path)  # restores nothing
+    assert f"{runs} already finished ({runs} of them to be restored from the exported files), 0 to run" in plan
+    out = study_cli(["run", *smoke_arguments(uri, cache_dir, results)], tmp_path)
+    last = json.loads((results / "launches.json").read_text())[-1]
+    assert (last["finished"], last["skipped"], last["missing"]) == (0, runs, 0), out[-3000:]
+    assert last["restored"] == runs
+    assert f"{runs} already finished ({runs} of them restored from the exported files), 0 to run" in out
+    assert len(list((results / "runs").glob("*.json"))) == runs  # each part's export wrote no second file
+    client = MlflowClient(uri)
+    stored = client.search_runs([client.get_experiment_by_name(STUDY.experiment_of("smoke")).experiment_id])
+    trained = [r for r in stored if "config_hash" in r.data.tags]  # (a multirun's parent run has none)
+    assert len(trained) == runs and all(export.ORIGINAL_RUN_ID in r.data.tags for r in trained)  # all restored
+    name = Path(STUDY.doc).name  # the first launch wrote it in its own results folder
+    first = launch_independent(smoke_study["committed"] / name, smoke_study["results"])
+    assert launch_independent(results / name, results) == first and first.count("<results>") >= 3
+
+
+def test_multiruns_go_seed_by_seed_across_the_parts():
+    """Seed 0 of every part before seed 1 of any: a study stopped part-way has every cell at about the same
+    number of seeds."""
+    preset = STUDY.preset(FULL)
+    order = [(seed, part.key) for seed, part in orchestrate.seed_major(STUDY, preset)]
+    assert order[:4] == [(0, "a"), (0, "b"), (0, "c"), (0, "d")]
+    assert len(order) == sum(preset.seeds.values())
+    for key, n in preset.seeds.items():
+        assert [s for s, k in order if k == key] == list(range(n))
+    assert [s for s, _ in order] == sorted(s for s, _ in order)
+    one = jobs.part_arguments(STUDY, preset, STUDY.sweep_parts()[0], seed=3)
+    assert "seed=3" in one and not any(a.startswith("seed=0,") for a in one)

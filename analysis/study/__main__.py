@@ -1,5 +1,6 @@
-"""``python -m analysis.study {plan,run,doc,export}``: a study's plan, its runs, its document, or the export
-of any sweep's finished runs to files (``--help`` on each)."""
+"""``python -m analysis.study {plan,run,doc,restore,export}``: a study's plan, its runs, its document, its
+exported runs restored into an MLflow store, or the export of any sweep's finished runs to files (``--help``
+on each)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
         ("plan", "print the runs, what already finished and the estimated wall time; run nothing"),
         ("run", "run every part (a relaunch continues), the alignment and the diagnosis; export; write the document"),
         ("doc", "write the document from the exported files alone"),
+        ("restore", "restore the exported runs that the MLflow store lacks (run does this before launching)"),
     ):
         q = sub.add_parser(name, help=text, description=text)
         q.add_argument("--study", required=True, help="smollm2")
@@ -45,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--results", type=Path, help="the folder of exported files and the document (default: the preset's)"
         )
+        if name == "restore":
+            continue
         q.add_argument("--cache-dir", help="where base models are built or cached (train.py's cache_dir)")
         q.add_argument("--run-seconds", type=float, help="seconds per run for the estimate (default: measured)")
         q.add_argument(
@@ -76,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         from analysis.study.document import write
 
         print(f"wrote {write(study, preset.name, args.results, args.out, args.n_boot)}")
+        return 0
+    if args.command == "restore":
+        from analysis.study.orchestrate import client_for
+        from analysis.study.restore import restore_runs
+
+        folder = (args.results or study.results_dir(preset.name)) / "runs"
+        restore_runs(client_for(args.uri), study.experiment_of(preset.name), folder)
         return 0
     from analysis.study.orchestrate import run
 

@@ -5,7 +5,9 @@ One file per run: its resolved config (``config.json``) and flattened params, ``
 machine's ``repro.*``, the commit ``mlflow.source.git.commit``), start and end, every ``eval/``,
 ``train/`` and ``cost/`` metric's history, and every per-problem result (``per_problem/*.json``). The
 file is named by the run's name and config hash, so a relaunch that finds a run already exported leaves
-it as it is. ``load_records`` turns the files back into the ``RunRecord``s every table computes on.
+it as it is. ``load_records`` turns the files back into the ``RunRecord``s every table computes on, and
+``analysis.study.restore`` turns them back into MLflow runs on another machine: a restored run is known
+here by the run id of the file it came from (``ORIGINAL_RUN_ID``), so it is never exported twice.
 
     python -m analysis.study export --experiment mini-study --sweep mini_study --out results/studies/mini/runs
 """
@@ -24,6 +26,8 @@ from prerl.tracking import with_retry
 FORMAT = "prerl-run/1"
 PREFIXES = ("eval/", "train/", "cost/")
 PER_PROBLEM = "per_problem"
+# The tags of a run restored from a file (analysis/study/restore.py): the file, and the run id it holds.
+RESTORED_FROM, ORIGINAL_RUN_ID = "restored.from_file", "restored.original_run_id"
 
 
 def file_name(run_name: str, digest: str) -> str:
@@ -105,6 +109,11 @@ def _artifact_json(client, run_id: str, path: str) -> Optional[dict]:
         return json.loads(Path(local).read_text())
 
 
+def run_identity(run) -> str:
+    """The id an exported file gives the run: a restored run keeps the id of the run it was exported from."""
+    return run.data.tags.get(ORIGINAL_RUN_ID) or run.info.run_id
+
+
 def export_run(client, run, experiment: str) -> dict:
     """Read one MLflow run into its exported document."""
     run_id = run.info.run_id
@@ -113,7 +122,7 @@ def export_run(client, run, experiment: str) -> dict:
     listed = with_retry(client.list_artifacts, run_id, PER_PROBLEM)
     per_problem = {f.path: _artifact_json(client, run_id, f.path) for f in listed if f.path.endswith(".json")}
     info = {
-        "run_id": run_id,
+        "run_id": run_identity(run),
         "run_name": run.info.run_name or "",
         "experiment": experiment,
         "status": run.info.status,
@@ -135,10 +144,10 @@ def export_runs(
     runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
     written = 0
     for run in runs:
-        if run.info.run_id in have:
+        if run_identity(run) in have:
             continue
         document = export_run(client, run, experiment)
-        path = folder / file_name(document["run_name"], document["config_hash"] or run.info.run_id[:16])
+        path = folder / file_name(document["run_name"], document["config_hash"] or document["run_id"][:16])
         path.write_text(json.dumps(document, indent=None, separators=(",", ":")) + "\n")
         written += 1
     log(f"exported {written} finished run(s) of {experiment} to {folder} ({len(have)} already there)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # the expansion multiruns use (hydra 1.3)
@@ -42,14 +43,16 @@ def sweep_choice(study: StudySpec, part: Part) -> str:
     return f"+sweep/{study.sweep_dir}={part.sweep}"
 
 
-def part_arguments(study: StudySpec, preset: Preset, part: Part, extra: tuple[str, ...] = ()) -> list[str]:
-    """What ``train.py -m`` gets for one part: the sweep, the preset's overrides, the part's, its seeds, the
-    preset's MLflow experiment and the caller's ``extra`` overrides (``cache_dir=...``)."""
+def part_arguments(
+    study: StudySpec, preset: Preset, part: Part, extra: tuple[str, ...] = (), seed: Optional[int] = None
+) -> list[str]:
+    """What ``train.py -m`` gets for one part: the sweep, the preset's overrides, the part's, its seeds (or
+    the one ``seed``), the preset's MLflow experiment and the caller's ``extra`` overrides (``cache_dir=...``)."""
     return [
         sweep_choice(study, part),
         *preset.overrides,
         *preset.part_overrides.get(part.sweep, ()),
-        seeds_override(preset.seeds[part.key]),
+        seeds_override(preset.seeds[part.key]) if seed is None else f"seed={seed}",
         f"tracking.experiment={study.experiment_of(preset.name)}",
         *extra,
     ]

@@ -1,11 +1,13 @@
-"""Running a study: the plan, each part's multirun, the alignment and the diagnosis, the export and the
-document, in that order; a relaunch continues where the last one stopped.
+"""Running a study: the plan, each part's multirun seed by seed, the alignment and the diagnosis, the
+export and the document, in that order; a relaunch continues where the last one stopped.
 
 Every training job's ``config_hash`` is known before launching (``analysis.study.jobs``), so the plan
 says how many runs the study has, how many already finished (a relaunch skips them: ``train.py``'s
 finished-run check) and about how long the rest takes. After each part the finished runs are exported
-to files, so a machine lost mid-study loses at most the part that was running. Each launch is recorded
-in ``launches.json`` with what it finished and skipped.
+to files, so a machine lost mid-study loses at most the part that was running. Before launching, the
+exported runs that the MLflow store lacks are restored into it (``analysis.study.restore``), so a relaunch
+on a fresh machine, with the committed files and an empty store, skips them too. Each launch is recorded
+in ``launches.json`` with what it restored, finished and skipped.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from pathlib import Path
 from typing import Optional
 
 from analysis.runs import experiment_runs
-from analysis.study import document, export
+from analysis.study import document, export, restore
 from analysis.study.jobs import Job, compose_config, distinct, part_arguments, study_jobs
-from analysis.study.spec import ROOT, Preset, StudySpec
+from analysis.study.spec import ROOT, Part, Preset, StudySpec
 
 
 @dataclass
 class Launch:
-    """What one launch did: its runs planned, finished by it, skipped as finished before, and not finished."""
+    """What one launch did: its runs planned, finished by it, skipped as finished before (of them restored
+    from the exported files), and not finished."""
 
     started: str
     preset: str
@@ -36,6 +39,7 @@ class Launch:
     skipped: int
     finished: int = 0
     missing: int = 0
+    restored: int = 0
     seconds: float = 0.0
     machine: str = ""
     commit: str = ""
@@ -55,6 +59,15 @@ def finished_hashes(client, experiment: str, sweep: str) -> set[str]:
     return {r.data.tags.get("config_hash", "") for r in runs}
 
 
+def restore_exported(client, experiment: str, runs_dir: Path, dry_run: bool) -> set[str]:
+    """The config hashes of the exported runs that the store lacks, restored into it (``dry_run``: only
+    listed, the store left as it is)."""
+    todo = restore.pending(client, experiment, runs_dir)
+    if not dry_run:
+        restore.restore_all(client, experiment, todo)
+    return {document["config_hash"] for _, document in todo}
+
+
 def measured_run_seconds(client, experiment: str, sweep: str, runs_dir: Path) -> tuple[Optional[float], int]:
     """The mean duration of this study's finished runs, from the store, else from its exported files."""
     runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
@@ -65,8 +78,17 @@ def measured_run_seconds(client, experiment: str, sweep: str, runs_dir: Path) ->
 
 
 def plan_text(
-    study: StudySpec, preset: Preset, jobs: list[Job], done: set[str], per_run: Optional[float], source: str
+    study: StudySpec,
+    preset: Preset,
+    jobs: list[Job],
+    done: set[str],
+    per_run: Optional[float],
+    source: str,
+    restored: set[str] = frozenset(),
+    dry_run: bool = False,
 ) -> str:
+    """``done``: the finished runs' config hashes, ``restored`` those of them restored from the exported
+    files (``dry_run``: to be restored by ``run``)."""
     runs = distinct(jobs)
     todo = [j for j in runs if j.config_hash not in done]
     lines = [f"study {study.name}, preset {preset.name} (MLflow experiment {study.experiment_of(preset.name)}):"]
@@ -77,9 +99,11 @@ def plan_text(
             f"  ({part.key}) {part.sweep}: {len(own)} jobs, {preset.seeds[part.key]} seed(s) each cell, "
             f"{len(new)} not shared with an earlier part"
         )
+    from_files = len({j.config_hash for j in runs} & restored)
     lines.append(
         f"  {len(runs)} distinct runs ({len(jobs) - len(runs)} jobs share a cell with an earlier part), "
-        f"{len(runs) - len(todo)} already finished, {len(todo)} to run"
+        f"{len(runs) - len(todo)} already finished ({from_files} of them "
+        f"{'to be restored' if dry_run else 'restored'} from the exported files), {len(todo)} to run"
     )
     if per_run is None:
         lines.append("  estimated wall time: unknown (no finished run to time; pass --run-seconds)")
@@ -107,6 +131,14 @@ def dsrl_steps(jobs: list[Job]) -> Optional[int]:
     """DSRL's S: the warm-up length of the NSR-RL control, which runs at DSRL's S (as the mini study reads it)."""
     control = next((j for j in jobs if "objective=nsr_rl" in j.overrides), None)
     return int(compose_config(list(control.overrides)).warmup_steps) if control else None
+
+
+def seed_major(study: StudySpec, preset: Preset) -> list[tuple[int, Part]]:
+    """The order of the multiruns: seed 0 of every part, then seed 1 of every part that has one, and so
+    on, so that a study stopped part-way has every cell at about the same number of seeds, not all the
+    seeds of the first parts and none of the last."""
+    parts = study.sweep_parts()
+    return [(s, p) for s in range(max(preset.seeds[p.key] for p in parts)) for p in parts if s < preset.seeds[p.key]]
 
 
 def run_alignment(preset: Preset, job: Job, folder: Path, cache_dir: Optional[str]) -> int:
@@ -181,10 +213,11 @@ def run(
     folder = Path(results) if results else study.results_dir(preset.name)
     jobs = study_jobs(study, preset, extra)
     client = client_for(uri)
-    before = finished_hashes(client, experiment, study.sweep_dir)
+    restored = restore_exported(client, experiment, folder / "runs", dry_run)
+    before = finished_hashes(client, experiment, study.sweep_dir) | restored
     measured, n = measured_run_seconds(client, experiment, study.sweep_dir, folder / "runs")
     per_run, source = (run_seconds, "given") if run_seconds else (measured, f"measured on {n} earlier runs")
-    print(plan_text(study, preset, jobs, before, per_run, source), flush=True)
+    print(plan_text(study, preset, jobs, before, per_run, source, restored, dry_run), flush=True)
     if dry_run:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,15 +234,21 @@ def run(
     (folder / document.PLAN).write_text(json.dumps(plan, indent=1) + "\n")
     where, commit = machine()
     launch = Launch(
-        time.strftime("%Y-%m-%d %H:%M"), preset.name, len(runs), len(runs & before), machine=where, commit=commit
+        time.strftime("%Y-%m-%d %H:%M"),
+        preset.name,
+        len(runs),
+        len(runs & before),
+        restored=len(runs & restored),
+        machine=where,
+        commit=commit,
     )
     status = 0
-    for part in study.sweep_parts():
-        cmd = [sys.executable, str(ROOT / "train.py"), "-m", *part_arguments(study, preset, part, extra), *launcher]
-        status = call(cmd)
+    for seed, part in seed_major(study, preset):
+        arguments = part_arguments(study, preset, part, extra, seed)
+        status = call([sys.executable, str(ROOT / "train.py"), "-m", *arguments, *launcher])
         export.export_runs(client, experiment, study.sweep_dir, folder / "runs")
         if status:
-            print(f"part ({part.key}) failed (exit {status}); a relaunch continues from here", flush=True)
+            print(f"part ({part.key}), seed {seed} failed (exit {status}); a relaunch continues from here", flush=True)
             break
     if status == 0:
         status = run_alignment(preset, jobs[0], folder, cache_dir) or run_diagnosis(preset, folder, cache_dir)
@@ -221,7 +260,8 @@ def run(
         doc = document.write(study, preset.name, folder, folder / Path(study.doc).name if results else None)
         print(f"wrote {doc}")
     print(
-        f"this launch finished {launch.finished} run(s) and skipped {launch.skipped} already finished; "
+        f"this launch finished {launch.finished} run(s) and skipped {launch.skipped} already finished "
+        f"({launch.restored} restored from the exported files); "
         f"{launch.missing} of {launch.planned} not finished; {launch.seconds / 60:.1f} min",
         flush=True,
     )

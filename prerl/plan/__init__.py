@@ -87,34 +87,38 @@ def target_for(cfg: TrainConfig, ranks: Optional[int] = None, device_memory: Opt
     return Target("cpu", machine_memory() // local_ranks, ranks)
 
 
-# What to change when a phase does not fit, by phase name.
-SHARD = "distributed.strategy=fsdp2 (it shards the weights, gradients and moments each rank keeps)"
-REMEDIES = {
-    "rollout (vLLM)": f"a lower rollout.vllm.gpu_memory_utilization, or {SHARD}",
-    "rollout": f"a smaller rollout.batch_samples (sequences per generate call), or {SHARD}",
-    "evaluation": "a smaller rollout.batch_samples or eval.max_new_tokens",
-    "scoring": f"a smaller optim.micro_batch_tokens, or {SHARD}",
-    "update": f"model.gradient_checkpointing=true, a smaller optim.micro_batch_tokens, or {SHARD}",
-    "optimizer step": f"{SHARD}, over more ranks",
-    "critic update": f"model.gradient_checkpointing=true, a smaller optim.micro_batch_tokens, or {SHARD}",
-}
+SHARDS = "the weights, gradients and moments each rank keeps"
+
+
+def sharding(x: Setup) -> str:
+    """What shards the resident state further: FSDP2 over the ranks there are, or over more ranks where
+    there is one (FSDP2 on one rank changes nothing) or where it shards already."""
+    if x.cfg.distributed.strategy == "fsdp2":
+        return f"more ranks (FSDP2 shards {SHARDS} over them)"
+    more = "" if x.target.ranks > 1 else " over more ranks"
+    return f"distributed.strategy=fsdp2{more} (it shards {SHARDS})"
 
 
 def remedy(plan: Plan) -> str:
-    """What to change, for the phase that peaks; for vLLM's share, the largest that leaves room."""
+    """What to change, for the phase that peaks: the settings that would shrink it (its own, then
+    sharding); for vLLM's share, the largest that leaves room."""
     peak, device = plan.peak, plan.device_bytes
     if peak.name == "rollout (vLLM)" and device:
         share = sum(i.bytes for i in peak.items if i.category == "vLLM")
         highest = (device - (peak.total - share)) / device  # the device less what the trainer keeps
         if highest > 0:
-            return f"rollout.vllm.gpu_memory_utilization <= {int(highest * 100) / 100:.2f}, or {SHARD}"
-    return REMEDIES.get(peak.name, SHARD)
+            return f"rollout.vllm.gpu_memory_utilization <= {int(highest * 100) / 100:.2f}, or {sharding(plan.setup)}"
+    *first, last = [*peak.remedies, sharding(plan.setup)]
+    return ", ".join(first) + ", or " + last if first else last
 
 
 def refusal(plan: Plan, margin: float) -> Optional[str]:
     """The one-line reason ``plan`` cannot run on its device, or None."""
     device, over = plan.device_bytes, plan.over()
     show = "python train.py <same overrides> --plan shows every phase; plan.check=false starts anyway"
+    refused = next((p for p in plan.phases if p.refused is not None), None)
+    if refused is not None:  # the code would refuse it, whatever the device
+        return f"memory plan: the {refused.name} phase would be refused: {refused.refused} ({show})"
     sequences = plan.vllm_sequences()
     if sequences == 0:
         length = vllm_model_len(plan.setup)

@@ -17,7 +17,8 @@ PPO's critic (weights and moments) where the config builds them. Each phase adds
   FSDP2 one whole tensor being pushed;
 - rollout and evaluation with the transformers engine: under autocast the bf16 copy of every linear
   weight (torch caches it for the autocast block), under FSDP2 the whole weights (``fsdp.full_weights``),
-  the KV cache of one generate call and its sampling buffers;
+  the KV cache of the generate call that holds the most (at most ``rollout.batch_tokens`` positions, as
+  the engine bounds it, and the prefill's cache that is copied per sample) and its sampling buffers;
 - scoring (old log-probs, the reference, critic values): the same copies and gathered weights, and a
   forward without gradient (prerl/plan/activations.py);
 - update: the gradients, the autocast copies, one micro-batch's activations (prerl/plan/activations.py),
@@ -35,12 +36,13 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from prerl.advantages import needs_critic
-from prerl.config import KLPlacement, TrainConfig
+from prerl.config import ConfigError, KLPlacement, TrainConfig
 from prerl.enums import Space
 from prerl.objectives import Phase as StepPhase
 from prerl.objectives import main_phase, warmup_phase
 from prerl.plan.activations import MicroBatch, Precision, layer_bytes, no_grad_peak, update_peak
 from prerl.plan.shapes import ModelShape
+from prerl.rollout.hf import prompts_per_call
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # what a phase's bytes are spent on: the columns of the plan's table
@@ -79,6 +81,8 @@ class PhaseMemory:
     name: str
     items: tuple[Item, ...]
     notes: tuple[str, ...] = ()
+    refused: Optional[str] = None  # why the code would refuse to run this phase (the plan then refuses too)
+    remedies: tuple[str, ...] = ()  # settings that would shrink the phase, sharding aside (prerl/plan remedy)
 
     @property
     def total(self) -> int:
@@ -219,12 +223,15 @@ def vllm_kv_room(x: Setup) -> tuple[int, int, int]:
     return share, weights, 2 * s.layers * kv_heads * s.head_dim * b
 
 
+VLLM_REMEDIES = ("a lower rollout.vllm.gpu_memory_utilization",)
+
+
 def vllm_rollout(x: Setup) -> PhaseMemory:
     items = resident(x)
     notes: list[str] = []
     if x.target.kind != "cuda" or x.target.device_bytes is None:
         notes.append("vLLM's memory on a CPU (VLLM_CPU_KVCACHE_SPACE) is not planned")
-        return PhaseMemory("rollout (vLLM)", tuple(items), tuple(notes))
+        return PhaseMemory("rollout (vLLM)", tuple(items), tuple(notes), remedies=VLLM_REMEDIES)
     share, weights, per_token = vllm_kv_room(x)
     items.append(Item("vLLM", share, f"gpu_memory_utilization={x.cfg.rollout.vllm.gpu_memory_utilization}"))
     if x.sharded:
@@ -235,43 +242,74 @@ def vllm_rollout(x: Setup) -> PhaseMemory:
         f"vLLM: {gib(weights)} GiB of weights, at most {gib(max(room, 0))} GiB of KV cache: "
         f"{max(room, 0) // (per_token * length)} sequences of max_model_len={length} at once"
     )
-    return PhaseMemory("rollout (vLLM)", tuple(items), tuple(notes))
+    return PhaseMemory("rollout (vLLM)", tuple(items), tuple(notes), remedies=VLLM_REMEDIES)
 
 
-def generate_rows(prompts: Optional[int], samples: int, batch_samples: int) -> int:
-    """Sequences one generate call of the transformers engine holds (prerl/rollout/hf.py): whole
-    groups of ``samples``, ``batch_samples`` at most, never more prompts than there are (None: a set
-    large enough to fill a call, as an eval set)."""
-    per_call = max(1, batch_samples // samples)
-    return (per_call if prompts is None else min(per_call, prompts)) * samples
+def generate_calls(
+    x: Setup, prompts: Optional[int], samples: int, new_tokens: int
+) -> tuple[dict[int, int], Optional[str]]:
+    """The generate calls of the transformers engine that may hold the most, as {prompts: prompt width},
+    and the engine's refusal, if it refuses. The engine fits as many whole groups of ``samples`` into a
+    call as ``rollout.batch_samples`` and ``rollout.batch_tokens`` allow, each prompt padded to the
+    batch's longest (``prompts_per_call``, prerl/rollout/hf.py): shorter prompts let more of them into a
+    call, so each count of prompts is planned at the widest prompts that allow it, up to the reservation
+    ``data.max_prompt_tokens``, and never more prompts than there are (None: a set large enough to fill
+    a call, as an eval set). Prompts whose samples exceed ``rollout.batch_tokens`` alone are refused by
+    the engine: such a call is planned as the one prompt it would hold, with the engine's reason."""
+    calls: dict[int, int] = {}
+    refused: Optional[str] = None
+    for width in range(x.cfg.data.max_prompt_tokens, 0, -1):  # the widest first: each count at its widest
+        try:
+            count = prompts_per_call(width, samples, new_tokens, x.cfg.rollout)
+        except ConfigError as err:
+            refused, count = refused or str(err), 1
+        calls.setdefault(count if prompts is None else min(count, prompts), width)
+    return calls, refused
 
 
 def kv_cache_bytes(x: Setup, rows: int, positions: int) -> int:
     """prerl/rollout/decode.py's preallocated cache: keys in the dtype they leave rotary in (the
-    weights', where the cos/sin tables are), values in the compute dtype; the prefill's own buffer
-    is repeated per sample once (``batch_repeat_interleave``), so a group's prompt is held once more."""
+    weights', where the cos/sin tables are), values in the compute dtype."""
     s, p = x.shape, x.precision
     per_position = s.layers * s.kv_heads * s.head_dim * (p.weights + p.compute)
     return rows * positions * per_position
 
 
-def hf_generate(x: Setup, name: str, prompts: Optional[int], samples: int, new_tokens: int) -> PhaseMemory:
+def generate_call(x: Setup, name: str, call_prompts: int, width: int, samples: int, new_tokens: int) -> PhaseMemory:
+    """One generate call of ``call_prompts`` prompts padded to ``width`` tokens, ``samples`` each."""
     s, p = x.shape, x.precision
-    rows = generate_rows(prompts, samples, x.cfg.rollout.batch_samples)
-    positions = x.cfg.data.max_prompt_tokens + new_tokens
-    call_prompts, width = rows // samples, x.cfg.data.max_prompt_tokens
+    rows, positions = call_prompts * samples, width + new_tokens
     kv = kv_cache_bytes(x, rows, positions)
-    prefill_kv = kv_cache_bytes(x, call_prompts, positions)  # freed once repeated per sample
+    # the prefill fills a cache of one row per prompt, repeated per sample (``batch_repeat_interleave``):
+    # both are held while it is copied
+    prefill_kv = kv_cache_bytes(x, call_prompts, positions)
     # the prompts' forward (no gradient): one layer's buffers and its [P, P] mask at a time
     prefill = call_prompts * width * (2 * s.hidden * p.weights + 3 * s.intermediate * p.compute + width * p.compute)
     sampling = 3 * rows * s.vocab * 4 + rows * s.vocab * p.compute  # softmax, cumsum, sort (fp32), logits
     bookkeeping = rows * (2 * positions + new_tokens) * 8  # the attention mask, its copy per sample, the tokens
     items = resident(x) + autocast_copies(x, s.linear_params) + gathered(x, "whole weights to sample")
     items += [
-        Item("KV cache", kv + prefill_kv, f"{rows} sequences × {positions} positions"),
+        Item("KV cache", kv + prefill_kv, f"{rows} sequences × {positions} positions, and the prefill's"),
         Item("activations", max(prefill, sampling) + bookkeeping, "prefill or sampling buffers"),
     ]
     return PhaseMemory(name, tuple(items))
+
+
+def hf_generate(
+    x: Setup, name: str, prompts: Optional[int], samples: int, new_tokens: int, shorter: tuple[str, ...] = ()
+) -> PhaseMemory:
+    """The transformers engine's generate call that holds the most. ``shorter``: settings of the phase's
+    responses that would shrink it (beside fewer prompts per call, while a call holds more than one)."""
+    calls, refused = generate_calls(x, prompts, samples, new_tokens)
+    planned = {count: generate_call(x, name, count, width, samples, new_tokens) for count, width in calls.items()}
+    count, phase = max(planned.items(), key=lambda call: call[1].total)
+    fewer = ("a smaller rollout.batch_tokens (KV-cache positions per generate call) or rollout.batch_samples",)
+    width = calls[count]
+    note = (
+        f"the generate call that holds the most: {count} prompt(s) of {width} tokens × {samples} samples, "
+        f"{count * samples * (width + new_tokens)} KV-cache positions (rollout.batch_tokens={x.cfg.rollout.batch_tokens})"
+    )
+    return replace(phase, notes=(note,), refused=refused, remedies=(fewer if count > 1 else ()) + shorter)
 
 
 def rollout(x: Setup) -> Optional[PhaseMemory]:
@@ -303,7 +341,8 @@ def evaluation(x: Setup) -> Optional[PhaseMemory]:
     if x.cfg.rollout.engine != "hf":
         return None
     ev = x.cfg.eval
-    return hf_generate(x, "evaluation", eval_problems(x), ev.samples_per_prompt, ev.max_new_tokens)
+    shorter = ("a smaller eval.max_new_tokens",)
+    return hf_generate(x, "evaluation", eval_problems(x), ev.samples_per_prompt, ev.max_new_tokens, shorter)
 
 
 # --- scoring and the update -------------------------------------------------------------------------
@@ -321,7 +360,8 @@ def scoring(x: Setup) -> Optional[PhaseMemory]:
         items += autocast_copies(x, x.shape.linear_params)
     elif x.precision.casts:  # a frozen model's weights are cast per use, one at a time
         items.append(Item("autocast", x.shape.largest_tensor * x.precision.compute, "one cast weight"))
-    return PhaseMemory("scoring", tuple(items + [Item("activations", forward, "one micro-batch, no gradient")]))
+    items.append(Item("activations", forward, "one micro-batch, no gradient"))
+    return PhaseMemory("scoring", tuple(items), remedies=("a smaller optim.micro_batch_tokens",))
 
 
 def shared_contexts(x: Setup) -> list[Item]:
@@ -353,13 +393,19 @@ def fsdp_units(x: Setup, layer: int, root: int) -> list[Item]:
     ]
 
 
+def training_remedies(x: Setup) -> tuple[str, ...]:
+    """What shrinks a backward's activations: recomputing them (where not on already), smaller micro-batches."""
+    recompute = () if x.cfg.model.gradient_checkpointing else ("model.gradient_checkpointing=true",)
+    return recompute + ("a smaller optim.micro_batch_tokens",)
+
+
 def update(x: Setup) -> PhaseMemory:
     s, p = x.shape, x.precision
     activations = update_peak(s, p, x.micro_batch(), x.cfg.model.gradient_checkpointing)
     items = resident(x) + [Item("gradients", x.held() * p.weights, "policy")] + autocast_copies(x, s.linear_params)
     items += [Item("activations", activations, f"micro-batch of {x.cfg.optim.micro_batch_tokens} tokens")]
     items += shared_contexts(x) + fsdp_units(x, s.layer_params, s.root_params)
-    return PhaseMemory("update", tuple(items))
+    return PhaseMemory("update", tuple(items), remedies=training_remedies(x))
 
 
 def optimizer_step(x: Setup) -> PhaseMemory:
@@ -381,7 +427,7 @@ def critic_update(x: Setup) -> Optional[PhaseMemory]:
     critic_linear = s.linear_params - s.vocab * s.hidden + s.hidden + 1
     items = resident(x) + [Item("gradients", x.critic_held() * p.weights)] + autocast_copies(x, critic_linear)
     items += [Item("activations", activations)] + fsdp_units(x, s.layer_params, s.root_params - s.head_params)
-    return PhaseMemory("critic update", tuple(items))
+    return PhaseMemory("critic update", tuple(items), remedies=training_remedies(x))
 
 
 # The phases of a step, in order: each returns None where the config has no such phase.

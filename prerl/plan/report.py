@@ -45,11 +45,13 @@ def phase_table(plan: Plan) -> str:
 def verdict(plan: Plan, margin: float, explain: bool = True) -> str:
     peak, device, over = plan.peak, plan.device_bytes, plan.over()
     head = f"peak: {peak.name}, {gib(peak.total)} GiB"
+    reason = refusal(plan, margin)  # a phase the code refuses is refused on any device
+    if reason is not None:
+        of = f" of {gib(device)} GiB" if device is not None else ""
+        word = "refused" if any(p.refused for p in plan.phases) else "does NOT fit"
+        return f"{head}{of}: {word}" + (f". {reason}" if explain else "")
     if device is None or over is None:
         return head + " (device memory unknown: pass --device-memory)"
-    reason = refusal(plan, margin)
-    if reason is not None:
-        return f"{head} of {gib(device)} GiB: does NOT fit" + (f". {reason}" if explain else "")
     if over > 0:
         return f"{head} of {gib(device)} GiB: over by {gib(over)} GiB, within plan.margin={margin} (a warning)"
     return f"{head} of {gib(device)} GiB: fits ({gib(-over)} GiB left)"

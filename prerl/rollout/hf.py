@@ -14,7 +14,8 @@ def prompts_per_call(width: int, n: int, max_new_tokens: int, cfg: RolloutConfig
     """Prompts per generate call: at most ``rollout.batch_samples // n`` (at least one), and no more than
     ``rollout.batch_tokens`` KV-cache positions, each prompt's ``n`` samples holding ``width + max_new_tokens``
     positions each (``decode.sample`` preallocates them). One prompt over the budget is an error: its samples
-    are decoded together, and memory would run out mid-rollout."""
+    are decoded together, and memory would run out mid-rollout. The memory plan plans the calls this allows
+    and refuses what it refuses (prerl/plan/memory.py ``generate_calls``)."""
     per_prompt = n * (width + max_new_tokens)
     if per_prompt > cfg.batch_tokens:
         raise ConfigError(
