@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from prerl import policy_model
 from prerl.config import ModelConfig
 from prerl.gguf_weights import ensure_gguf_model
 from prerl.mini.base_model import ensure_base_model
@@ -43,11 +44,15 @@ def model_path(cfg: ModelConfig, cache_dir: str) -> str:
 
 
 def logged_policy(uri: str, cache_dir: str) -> str:
-    """A policy logged to MLflow (``runs:/<run_id>/policy``), downloaded once from the current tracking
-    store into the cache; a finished run's artifacts do not change."""
+    """A policy logged to MLflow (``runs:/<run_id>/policy``, ``models:/<name>/<version>``, an alias, a
+    model id), downloaded once from the current tracking store into the cache, as a folder that
+    ``from_pretrained`` loads (``prerl.policy_model``); what a URI names there never changes."""
     import mlflow
 
-    dest = Path(cache_dir) / "mlflow" / uri.split(":/", 1)[1].strip("/")
+    try:
+        dest = Path(cache_dir) / "mlflow" / policy_model.cache_key(uri)
+    except Exception as err:  # a malformed models:/ URI, an unknown name or alias
+        raise ValueError(f"model.path={uri}: {str(err)[:300]}") from err
     if not (dest / "config.json").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
@@ -57,11 +62,10 @@ def logged_policy(uri: str, cache_dir: str) -> str:
                 raise ValueError(
                     f"model.path={uri}: cannot download it from {mlflow.get_tracking_uri()}: {str(err)[:300]}"
                 ) from err
+            folder = policy_model.pretrained_folder(Path(local), uri)
             if dest.exists():
                 shutil.rmtree(dest)
-            os.replace(local, dest)
-    if not (dest / "config.json").exists():
-        raise ValueError(f"model.path={uri}: no model config.json in the downloaded artifacts ({dest})")
+            os.replace(folder, dest)
     return str(dest)
 
 

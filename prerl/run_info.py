@@ -29,8 +29,8 @@ def experiment_description(name: str) -> str:
         f"prerl experiment `{name}`: one run per training job (RL for LLM reasoning in pre-train space). "
         "Runs are named method-phases-seed (`dsrl-nsr_prerl20-grpo-s0`); a multirun or an Optuna study is a "
         "parent run with its jobs nested under it and the best job in its summary. Headline metric: "
-        "`eval/test/avg_at_K`. The final policy is the artifact `policy/`: "
-        "`python evaluate.py model.path=runs:/RUN_ID/policy` re-evaluates it."
+        "`eval/test/avg_at_K`. The final policy is the run's model `policy` (the Models column; the registry "
+        "takes it): `python evaluate.py model.path=runs:/RUN_ID/policy` re-evaluates it."
     )
 
 

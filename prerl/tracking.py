@@ -27,7 +27,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from prerl import run_info
+from prerl import policy_model, run_info
 from prerl.config import TrackingConfig
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,8 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 class Outbox:
     """What the run has logged but the store has not confirmed, oldest first. Each item is a JSON
-    record (metrics of a step, a JSON artifact, a folder of artifacts, the final status), so the queue
+    record (metrics of a step, a JSON artifact, a folder of artifacts, the policy as a model, the final
+    status), so the queue
     survives the process in ``path`` and a resumed run sends what a killed one could not."""
 
     RETRY_S = (2.0, 60.0)  # wait between attempts while the server is away: doubles from 2 s up to 60 s
@@ -165,6 +166,10 @@ class Outbox:
             with_retry(self.client.log_table, run_id, data=item["data"], artifact_file=item["artifact"])
         elif kind == "artifacts":
             with_retry(self.client.log_artifacts, run_id, item["local_dir"], item["artifact"])
+        elif kind == "model":
+            with_retry(
+                policy_model.log_policy_model, self.client, run_id, item["local_dir"], item["step"], item["artifact"]
+            )
         elif kind == "status":
             with_retry(self.client.set_terminated, run_id, status=item["status"])
         else:
@@ -339,9 +344,10 @@ class Tracker:
     def log_table(self, rows: dict[str, list], artifact: str) -> None:
         self.queue({"kind": "table", "data": rows, "artifact": artifact})
 
-    def log_policy(self, folder: Path, artifact: str = "policy") -> None:
-        """A saved policy folder (weights, config, tokenizer) as artifacts: ``runs:/<run_id>/policy``."""
-        self.queue({"kind": "artifacts", "local_dir": str(Path(folder).resolve()), "artifact": artifact})
+    def log_policy(self, folder: Path, step: int, name: str = policy_model.NAME) -> None:
+        """A saved policy folder (weights, config, tokenizer) as the run's MLflow model ``name``, with the
+        metrics of ``step`` (``prerl.policy_model``): the Models column, ``runs:/<run_id>/policy``."""
+        self.queue({"kind": "model", "local_dir": str(Path(folder).resolve()), "artifact": name, "step": step})
 
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is None:

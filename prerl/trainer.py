@@ -428,7 +428,7 @@ class Experiment:
         if distributed.is_main():
             self.model.save_pretrained(save_dir, state_dict=state)
             self.tokenizer.save_pretrained(save_dir)
-            self.tracker.log_policy(save_dir)  # runs:/<run_id>/policy for evaluate.py
+            self.tracker.log_policy(save_dir, step=self.cfg.total_steps)  # runs:/<run_id>/policy for evaluate.py
 
     # --- the loop -------------------------------------------------------------------------
 

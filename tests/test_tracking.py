@@ -230,7 +230,7 @@ def test_ranks_other_than_0_log_through_every_tracker_method_without_a_store(tmp
         "log": ({"train/loss": 1.0}, 1),
         "log_dict": ({"a": 1}, "a.json"),
         "log_table": ({"a": [1]}, "t.json"),
-        "log_policy": (tmp_path,),
+        "log_policy": (tmp_path, 4),
         "queue": ({"kind": "metrics"},),
         "finish": ("FINISHED",),
     }

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -78,15 +79,23 @@ def test_four_parallel_joblib_jobs_over_http_are_all_read_back(server, tmp_path,
             "eval/ood/avg_at_2",
             "cost/generated_tokens_total",
         } <= set(run.data.metrics)
-        # every artifact: per-problem counts, sample tables, the final policy byte for byte
+        # every artifact: per-problem counts, sample tables; the final policy, a model of the run, byte for byte
         listed = {a.path for a in client.list_artifacts(run_id)}
-        assert {"config.json", "per_problem", "samples", "policy"} <= listed
+        assert {"config.json", "per_problem", "samples"} <= listed
         per_problem = {a.path for a in client.list_artifacts(run_id, "per_problem")}
         assert per_problem == {f"per_problem/{s}_step{n:05d}.json" for s in ("test", "ood") for n in (0, 2)}
         job_dir = sweep_dir / str(int(run.data.params["seed"]))
-        local = Path(client.download_artifacts(run_id, "policy", tempfile.mkdtemp()))
-        for name in ("model.safetensors", "config.json", "tokenizer.json"):
-            assert sha256(local / name) == sha256(job_dir / "final_policy" / name)
+        (output,) = run.outputs.model_outputs  # uploaded through the server, as the run's artifacts are
+        model = client.get_logged_model(output.model_id)
+        assert model.name == "policy" and model.source_run_id == run_id
+        # (evaluate.py below reads it as runs:/<run_id>/policy; MLflow 3.17 resolves that through the
+        # global tracking URI only, which this process leaves alone)
+        local = Path(mlflow.artifacts.download_artifacts(model.artifact_location, tracking_uri=server.uri))
+        for name in ("model.safetensors", "config.json"):
+            assert sha256(local / "model" / name) == sha256(job_dir / "final_policy" / name)
+        assert sha256(local / "components" / "tokenizer" / "tokenizer.json") == sha256(
+            job_dir / "final_policy" / "tokenizer.json"
+        )
         assert [(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs] == [
             ("mini/train", "training"),
             ("mini/test", "eval"),
@@ -149,7 +158,7 @@ def test_a_server_that_dies_mid_run_loses_no_step(tmp_path, cache_dir):
         assert "not recorded there: metrics of steps" in log and "mlflow_pending.jsonl" in log, log[-3000:]
         waiting = [json.loads(line) for line in (out / "mlflow_pending.jsonl").read_text().splitlines()]
         assert waiting[-1] == {"run_id": waiting[0]["run_id"], "kind": "status", "status": "FINISHED"}
-        assert any(item["kind"] == "artifacts" and item["artifact"] == "policy" for item in waiting)
+        assert any(item["kind"] == "model" and item["artifact"] == "policy" for item in waiting)
 
         srv.start()
         done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
@@ -161,6 +170,11 @@ def test_a_server_that_dies_mid_run_loses_no_step(tmp_path, cache_dir):
         for key in ("train/accuracy", "train/loss", "time/step_s", "cost/generated_tokens_total"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4, 5, 6], key
         assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/test/avg_at_2")] == [0, 3, 6]
-        assert "policy/model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "policy")}
+        (output,) = run.outputs.model_outputs  # the policy, sent by the relaunch, a model of the run
+        model = client.get_logged_model(output.model_id)
+        assert model.name == "policy" and model.experiment_id == run.info.experiment_id
+        assert "model/model.safetensors" in {
+            a.path for a in client.list_logged_model_artifacts(model.model_id, "model")
+        }
     finally:
         srv.stop()

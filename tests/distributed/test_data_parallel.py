@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -170,6 +171,7 @@ def test_torchrun_smoke_run_logs_once_from_rank_zero(tmp_path, cache_dir):
     assert len(solved) == 4 and all(s.value + by_step[s.step] == 4 for s in solved)
     assert [p.name for p in checkpoint.checkpoints(out / "checkpoints")][-1] == "step_000004.pt"
     assert (out / "final_policy" / "config.json").exists()
+    assert [o.step for o in runs[0].outputs.model_outputs] == [4]  # the policy, logged once as a model
 
 
 def test_fsdp2_run_logs_once_and_writes_checkpoints_that_load_anywhere(tmp_path, cache_dir):
@@ -209,3 +211,15 @@ def test_fsdp2_run_logs_once_and_writes_checkpoints_that_load_anywhere(tmp_path,
     assert float(resumed["optimizer"]["state"][0]["step"]) == 3  # Adam's state was loaded, not restarted
     assert len(client.search_runs([runs[0].info.experiment_id])) == 1
     assert sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")) == [1, 2, 3]
+    # the run's model is now the policy of step 3, gathered from the shards, weight for weight (the
+    # gathered state also holds the tied head, which a model's own save leaves out)
+    (live,) = client.search_logged_models(
+        [runs[0].info.experiment_id], filter_string=f"source_run_id = '{runs[0].info.run_id}'"
+    )
+    steps = {o.model_id: o.step for o in client.get_run(runs[0].info.run_id).outputs.model_outputs}
+    assert steps[live.model_id] == 3
+    logged = AutoModelForCausalLM.from_pretrained(
+        mlflow.artifacts.download_artifacts(f"{live.artifact_location}/model")
+    ).state_dict()
+    final = AutoModelForCausalLM.from_pretrained(out / "final_policy").state_dict()
+    assert logged.keys() == final.keys() and all(torch.equal(final[k], v) for k, v in logged.items())

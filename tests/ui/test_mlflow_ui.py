@@ -3,7 +3,8 @@
 A warm-up sweep on the micro model (S in {0, 1} x seeds 0, 1, K = 8) is logged to a fresh store, the UI
 is started on it as ``make mlflow-ui`` starts it, and headless Chromium checks what a researcher
 looks for: the runs table lists the named runs under their sweep's parent run, ``eval/test/avg_at_8``
-can be shown as a column with the logged values, and the compare view of two runs loads. Screenshots
+can be shown as a column with the logged values, the Models column links each job's final policy, and the
+compare view of two runs loads. Screenshots
 are saved in ``outputs/ui-screenshots/``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (or $CHROME_BINARY / $CHROMEDRIVER) and selenium
@@ -134,6 +135,21 @@ def open_runs(driver, ui, experiment_id):
     close_assistant(driver)
 
 
+def unfold(driver, parent, children) -> None:
+    """Unfold the sweep's parent row into its jobs' rows, unless the UI kept it unfolded (it remembers
+    which rows were, in the browser, with the rows as they first draw)."""
+    names = sorted(c.info.run_name for c in children)
+
+    def shown(d) -> bool:
+        return all(any(n[:12] in t for t in row_texts(d)) for n in names)
+
+    if not shown(driver):
+        driver.find_element(
+            By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] button"
+        ).click()
+    wait_for(driver, shown, "the sweep's jobs")
+
+
 def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser, ui, store):
     folder, experiment_id, parent, children = store
     open_runs(browser, ui, experiment_id)
@@ -143,11 +159,7 @@ def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser
     assert not any(child.info.run_name in t for child in children for t in texts)  # grouped: folded away
     shot(browser, "1-runs-table-folded")
 
-    browser.find_element(
-        By.CSS_SELECTOR, f".ag-row[row-id='{parent.info.run_id}'] [col-id='attributes.`Run Name`'] button"
-    ).click()
-    names = sorted(c.info.run_name for c in children)
-    wait_for(browser, lambda d: all(any(n[:12] in t for t in row_texts(d)) for n in names), "the sweep's jobs")
+    unfold(browser, parent, children)
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "mini/train" in text and "train.py" in text  # Dataset and Source columns filled
 
@@ -185,6 +197,37 @@ def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser
     shot(browser, "2-runs-table-sweep-expanded-with-metric")
 
 
+def test_models_column_links_each_jobs_policy(browser, ui, store):
+    """Each job's final policy is a model of its run (prerl/policy_model.py): the Models column names it
+    and links the model's page."""
+    folder, experiment_id, parent, children = store
+    open_runs(browser, ui, experiment_id)
+    wait_for(browser, lambda d: any(parent.info.run_name in t for t in row_texts(d)), "the parent run")
+    unfold(browser, parent, children)
+    column = "attributes.`Models`"
+    wait_for(
+        browser,
+        lambda d: [
+            h
+            for h in d.find_elements(By.CSS_SELECTOR, ".ag-header-cell[col-id]")
+            if h.get_attribute("col-id") == column
+        ],
+        "the Models column",
+    )
+    for child in children:
+        cell = f".ag-row[row-id='{child.info.run_id}'] [col-id='{column}']"
+        link = wait_for(
+            browser,
+            lambda d, cell=cell: [
+                a for a in d.find_elements(By.CSS_SELECTOR, f"{cell} a") if a.text.strip() == "policy"
+            ],
+            f"policy in the Models cell of {child.info.run_name}",
+        )[0]
+        (output,) = child.outputs.model_outputs
+        assert link.get_attribute("href").endswith(f"/experiments/{experiment_id}/models/{output.model_id}")
+    shot(browser, "3-runs-table-models-column")
+
+
 def test_compare_view_of_two_runs_loads(browser, ui, store):
     folder, experiment_id, parent, children = store
     a, b = children[:2]
@@ -201,4 +244,4 @@ def test_compare_view_of_two_runs_loads(browser, ui, store):
     wait_for(browser, lambda d: METRIC in d.find_element(By.TAG_NAME, "body").text, f"{METRIC} in the comparison")
     time.sleep(2)  # let the plots draw before the screenshot
     close_assistant(browser)
-    shot(browser, "3-compare-two-runs")
+    shot(browser, "4-compare-two-runs")
