@@ -226,3 +226,14 @@ def test_the_readme_and_the_docs_show_the_same_commands_and_groups():
     config_page = (DOCS / "configuration.md").read_text(encoding="utf-8")
     readme_table = table_after(readme, groups).replace("](docs/", "](")
     assert readme_table == table_after(config_page, groups)
+    step = "## What a step does\n"
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert section(readme, step).replace("](docs/", "](") == section(index, step)
+
+
+def section(markdown: str, heading_line: str) -> str:
+    """From ``heading_line`` to the next heading of its level."""
+    start = markdown.index(heading_line)
+    level = heading_line.split(" ")[0] + " "
+    end = markdown.find("\n" + level, start + len(heading_line))
+    return markdown[start : end if end >= 0 else len(markdown)]
