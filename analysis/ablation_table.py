@@ -14,7 +14,7 @@ with PNG figures beside; the folder is logged as the artifacts of one summary ru
 (``run_name=ablation-table``) in the experiment.
 
 Every cell is a mean with its 95% interval over seeds and problems, and every row's difference from
-the baseline row (``--baseline``; plain GRPO by default) has its own interval: README, "Reading a table".
+the baseline row (``--baseline``; plain GRPO by default) has its own interval: docs/sweeps.md#reading-a-table.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How often the tables' 95% intervals cover the truth, measured on simulated experiments.
 
-    python -m analysis.bootstrap_coverage                  # the regimes of the README, ~1 min
+    python -m analysis.bootstrap_coverage                  # the regimes of docs/sweeps.md, ~1 min
     python -m analysis.bootstrap_coverage --seeds 3 --problems 128 --replicates 1000
 
 A simulated experiment has two methods evaluated on the same problems, each over its own seeds, with
@@ -73,7 +73,7 @@ def coverage(
     return Coverage(hit_delta / replicates, hit_mean / replicates, width / replicates)
 
 
-REGIMES = {  # name -> world: the README's table
+REGIMES = {  # name -> world: the table of docs/sweeps.md#reading-a-table
     "3 seeds, seed effect dominant": World(seeds=3),
     "5 seeds, seed effect dominant": World(seeds=5),
     "10 seeds, seed effect dominant": World(seeds=10),
@@ -85,7 +85,7 @@ REGIMES = {  # name -> world: the README's table
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--seeds", type=int, help="one world with this many seeds per method (default: the README's regimes)"
+        "--seeds", type=int, help="one world with this many seeds per method (default: the regimes of docs/sweeps.md)"
     )
     p.add_argument("--problems", type=int, default=100)
     p.add_argument("--seed-effect", type=float, default=0.1)

@@ -977,7 +977,7 @@ def document(study: Study, experiment: str, command: str, preset: str, times: di
         "replicates separately (a claim's cells alone, a part's rows together), so the same difference can "
         "show bounds a few tenths of a point apart in the two: with 5 seeds the seed resampling has few "
         "distinct outcomes and the percentile bounds move in steps. Fewer than 10 seeds make intervals too "
-        "narrow (README, 'Reading a table').",
+        "narrow (docs/sweeps.md, 'Reading a table').",
         "",
         f"**Headline:** {headline(study, rows)}.",
         "",

@@ -199,7 +199,8 @@ def setup_notes(
     if few:
         notes.append(
             f"rows with {', '.join(map(str, few))} seed(s): intervals from fewer than {FEW_SEEDS} seeds are "
-            "too narrow (README, 'Reading a table')" + ("; one seed's cover the problems only" if 1 in few else "")
+            "too narrow (docs/sweeps.md, 'Reading a table')"
+            + ("; one seed's cover the problems only" if 1 in few else "")
         )
     for row, keys in confounds(groups, baseline, spec.own).items():
         notes.append(

@@ -47,7 +47,9 @@ def main() -> None:
                 compose_config(workload + [f"{args.key}={v}"], Path(tmp))[0].optim for v in args.values.split(",")
             ]
         except Exception as error:  # noqa: BLE001 - Hydra's message names the override; no traceback
-            raise SystemExit(f"{error} ({error.__cause__ or 'see the config reference in README'})") from None
+            raise SystemExit(
+                f"{error} ({error.__cause__ or 'see the config reference in docs/configuration.md'})"
+            ) from None
         exp = trainer.Experiment(cfg, resolved)
         exp.start()
         policy_updates, captured = trainer.policy_updates, {}

@@ -1,5 +1,5 @@
 """Peak memory of the update's log-probs (and entropy) on one micro-batch of logits: the chunked
-``next_token_logprobs`` against the plain full-softmax formula it replaced (README "Performance").
+``next_token_logprobs`` against the plain full-softmax formula it replaced (docs/performance.md).
 
 Each variant runs in a fresh process (``--variant`` runs one): [1, N, V] fp32 logits that require
 grad, log-probs at temperature 0.7, then backward. Reported: what the forward keeps for backward

@@ -7,7 +7,7 @@ OmegaConf against this schema, and ``__post_init__`` checks the values, raising 
 knobs by ``prerl.choices.check_choices``: this module imports nothing but the standard library and
 ``prerl.enums``, so a config is cheap to build and no plug-in has to exist before it. Every field
 carries its help (units, allowed values) as ``metadata["help"]``: the source of ``python train.py
---help`` and of the README's reference (prerl/config_docs.py). Units live in the names:
+--help`` and of the reference in docs/configuration.md (prerl/config_docs.py). Units live in the names:
 ``*_prompts`` counts prompts, ``*_samples`` sampled responses, ``*_tokens`` tokens.
 """
 
@@ -242,7 +242,7 @@ class ModelConfig:
         metadata={"help": "recompute activations in the backward pass: less memory, about a third more compute"},
     )
     # Inductor fuses what runs eagerly as one memory pass per op; on the mini model (CPU) the compile
-    # costs more than a short run saves (README "Performance"), so it is off by default.
+    # costs more than a short run saves (docs/LOG.md, round e59db59 → f4712cc), so it is off by default.
     compile: bool = field(
         default=False,
         metadata={
@@ -721,7 +721,7 @@ class OptimConfig:
     # On a CPU the update's elementwise ops and its matmuls' inputs run at memory speed once a micro-batch's
     # activations leave the core's cache: on the mini model 1024 tokens cost 0.89-0.92x of 2048 for the
     # updates of GRPO, NSR-PreRL and PPO (policy and critic), and 2048 0.87-0.91x of 4096 (`make
-    # bench-update`; README "Performance"). The paper preset uses 10240 on GPUs.
+    # bench-update`; docs/LOG.md). The paper preset uses 10240 on GPUs.
     micro_batch_tokens: int = field(
         default=1024,
         metadata={
@@ -869,7 +869,7 @@ class TrackingConfig:
 
 @dataclass
 class DistributedConfig:
-    """How ``torchrun`` processes hold the models (README, "Scaling out"); nothing changes in one process."""
+    """How ``torchrun`` processes hold the models (docs/scaling-out.md); nothing changes in one process."""
 
     # fsdp2: one unit per decoder layer; the weights are gathered whole for rollouts and scoring, so
     # they alone must fit one device.
@@ -917,7 +917,7 @@ class PlanConfig:
         default=0.05,
         metadata={
             "help": "fraction of the device memory a planned peak may exceed it by before the run is refused "
-            '(the plan\'s own error: README "Memory plan"); >= 0'
+            "(the plan's own error: docs/scaling-out.md#memory-plan); >= 0"
         },
     )
     device_memory: Optional[str] = field(
@@ -971,7 +971,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of sampling, shuffling and the prompt stream"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     # GPU kernels repeat on the same machine (CPU kernels already do; vLLM's are its own); it never
-    # makes two machines agree (README, "Reproducibility").
+    # makes two machines agree (docs/reproducibility.md).
     deterministic: bool = field(default=False, metadata={"help": "torch.use_deterministic_algorithms(True)"})
     cache_dir: str = field(default=".cache/prerl", metadata={"help": "built mini models and other caches"})
     output_dir: str = field(

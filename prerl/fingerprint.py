@@ -1,7 +1,7 @@
 """What decides whether two runs should agree to the float: machine, packages, threads, determinism.
 
 Runs on the same machine, with the same packages, thread count and weights, repeat bit for bit on
-CPU; anything else differing here makes them agree only statistically (README, "Reproducibility").
+CPU; anything else differing here makes them agree only statistically (docs/reproducibility.md).
 """
 
 from __future__ import annotations

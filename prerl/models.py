@@ -91,8 +91,8 @@ def group_kv_heads_in_sdpa() -> None:
     also when a mask is given, instead of repeating every key/value head in memory first (``repeat_kv``).
 
     transformers does so only without a mask, a CUDA kernel's condition; torch's CPU kernels take masked
-    GQA, and on the mini model's update it measured 0.95x the forward and backward's CPU time (README
-    "Performance"). The switch is transformers' own environment variable, read at every attention call,
+    GQA, and on the mini model's update it measured 0.95x the forward and backward's CPU time (docs/LOG.md,
+    round 9845269 → e59db59). The switch is transformers' own environment variable, read at every attention call,
     so it holds for the whole process (CPU runs only; a user's own setting wins)."""
     os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
 
@@ -100,7 +100,7 @@ def group_kv_heads_in_sdpa() -> None:
 def compile_decoder_layers(model: torch.nn.Module) -> None:
     """``torch.compile`` every decoder layer of ``model`` (``model.compile``), for its updates and
     scoring passes: inductor fuses a layer's elementwise ops (norms, rotary embedding, SiLU, residual
-    adds and their backward), which eagerly run one pass over memory each (README "Performance").
+    adds and their backward), which eagerly run one pass over memory each (docs/performance.md#where-the-time-goes-now).
 
     Dynamic shapes, so that new batch and sequence lengths reuse the graphs. The rest of the model
     (embedding, final norm, LM head, the chunked log-softmax) stays eager, and so does the rollout

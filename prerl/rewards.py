@@ -8,7 +8,7 @@ symbolically with no alarm left: ``\boxed{10^{10^{10^{10}}}}`` could run for eve
 also runs under a CPU-time guard (``_cpu_guard``) that raises a ``BaseException``, which those
 clauses do not catch, and raises again every second until the verdict returns: a wrong answer.
 
-Three things keep the reward cheap without changing a single verdict (README "Performance"):
+Three things keep the reward cheap without changing a single verdict (docs/performance.md#what-makes-a-step-cheaper):
 
 - each distinct (boxed answer, gold) pair of a batch is judged once, and math-verify's verdicts are
   kept for the run (it is deterministic), so a repeated sample costs a dictionary look-up;

@@ -13,7 +13,7 @@ for everyone, and that shared difficulty cancels in a difference), seeds indepen
 The interval is the percentile interval of the replicates.
 
 What the intervals do and do not cover is measured in ``tests/test_stats.py`` on simulated
-experiments with a known difference, and stated in the README: with few seeds the seed-level spread
+experiments with a known difference, and stated in docs/sweeps.md#reading-a-table: with few seeds the seed-level spread
 is underestimated (three seeds give only ten distinct resamples), so intervals are too narrow there.
 Everything here is pure numpy and seeded: the same inputs give the same intervals on any machine up
 to floating-point summation order.

@@ -1,5 +1,5 @@
 """Every baseline algorithm: real steps on the micro model, alone and after a warm-up; its loss
-falls on a fixed batch; the six-way multirun from the README completes and is logged."""
+falls on a fixed batch; the six-way multirun of docs/algorithms-and-objectives.md completes and is logged."""
 
 import sys
 from pathlib import Path
@@ -85,7 +85,7 @@ def test_dapo_gives_a_clear_error_when_no_group_has_signal(tmp_path, cache_dir, 
 
 
 def test_six_way_multirun(tmp_path, cache_dir):
-    """The README's sweep over the baselines, through Hydra's multirun, with the real grader."""
+    """The sweep over the baselines of docs/algorithms-and-objectives.md, through Hydra's multirun, with the real grader."""
     db = tmp_path / "sweep.db"
     cmd = [
         sys.executable,

@@ -55,7 +55,7 @@ def test_another_recipe_is_built_cached_and_rebuilt_bit_for_bit_on_this_machine(
     _, verdict = base_model.rebuild(TINY, tmp_path / "cache", progress=False)
     assert verdict.startswith("no shipped build")
     # Ship the first build, then rebuild: the same process and machine run the same kernels in the
-    # same order, so this comparison is bit-exact (across machines it is not: README, "Reproducibility").
+    # same order, so this comparison is bit-exact (across machines it is not: docs/reproducibility.md).
     monkeypatch.setattr(base_model, "SHIPPED", tmp_path / "shipped")
     base_model.ship(path)
     rebuilt, verdict = base_model.rebuild(TINY, tmp_path / "cache", progress=False)

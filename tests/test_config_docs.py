@@ -1,4 +1,4 @@
-"""The config documents itself: every field has help, and the README and --help show it (prerl/config_docs.py)."""
+"""The config documents itself: every field has help, and docs/configuration.md and --help show it (prerl/config_docs.py)."""
 
 import dataclasses
 import subprocess
@@ -55,10 +55,10 @@ def test_the_reference_lists_every_leaf_key_once():
     assert all(f"  {k} " in text for k in keys)
 
 
-def test_readme_reference_is_what_the_generator_writes():
-    readme = (ROOT / "README.md").read_text()
-    generated = config_docs.replace_block(readme, config_docs.markdown(config_docs.composed_defaults()))
-    assert generated == readme, "README.md's config reference is stale: python -m prerl.config_docs --write"
+def test_docs_reference_is_what_the_generator_writes():
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    generated = config_docs.replace_block(page, config_docs.markdown(config_docs.composed_defaults()))
+    assert generated == page, "docs/configuration.md's config reference is stale: python -m prerl.config_docs --write"
 
 
 def test_a_composition_shows_its_own_values():

@@ -123,3 +123,117 @@ def test_every_docs_anchor_exists():
                 dead.append(f"{path.relative_to(ROOT)}: docs/{page}#{anchor}: {why}")
     assert not dead, "dead docs links:\n" + "\n".join(dead)
     assert links > 0  # the pattern matched something: the code cites docs pages by anchor
+
+
+# A markdown link or image target: [text](target) or ![alt](target), up to a space (a title) or ")".
+MARKDOWN_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+INLINE_CODE = re.compile(r"`[^`]*`")
+EXTERNAL = ("http://", "https://", "mailto:")
+
+
+def markdown_pages() -> list[Path]:
+    """README.md, CONTRIBUTING.md and every page under docs/ (result pages in its folders included)."""
+    return [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.rglob("*.md"))]
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The targets of a page's links and images that point into the repository (outside code)."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if not fenced:
+            out += [t for t in MARKDOWN_LINK.findall(INLINE_CODE.sub("", line)) if not t.startswith(EXTERNAL)]
+    return out
+
+
+def dead_link(page: Path, target: str) -> str | None:
+    """Why ``target``, linked from ``page``, does not resolve: no such file, or no such heading."""
+    path, _, anchor = target.partition("#")
+    file = (page.parent / path).resolve() if path else page
+    if not file.exists():
+        return f"no file {path}"
+    if anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
+        return f"no heading #{anchor} in {path or page.name}"
+    return None
+
+
+def test_relative_links_finds_links_and_skips_code():
+    text = "[a](x.md#b) ![i](assets/p.png) `[c](no.md)` [w](https://x.org)\n```\n[d](no.md)\n```\n"
+    assert relative_links(text) == ["x.md#b", "assets/p.png"]
+
+
+def test_every_relative_link_of_the_markdown_pages_resolves():
+    dead, links = [], 0
+    for page in markdown_pages():
+        for target in relative_links(page.read_text(encoding="utf-8")):
+            links += 1
+            why = dead_link(page, target)
+            if why:
+                dead.append(f"{page.relative_to(ROOT)}: ({target}): {why}")
+    assert not dead, "dead links:\n" + "\n".join(dead)
+    assert links > 0  # the pattern matched something: the pages link each other
+
+
+def test_a_dead_link_is_reported(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n## Part two\n")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "p.png").write_bytes(b"")
+    assert [dead_link(page, t) for t in ("page.md#part-two", "#title", "assets/p.png")] == [None, None, None]
+    assert dead_link(page, "page.md#part") == "no heading #part in page.md"
+    assert dead_link(page, "#nope") == "no heading #nope in page.md"
+    assert dead_link(page, "missing.md") == "no file missing.md"
+    assert dead_link(page, "assets/q.png") == "no file assets/q.png"
+
+
+NAV_PAGE = re.compile(r"^\s*-\s+(?:[^:\n]+:\s+)?([\w./-]+\.md)\s*$", re.MULTILINE)
+
+
+def top_level_pages() -> set[str]:
+    return {p.name for p in DOCS.glob("*.md")}
+
+
+def test_every_docs_page_is_in_the_site_nav_and_linked_from_the_readme():
+    nav = set(NAV_PAGE.findall((ROOT / "mkdocs.yml").read_text(encoding="utf-8")))
+    assert nav == top_level_pages(), "mkdocs.yml's nav and the pages of docs/ differ"
+    readme = {t.partition("#")[0] for t in relative_links((ROOT / "README.md").read_text(encoding="utf-8"))}
+    unlinked = {p for p in top_level_pages() - {"index.md"} if f"docs/{p}" not in readme}
+    assert not unlinked, f"README.md links no page {sorted(unlinked)}"
+
+
+def fenced_block(markdown: str, first_line: str) -> str:
+    """The code block whose first line is ``first_line``."""
+    start = markdown.index(first_line)
+    return markdown[start : markdown.index("```", start)]
+
+
+def table_after(markdown: str, heading_line: str) -> str:
+    """The Markdown table that follows ``heading_line``."""
+    rest = markdown[markdown.index(heading_line) :].split("\n\n")[1]
+    assert rest.startswith("|"), heading_line
+    return rest
+
+
+def test_the_readme_and_the_docs_show_the_same_commands_and_groups():
+    """The README repeats what the docs site opens with; the copies must not drift apart."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = fenced_block(readme, "make demo   #")
+    for page in ("index.md", "getting-started.md"):
+        assert fenced_block((DOCS / page).read_text(encoding="utf-8"), "make demo   #") == commands, page
+    groups = "Groups in `conf/` (schema and validation in `prerl/config.py`):"
+    config_page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    readme_table = table_after(readme, groups).replace("](docs/", "](")
+    assert readme_table == table_after(config_page, groups)
+    step = "## What a step does\n"
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert section(readme, step).replace("](docs/", "](") == section(index, step)
+
+
+def section(markdown: str, heading_line: str) -> str:
+    """From ``heading_line`` to the next heading of its level."""
+    start = markdown.index(heading_line)
+    level = heading_line.split(" ")[0] + " "
+    end = markdown.find("\n" + level, start + len(heading_line))
+    return markdown[start : end if end >= 0 else len(markdown)]

@@ -1,5 +1,5 @@
 """The GPU check (prerl/gpu_check.py): its arithmetic, and the whole check run degraded on the CPU.
-On a GPU it runs as ``make gpu-check`` or from the kit (``make gpu-kit``; README "GPU check")."""
+On a GPU it runs as ``make gpu-check`` or from the kit (``make gpu-kit``; docs/scaling-out.md#gpu-check)."""
 
 from __future__ import annotations
 

@@ -478,11 +478,11 @@ def test_the_reference_and_the_critic_are_planned_as_built():
 
 
 @pytest.mark.slow  # sixteen configs composed and planned
-def test_the_readmes_table_is_the_planners():
-    """README "Memory plan" pastes ``python -m prerl.plan --table``: a change to the plan shows there."""
+def test_the_docs_table_is_the_planners():
+    """docs/scaling-out.md#memory-plan pastes ``python -m prerl.plan --table``: a change to the plan shows there."""
     from prerl.plan.cli import table
 
-    assert table() in (ROOT / "README.md").read_text()
+    assert table() in (ROOT / "docs" / "scaling-out.md").read_text()
 
 
 def test_auto_autocast_is_planned_as_bf16_on_gpus_and_as_this_cpu_does():

@@ -71,7 +71,7 @@ def test_sigkill_then_resume_logs_exactly_what_an_uninterrupted_run_logs(tmp_pat
 
     expected, resumed = histories(tmp_path / "a.db"), histories(db)
     # same steps, no duplicates, same floats: bit-exact, as both runs use this machine's kernels, threads
-    # and process layout (across machines a resumed run is another sample: README, "Reproducibility")
+    # and process layout (across machines a resumed run is another sample: docs/reproducibility.md)
     assert resumed == expected
     assert [step for step, _ in resumed["train/accuracy"]] == [1, 2, 3, 4, 5, 6]
 

@@ -1,4 +1,4 @@
-"""The reward's fast path and de-duplication change no verdict of math-verify (README "Performance").
+"""The reward's fast path and de-duplication change no verdict of math-verify (docs/performance.md#what-makes-a-step-cheaper).
 
 ``benchmarks/check_fast_path.py`` runs the same comparison over every benchmark copy in
 a data folder (``--data-dir``); here it runs on the mini sets, the shipped benchmark fixtures and hand-picked pairs.

@@ -2,7 +2,7 @@
 
     python train.py experiment=paper_qwen3_4b --plan --ranks 8 --device-memory 80GiB
     python -m prerl.plan model=qwen3_8b distributed.strategy=fsdp2 --ranks 8 --device-memory 80GiB
-    python -m prerl.plan --table        # README's "what fits where" for Qwen3-4B and Qwen3-8B
+    python -m prerl.plan --table        # docs/scaling-out.md's "what fits where" for Qwen3-4B and Qwen3-8B
 
 Exit status: 0 when the plan fits, 1 when a phase exceeds the device by more than ``plan.margin``
 (what ``train.py`` would refuse), 2 for a config error.
@@ -18,7 +18,7 @@ from prerl.cli import compose_checked, exit_on_config_error
 from prerl.plan import plan_for, refusal, target_for
 from prerl.plan.report import report
 
-# README "Memory plan": the paper preset (Qwen3-4B; Qwen3-8B with model=qwen3_8b) on one and eight
+# docs/scaling-out.md#memory-plan: the paper preset (Qwen3-4B; Qwen3-8B with model=qwen3_8b) on one and eight
 # GPUs of 80 GiB (H100) and 141 GB (H200), under each strategy. One GPU cannot host the preset's
 # tensor-parallel pair of vLLM ranks, so it runs one engine per GPU there.
 TABLE_MODELS = {"Qwen3-4B": [], "Qwen3-8B": ["model=qwen3_8b"]}
@@ -36,7 +36,11 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="one device's memory, e.g. 80GiB (default: plan.device_memory, else the local GPU's)",
     )
-    p.add_argument("--table", action="store_true", help="the README table: Qwen3-4B and 8B on H100/H200, 1 and 8 GPUs")
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="the table of docs/scaling-out.md: Qwen3-4B and 8B on H100/H200, 1 and 8 GPUs",
+    )
     return p
 
 

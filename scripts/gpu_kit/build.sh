@@ -5,7 +5,7 @@
 # them here, with the package index): pure-Python wheels install under any Python 3; the binary ones
 # are for this interpreter's version and platform (BINARY.txt lists them: on a machine with another
 # Python they must be installed there already). KIT_DIR/run.sh installs them without an index and runs
-# the check (README "GPU check").
+# the check (docs/scaling-out.md#gpu-check).
 set -euo pipefail
 kit=${1:?usage: build.sh KIT_DIR PYTHON}
 py=${2:?usage: build.sh KIT_DIR PYTHON}

@@ -129,7 +129,7 @@ def close_assistant(driver) -> None:
 
 def open_runs(driver, ui, experiment_id):
     # MLflow 3.17 keeps the GenAI / Model training switch in the browser, not in the experiment's
-    # kind tag: the README's link (and this one) asks for the model-training pages.
+    # kind tag: the link of docs/mlflow.md (and this one) asks for the model-training pages.
     driver.get(f"{ui.uri}/#/experiments/{experiment_id}?workflowType=machine_learning")
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".ag-row"), "the runs table")
     close_assistant(driver)
