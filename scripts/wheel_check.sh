@@ -3,7 +3,7 @@
 #   scripts/wheel_check.sh PYTHON [DIST_DIR]      (PYTHON has build and twine: the dev extra)
 # 1. python -m build (the sdist, then the wheel from it) from a copy of the checkout's files into DIST_DIR
 #    (default dist/), and twine check --strict on both;
-# 2. a fresh venv outside the checkout with the pinned CPU torch, then the wheel and its dependencies;
+# 2. a fresh venv (.venv-wheel-check/) with the pinned CPU torch, then the wheel and its dependencies;
 # 3. from an empty folder outside the checkout, with no PYTHONPATH (the checkout is not on sys.path):
 #    prerl-train --help and prerl-evaluate --help; a two-job multirun of the micro model (experiment=smoke)
 #    that must write ./multirun and ./mlflow.db; prerl-ablation-table on that store, whose warm-up table must
@@ -15,7 +15,7 @@ dist=${2:-$root/dist}
 mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"; echo "wheel-check [${SECONDS}s]: removed $work"' EXIT
+trap 'rm -rf "$work"' EXIT
 step() { echo "wheel-check [${SECONDS}s]: $*"; }
 unset PYTHONPATH  # `make PY=...` puts the checkout there
 export HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true
@@ -29,10 +29,15 @@ wheel=$(ls "$dist"/prerl-*.whl)
 "$py" -m twine check --strict "$wheel" "$dist"/prerl-*.tar.gz
 
 # 2. A fresh venv: torch pinned first (an unpinned torch pulls a multi-GB CUDA build), then the wheel;
-# --no-compile: byte-compiling every dependency costs more than compiling what the commands import.
-step "a fresh venv with torch==2.13.0 and $(basename "$wheel")"
-python3 -m venv "$work/venv"
-bin=$work/venv/bin
+# --no-compile: byte-compiling every dependency costs more than compiling what the commands import. The
+# venv (~3 GB) is made anew in the checkout's git-ignored .venv-wheel-check/ and left for the next run to
+# remove, as gpu-kit-test leaves its, rather than at exit, where CI would wait for tens of thousands of files
+# to be deleted.
+venv=$root/.venv-wheel-check
+step "a fresh venv, $venv, with torch==2.13.0 and $(basename "$wheel")"
+rm -rf "$venv"
+python3 -m venv "$venv"
+bin=$venv/bin
 quiet() { "$@" >"$work/pip.log" 2>&1 || { tail -40 "$work/pip.log"; exit 1; }; }  # pip's notes about its index
 quiet "$bin/python" -m pip install -q --no-compile "torch==2.13.0"
 quiet "$bin/python" -m pip install -q --no-compile "$wheel"
@@ -59,6 +64,6 @@ test -s mlflow.db && test -d multirun || { ls -la; echo "the multirun wrote no .
 step "prerl-ablation-table (the newest sweep in ./mlflow.db)"
 "$bin/prerl-ablation-table" --out tables --no-log
 grep -q "^warmup,S=0," tables/warmup.csv && grep -q "^warmup,S=1," tables/warmup.csv || { cat tables/warmup.csv; exit 1; }
-written=$(find "$work/venv" -newer "$work/installed" -type f ! -name "*.pyc")
+written=$(find "$venv" -newer "$work/installed" -type f ! -name "*.pyc")
 test -z "$written" || { echo "the commands wrote into the venv:" >&2; echo "$written" >&2; exit 1; }
 step "passed"
