@@ -68,6 +68,13 @@ lint: setup
 docs: setup
 	$(DOCS_PY) -m mkdocs build
 
+## The wheel as a user installs it (CI runs it before the tests): python -m build and twine check into dist/,
+## then a fresh venv outside the checkout with the pinned CPU torch and the wheel, where prerl-train --help,
+## a two-job multirun of the micro model and prerl-ablation-table on its ./mlflow.db run (scripts/wheel_check.sh)
+wheel-check: setup
+	bash scripts/wheel_check.sh $(PY)
+.PHONY: wheel-check
+
 ## Apply ruff's safe fixes and its formatter
 format: setup
 	$(PY) -m ruff check --fix .

@@ -1,44 +1,10 @@
 """Evaluate a policy on benchmarks: python evaluate.py [model.path=CHECKPOINT_OR_HUB_NAME] [eval=math6|ood] ...
 
-Same config tree as train.py. Examples:
-    python evaluate.py                                           # the mini model on the mini test sets
-    python evaluate.py model.path=outputs/DATE/TIME/final_policy # a saved checkpoint
-    python evaluate.py model.path=runs:/<run_id>/policy          # the final policy a training run logged to MLflow
-    python evaluate.py model=qwen3_4b eval=math6                 # the paper's math benchmarks (GPU)
-    python evaluate.py model=micro eval=math6 rollout=oracle eval.data_dir=DATA_DIR  # check loaders + scorers on local copies
+Same config tree as train.py. The command, with examples, is prerl/commands/evaluate.py, which an installed
+prerl runs as ``prerl-evaluate``.
 """
 
-import sys
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from prerl.cli import exit_on_config_error, preflight, to_train_config
-from prerl.config import register_configs
-from prerl.config_docs import register_help_resolver
-
-register_configs()
-register_help_resolver()  # conf/config.yaml's --help template
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    import mlflow
-
-    from prerl.eval_runner import run
-    from prerl.tracking import tracking_uri
-
-    with exit_on_config_error():  # one line, as train.py (prerl/cli.py)
-        run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
-    mlflow.set_tracking_uri(tracking_uri(run_cfg.tracking))  # where model.path=runs:/... is downloaded from
-    metrics = run(run_cfg, OmegaConf.to_container(cfg, resolve=True))
-    for key, value in sorted(metrics.items()):
-        if "avg_at" in key or key.endswith("pass_at_1") or "samples_per_s" in key:
-            print(f"{key}\t{value:.4f}")
-    return metrics.get(f"eval/average/avg_at_{run_cfg.eval.samples_per_prompt}", float("nan"))
-
+from prerl.commands.evaluate import main
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:])
     main()

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from analysis import render
-from analysis.common import open_run
-from analysis.figures import figures_for
-from analysis.aggregate import differing_keys
-from analysis.runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
-from analysis.tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
+from . import render
+from .common import open_run
+from .figures import figures_for
+from .aggregate import differing_keys
+from .runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
+from .tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
 from prerl.completed import MULTIRUN
 from prerl.config import TrackingConfig
 from prerl.run_info import PARENT_TAG
@@ -191,5 +191,10 @@ def main(argv: list[str] | None = None) -> Path:
     return out
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``prerl-ablation-table``: a console script exits with what it calls returns, and main's is the folder."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

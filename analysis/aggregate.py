@@ -16,7 +16,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from analysis.runs import RunRecord
+from .runs import RunRecord
 from prerl.completed import NOT_IDENTITY
 from prerl.stats import problem_scores
 

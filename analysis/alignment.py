@@ -30,7 +30,7 @@ import torch
 from prerl.config import Space
 from prerl.logprobs import contexts, pack, response_logprobs
 
-from analysis.common import Policy, Samples, data_config, load, open_run, sample, short_name
+from .common import Policy, Samples, data_config, load, open_run, sample, short_name
 
 PAPER = {
     "inner_mean": 9.23,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from prerl.behaviours import BEHAVIOURS, DEFAULT_LEXICON, Lexicon, behaviour_metrics
 
-from analysis import judge as judge_lib
-from analysis.common import load, open_run, read_responses, sample, short_name
+from . import judge as judge_lib
+from .common import load, open_run, read_responses, sample, short_name
 
 
 def summarise(texts: list[str], lexicon: Lexicon = DEFAULT_LEXICON, complete=None) -> dict[str, float]:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 
-from analysis.aggregate import Group, row_samples
+from .aggregate import Group, row_samples
 from prerl.stats import Interval, compare, seed_interval
 
 TRAINING = {"train/accuracy": "training accuracy", "train/response_length": "response length (tokens)"}

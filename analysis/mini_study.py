@@ -35,12 +35,12 @@ from typing import Callable, Optional
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis import render
-from analysis.aggregate import Group, choose_step, eval_curve, group_runs, row_samples
-from analysis.alignment import PAPER as ALIGNMENT_PAPER
-from analysis.figures import SOLVED, TRAINING, pass_at_k, plot_pass_at_k, plot_series
-from analysis.runs import RunRecord, experiment_runs, load_runs
-from analysis.tables import TableOptions, TableSpec, accuracy_table
+from . import render
+from .aggregate import Group, choose_step, eval_curve, group_runs, row_samples
+from .alignment import PAPER as ALIGNMENT_PAPER
+from .figures import SOLVED, TRAINING, pass_at_k, plot_pass_at_k, plot_series
+from .runs import RunRecord, experiment_runs, load_runs
+from .tables import TableOptions, TableSpec, accuracy_table
 from prerl.config import TrackingConfig
 from prerl.stats import Interval, _uniform_counts, bootstrap_means, compare, percentile_interval, seed_interval
 from prerl.tracking import tracking_uri, with_retry

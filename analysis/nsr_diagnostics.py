@@ -316,7 +316,7 @@ def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int
 
 
 def shapes(models: list[str], problems: int) -> dict:
-    from analysis.common import load, sample
+    from .common import load, sample
 
     rows = {}
     print("| model | accuracy | length (tokens) | sentences | malformed sentences | guess / columns / checked |")

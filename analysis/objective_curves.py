@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from analysis.aggregate import Group, group_runs, metric_key
-from analysis.figures import mean_series, pyplot, save
-from analysis.runs import load_runs
+from .aggregate import Group, group_runs, metric_key
+from .figures import mean_series, pyplot, save
+from .runs import load_runs
 from prerl.config import TrackingConfig
 from prerl.tracking import tracking_uri
 

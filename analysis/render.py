@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from analysis.aggregate import Cell
-from analysis.tables import Column, Table
+from .aggregate import Cell
+from .tables import Column, Table
 
 DASH = "-"
 

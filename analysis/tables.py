@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from analysis import paper
-from analysis.aggregate import (
+from . import paper
+from .aggregate import (
     Cell,
     Group,
     RowSamples,
@@ -29,8 +29,8 @@ from analysis.aggregate import (
     group_runs,
     row_samples,
 )
-from analysis.dynamics import method_label
-from analysis.runs import RunRecord
+from .dynamics import method_label
+from .runs import RunRecord
 from prerl.stats import RowSummary, compare
 
 # Eval sets that are out of distribution: the mini task's ``ood`` and the paper's OOD benchmarks.

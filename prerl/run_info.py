@@ -116,6 +116,10 @@ def read_parent(sweep_dir: str) -> Optional[dict]:
 
 
 def git(*args: str) -> Optional[str]:
+    """git in prerl's checkout; None without one. Installed from its wheel, ROOT is site-packages, which can
+    lie inside another repository (a venv in some project's folder): its commit is not prerl's."""
+    if not (ROOT / ".git").exists():  # a folder in a checkout, or a worktree's file
+        return None
     try:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

@@ -10,11 +10,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from analysis.study.spec import FULL, StudySpec
+from .spec import FULL, StudySpec
 
 
 def studies() -> dict[str, StudySpec]:
-    from analysis.study import smollm2
+    from . import smollm2
 
     return {smollm2.STUDY.name: smollm2.STUDY}
 
@@ -69,26 +69,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.command == "export":
-        from analysis.study.export import export_runs
-        from analysis.study.orchestrate import client_for
+        from .export import export_runs
+        from .orchestrate import client_for
 
         export_runs(client_for(args.uri), args.experiment, args.sweep, args.out)
         return 0
     study = study_of(args.study)
     preset = study.preset(args.preset)
     if args.command == "doc":
-        from analysis.study.document import write
+        from .document import write
 
         print(f"wrote {write(study, preset.name, args.results, args.out, args.n_boot)}")
         return 0
     if args.command == "restore":
-        from analysis.study.orchestrate import client_for
-        from analysis.study.restore import restore_runs
+        from .orchestrate import client_for
+        from .restore import restore_runs
 
         folder = (args.results or study.results_dir(preset.name)) / "runs"
         restore_runs(client_for(args.uri), study.experiment_of(preset.name), folder)
         return 0
-    from analysis.study.orchestrate import run
+    from .orchestrate import run
 
     bad = [o for o in args.overrides if "=" not in o]
     if bad:

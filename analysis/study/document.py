@@ -18,15 +18,15 @@ from typing import Optional
 
 import numpy as np
 
-from analysis import mini_study as ms
-from analysis.figures import TRAINING, plot_pass_at_k, plot_series
-from analysis.mini_study import GRPO, Study, accuracy_contrast, cell, fmt, task_of
-from analysis.nsr_diagnostics import summary as diagnostics_summary
-from analysis.study import measures
-from analysis.study.export import duration_s, load_documents, record
-from analysis.study.mini_columns import MiniCell, read_mini_columns
-from analysis.study.spec import FULL, ROOT, Part, StudySpec
-from analysis.tables import TableOptions
+from .. import mini_study as ms
+from ..figures import TRAINING, plot_pass_at_k, plot_series
+from ..mini_study import GRPO, Study, accuracy_contrast, cell, fmt, task_of
+from ..nsr_diagnostics import summary as diagnostics_summary
+from . import measures
+from .export import duration_s, load_documents, record
+from .mini_columns import MiniCell, read_mini_columns
+from .spec import FULL, ROOT, Part, StudySpec
+from ..tables import TableOptions
 
 TEMPLATES = Path(__file__).parent / "templates"
 ALIGNMENT, DIAGNOSIS, PLAN, LAUNCHES = "alignment", "diagnostics/nsr_prerl.json", "study.json", "launches.json"

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from analysis.runs import RunRecord, experiment_runs
+from ..runs import RunRecord, experiment_runs
 from prerl.tracking import with_retry
 
 FORMAT = "prerl-run/1"

@@ -18,7 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # the expan
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from analysis.study.spec import ROOT, Part, Preset, StudySpec, seeds_override
+from .spec import ROOT, Part, Preset, StudySpec, seeds_override
 from prerl.completed import config_hash
 from prerl.config import register_configs
 

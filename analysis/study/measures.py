@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from analysis.aggregate import eval_curve
-from analysis.mini_study import (
+from ..aggregate import eval_curve
+from ..mini_study import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -21,8 +21,8 @@ from analysis.mini_study import (
     per_run,
     window_mean,
 )
-from analysis.nsr_diagnostics import gradient_weight
-from analysis.study.mini_columns import MiniCell
+from ..nsr_diagnostics import gradient_weight
+from .mini_columns import MiniCell
 from prerl.stats import Interval
 
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)

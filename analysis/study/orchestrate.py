@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from analysis.runs import experiment_runs
-from analysis.study import document, export, restore
-from analysis.study.jobs import Job, compose_config, distinct, part_arguments, study_jobs
-from analysis.study.spec import ROOT, Part, Preset, StudySpec
+from ..runs import experiment_runs
+from . import document, export, restore
+from .jobs import Job, compose_config, distinct, part_arguments, study_jobs
+from .spec import ROOT, Part, Preset, StudySpec
 
 
 @dataclass

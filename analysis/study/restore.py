@@ -20,9 +20,9 @@ from typing import Callable
 
 from mlflow.entities import Metric, Param
 
-from analysis.runs import experiment_runs
-from analysis.study import export
-from analysis.study.spec import ROOT
+from ..runs import experiment_runs
+from . import export
+from .spec import ROOT
 from prerl.tracking import ensure_experiment, with_retry
 
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's caps on one log_batch

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from analysis import mini_study
-from analysis.mini_study import DSRL, GRPO, NSR_RL, behaviour_change, seeds_measure, warmups
-from analysis.study.spec import FULL, Part, Preset, StudySpec
+from .. import mini_study
+from ..mini_study import DSRL, GRPO, NSR_RL, behaviour_change, seeds_measure, warmups
+from .spec import FULL, Part, Preset, StudySpec
 
 ALONE = ["PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"]
 PARTS = (

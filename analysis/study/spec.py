@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from analysis.mini_study import Claim, Study
+from ..mini_study import Claim, Study
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = "full"

@@ -14,11 +14,10 @@ root=$(cd "$here/../.." && pwd)
 rm -rf "$kit"
 mkdir -p "$kit/wheels"
 kit=$(cd "$kit" && pwd)
-# build from a copy of the checkout's files (tracked, and new ones git does not ignore): pip builds in the
-# source folder, and its prerl.egg-info there would pass for an installed prerl on a PYTHONPATH
+# build from a copy of the checkout's files (scripts/checkout_copy.sh says why)
 src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$src" 2>/dev/null || true)
+bash "$root/scripts/checkout_copy.sh" "$src"
 "$py" -m pip wheel --quiet --wheel-dir "$kit/wheels" "$src"
 # torch and its CUDA libraries are the GPU machine's own
 rm -f "$kit"/wheels/torch-*.whl "$kit"/wheels/nvidia_*.whl "$kit"/wheels/triton-*.whl
