@@ -13,7 +13,6 @@ weights for Qwen3-0.6B.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,21 +64,14 @@ def shaped_model_folder(hub_id: str, cache_dir: str) -> Path:
 
 
 def _build(hub_id: str, cache_dir: str, out: Path) -> None:
+    """Weights and tokenizer into ``out``, then its build record last: ``build_once`` takes a folder
+    without the record for an unfinished build and builds it again."""
     from prerl.fingerprint import BUILD_INFO
 
     source = tokenizer_folder(cache_dir)
-    model = build_model(hub_id)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        model.save_pretrained(tmp)
-        for name in TOKENIZER_FILES:
-            if (source / name).is_file():
-                shutil.copy2(source / name, tmp / name)
-        info = {"config": f"prerl/model_configs/{hub_id}/config.json", "seed": SEED, "tokenizer": str(source)}
-        (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_model(hub_id).save_pretrained(out)
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, out / name)
+    info = {"config": f"prerl/model_configs/{hub_id}/config.json", "seed": SEED, "tokenizer": str(source)}
+    (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
