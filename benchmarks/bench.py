@@ -7,13 +7,23 @@ writes JSON to benchmarks/results/bench.json, then shows how a GRPO step grows w
 prompt and with the response-length limit. Each configuration runs in its own process.
 
 Stages: rollout (sampling and decoding to text), reward, log-probs (every forward of the policy
-and the reference: the update's own forward and any no-grad scoring pass), backward+step (the rest
+and the reference: the update's own forward, its shared prompts' forward, and any no-grad scoring
+pass), backward+step (the rest
 of the policy update, and PPO's critic fit), other (advantages, packing, critic values), logging.
+The vocabulary-sized work is timed as parts of its own inside them: the sampler (``decode.draw``:
+softmax, cumulative sum and draw over the vocabulary, once per decoded token, inside the rollout) and
+the fp32 log-softmax of the log-prob passes (``logprobs.next_token_logprobs``, inside log-probs, and
+its hand-written backward, inside backward+step). Only timers wrap these functions: what the step
+computes is unchanged.
 
 Where the time goes against the hardware: each child process also measures this machine's peak fp32
 matmul rate (``peak_matmul_flops``, same threads) and counts the matmul FLOPs of its rollout, forwards
 and backwards from the model's shape and the token counts of each step (``FlopCounter``). A stage's
-*floor* is its FLOPs at that peak; the second table prints CPU seconds over floor per stage.
+*floor* is its FLOPs at that peak (bf16 matmuls' peak when the run computes in bf16); the second
+table prints CPU seconds over floor per stage, the matmul stages without their vocabulary parts. The
+vocabulary parts do few FLOPs per byte: their floor is the logits they must touch (the sampler and
+the log-softmax read them once, its backward reads them and writes their gradient) at this machine's
+memory speed beyond the cache (``elementwise_rates``).
 ``--profile`` splits the rollout's and the update's time by kind of op, and holds the ops that are
 not matmuls against this machine's per-op cost and its memory speed in and beyond the cache
 (``elementwise_rates``), for the bytes their input shapes imply (``op_bytes``).
@@ -23,6 +33,7 @@ not matmuls against this machine's per-op cost and its memory speed in and beyon
     python benchmarks/bench.py --threads 0    # torch's default thread count
     python benchmarks/bench.py --profile [KEY=VALUE ...]  # one GRPO step: cProfile, then time by kind of op
     python benchmarks/bench.py --experiment smollm2_dsrl --steps 2   # a preset's model and sizes (make bench-smollm2)
+    python benchmarks/bench.py --model smollm2_135m --quick [--bf16]  # a model at its default sizes (make bench MODEL=)
 """
 
 from __future__ import annotations
@@ -37,14 +48,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     MEASURED_STEPS,
-    NEW_TOKENS,
-    PROMPTS,
     RESULTS,
-    SAMPLES,
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
+    Sizes,
+    check_model,
     child_result,
+    chosen_sizes,
     compose_config,
     environment,
     median,
@@ -54,6 +65,8 @@ from common import (
 
 STAGES = ["rollout", "reward", "logprobs", "backward_step", "other", "logging"]
 FLOOR_STAGES = ["rollout", "logprobs", "backward_step"]  # the stages with matmul FLOPs
+# the vocabulary-sized work, timed inside a stage: part -> the stage that contains it
+PARTS = {"sampler": "rollout", "log_softmax_fwd": "logprobs", "log_softmax_bwd": "backward_step"}
 HEADERS = {
     "rollout": "rollout",
     "reward": "reward",
@@ -61,18 +74,25 @@ HEADERS = {
     "backward_step": "backward+step",
     "other": "other",
     "logging": "logging",
+    "sampler": "sampler",
+    "log_softmax_fwd": "log-softmax",
+    "log_softmax_bwd": "log-softmax backward",
 }
 
 
 class Laps:
-    """Wall and CPU seconds accumulated per name by wrapped functions."""
+    """Wall and CPU seconds accumulated per name by wrapped functions (and, where given, the bytes
+    each call must touch)."""
 
     def __init__(self):
         self.seconds: dict[str, list[float]] = {}
         self.calls: dict[str, int] = {}
+        self.bytes: dict[str, float] = {}
 
-    def wrap(self, fn, name: str):
+    def wrap(self, fn, name: str, nbytes=None):
         def timed(*args, **kwargs):
+            if nbytes is not None:
+                self.bytes[name] = self.bytes.get(name, 0.0) + nbytes(*args)
             clock = Clock()
             try:
                 return fn(*args, **kwargs)
@@ -88,9 +108,20 @@ class Laps:
     def get(self, name: str, i: int) -> float:
         return self.seconds.get(name, [0.0, 0.0])[i]
 
+    def clear(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+        self.bytes.clear()
+
+
+def tensor_bytes(t) -> float:
+    return float(t.numel() * t.element_size())
+
 
 def instrument(exp) -> Laps:
     """Time the stages of ``exp.step`` by wrapping the functions it calls (nothing else changes)."""
+    import prerl.logprobs as logprobs
+    import prerl.rollout.decode as decode
     import prerl.trainer as trainer
     import prerl.update as update
 
@@ -98,10 +129,20 @@ def instrument(exp) -> Laps:
     exp.rollout = laps.wrap(exp.rollout, "rollout")
     exp.reward = laps.wrap(exp.reward, "reward")
     update.response_logprobs = laps.wrap(update.response_logprobs, "update_forward")
+    update.context_states = laps.wrap(update.context_states, "update_contexts")  # shared prompts, in the update
     trainer.score_logprobs = laps.wrap(trainer.score_logprobs, "nograd_logprobs")
     update.policy_update = laps.wrap(update.policy_update, "policy_update")  # called by policy_updates
     if exp.critic is not None:
         exp.critic.update = laps.wrap(exp.critic.update, "critic_update")
+    # the vocabulary-sized parts: the logits each reads once (its backward also writes their gradient)
+    decode.draw = laps.wrap(decode.draw, "sampler", lambda logits, *_: tensor_bytes(logits))
+    logprobs.next_token_logprobs = laps.wrap(
+        logprobs.next_token_logprobs, "log_softmax_fwd", lambda logits, *_: tensor_bytes(logits)
+    )
+    softmax = logprobs._ChunkedLogSoftmax  # autograd looks its backward up on the class at every call
+    softmax.backward = staticmethod(  # type: ignore[method-assign]
+        laps.wrap(softmax.backward, "log_softmax_bwd", lambda ctx, *_: 2 * tensor_bytes(ctx.saved_tensors[0]))
+    )
     return laps
 
 
@@ -118,11 +159,13 @@ def best_cpu_seconds(fn, repeats: int = 7, calls: int = 1) -> float:
     return max(best, 1e-9)
 
 
-def peak_matmul_flops(size: int = 1024, repeats: int = 7) -> float:
-    """This machine's fp32 matmul rate in FLOP/s, best of ``repeats`` (CPU time, this process's threads)."""
+def peak_matmul_flops(size: int = 1024, repeats: int = 7, dtype: str = "float32") -> float:
+    """This machine's matmul rate in ``dtype`` in FLOP/s, best of ``repeats`` (CPU time, this process's
+    threads)."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    kind = getattr(torch, dtype)
+    a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
     return 2 * size**3 / best_cpu_seconds(lambda: a @ b, repeats)
 
 
@@ -213,40 +256,63 @@ def count_flops(exp) -> FlopCounter:
 
 
 def stage_seconds(laps: Laps, step: tuple[float, float], logging: tuple[float, float]) -> dict[str, dict]:
+    """Wall and CPU seconds of each stage (they sum to the step) and of each vocabulary part (``PARTS``:
+    already inside its stage, so never counted twice)."""
     out = {}
     for i, kind in enumerate(("wall", "cpu")):
         s = {
             "rollout": laps.get("rollout", i),
             "reward": laps.get("reward", i),
-            "logprobs": laps.get("update_forward", i) + laps.get("nograd_logprobs", i),
+            "logprobs": laps.get("update_forward", i) + laps.get("update_contexts", i) + laps.get("nograd_logprobs", i),
             "backward_step": laps.get("policy_update", i)
             - laps.get("update_forward", i)
+            - laps.get("update_contexts", i)
             + laps.get("critic_update", i),
             "logging": logging[i],
             "step": step[i] + logging[i],
         }
         s["other"] = s["step"] - sum(v for k, v in s.items() if k != "step")
-        out[kind] = s
+        out[kind] = s | {part: laps.get(part, i) for part in PARTS}
     return out
 
 
-def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1, experiment: str | None = None) -> dict:
-    """Median seconds per stage over ``steps`` steps after ``WARMUP_STEPS`` unmeasured ones."""
+def without_parts(seconds: dict[str, float]) -> dict[str, float]:
+    """Each stage's seconds less its vocabulary parts, and the parts: these sum to the step."""
+    out = {stage: seconds[stage] for stage in STAGES}
+    for part, stage in PARTS.items():
+        out[stage] -= seconds[part]
+        out[part] = seconds[part]
+    return out
+
+
+def measure(
+    overrides: list[str],
+    steps: int = MEASURED_STEPS,
+    threads: int = 1,
+    experiment: str | None = None,
+    model: str = "mini",
+    sizes: Sizes | None = None,
+    warmup: int = WARMUP_STEPS,
+) -> dict:
+    """Median seconds per stage over ``steps`` steps after ``warmup`` unmeasured ones."""
     threads = set_threads(threads)
+    from prerl.models import compute_dtype
     from prerl.trainer import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, resolved = compose_config(overrides, Path(tmp), experiment=experiment)
+        cfg, resolved = compose_config(overrides, Path(tmp), model=model, experiment=experiment, sizes=sizes)
         exp = Experiment(cfg, resolved)
         exp.start()
         laps, rows = instrument(exp), []
         counter = count_flops(exp)
-        peak = peak_matmul_flops()
+        dtype = compute_dtype(cfg.model, exp.device) or "float32"
+        peak = peak_matmul_flops(dtype=dtype if dtype == "bfloat16" else "float32")
+        memory_bps = elementwise_rates()["memory_bps"]
         samples = cfg.prompts_per_step * cfg.rollout.samples_per_prompt
+        parameters = sum(p.numel() for p in exp.model.parameters())  # a tied embedding counts once
         try:
-            for step in range(WARMUP_STEPS + steps):
-                laps.seconds.clear()
-                laps.calls.clear()
+            for step in range(warmup + steps):
+                laps.clear()
                 counter.counts = dict.fromkeys(counter.counts, 0.0)
                 clock = Clock()
                 metrics = exp.step(step)
@@ -257,6 +323,7 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1,
                     {
                         "seconds": stage_seconds(laps, step_s, clock.read()),
                         "flops": dict(counter.counts),
+                        "bytes": {part: laps.bytes.get(part, 0.0) for part in PARTS},
                         "response_tokens": metrics["train/response_length"] * samples,
                         "warmup_phase": bool(metrics["train/warmup"]),
                         # policy/reference passes without gradient (old log-probs, KL): the on-policy
@@ -266,9 +333,10 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1,
                 )
         finally:
             exp.tracker.finish("FINISHED")
-    rows = rows[WARMUP_STEPS:]
+    rows = rows[warmup:]
     out = {
-        kind: {k: median([r["seconds"][kind][k] for r in rows]) for k in STAGES + ["step"]} for kind in ("wall", "cpu")
+        kind: {k: median([r["seconds"][kind][k] for r in rows]) for k in STAGES + ["step"] + list(PARTS)}
+        for kind in ("wall", "cpu")
     }
     out["response_tokens"] = median([r["response_tokens"] for r in rows])
     out["tokens_per_s"] = {
@@ -277,7 +345,16 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1,
     out["steps_wall_s"] = [r["seconds"]["wall"]["step"] for r in rows]
     out["steps_cpu_s"] = [r["seconds"]["cpu"]["step"] for r in rows]
     out["flops"] = {k: median([r["flops"][k] for r in rows]) for k in FLOOR_STAGES}
+    out["bytes"] = {k: median([r["bytes"][k] for r in rows]) for k in PARTS}
     out["peak_matmul_flops"] = peak
+    out["peak_dtype"] = dtype
+    out["parameters"] = parameters
+    out["memory_bps"] = memory_bps
+    out["sizes"] = {
+        "prompts": cfg.prompts_per_step,
+        "samples": cfg.rollout.samples_per_prompt,
+        "new_tokens": cfg.rollout.max_new_tokens,
+    }
     out["peak_memory_mb"] = peak_memory_mb()
     out["warmup_phase"] = rows[0]["warmup_phase"]
     out["nograd_passes"] = max(r["nograd_passes"] for r in rows)
@@ -285,15 +362,38 @@ def measure(overrides: list[str], steps: int = MEASURED_STEPS, threads: int = 1,
     return out
 
 
-def in_subprocess(overrides: list[str], steps: int, threads: int, experiment: str | None = None) -> dict:
-    spec = json.dumps({"overrides": overrides, "steps": steps, "threads": threads, "experiment": experiment})
-    return child_result([sys.executable, __file__, "--child", spec], str(overrides))
+def in_subprocess(
+    overrides: list[str],
+    steps: int,
+    threads: int,
+    experiment: str | None = None,
+    model: str = "mini",
+    sizes: Sizes | None = None,
+    warmup: int = WARMUP_STEPS,
+) -> dict:
+    spec = {"overrides": overrides, "steps": steps, "threads": threads, "experiment": experiment}
+    spec |= {"model": model, "sizes": sizes.to_dict() if sizes else None, "warmup": warmup}
+    return child_result([sys.executable, __file__, "--child", json.dumps(spec)], str(overrides))
 
 
-def workload_sizes(experiment: str | None) -> tuple[int, int, int, str]:
+def run_child(spec: dict) -> dict:
+    """``measure`` of a ``--child`` spec (a spec from an older tree's bench_compare lacks the later keys)."""
+    sizes = Sizes(**spec["sizes"]) if spec.get("sizes") else None
+    return measure(
+        spec["overrides"],
+        spec["steps"],
+        spec["threads"],
+        spec.get("experiment"),
+        spec.get("model", "mini"),
+        sizes,
+        spec.get("warmup", WARMUP_STEPS),
+    )
+
+
+def workload_sizes(experiment: str | None, model: str, sizes: Sizes) -> tuple[int, int, int, str]:
     """Prompts per step, samples per prompt, new tokens and the model of the measured workload."""
     if experiment is None:
-        return PROMPTS, SAMPLES, NEW_TOKENS, "mini"
+        return sizes.prompts, sizes.samples, sizes.new_tokens, model
     with tempfile.TemporaryDirectory() as tmp:
         cfg, _ = compose_config([], Path(tmp), experiment=experiment)
     return cfg.prompts_per_step, cfg.rollout.samples_per_prompt, cfg.rollout.max_new_tokens, cfg.model.name()
@@ -303,37 +403,68 @@ def table(results: dict[str, dict]) -> str:
     lines = [
         "| workload | "
         + " | ".join(f"{HEADERS[s]} s" for s in STAGES)
+        + " | of which sampler s | of which log-softmax (fwd + bwd) s"
         + " | step CPU s | step wall s | resp. tokens/CPU s | peak MB | no-grad passes / step |",
-        "|" + "---|" * (len(STAGES) + 6),
+        "|" + "---|" * (len(STAGES) + 8),
     ]
     for name, r in results.items():
-        cells = [f"{r['cpu'][s]:.2f}" for s in STAGES] + [
-            f"{r['cpu']['step']:.2f}",
-            f"{r['wall']['step']:.2f}",
-            f"{r['tokens_per_s']['cpu']:.0f}",
-            f"{r['peak_memory_mb']:.0f}",
-            str(r.get("nograd_passes", "-")),
-        ]
+        c = r["cpu"]
+        parts = [f"{c['sampler']:.2f}", f"{c['log_softmax_fwd'] + c['log_softmax_bwd']:.2f}"]
+        cells = (
+            [f"{c[s]:.2f}" for s in STAGES]
+            + parts
+            + [
+                f"{r['cpu']['step']:.2f}",
+                f"{r['wall']['step']:.2f}",
+                f"{r['tokens_per_s']['cpu']:.0f}",
+                f"{r['peak_memory_mb']:.0f}",
+                str(r.get("nograd_passes", "-")),
+            ]
+        )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+FLOOR_COLUMNS = ["rollout", "sampler", "logprobs", "log_softmax_fwd", "backward_step", "log_softmax_bwd"]
+
+
+def floors(r: dict) -> dict[str, tuple[float, float, float]]:
+    """Per matmul stage (less its vocabulary part) and per vocabulary part: (CPU s, work, floor s), the
+    work in GFLOP at the measured matmul peak or in GB of logits at the measured memory speed."""
+    seconds = without_parts(r["cpu"])
+    out = {}
+    for stage in FLOOR_STAGES:
+        out[stage] = (seconds[stage], r["flops"][stage] / 1e9, r["flops"][stage] / r["peak_matmul_flops"])
+    for part in PARTS:
+        out[part] = (seconds[part], r["bytes"][part] / 1e9, r["bytes"][part] / r["memory_bps"])
+    return out
+
+
 def floor_table(results: dict[str, dict]) -> str:
-    """Per stage: CPU seconds, GFLOP, seconds at the measured peak (the floor), and seconds / floor."""
+    """Per stage: CPU seconds, its work, the seconds that work takes at this machine's measured peak (the
+    floor), and seconds / floor; the matmul stages without their vocabulary parts, which are columns of
+    their own. The step's floor sums the stages' floors."""
+    heads = [
+        f"{HEADERS[c]}{' (less its vocabulary part)' if c in FLOOR_STAGES else ''}: CPU s / "
+        f"{'GFLOP' if c in FLOOR_STAGES else 'GB'} / floor s / × floor"
+        for c in FLOOR_COLUMNS
+    ]
     lines = [
-        "| workload | peak GFLOP/s | "
-        + " | ".join(f"{HEADERS[s]}: CPU s / GFLOP / floor s / × floor" for s in FLOOR_STAGES)
-        + " | step: floor s / × floor |",
-        "|" + "---|" * (len(FLOOR_STAGES) + 3),
+        "| workload | matmul peak GFLOP/s | memory GB/s | " + " | ".join(heads) + " | step: floor s / × floor |",
+        "|" + "---|" * (len(FLOOR_COLUMNS) + 4),
     ]
     for name, r in results.items():
-        peak, cells, floor = r["peak_matmul_flops"], [], 0.0
-        for s in FLOOR_STAGES:
-            f = r["flops"][s] / peak
-            floor += f
-            cells.append(f"{r['cpu'][s]:.2f} / {r['flops'][s] / 1e9:.1f} / {f:.3f} / {r['cpu'][s] / f:.1f}")
+        stages, cells = floors(r), []
+        for c in FLOOR_COLUMNS:
+            cpu, work, floor = stages[c]
+            times = f"{cpu / floor:.1f}" if floor > 0 else "-"
+            cells.append(f"{cpu:.2f} / {work:.2f} / {floor:.3f} / {times}")
+        total = sum(floor for _, _, floor in stages.values())
+        peak = f"{r['peak_matmul_flops'] / 1e9:.0f} ({r.get('peak_dtype', 'float32')})"
         lines.append(
-            f"| {name} | {peak / 1e9:.0f} | " + " | ".join(cells) + f" | {floor:.3f} / {r['cpu']['step'] / floor:.1f} |"
+            f"| {name} | {peak} | {r['memory_bps'] / 1e9:.0f} | "
+            + " | ".join(cells)
+            + f" | {total:.3f} / {r['cpu']['step'] / total:.1f} |"
         )
     return "\n".join(lines)
 
@@ -476,7 +607,8 @@ def op_split(exp, step: int) -> dict[str, dict[str, float]]:
     return split
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``sizes`` is the measured batch (``--model``'s defaults, then the flags)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="skip the cost-growth sweep")
@@ -487,40 +619,86 @@ def main() -> None:
     ap.add_argument(
         "--experiment", help="measure this preset's model and sizes (e.g. smollm2_dsrl) instead of the mini workload"
     )
-    ap.add_argument("--steps", type=int, default=MEASURED_STEPS, help="measured steps per workload")
-    args = ap.parse_args()
-    if args.child:
-        spec = json.loads(args.child)
-        print(json.dumps(measure(spec["overrides"], spec["steps"], spec["threads"], spec.get("experiment"))))
-        return
+    ap.add_argument(
+        "--model",
+        default="mini",
+        help="a conf/model option (smollm2_135m brings data=word_problems) or a shaped model (qwen3_0_6b_random)",
+    )
+    ap.add_argument("--prompts", type=int, help="prompts per step (default: the model's, common.default_sizes)")
+    ap.add_argument("--samples", type=int, help="samples per prompt (default: the model's)")
+    ap.add_argument("--new-tokens", type=int, help="longest response (default: the model's)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast over fp32 weights (model.autocast=bfloat16)")
+    ap.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS), help="which to run")
+    ap.add_argument(
+        "--steps", type=int, help=f"measured steps per workload (default {MEASURED_STEPS}; 2 off the mini model)"
+    )
+    args = ap.parse_args(argv)
     if args.overrides and not args.profile:
         ap.error("KEY=VALUE overrides go with --profile (make bench-compare takes them for the stage tables)")
+    if args.experiment and args.model != "mini":
+        ap.error("--experiment brings its own model; give --model or --experiment, not both")
+    try:
+        args.sizes = chosen_sizes(args.model, args.prompts, args.samples, args.new_tokens)
+    except ValueError as err:
+        ap.error(str(err))
+    if args.steps is None:
+        args.steps = MEASURED_STEPS if args.model == "mini" and not args.experiment else 2
+    if args.steps < 1:
+        ap.error(f"--steps {args.steps}: must be >= 1")
+    return args
+
+
+def results_path(args: argparse.Namespace) -> Path:
+    if args.json:
+        return args.json
+    if args.experiment:
+        return RESULTS / f"bench-{args.experiment}{'-bf16' * args.bf16}.json"
+    if args.model != "mini" or args.bf16:
+        return RESULTS / f"bench-{args.model}{'-bf16' * args.bf16}.json"
+    return RESULTS / "bench.json"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return
     if args.profile:
         profile_one_step(args.threads, args.overrides)
         return
+    check_model(args.model)
     env = environment()
-    prompts, samples, new_tokens, model = workload_sizes(args.experiment)
-    preset = f"experiment={args.experiment}" if args.experiment else "fp32"
+    prompts, samples, new_tokens, model = workload_sizes(args.experiment, args.model, args.sizes)
+    dtype = ["model.autocast=bfloat16"] if args.bf16 else []
+    preset = f"experiment={args.experiment}" if args.experiment else "fp32 weights"
     print(
-        f"workload: {prompts} prompts × {samples} samples, ≤{new_tokens} new tokens, {model} ({preset}), one "
-        f"on-policy update per step; medians of {args.steps} steps after {WARMUP_STEPS} warm-up; "
-        f"{args.threads or 'default'} torch thread(s); {env['cpu_count']} cores, load average "
-        f"{env['load_average_1_5_15min']} at start",
+        f"workload: {prompts} prompts × {samples} samples, ≤{new_tokens} new tokens, {model} ({preset}"
+        f"{', bf16 autocast' * args.bf16}), one on-policy update per step; medians of {args.steps} steps after "
+        f"{WARMUP_STEPS} warm-up; {args.threads or 'default'} torch thread(s); {env['cpu_count']} cores "
+        f"({env['cpu_model']}), load average {env['load_average_1_5_15min']} at start",
         flush=True,
     )
-    results = {name: in_subprocess(ov, args.steps, args.threads, args.experiment) for name, ov in WORKLOADS.items()}
+    sizes = None if args.experiment else args.sizes
+
+    def run(overrides: list[str], steps: int, at: Sizes | None = sizes) -> dict:
+        return in_subprocess(overrides + dtype, steps, args.threads, args.experiment, args.model, at)
+
+    results = {name: run(WORKLOADS[name], args.steps) for name in args.workloads}
     print("\nCPU seconds per stage (median per step):\n\n" + table(results), flush=True)
     print(
-        "\nAgainst the fp32 floor (matmul FLOPs at this machine's measured peak; PPO: policy passes only, the "
-        "critic's are in its seconds but not in its FLOPs):\n\n" + floor_table(results),
+        "\nAgainst the floor (matmul FLOPs at this machine's measured matmul peak in the compute dtype, the "
+        "vocabulary parts' logits at its measured memory speed; PPO: policy passes only, the critic's are in its "
+        "seconds but not in its FLOPs):\n\n" + floor_table(results),
         flush=True,
     )
-    ratio = {k: results["nsr_prerl"][k]["step"] / results["grpo"][k]["step"] for k in ("cpu", "wall")}
-    print(
-        f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
-        f"load average now {environment()['load_average_1_5_15min']}",
-        flush=True,
-    )
+    ratio = {}
+    if {"grpo", "nsr_prerl"} <= results.keys():
+        ratio = {k: results["nsr_prerl"][k]["step"] / results["grpo"][k]["step"] for k in ("cpu", "wall")}
+        print(
+            f"\nNSR-PreRL step / GRPO step: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.8); "
+            f"load average now {environment()['load_average_1_5_15min']}",
+            flush=True,
+        )
     growth = {}
     if not args.quick:
         print(
@@ -532,11 +710,10 @@ def main() -> None:
         grid = [(n, new_tokens) for n in (samples // 2, samples, samples * 2)]
         grid += [(samples, t) for t in (new_tokens // 2, new_tokens * 2)]
         for n, t in grid:
-            r = in_subprocess(
+            r = run(
                 WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"],
                 2,
-                args.threads,
-                args.experiment,
+                None if args.experiment else Sizes(prompts, n, t),
             )
             growth[f"{n}x{t}"] = r
             c = r["cpu"]
@@ -545,7 +722,7 @@ def main() -> None:
                 f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |",
                 flush=True,
             )
-    path = args.json or RESULTS / (f"bench-{args.experiment}.json" if args.experiment else "bench.json")
+    path = results_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     path.write_text(
@@ -554,6 +731,8 @@ def main() -> None:
                 "environment": env,
                 "threads": args.threads,
                 "experiment": args.experiment,
+                "model": model,
+                "bf16_autocast": args.bf16,
                 "workloads": results,
                 "nsr_over_grpo": ratio,
                 "growth": growth,

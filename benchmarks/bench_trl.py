@@ -1,13 +1,17 @@
 """``make bench-trl``: prerl's GRPO step against TRL's ``GRPOTrainer`` on the same workload.
 
-Same model (the cached mini model), prompts (the train split with prerl's chat template), reward
-(``prerl.rewards.math_reward``), batch (16 prompts × 8 samples, one update per generation), lengths
-(≤ 64 new tokens, temperature 1, top-p 1, no top-k), fp32 (or, with ``--bf16``, fp32 weights under
+Same model (the cached mini model, or ``--model``: e.g. ``smollm2_135m``, SmolLM2-135M-Instruct
+dequantized into the cache), prompts (the train split of the model's task, ``data=mini`` or
+``data=word_problems``, with the model's chat template), reward (the task's own scorer through
+``prerl.scorers.Grader``, as the trainer scores: math-verify on the mini task, the ``number`` kind on
+word problems), batch (16 prompts × 8 samples for the mini model, 8 × 8 for another, or ``--prompts``
+and ``--samples``; one update per generation), lengths (≤ 64 new tokens or ``--new-tokens``,
+temperature 1, top-p 1, no top-k), fp32 (or, with ``--bf16``, fp32 weights under
 bf16 autocast on both sides: prerl's ``model.autocast=bfloat16``, TRL's ``bf16=True``), eager (or, with
 ``--compile``, torch.compile on both sides: prerl's ``model.compile=true``, TRL's ``torch_compile=True``), no KL
 (beta 0), no gradient checkpointing, token-mean loss, learning rate and clipping from prerl's config,
-the same number of torch threads. TRL forwards the 128 samples in one batch, or with ``--trl-rows N``
-in micro-batches of N rows (gradient accumulation over 128 / N of them, still one generation and one
+the same number of torch threads. TRL forwards a step's samples in one batch, or with ``--trl-rows N``
+in micro-batches of N rows (gradient accumulation over the rest, still one generation and one
 optimizer step a step; prerl packs its micro-batches by ``optim.micro_batch_tokens``). Runs in
 .venv-bench (TRL is never a dependency of prerl).
 
@@ -16,6 +20,7 @@ process, so that a change in the machine's load falls on both sides; seconds per
 all measured steps (warm-up steps dropped), in CPU seconds and in wall seconds.
 
     python benchmarks/bench_trl.py [--rounds 2] [--threads 1] [--bf16] [--compile] [--trl-rows 128]
+    python benchmarks/bench_trl.py --model smollm2_135m [--bf16] [--prompts 8 --samples 8 --new-tokens 64]
 """
 
 from __future__ import annotations
@@ -29,15 +34,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     MEASURED_STEPS,
-    NEW_TOKENS,
-    PROMPTS,
     RESULTS,
-    SAMPLES,
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
+    Sizes,
+    check_model,
     child_result,
+    chosen_sizes,
     compose_config,
+    default_sizes,
     environment,
     median,
     peak_memory_mb,
@@ -45,7 +51,7 @@ from common import (
 )
 
 
-def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
+def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int, model: str, sizes: Sizes, steps: int) -> dict:
     """Wall and CPU seconds of each TRL optimizer step (generation, reward, forward, backward, step)."""
     set_threads(threads)
     from datasets import Dataset
@@ -54,7 +60,7 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
 
     from prerl import data as data_lib
     from prerl.models import model_path
-    from prerl.rewards import math_reward
+    from prerl.scorers import Grader, settings_from
 
     class StepClock(TrainerCallback):
         """Seconds of each optimizer step, and the CPU seconds of ``generate`` within it."""
@@ -83,11 +89,8 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
 
             return timed_generate
 
-    def reward(prompts, completions, answer, **_):
-        return [math_reward(c, a) for c, a in zip(completions, answer)]
-
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, _ = compose_config(WORKLOADS["grpo"], Path(tmp))
+        cfg, _ = compose_config(WORKLOADS["grpo"], Path(tmp), model=model, sizes=sizes)
         path = model_path(cfg.model, cfg.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(path)
         tokenizer.padding_side = "left"
@@ -98,7 +101,14 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
             )
             for m in train["messages"]
         ]
-        dataset = Dataset.from_dict({"prompt": text, "answer": train["answer"]})
+        # the trainer's reward path: each row's scorer kind and gold answer, looked up by its row number
+        grader = Grader.of(train, settings_from(cfg.eval))
+
+        def reward(prompts, completions, problem, **_):
+            return grader(completions, problem)
+
+        dataset = Dataset.from_dict({"prompt": text, "problem": list(range(len(text)))})
+        batch = sizes.prompts * sizes.samples
         a = cfg.algorithm
         args = GRPOConfig(
             output_dir=str(Path(tmp) / "trl"),
@@ -107,11 +117,11 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
             torch_compile=compiled,
             gradient_checkpointing=False,
             per_device_train_batch_size=rows,
-            num_generations=SAMPLES,
-            gradient_accumulation_steps=PROMPTS * SAMPLES // rows,
-            steps_per_generation=PROMPTS * SAMPLES // rows,  # one generation of all 128 samples a step
+            num_generations=sizes.samples,
+            gradient_accumulation_steps=batch // rows,
+            steps_per_generation=batch // rows,  # one generation of all the step's samples a step
             num_iterations=1,
-            max_completion_length=NEW_TOKENS,
+            max_completion_length=sizes.new_tokens,
             temperature=cfg.rollout.temperature,
             top_p=cfg.rollout.top_p,
             top_k=0,
@@ -124,7 +134,7 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
             max_grad_norm=cfg.optim.grad_clip,
             lr_scheduler_type="constant",
             warmup_steps=0,
-            max_steps=WARMUP_STEPS + MEASURED_STEPS,
+            max_steps=WARMUP_STEPS + steps,
             logging_steps=1,
             report_to="none",
             save_strategy="no",
@@ -132,11 +142,11 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
-        model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+        policy = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
         clock = StepClock()
-        model.generate = clock.timed(model.generate)  # TRL generates with the unwrapped model (CPU, one process)
+        policy.generate = clock.timed(policy.generate)  # TRL generates with the unwrapped model (CPU, one process)
         trainer = GRPOTrainer(
-            model=model,
+            model=policy,
             reward_funcs=reward,
             args=args,
             train_dataset=dataset,
@@ -154,55 +164,91 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int) -> dict:
     }
 
 
-def prerl_steps(workload: str, threads: int, bf16: bool, compiled: bool) -> dict:
+def prerl_steps(workload: str, threads: int, bf16: bool, compiled: bool, model: str, sizes: Sizes, steps: int) -> dict:
     from bench import measure
 
     overrides = (["model.autocast=bfloat16"] if bf16 else []) + (["model.compile=true"] if compiled else [])
-    r = measure(WORKLOADS[workload] + overrides, MEASURED_STEPS, threads)
+    r = measure(WORKLOADS[workload] + overrides, steps, threads, model=model, sizes=sizes)
     return {
         "wall": r["steps_wall_s"],
         "cpu": r["steps_cpu_s"],
         "generation_cpu": r["cpu"]["rollout"],
-        "mean_response_tokens": r["response_tokens"] / (PROMPTS * SAMPLES),
+        "mean_response_tokens": r["response_tokens"] / (sizes.prompts * sizes.samples),
         "peak_memory_mb": r["peak_memory_mb"],
     }
 
 
-def child(kind: str, threads: int, bf16: bool, compiled: bool, trl_rows: int) -> dict:
-    flags = (["--bf16"] if bf16 else []) + (["--compile"] if compiled else []) + ["--trl-rows", str(trl_rows)]
-    return child_result([sys.executable, __file__, "--child", kind, "--threads", str(threads)] + flags, kind)
+def child(kind: str, args: argparse.Namespace) -> dict:
+    """One side's run in its own process, with this process's settings."""
+    sizes = args.sizes
+    flags = ["--threads", str(args.threads), "--trl-rows", str(args.trl_rows), "--model", args.model]
+    flags += ["--prompts", str(sizes.prompts), "--samples", str(sizes.samples), "--new-tokens", str(sizes.new_tokens)]
+    flags += ["--steps", str(args.steps)] + ["--bf16"] * args.bf16 + ["--compile"] * args.compile
+    return child_result([sys.executable, __file__, "--child", kind] + flags, kind)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``sizes`` is the step's batch (``--model``'s defaults, then the flags), and
+    ``trl_rows`` defaults to all of its samples."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three runs")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="both sides under bf16 autocast (fp32 weights)")
     ap.add_argument("--compile", action="store_true", help="both sides with torch.compile (compiled in warm-up)")
+    ap.add_argument("--model", default="mini", help="a conf/model option, e.g. smollm2_135m (its task's data)")
+    ap.add_argument("--prompts", type=int, help="prompts per step (default: 16 for a mini model, else 8)")
+    ap.add_argument("--samples", type=int, help="samples per prompt, TRL's num_generations (default 8)")
+    ap.add_argument("--new-tokens", type=int, help="longest response, TRL's max_completion_length (default 64)")
     ap.add_argument(
-        "--trl-rows",
-        type=int,
-        default=PROMPTS * SAMPLES,
-        help="rows per TRL forward (gradient accumulation over the rest)",
+        "--steps", type=int, help=f"measured steps per run (default {MEASURED_STEPS}; 2 off the mini model)"
     )
-    args = ap.parse_args()
-    if args.trl_rows < 1 or (PROMPTS * SAMPLES) % args.trl_rows or args.trl_rows % SAMPLES:
-        ap.error(f"--trl-rows {args.trl_rows}: must divide {PROMPTS * SAMPLES} and be a multiple of {SAMPLES}")
+    ap.add_argument("--trl-rows", type=int, help="rows per TRL forward (gradient accumulation over the rest)")
+    args = ap.parse_args(argv)
+    try:
+        args.sizes = chosen_sizes(args.model, args.prompts, args.samples, args.new_tokens)
+    except ValueError as err:
+        ap.error(str(err))
+    batch = args.sizes.prompts * args.sizes.samples
+    args.trl_rows = args.trl_rows or batch
+    if args.trl_rows < 1 or batch % args.trl_rows or args.trl_rows % args.sizes.samples:
+        ap.error(f"--trl-rows {args.trl_rows}: must divide {batch} and be a multiple of {args.sizes.samples}")
+    if args.steps is None:
+        args.steps = MEASURED_STEPS if args.model == "mini" else 2
+    if args.steps < 1 or args.rounds < 1:
+        ap.error(f"--steps {args.steps} and --rounds {args.rounds} must be >= 1")
+    return args
+
+
+def results_path(args: argparse.Namespace) -> Path:
+    """bench_trl.json for the mini model's defaults (as before), with a suffix per setting that differs."""
+    suffix = "" if args.model == "mini" else f"_{args.model}"
+    suffix += ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "")
+    if args.sizes != default_sizes(args.model):
+        suffix += f"_{args.sizes.prompts}x{args.sizes.samples}x{args.sizes.new_tokens}"
+    suffix += f"_trl{args.trl_rows}rows" if args.trl_rows != args.sizes.prompts * args.sizes.samples else ""
+    return RESULTS / f"bench_trl{suffix}.json"
+
+
+def main() -> None:
+    args = parse_args()
+    sizes = args.sizes
     if args.child:  # a child process: measure one side, print JSON
         if args.child == "trl":
-            out = trl_steps(args.threads, args.bf16, args.compile, args.trl_rows)
+            out = trl_steps(args.threads, args.bf16, args.compile, args.trl_rows, args.model, sizes, args.steps)
         else:
-            out = prerl_steps(args.child, args.threads, args.bf16, args.compile)
+            out = prerl_steps(args.child, args.threads, args.bf16, args.compile, args.model, sizes, args.steps)
         print(json.dumps(out))
         return
+    check_model(args.model)
     env = environment()
     print(
-        f"workload: {PROMPTS} prompts × {SAMPLES} samples, ≤{NEW_TOKENS} new tokens, mini model, "
-        f"{'bf16 autocast' if args.bf16 else 'fp32'}, {'torch.compile' if args.compile else 'eager'}, beta 0; "
-        f"{args.rounds} interleaved rounds × {MEASURED_STEPS} measured steps after {WARMUP_STEPS} warm-up; "
+        f"workload: {sizes.prompts} prompts × {sizes.samples} samples, ≤{sizes.new_tokens} new tokens, "
+        f"{args.model} model, {'bf16 autocast' if args.bf16 else 'fp32'}, "
+        f"{'torch.compile' if args.compile else 'eager'}, beta 0; "
+        f"{args.rounds} interleaved rounds × {args.steps} measured steps after {WARMUP_STEPS} warm-up; "
         f"{args.threads or 'default'} torch thread(s); TRL {args.trl_rows} rows a forward; "
-        f"{env['cpu_count']} cores, load average "
+        f"{env['cpu_count']} cores ({env['cpu_model']}), load average "
         f"{env['load_average_1_5_15min']} at start",
         flush=True,
     )
@@ -210,7 +256,7 @@ def main() -> None:
     steps = {name: {"wall": [], "cpu": [], "rounds": []} for name in runs}
     for i in range(args.rounds):
         for name, kind in runs.items():
-            r = child(kind, args.threads, args.bf16, args.compile, args.trl_rows)
+            r = child(kind, args)
             steps[name]["wall"] += r["wall"]
             steps[name]["cpu"] += r["cpu"]
             steps[name]["rounds"].append(r)
@@ -243,13 +289,14 @@ def main() -> None:
     print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "")
-    suffix += f"_trl{args.trl_rows}rows" if args.trl_rows != PROMPTS * SAMPLES else ""
-    path = RESULTS / f"bench_trl{suffix}.json"
+    path = results_path(args)
     path.write_text(
         json.dumps(
             {
                 "environment": env,
+                "model": args.model,
+                "sizes": sizes.to_dict(),
+                "measured_steps_per_run": args.steps,
                 "threads": args.threads,
                 "bf16_autocast": args.bf16,
                 "compile": args.compile,

@@ -1,7 +1,10 @@
 """The fixed benchmark workload, shared by ``bench.py`` (prerl) and ``bench_trl.py`` (TRL).
 
 16 prompts × 8 samples, 64 new tokens, one on-policy update per step, fp32, the cached mini model.
-Configs are composed through Hydra exactly as ``python train.py <overrides>`` would.
+Another model (``--model``, ``make bench... MODEL=``) brings its task's data and its own default sizes
+(``default_sizes``): a real model, 8 prompts × 8 samples × 64 tokens. Configs are composed through
+Hydra exactly as ``python train.py <overrides>`` would. The cache folder is ``$PRERL_CACHE`` when set
+(``make ... CACHE=<folder>``: a checkout that reuses another's dequantized SmolLM2), else the checkout's.
 
 Every number is taken twice: wall seconds, and CPU seconds of the process (``time.process_time``).
 On a shared machine the wall clock counts the time other processes held the cores; with one torch
@@ -17,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -26,9 +30,77 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PROMPTS, SAMPLES, NEW_TOKENS = 16, 8, 64
 WARMUP_STEPS, MEASURED_STEPS = 1, 4
+CACHE = Path(os.environ.get("PRERL_CACHE") or ROOT / ".cache" / "prerl").resolve()
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# a conf/model option -> the data its task needs (the mini models' default, data=mini, otherwise)
+MODEL_DATA = {"smollm2_135m": "word_problems"}
+# model options that are not in conf/model: randomly initialised models of a shipped config.json's shape,
+# with SmolLM2's tokenizer and task (benchmarks/shaped_model.py)
+SHAPED_MODELS = {"qwen3_0_6b_random": "Qwen/Qwen3-0.6B"}
+MINI_MODELS = ("mini", "micro", "mini_styles")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """One step's batch: prompts, samples per prompt, longest response."""
+
+    prompts: int = PROMPTS
+    samples: int = SAMPLES
+    new_tokens: int = NEW_TOKENS
+
+    def overrides(self) -> list[str]:
+        return [
+            f"prompts_per_step={self.prompts}",
+            f"rollout.samples_per_prompt={self.samples}",
+            f"rollout.max_new_tokens={self.new_tokens}",
+        ]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# A real model's step: 8 prompts x 8 samples x <= 64 tokens, half the mini sizes' samples, so that a step
+# takes tens of seconds on 2 cores (SmolLM2 at 8 x 8 x <= 96 tokens: docs/smollm2-task.md) and the many
+# steps of an interleaved comparison fit one sitting.
+REAL_MODEL_SIZES = Sizes(prompts=8, samples=8, new_tokens=64)
+
+
+def default_sizes(model: str) -> Sizes:
+    return Sizes() if model in MINI_MODELS else REAL_MODEL_SIZES
+
+
+def chosen_sizes(model: str, prompts: int | None, samples: int | None, new_tokens: int | None) -> Sizes:
+    """``model``'s default sizes with the ones given (not None) in their place; each must be >= 1."""
+    base = default_sizes(model)
+    sizes = Sizes(
+        base.prompts if prompts is None else prompts,
+        base.samples if samples is None else samples,
+        base.new_tokens if new_tokens is None else new_tokens,
+    )
+    if min(sizes.prompts, sizes.samples, sizes.new_tokens) < 1:
+        raise ValueError(f"--prompts, --samples and --new-tokens must be >= 1 (got {sizes})")
+    return sizes
+
+
+def check_model(model: str) -> None:
+    """A one-line error for a model option that is neither in conf/model nor a shaped model."""
+    if model not in SHAPED_MODELS and not (ROOT / "conf" / "model" / f"{model}.yaml").is_file():
+        options = sorted([p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")] + list(SHAPED_MODELS))
+        raise SystemExit(f"--model {model}: not a conf/model option nor a shaped model; choose one of {options}")
+
+
+def model_overrides(model: str) -> list[str]:
+    """The overrides that select ``model`` and its task's data (a shaped model's folder is built first)."""
+    if model in SHAPED_MODELS:
+        from shaped_model import shaped_model_folder
+
+        folder = shaped_model_folder(SHAPED_MODELS[model], str(CACHE))
+        return ["model=mini", f"model.path={folder}", "model.mini=null", "data=word_problems"]
+    return [f"model={model}"] + ([f"data={MODEL_DATA[model]}"] if model in MODEL_DATA else [])
+
 
 # name -> overrides selecting the phase that every measured step runs
 WORKLOADS = {
@@ -38,14 +110,21 @@ WORKLOADS = {
 }
 
 
-def compose_config(overrides: list[str], workdir: Path, model: str = "mini", experiment: str | None = None):
-    """The typed TrainConfig and resolved dict for the benchmark workload plus ``overrides``: the mini
-    workload above, or with ``experiment`` that preset's model and sizes (``experiment=smollm2_dsrl``)."""
+def compose_config(
+    overrides: list[str],
+    workdir: Path,
+    model: str = "mini",
+    experiment: str | None = None,
+    sizes: Sizes | None = None,
+):
+    """The typed TrainConfig and resolved dict for the benchmark workload plus ``overrides``: ``model``
+    (the mini model by default) at ``sizes`` (``default_sizes(model)`` when None), or with
+    ``experiment`` that preset's model and sizes (``experiment=smollm2_dsrl``)."""
     from prerl.config import register_configs
 
     register_configs()
     where = [
-        f"cache_dir={ROOT / '.cache' / 'prerl'}",
+        f"cache_dir={CACHE}",
         f"output_dir={workdir / 'out'}",
         f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
         "tracking.experiment=prerl-bench",
@@ -53,13 +132,8 @@ def compose_config(overrides: list[str], workdir: Path, model: str = "mini", exp
         "total_steps=100000",
         "seed=0",
     ]
-    sizes = [
-        f"model={model}",
-        f"prompts_per_step={PROMPTS}",
-        f"rollout.samples_per_prompt={SAMPLES}",
-        f"rollout.max_new_tokens={NEW_TOKENS}",
-    ]
-    base = [f"experiment={experiment}"] + where if experiment else where + sizes
+    workload = model_overrides(model) + (sizes or default_sizes(model)).overrides()
+    base = [f"experiment={experiment}"] + where if experiment else where + workload
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=base + overrides)
     return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True)
@@ -98,16 +172,22 @@ def load_average() -> list[float]:
 
 
 def environment() -> dict:
-    """What a reader needs to judge the numbers: cores, load, versions."""
+    """What a reader needs to judge the numbers: the machine, cores, load, versions, the commit."""
     import torch
 
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    from prerl.fingerprint import cpu_model
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
     return {
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_1_5_15min": load_average(),
         "torch": torch.__version__,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "git_head": head.stdout.strip(),
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
 
 
