@@ -7,7 +7,7 @@ import io
 import itertools
 import json
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,8 @@ def test_claims_are_plain_data_whose_measurements_resolve():
     assert all(name.islower() for name in claim_measures.MEASURES)
     with pytest.raises(KeyError, match="no claim measurement 'DSRL'"):
         claim_measures.measure_named("DSRL")
+    with pytest.raises(ValueError, match=r"study mini: no claim measurement named \['DSRL'\]"):  # when a study is built
+        replace(STUDY, claims=(replace(CLAIMS[0], measure="DSRL"),))
 
 
 def test_the_template_and_the_renderer_fill_each_other(tmp_path, monkeypatch):

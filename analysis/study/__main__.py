@@ -95,12 +95,16 @@ def parser() -> argparse.ArgumentParser:
 def document(study: StudySpec, preset: str, args: argparse.Namespace) -> Path:
     if study.exports:
         if args.experiment or args.dsrl_steps or args.uri:
-            raise SystemExit(f"study {study.name} is written from its exported files: --results, not the store's options")
+            raise SystemExit(
+                f"study {study.name} is written from its exported files: --results, not the store's options"
+            )
         from analysis.study.document import write
 
         return write(study, preset, args.results, args.out, args.n_boot)
     if args.results:
-        raise SystemExit(f"study {study.name} is written from its MLflow store (--uri, --experiment): it exports nothing")
+        raise SystemExit(
+            f"study {study.name} is written from its MLflow store (--uri, --experiment): it exports nothing"
+        )
     from analysis.study.mini_document import write as write_from_store
 
     return write_from_store(study, preset, args.uri, args.experiment, args.out, args.dsrl_steps, args.n_boot)

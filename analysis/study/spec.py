@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from analysis.study.cells import GRPO, Study
+from analysis.study.claim_measures import MEASURES
 from analysis.study.claims import Claim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,16 @@ class StudySpec:
     previews: str = "outputs/studies/{study}-{preset}"  # a preset's folder (its document, its exported runs)
     mini_doc: str = "docs/mini-study.md"  # the mini tasks' verdicts, read from its table
     mini_base_classes: dict[str, str] = field(default_factory=dict)  # mini task -> its per-class JSON
+
+    def __post_init__(self) -> None:
+        unknown = sorted({c.measure for c in self.claims if c.measured and c.measure not in MEASURES})
+        if unknown:
+            raise ValueError(
+                f"study {self.name}: no claim measurement named {unknown} in analysis/study/claim_measures.py"
+            )
+        missing = [p.key for p in self.sweep_parts() if any(p.key not in s.seeds for s in self.presets.values())]
+        if missing:
+            raise ValueError(f"study {self.name}: parts {missing} have no seed count in every preset")
 
     def preset(self, name: str) -> Preset:
         if name not in self.presets:
