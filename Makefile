@@ -225,52 +225,22 @@ ablation-table: setup
 .PHONY: ablation-table
 
 ## The mini study (docs/mini-study.md, docs/studies.md#what-the-small-models-show): every claim of the paper on
-## both mini tasks. Parts (a)-(e) are the multiruns sweeps/mini_study/*.yaml (one MLflow experiment,
-## tag sweep=mini_study); cells two parts share have one config_hash and run once, and a relaunch
-## skips every finished job, so an interrupted study resumes where it stopped. (f) behaviours and
-## (g) solved dynamics read the runs of (a)-(d); (h) is the base models' gradient alignment. Then
-## analysis/mini_study.py writes the document from the MLflow store.
+## both mini tasks. The study is data and Python (analysis/study/mini.py: parts, presets, seeds): parts
+## (a)-(e) are the multiruns sweeps/mini_study/*.yaml, run seed by seed (one MLflow experiment, tag
+## sweep=mini_study); cells two parts share have one config_hash and run once, and a relaunch skips every
+## finished job and alignment, so an interrupted study resumes where it stopped. Then the base models'
+## gradient alignment, and the document from the MLflow store. `python -m analysis.study plan --study mini`
+## prints the run count, what already finished and an estimated wall time.
 ##   make mini-study                 full: 10 cells x 2 tasks x 5 seeds = 100 runs of 60 updates
 ##   make mini-study PRESET=quick    a preview: 8 cells x 2 tasks x 2 seeds = 32 runs of 20 updates of 8 prompts
 ##   make mini-study PRESET=smoke    the micro model, 4 updates: a check that the pipeline works, not a result
 ##   make mini-study ARGS="hydra/launcher=joblib hydra.launcher.n_jobs=2"    any launcher
 ##   make mini-study-doc [PRESET=...]    only the document, from the runs already logged
-## Cost, from the per-stage seconds measured in docs/performance.md (1 thread: ~1.0 s per 128 sampled
-## responses, ~2.2 s per update of 16 prompts): a full run ~190 CPU s (60 updates, 7 evals of 1024
-## samples), the full study ~100 x 190 s / 2 cores ~ 2.6 h; a quick run ~47 CPU s (20 updates of 8 prompts,
-## 5 evals of 512 samples, ~5 s start-up), 32 x 47 s / 2 cores ~ 13 min, plus ~1 min for the alignment
-## and the document: <= 20 min on 2 idle cores (an estimate: this session's machine was shared).
-MS_PARTS := a_dsrl_vs_grpo b_warmup c_warmup_kind d_objectives e_nsr_weighting
-MS_EXPERIMENT := mini-study$(if $(PRESET),-$(PRESET))
-MS_DOC := $(if $(PRESET),outputs/mini-study-$(PRESET)/mini-study.md,docs/mini-study.md)
-# Per preset: overrides for every part, then per part (the warm-up lengths must fit total_steps).
-MS_ := tracking.experiment=mini-study
-MS_ALIGN_ := --problems 40 --samples 10
-MS_DOC_ := --dsrl-steps 20
-MS_quick := tracking.experiment=mini-study-quick total_steps=20 prompts_per_step=8 data.test_problems=32 data.ood_problems=32 eval.every_steps=5 seed=0,1
-MS_quick_a_dsrl_vs_grpo := warmup_steps=0,5
-MS_quick_b_warmup := warmup_steps=0,5,10
-MS_quick_c_warmup_kind := warmup_steps=5
-MS_quick_e_nsr_weighting := warmup_steps=5
-MS_ALIGN_quick := --problems 20 --samples 5
-MS_DOC_quick := --dsrl-steps 5
-MS_smoke := experiment=smoke model=micro tracking.experiment=mini-study-smoke seed=0,1 eval.every_steps=2
-MS_smoke_a_dsrl_vs_grpo := warmup_steps=0,2
-MS_smoke_b_warmup := warmup_steps=0,1,2,3
-MS_smoke_c_warmup_kind := warmup_steps=2
-MS_smoke_e_nsr_weighting := warmup_steps=2
-MS_ALIGN_smoke := --problems 4 --samples 2 --max-new-tokens 32
-MS_DOC_smoke := --dsrl-steps 2
-MS_DOC_COMMAND = $(PY) -m analysis.mini_study --experiment $(MS_EXPERIMENT) $(MS_DOC_$(PRESET)) --out $(MS_DOC) $(if $(PRESET),--preset $(PRESET))
-MS_ALIGN_MODELS := $(if $(filter smoke,$(PRESET)),micro,mini mini_styles)
-
 mini-study: setup
-	$(foreach part,$(MS_PARTS),$(PY) train.py -m +sweep/mini_study=$(part) $(MS_$(PRESET)) $(MS_$(PRESET)_$(part)) $(ARGS) &&) true
-	$(foreach model,$(MS_ALIGN_MODELS),$(PY) -m analysis.alignment --model $(model) $(MS_ALIGN_$(PRESET)) --mlflow --experiment $(MS_EXPERIMENT) --out outputs/analysis/alignment/$(MS_EXPERIMENT)-$(model) &&) true
-	$(MS_DOC_COMMAND)
+	$(PY) -m analysis.study run --study mini --preset $(or $(PRESET),full) $(ARGS)
 
 mini-study-doc: setup
-	$(MS_DOC_COMMAND)
+	$(PY) -m analysis.study doc --study mini --preset $(or $(PRESET),full)
 .PHONY: mini-study mini-study-doc
 
 ## The paper's claims on a real pretrained model (docs/smollm2-study.md): the mini study's claims on

@@ -75,7 +75,7 @@ def percentile_interval(point: float, replicates: np.ndarray, level: float) -> I
     return Interval(float(point), float(lo), float(hi))
 
 
-def _uniform_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+def resample_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     """How often each of ``n`` items is drawn in ``size`` resamples of ``n`` with replacement: [size, n]."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=size)
 
@@ -103,11 +103,11 @@ def bootstrap_means(
     out = {row: {name: np.empty(n_boot) for name in sets} for row, sets in rows.items()}
     for start in range(0, n_boot, _BLOCK):
         size = min(_BLOCK, n_boot - start)
-        shared = {name: _uniform_counts(rng, n, size) for name, n in widths.items()} if paired else None
+        shared = {name: resample_counts(rng, n, size) for name, n in widths.items()} if paired else None
         for row, sets in rows.items():
-            seed_counts = _uniform_counts(rng, next(iter(sets.values())).shape[0], size)  # [size, seeds]
+            seed_counts = resample_counts(rng, next(iter(sets.values())).shape[0], size)  # [size, seeds]
             for name, x in sets.items():
-                problem_counts = shared[name] if shared is not None else _uniform_counts(rng, x.shape[1], size)
+                problem_counts = shared[name] if shared is not None else resample_counts(rng, x.shape[1], size)
                 per_seed = np.asarray(x, dtype=float) @ problem_counts.T  # [seeds, size]: sums over drawn problems
                 out[row][name][start : start + size] = (seed_counts.T * per_seed).sum(0) / (x.shape[0] * x.shape[1])
     return out
@@ -169,5 +169,5 @@ def seed_interval(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"expected a non-empty list of per-seed values, got shape {x.shape}")
-    counts = _uniform_counts(np.random.default_rng(seed), x.size, n_boot)
+    counts = resample_counts(np.random.default_rng(seed), x.size, n_boot)
     return percentile_interval(float(x.mean()), counts @ x / x.size, level)

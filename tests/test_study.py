@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import mini_study
-from analysis.mini_study import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Study
 from analysis.nsr_diagnostics import gradient_weight, word_problem_classes
 from analysis.runs import RunRecord
-from analysis.study import document, export, jobs, measures, orchestrate, restore
+from analysis.study import claims, document, export, jobs, measures, orchestrate, restore
+from analysis.study.cells import Study, task_of
+from analysis.study.claim_measures import measure_named
+from analysis.study.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from analysis.study.mini_columns import read_mini_columns, split_row
 from analysis.study.smollm2 import CLAIMS, FULL_SEEDS, PARTS, PRESETS, STUDY
 from analysis.study.spec import FULL
@@ -39,10 +40,10 @@ FIXTURE = ROOT / "tests" / "fixtures" / "study"
 
 
 def test_claims_are_the_mini_studys_with_the_same_ids():
-    assert [c.id for c in CLAIMS] == [c.id for c in mini_study.CLAIMS]
-    mini = {c.id: c for c in mini_study.CLAIMS}
+    assert [c.id for c in CLAIMS] == [c.id for c in claims.CLAIMS]
+    mini = {c.id: c for c in claims.CLAIMS}
     for claim in CLAIMS:  # a claim is measured or says why not, and keeps the paper's side and number
-        assert (claim.measure is None) == bool(claim.untestable), claim.id
+        assert claim.measured != bool(claim.untestable), claim.id
         assert (claim.text, claim.paper, claim.direction, claim.reference) == (
             mini[claim.id].text,
             mini[claim.id].paper,
@@ -56,11 +57,9 @@ def test_claims_are_the_mini_studys_with_the_same_ids():
 def test_a_gguf_models_runs_are_its_own_task():
     """MLflow logs a null model.path as "None": the real model's runs are named by their GGUF model."""
     real = {"model.path": "None", "model.mini": "None", "model.gguf.model": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-    assert mini_study.task_of(RunRecord("r", real)) == "SmolLM2-135M-Instruct"
-    assert mini_study.task_of(RunRecord("r", {"model.path": "None", "model.mini.name": "mini"})) == "mini"
-    assert (
-        mini_study.task_of(RunRecord("r", {"model.path": "/m/final_policy", "model.gguf": "None"})) == "/m/final_policy"
-    )
+    assert task_of(RunRecord("r", real)) == "SmolLM2-135M-Instruct"
+    assert task_of(RunRecord("r", {"model.path": "None", "model.mini.name": "mini"})) == "mini"
+    assert task_of(RunRecord("r", {"model.path": "/m/final_policy", "model.gguf": "None"})) == "/m/final_policy"
 
 
 def behaviour_run(seed: int, warmup: str, paper: list[float], broad: list[float]) -> RunRecord:
@@ -84,12 +83,12 @@ def test_transition_claims_count_the_papers_markers_not_the_broad_list():
     runs = [behaviour_run(s, "2", [0.1, 0.2, 0.4, 0.4], [0.5] * 4) for s in (0, 1)]
     runs += [behaviour_run(s, "0", [0.1, 0.1, 0.2, 0.2], [0.5] * 4) for s in (0, 1)]
     study = Study(runs, 2, 4, TableOptions(n_boot=100))
-    real = {c.id: c for c in CLAIMS}
-    mini = {c.id: c for c in mini_study.CLAIMS}
-    got = real["7.6-transitions-after-warmup"].measure(study, "?")
+    real = {c.id: measure_named(c.measure) for c in CLAIMS if c.measured}
+    mini = {c.id: measure_named(c.measure) for c in claims.CLAIMS if c.measured}
+    got = real["7.6-transitions-after-warmup"](study, "?")
     assert got.mean == pytest.approx(0.3) and got.lo == pytest.approx(0.3)
-    assert mini["7.6-transitions-after-warmup"].measure(study, "?").mean == pytest.approx(0.0)
-    assert real["7.6-grpo-elicits-less"].measure(study, "?").mean == pytest.approx(0.2)
+    assert mini["7.6-transitions-after-warmup"](study, "?").mean == pytest.approx(0.0)
+    assert real["7.6-grpo-elicits-less"](study, "?").mean == pytest.approx(0.2)
 
 
 def test_seed_counts_live_in_the_presets_and_the_full_study_meets_the_budget():

@@ -11,24 +11,35 @@ from __future__ import annotations
 import json
 import math
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .. import mini_study as ms
+from ..aggregate import Group
 from ..figures import TRAINING, plot_pass_at_k, plot_series
-from ..mini_study import GRPO, Study, accuracy_contrast, cell, fmt, task_of
 from ..nsr_diagnostics import summary as diagnostics_summary
 from . import measures
+from .cells import GRPO, Study, infer_dsrl_steps, task_of
+from .claims import INCONCLUSIVE, NO_RUNS, NOT_REPRODUCED, REPRODUCED, ClaimRow, claim_rows
 from .export import duration_s, load_documents, record
 from .mini_columns import MiniCell, read_mini_columns
+from .quantities import FINAL, accuracy_contrast
+from .sections import (
+    alignment_table,
+    behaviour_table,
+    bold,
+    cell,
+    fmt,
+    part_table,
+    pass_at_k_table,
+    seeds_per_cell,
+)
 from .spec import FULL, ROOT, Part, StudySpec
+from .template import fill
 from ..tables import TableOptions
 
-TEMPLATES = Path(__file__).parent / "templates"
 ALIGNMENT, DIAGNOSIS, PLAN, LAUNCHES = "alignment", "diagnostics/nsr_prerl.json", "study.json", "launches.json"
 REAL_SETS = ("test", "ood", "math500_level1")
 
@@ -82,7 +93,7 @@ def load_evidence(spec: StudySpec, preset: str, folder: Optional[Path] = None, n
     totals = {int(r.params.get("total_steps", 0)) for r in runs}
     if len(totals) != 1:
         raise SystemExit(f"{folder}: runs of different total_steps {sorted(totals)}: one folder per preset")
-    dsrl = plan.get("dsrl_steps") or ms.infer_dsrl_steps(runs)
+    dsrl = plan.get("dsrl_steps") or infer_dsrl_steps(runs)
     if dsrl is None:
         raise SystemExit(f"{folder}: cannot tell DSRL's warm-up length (no {PLAN}, no single NSR-RL control)")
     tasks = sorted({task_of(r) for r in runs})
@@ -129,10 +140,6 @@ def hours(seconds: float) -> str:
 def table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows])
-
-
-def bold(verdict: str) -> str:
-    return f"**{verdict}**" if verdict in (ms.REPRODUCED, ms.NOT_REPRODUCED) else verdict
 
 
 # --- sections --------------------------------------------------------------------------------------
@@ -195,7 +202,7 @@ def setup(ev: Evidence) -> str:
             f"- Task: {ev.task}; {len(ev.documents)} finished training runs, {len(ev.study.groups(ev.task))} cells.",
             f"- One shared setting for every method, none tuned: {shared_setting(ev)} (the preset "
             "`experiment=smollm2_dsrl` plus this document's preset).",
-            f"- Seeds per part: {per_part}. Seeds per cell: {ms.seeds_per_cell(ev.study, ev.task)}.",
+            f"- Seeds per part: {per_part}. Seeds per cell: {seeds_per_cell(ev.study, ev.task)}.",
             f"- Wall time: the runs' durations sum to {hours(times['summed'])} (logged training seconds "
             f"{hours(times['train'])}); first start to last end {hours(times['span'])}; the alignment "
             f"{hours(times['alignment'])}, the diagnosis {hours(times['diagnosis'])}; the launches below "
@@ -214,11 +221,7 @@ def verdict_rule() -> str:
     )
 
 
-def real_rows(ev: Evidence) -> list[dict]:
-    return ms.claim_rows(ev.study, ev.spec.claims)
-
-
-def verdict_table(ev: Evidence, rows: list[dict]) -> str:
+def verdict_table(ev: Evidence, rows: list[ClaimRow]) -> str:
     head = [
         "id",
         "claim",
@@ -231,18 +234,18 @@ def verdict_table(ev: Evidence, rows: list[dict]) -> str:
     ]
     out = []
     for row in rows:
-        c = row["claim"]
-        interval, verdict, _ = row["tasks"].get(ev.task, (None, "no runs", ""))
+        c = row.claim
+        interval, verdict = row.on(ev.task).interval, row.on(ev.task).verdict
         mini = ev.mini.get(c.id, {})
         minis = [
             f"{mini[t].result}; {bold(mini[t].verdict)}" if t in mini else "not in docs/mini-study.md"
             for t in ev.mini_tasks
         ]
-        if c.measure is None:
+        if not c.measured:
             out.append([c.id, c.text, c.paper, "-", "-", verdict, *minis, "-"])
             continue
         ref = f" (vs {c.reference:g})" if c.reference else ""
-        value = fmt(interval) + (f" {c.unit}" if interval else "")
+        value = fmt(interval) + (f" {c.unit}" if interval is not None else "")
         out.append(
             [
                 c.id,
@@ -294,20 +297,20 @@ def copied_weights(ev: Evidence) -> str:
     return ", ".join(parts)
 
 
-def disagreements(ev: Evidence, rows: list[dict]) -> str:
+def disagreements(ev: Evidence, rows: list[ClaimRow]) -> str:
     lines = []
     for row in rows:
-        c = row["claim"]
-        interval, verdict, _ = row["tasks"].get(ev.task, (None, "no runs", ""))
+        c = row.claim
+        interval, verdict = row.on(ev.task).interval, row.on(ev.task).verdict
         mini = ev.mini.get(c.id, {})
         tasks = measures.changed(verdict, mini)
-        if c.measure is None or not tasks:
+        if not c.measured or not tasks:
             continue
         others = ", ".join(f"{t} {mini[t].verdict} ({mini[t].result})" for t in mini)
         lines.append(
             f"- `{c.id}` ({c.text}): real model **{verdict}** ({fmt(interval)} {c.unit}); {others}. {why(ev, c.id, c.quantity)}"
         )
-    missing = [row["claim"].id for row in rows if row["tasks"].get(ev.task, (None, ""))[1] == "no runs"]
+    missing = [row.claim.id for row in rows if row.on(ev.task).verdict == NO_RUNS]
     if not lines:
         lines.append("No claim changes verdict between the real model and the mini tasks.")
     if missing:
@@ -315,13 +318,13 @@ def disagreements(ev: Evidence, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def answers(ev: Evidence, rows: list[dict]) -> str:
-    by_id = {row["claim"].id: row["tasks"].get(ev.task, (None, "no runs", "")) for row in rows}
+def answers(ev: Evidence, rows: list[ClaimRow]) -> str:
+    by_id = {row.claim.id: row.on(ev.task) for row in rows}
     s, task = ev.study, ev.task
     curve = measures.eval_curves(s, task, "NSR-PreRL alone")
     base = measures.mean_or_none(curve.get(0, []))
     final = measures.mean_or_none(curve[max(curve)]) if curve else None
-    change = by_id["7.5-nsr-prerl-effective"][0]
+    change = by_id["7.5-nsr-prerl-effective"].interval
     kind = measures.collapse_kind(change, base)
     said = {
         "helps": "It helps: the interval of its final − base accuracy lies above 0, as the paper says.",
@@ -335,7 +338,7 @@ def answers(ev: Evidence, rows: list[dict]) -> str:
     weights = copied_weights(ev)
     q1 = (
         f"**Does NSR-PreRL alone help or collapse on the real model?** {said} Trained alone for T = {s.total_steps} "
-        f"updates ({len(s.groups(task).get('NSR-PreRL alone', ms.Group('', [])).runs)} seed(s)), its test Avg@K "
+        f"updates ({len(s.groups(task).get('NSR-PreRL alone', Group('', [])).runs)} seed(s)), its test Avg@K "
         f"went from {num(base, 1)}% to {num(final, 1)}% (final − base {fmt(change)} points; by update: {points or '-'})."
         + (
             f" On the base model's responses, the tokens copied from the prompt carry this share of the "
@@ -344,13 +347,13 @@ def answers(ev: Evidence, rows: list[dict]) -> str:
             else ""
         )
     )
-    dsrl, verdict = by_id["7.1-dsrl-beats-grpo"][:2]
-    ood = by_id["7.4-dsrl-ood"][0]
-    math500 = accuracy_contrast(s, task, [(s.dsrl, "final", 1), (GRPO, "final", -1)], "math500_level1")
+    dsrl, verdict = by_id["7.1-dsrl-beats-grpo"].interval, by_id["7.1-dsrl-beats-grpo"].verdict
+    ood = by_id["7.4-dsrl-ood"].interval
+    math500 = accuracy_contrast(s, task, [(s.dsrl, FINAL, 1), (GRPO, FINAL, -1)], "math500_level1")
     verdict_said = {
-        ms.REPRODUCED: "Yes: DSRL ends above GRPO on the test set, the interval excluding 0.",
-        ms.NOT_REPRODUCED: "No: DSRL ends below GRPO on the test set, the interval excluding 0.",
-        ms.INCONCLUSIVE: "Not at this power: the interval of DSRL − GRPO on the test set holds 0.",
+        REPRODUCED: "Yes: DSRL ends above GRPO on the test set, the interval excluding 0.",
+        NOT_REPRODUCED: "No: DSRL ends below GRPO on the test set, the interval excluding 0.",
+        INCONCLUSIVE: "Not at this power: the interval of DSRL − GRPO on the test set holds 0.",
     }.get(verdict, "Not measured: the study has no finished runs of both cells.")
     q2 = (
         f"**Does DSRL beat GRPO at equal updates?** {verdict_said} DSRL − GRPO at update {s.total_steps}: "
@@ -360,15 +363,10 @@ def answers(ev: Evidence, rows: list[dict]) -> str:
     return q1 + "\n\n" + q2
 
 
-def as_mini_part(part: Part) -> ms.Part:
-    assert part.cells is not None, part.key
-    return ms.Part(part.key, part.title, part.sweep, part.cells)
-
-
 def accuracy_tables(ev: Evidence, part: Part) -> list[str]:
     out = []
     for ood in (False, True):
-        text = ms.part_table(ev.study, ev.task, as_mini_part(part), ood)
+        text = part_table(ev.study, ev.task, part, ood)
         if text:
             out.append(text)
     return out or [f"{ev.task}: no runs."]
@@ -386,7 +384,7 @@ def figure(path: Path, doc: Path, title: str) -> str:
 def part_a(ev: Evidence, part: Part, figures: Path, doc: Path) -> str:
     out = accuracy_tables(ev, part)
     for eval_set in sets_logged(ev):
-        t = ms.pass_at_k_table(ev.study, ev.task, eval_set)
+        t = pass_at_k_table(ev.study, ev.task, eval_set)
         if t:
             out += [f"#### (a) Pass@k on `{eval_set}`, every k", "", t]
     groups = [g for label in part.cells(ev.study) if (g := ev.study.groups(ev.task).get(label))]
@@ -434,32 +432,24 @@ def part_generic(ev: Evidence, part: Part, figures: Path, doc: Path, curves: boo
     return "\n\n".join(out)
 
 
-def claims_subtable(ev: Evidence, rows: list[dict]) -> str:
+def claims_subtable(ev: Evidence, rows: list[ClaimRow]) -> str:
     """Some rows of the verdict table, the real model's column only."""
     return table(
         ["id", "measured", "result [95%]", "verdict"],
-        [
-            [
-                r["claim"].id,
-                r["claim"].quantity,
-                fmt(r["tasks"].get(ev.task, (None,))[0]),
-                bold(r["tasks"].get(ev.task, (None, "no runs"))[1]),
-            ]
-            for r in rows
-        ],
+        [[r.claim.id, r.claim.quantity, fmt(r.on(ev.task).interval), bold(r.on(ev.task).verdict)] for r in rows],
     )
 
 
-def part_e(ev: Evidence, rows: list[dict]) -> str:
-    paper = ms.behaviour_table(ev.study, ev.task, ("paper_transitions", "paper_reflections"))
-    broad = ms.behaviour_table(ev.study, ev.task)
+def part_e(ev: Evidence, rows: list[ClaimRow]) -> str:
+    paper = behaviour_table(ev.study, ev.task, ("paper_transitions", "paper_reflections"))
+    broad = behaviour_table(ev.study, ev.task)
     lines = [
         "The paper's markers:",
         paper or "no runs",
         "The project's broader rule lists (transitions, reflections and the four behaviours by rules):",
         broad or "no runs",
         "The behaviour claims (from the table above):",
-        claims_subtable(ev, [r for r in rows if r["claim"].id.startswith("7.6-")]),
+        claims_subtable(ev, [r for r in rows if r.claim.id.startswith("7.6-")]),
     ]
     return "\n\n".join(lines)
 
@@ -468,7 +458,7 @@ def part_f(ev: Evidence, doc: Path) -> str:
     found = ev.study.alignment.get(ev.task)
     if not found:
         return "No alignment results in this study's folder."
-    out = [ms.alignment_table(ev.study) or ""]
+    out = [alignment_table(ev.study) or ""]
     tokens = found["tokens"]
     out += [
         "Mean |gap| by token position:",
@@ -513,7 +503,7 @@ def class_table(rows: list[measures.ClassRow]) -> str:
     )
 
 
-def part_g(ev: Evidence, rows: list[dict]) -> str:
+def part_g(ev: Evidence, rows: list[ClaimRow]) -> str:
     out = []
     d = ev.diagnosis
     if d:
@@ -539,7 +529,7 @@ def part_g(ev: Evidence, rows: list[dict]) -> str:
     collapse = ("7.5-nsr-prerl-effective", "7.5-nsr-beats-psr", "7.3-nsr-prerl-20-vs-rl-60")
     out += [
         "Whether the collapse happens — NSR-PreRL alone against the base model (part c's runs):",
-        claims_subtable(ev, [r for r in rows if r["claim"].id in collapse]),
+        claims_subtable(ev, [r for r in rows if r.claim.id in collapse]),
     ]
     return "\n\n".join(out)
 
@@ -590,7 +580,7 @@ def runs_section(ev: Evidence) -> str:
 
 
 def render(ev: Evidence, doc: Path, command: str) -> str:
-    rows = real_rows(ev)
+    rows = claim_rows(ev.study, ev.spec.claims)
     figures = doc.with_suffix("")
     figures.mkdir(parents=True, exist_ok=True)
     parts = {p.key: p for p in ev.spec.parts}
@@ -615,8 +605,7 @@ def render(ev: Evidence, doc: Path, command: str) -> str:
         "part_g": part_g(ev, rows),
         "runs": runs_section(ev),
     }
-    template = string.Template((TEMPLATES / ev.spec.template).read_text())
-    return template.substitute(values)
+    return fill(ev.spec.template, values)
 
 
 def doc_command(spec: StudySpec, preset: str) -> str:

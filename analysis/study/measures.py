@@ -1,7 +1,7 @@
-"""What a study measures beyond the mini study's claims, as plain functions of its runs and files.
+"""What the real-model study measures beyond the claims, as plain functions of its runs and files.
 
 Each returns numbers (or rows of them); ``analysis.study.document`` turns them into Markdown. The claims
-and their intervals are ``analysis.mini_study``'s, computed on the same ``Study`` object.
+and their intervals are ``analysis/study/claim_measures.py``'s, computed on the same ``Study`` object.
 """
 
 from __future__ import annotations
@@ -13,16 +13,11 @@ from typing import Optional
 import numpy as np
 
 from ..aggregate import eval_curve
-from ..mini_study import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Study,
-    per_run,
-    window_mean,
-)
 from ..nsr_diagnostics import gradient_weight
+from .cells import Study
+from .claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from .mini_columns import MiniCell
+from .quantities import per_run, window_mean
 from prerl.stats import Interval
 
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)

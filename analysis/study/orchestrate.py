@@ -1,13 +1,17 @@
-"""Running a study: the plan, each part's multirun seed by seed, the alignment and the diagnosis, the
+"""Running a study: the plan, each part's multirun seed by seed, the alignment (and the diagnosis), the
 export and the document, in that order; a relaunch continues where the last one stopped.
 
 Every training job's ``config_hash`` is known before launching (``analysis.study.jobs``), so the plan
 says how many runs the study has, how many already finished (a relaunch skips them: ``train.py``'s
-finished-run check) and about how long the rest takes. After each part the finished runs are exported
-to files, so a machine lost mid-study loses at most the part that was running. Before launching, the
-exported runs that the MLflow store lacks are restored into it (``analysis.study.restore``), so a relaunch
-on a fresh machine, with the committed files and an empty store, skips them too. Each launch is recorded
-in ``launches.json`` with what it restored, finished and skipped.
+finished-run check) and about how long the rest takes.
+
+A study that exports its runs (``StudySpec.results``: the real-model study) exports the finished runs to
+files after each part, so a machine lost mid-study loses at most the part that was running; before
+launching, the exported runs that the MLflow store lacks are restored into it (``analysis.study.restore``),
+so a relaunch on a fresh machine, with the committed files and an empty store, skips them too; each launch
+is recorded in ``launches.json`` with what it restored, finished and skipped; the document is written from
+the files. A study whose evidence is its store (the mini study) logs its alignment runs there too and
+writes its document from the store (``analysis.study.mini_document``).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..runs import experiment_runs
-from . import document, export, restore
+from . import document, export, mini_document, restore
 from .jobs import Job, compose_config, distinct, part_arguments, study_jobs
 from .spec import ROOT, Part, Preset, StudySpec
+from .store import alignment_runs, client_for, finished_sweep_runs
 
 
 @dataclass
@@ -45,18 +49,8 @@ class Launch:
     commit: str = ""
 
 
-def client_for(uri: Optional[str]):
-    from mlflow.tracking import MlflowClient
-
-    from prerl.config import TrackingConfig
-    from prerl.tracking import tracking_uri
-
-    return MlflowClient(tracking_uri(TrackingConfig(uri=uri)))
-
-
 def finished_hashes(client, experiment: str, sweep: str) -> set[str]:
-    runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
-    return {r.data.tags.get("config_hash", "") for r in runs}
+    return {r.data.tags.get("config_hash", "") for r in finished_sweep_runs(client, experiment, sweep)}
 
 
 def restore_exported(client, experiment: str, runs_dir: Path, dry_run: bool) -> set[str]:
@@ -68,11 +62,11 @@ def restore_exported(client, experiment: str, runs_dir: Path, dry_run: bool) -> 
     return {document["config_hash"] for _, document in todo}
 
 
-def measured_run_seconds(client, experiment: str, sweep: str, runs_dir: Path) -> tuple[Optional[float], int]:
+def measured_run_seconds(client, experiment: str, sweep: str, runs_dir: Optional[Path]) -> tuple[Optional[float], int]:
     """The mean duration of this study's finished runs, from the store, else from its exported files."""
-    runs = experiment_runs(client, experiment, f"attributes.status = 'FINISHED' and tags.sweep = '{sweep}'")
+    runs = finished_sweep_runs(client, experiment, sweep)
     seconds = [(r.info.end_time - r.info.start_time) / 1000 for r in runs if r.info.end_time and r.info.start_time]
-    if not seconds and runs_dir.exists():
+    if not seconds and runs_dir is not None and runs_dir.exists():
         seconds = [s for d in export.load_documents(runs_dir) if (s := export.duration_s(d))]
     return (sum(seconds) / len(seconds), len(seconds)) if seconds else (None, 0)
 
@@ -100,17 +94,17 @@ def plan_text(
             f"{len(new)} not shared with an earlier part"
         )
     from_files = len({j.config_hash for j in runs} & restored)
+    restoring = f" ({from_files} of them {'to be restored' if dry_run else 'restored'} from the exported files)"
     lines.append(
         f"  {len(runs)} distinct runs ({len(jobs) - len(runs)} jobs share a cell with an earlier part), "
-        f"{len(runs) - len(todo)} already finished ({from_files} of them "
-        f"{'to be restored' if dry_run else 'restored'} from the exported files), {len(todo)} to run"
+        f"{len(runs) - len(todo)} already finished{restoring if study.exports else ''}, {len(todo)} to run"
     )
     if per_run is None:
         lines.append("  estimated wall time: unknown (no finished run to time; pass --run-seconds)")
     else:
         lines.append(
             f"  estimated wall time: {len(todo)} x {per_run:,.0f} s = {len(todo) * per_run / 3600:.2f} h "
-            f"(per-run time {source}), plus the alignment and the diagnosis"
+            f"(per-run time {source}), plus the alignment{' and the diagnosis' if preset.diagnostics else ''}"
         )
     return "\n".join(lines)
 
@@ -121,10 +115,10 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
 
-def call(cmd: list[str]) -> int:
+def call(cmd: list[str], more_env: Optional[dict[str, str]] = None) -> int:
     """Run in the caller's folder, as ``train.py`` run by hand would: Hydra's ``multirun/`` goes there."""
     print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    return subprocess.call(cmd, env=env())
+    return subprocess.call(cmd, env={**env(), **(more_env or {})})
 
 
 def dsrl_steps(jobs: list[Job]) -> Optional[int]:
@@ -170,6 +164,27 @@ def run_alignment(preset: Preset, job: Job, folder: Path, cache_dir: Optional[st
     return call(cmd + (["--cache-dir", cache_dir] if cache_dir else []))
 
 
+def run_logged_alignments(
+    client, study: StudySpec, preset: Preset, uri: Optional[str], cache_dir: Optional[str]
+) -> int:
+    """Each of the preset's base models' gradient alignment, logged to the study's experiment as the run
+    ``alignment <model>`` (a model whose alignment run finished there already is skipped)."""
+    experiment = study.experiment_of(preset.name)
+    done = {r.data.params.get("model") for r in alignment_runs(client, experiment)}
+    for model in preset.alignment_models:
+        if model in done:
+            print(f"alignment {model}: done already (experiment {experiment}; delete its run to redo)")
+            continue
+        cmd = [sys.executable, "-m", "analysis.alignment", "--model", model, *preset.alignment, "--mlflow"]
+        cmd += ["--experiment", experiment, "--out", f"outputs/analysis/alignment/{experiment}-{model}"]
+        status = call(
+            cmd + (["--cache-dir", cache_dir] if cache_dir else []), {"MLFLOW_TRACKING_URI": uri} if uri else {}
+        )
+        if status:
+            return status
+    return 0
+
+
 def run_diagnosis(preset: Preset, folder: Path, cache_dir: Optional[str]) -> int:
     out = folder / document.DIAGNOSIS
     if out.exists():
@@ -194,6 +209,43 @@ def record_launch(folder: Path, launch: Launch) -> None:
     path.write_text(json.dumps([*launches, asdict(launch)], indent=1) + "\n")
 
 
+def write_plan(folder: Path, study: StudySpec, preset: Preset, jobs: list[Job], runs: set[str]) -> None:
+    """``study.json``: what the document needs of the design before any run is read."""
+    plan = {
+        "study": study.name,
+        "preset": preset.name,
+        "experiment": study.experiment_of(preset.name),
+        "dsrl_steps": dsrl_steps(jobs),
+        "total_steps": int(compose_config(list(jobs[0].overrides)).total_steps),
+        "seeds": preset.seeds,
+        "runs": len(runs),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / document.PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+
+
+def launch_parts(
+    client,
+    study: StudySpec,
+    preset: Preset,
+    extra: tuple[str, ...],
+    launcher: tuple[str, ...],
+    runs_dir: Optional[Path],
+) -> int:
+    """Each part's multirun, seed by seed (``seed_major``), exporting the finished runs after each when
+    ``runs_dir`` is given; stops at the first that fails. The exit status."""
+    experiment = study.experiment_of(preset.name)
+    for seed, part in seed_major(study, preset):
+        arguments = part_arguments(study, preset, part, extra, seed)
+        status = call([sys.executable, str(ROOT / "train.py"), "-m", *arguments, *launcher])
+        if runs_dir is not None:
+            export.export_runs(client, experiment, study.sweep_dir, runs_dir)
+        if status:
+            print(f"part ({part.key}), seed {seed} failed (exit {status}); a relaunch continues from here", flush=True)
+            return status
+    return 0
+
+
 def run(
     study: StudySpec,
     preset: Preset,
@@ -205,33 +257,25 @@ def run(
     dry_run: bool = False,
     results: Optional[Path] = None,
 ) -> int:
-    """Plan, launch every part, align, diagnose, export and write the document (into ``results``, default
-    the preset's folder); the exit status."""
+    """Plan, launch every part, align (and diagnose), export and write the document (an exporting study's
+    into ``results``, default the preset's folder); the exit status."""
     start = time.time()
     extra = (*extra, *([f"cache_dir={cache_dir}"] if cache_dir else []), *([f"tracking.uri={uri}"] if uri else []))
     experiment = study.experiment_of(preset.name)
-    folder = Path(results) if results else study.results_dir(preset.name)
+    folder = (Path(results) if results else study.results_dir(preset.name)) if study.exports else None
+    runs_dir = folder / "runs" if folder else None
     jobs = study_jobs(study, preset, extra)
     client = client_for(uri)
-    restored = restore_exported(client, experiment, folder / "runs", dry_run)
+    restored = restore_exported(client, experiment, runs_dir, dry_run) if runs_dir else set()
     before = finished_hashes(client, experiment, study.sweep_dir) | restored
-    measured, n = measured_run_seconds(client, experiment, study.sweep_dir, folder / "runs")
+    measured, n = measured_run_seconds(client, experiment, study.sweep_dir, runs_dir)
     per_run, source = (run_seconds, "given") if run_seconds else (measured, f"measured on {n} earlier runs")
     print(plan_text(study, preset, jobs, before, per_run, source, restored, dry_run), flush=True)
     if dry_run:
         return 0
-    folder.mkdir(parents=True, exist_ok=True)
     runs = {j.config_hash for j in distinct(jobs)}
-    plan = {
-        "study": study.name,
-        "preset": preset.name,
-        "experiment": experiment,
-        "dsrl_steps": dsrl_steps(jobs),
-        "total_steps": int(compose_config(list(jobs[0].overrides)).total_steps),
-        "seeds": preset.seeds,
-        "runs": len(runs),
-    }
-    (folder / document.PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+    if folder:
+        write_plan(folder, study, preset, jobs, runs)
     where, commit = machine()
     launch = Launch(
         time.strftime("%Y-%m-%d %H:%M"),
@@ -242,27 +286,25 @@ def run(
         machine=where,
         commit=commit,
     )
-    status = 0
-    for seed, part in seed_major(study, preset):
-        arguments = part_arguments(study, preset, part, extra, seed)
-        status = call([sys.executable, str(ROOT / "train.py"), "-m", *arguments, *launcher])
-        export.export_runs(client, experiment, study.sweep_dir, folder / "runs")
-        if status:
-            print(f"part ({part.key}), seed {seed} failed (exit {status}); a relaunch continues from here", flush=True)
-            break
-    if status == 0:
+    status = launch_parts(client, study, preset, extra, launcher, runs_dir)
+    if status == 0 and folder:
         status = run_alignment(preset, jobs[0], folder, cache_dir) or run_diagnosis(preset, folder, cache_dir)
+    elif status == 0:
+        status = run_logged_alignments(client, study, preset, uri, cache_dir)
     after = finished_hashes(client, experiment, study.sweep_dir)
     launch.finished, launch.missing = len(runs & (after - before)), len(runs - after)
     launch.seconds = time.time() - start
-    record_launch(folder, launch)
-    if status == 0:
+    if folder:
+        record_launch(folder, launch)
+    if status == 0 and folder:
         doc = document.write(study, preset.name, folder, folder / Path(study.doc).name if results else None)
         print(f"wrote {doc}")
+    elif status == 0:
+        print(f"wrote {mini_document.write(study, preset.name, uri)}")
     print(
-        f"this launch finished {launch.finished} run(s) and skipped {launch.skipped} already finished "
-        f"({launch.restored} restored from the exported files); "
-        f"{launch.missing} of {launch.planned} not finished; {launch.seconds / 60:.1f} min",
+        f"this launch finished {launch.finished} run(s) and skipped {launch.skipped} already finished"
+        + (f" ({launch.restored} restored from the exported files)" if folder else "")
+        + f"; {launch.missing} of {launch.planned} not finished; {launch.seconds / 60:.1f} min",
         flush=True,
     )
     return status

@@ -1,27 +1,26 @@
 """The paper's claims on a real pretrained model, SmolLM2-135M-Instruct: the study as data.
 
 Its cells are the mini study's (``docs/mini-study.md``) on ``experiment=smollm2_dsrl``, the real model's
-one shared setting; its claims are the mini study's ``CLAIMS``, with the same ids, reworded where the
-real model's task differs and measured with the paper's own behaviour markers. Seeds per part live in
-``PRESETS`` and nowhere else.
+one shared setting; its claims are the mini study's (``analysis/study/claims.py``), with the same ids,
+reworded where the real model's task differs and measured with the paper's own behaviour markers. Seeds
+per part live in ``PRESETS`` and nowhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from .. import mini_study
-from ..mini_study import DSRL, GRPO, NSR_RL, behaviour_change, seeds_measure, warmups
+from . import claims
+from .cells import ALONE, GRPO
 from .spec import FULL, Part, Preset, StudySpec
 
-ALONE = ["PSR-PreRL alone", "NSR-PreRL alone", "PreRL alone"]
 PARTS = (
     Part("a", "DSRL vs GRPO at equal total updates", "a_dsrl_vs_grpo", lambda s: [GRPO, s.dsrl]),
     Part(
         "b",
         "The warm-up's space: NSR-PreRL vs NSR-RL, then GRPO",
         "b_warmup_space",
-        lambda s: [GRPO, NSR_RL(s), s.dsrl],
+        lambda s: [GRPO, s.nsr_rl_warmup, s.dsrl],
     ),
     Part(
         "c",
@@ -33,7 +32,7 @@ PARTS = (
         "d",
         "Warm-up length S (NSR-PreRL for S updates, then GRPO)",
         "d_warmup_length",
-        lambda s: [GRPO] + [f"NSR-PreRL({w})→GRPO" for w in warmups(s)],
+        lambda s: [GRPO] + [f"NSR-PreRL({w})→GRPO" for w in s.warmups],
     ),
     Part("e", "Behaviours with the paper's markers, against the base model"),
     Part("f", "Gradient alignment of the base model"),
@@ -99,11 +98,6 @@ PRESETS = {
 }
 
 
-def paper_markers(category: str):
-    """A claim measure: the paper's own markers per response, DSRL at update S+1 minus update 1."""
-    return seeds_measure(DSRL, lambda s: behaviour_change(category, s.dsrl_steps + 1))
-
-
 # What differs from the mini study's wording or measure; everything else is the mini study's claim.
 REWORDED = {
     "7.1-other-baselines": {
@@ -119,23 +113,21 @@ REWORDED = {
     "7.6-transitions-after-warmup": {
         "quantity": 'the paper\'s transition markers ("wait", "alternatively", "but") per response, DSRL at '
         "update S+1 − update 1",
-        "measure": paper_markers("paper_transitions"),
+        "measure": "dsrl_paper_transitions_change",
     },
     "7.6-reflections-after-warmup": {
         "quantity": 'the paper\'s reflection markers ("let me check", "verify") per response, DSRL at update '
         "S+1 − update 1",
-        "measure": paper_markers("paper_reflections"),
+        "measure": "dsrl_paper_reflections_change",
     },
     "7.6-grpo-elicits-less": {
         "quantity": "the paper's transition markers per response, change by update S+1: DSRL − GRPO",
-        "measure": seeds_measure(
-            DSRL, lambda s: behaviour_change("paper_transitions", s.dsrl_steps + 1), minus_label=GRPO
-        ),
+        "measure": "dsrl_minus_grpo_paper_transitions_change",
     },
     "scale-qwen3-8b": {"untestable": "one real model (134.5M parameters); nothing here scales it"},
 }
 
-CLAIMS = tuple(replace(c, **REWORDED.get(c.id, {})) for c in mini_study.CLAIMS)
+CLAIMS = tuple(replace(c, **REWORDED.get(c.id, {})) for c in claims.CLAIMS)
 
 STUDY = StudySpec(
     name="smollm2",
