@@ -89,7 +89,8 @@ def test_the_wheel_carries_the_configs_analysis_and_the_sweeper_under_prerls_nam
     conf = {n.removeprefix("prerl/conf/") for n in names if n.startswith("prerl/conf/")}
     assert conf == files_under(ROOT / "conf", (".yaml",)) and "sweep/warmup.yaml" in conf  # conf/sweep is sweeps/
     analysis = {n.removeprefix("prerl/analysis/") for n in names if n.startswith("prerl/analysis/")}
-    assert analysis == files_under(ROOT / "analysis", (".py",)) | {"study/templates/smollm2.md"}
+    templates = {f"study/templates/{t}" for t in files_under(ROOT / "analysis" / "study" / "templates")}
+    assert templates and analysis == files_under(ROOT / "analysis", (".py",)) | templates  # every study's template
     assert "hydra_plugins/prerl_optuna_sweeper/optuna_sweeper.py" in names
     assert "hydra_plugins/__init__.py" not in names  # Hydra's namespace for plug-ins, shared with other packages
 
