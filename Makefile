@@ -82,7 +82,7 @@ format: setup
 
 ## Rebuild the mini base model from its recipe and say whether it matches the shipped one bit for bit
 base-model: setup
-	$(PY) -m prerl.mini.base_model --variant mini --rebuild
+	$(PY) -m prerl.models.mini_model --variant mini --rebuild
 
 ## MLflow for one local user: one worker, and without MLflow 3's background job runner (GenAI
 ## evaluation jobs: 8 more processes, ~0.5 GB). Both bind to 127.0.0.1 (docs/mlflow.md).

@@ -4,7 +4,7 @@ A checkout keeps the Hydra configs (conf/, whose sweep/ is sweeps/) and the anal
 its top level, beside train.py. A prerl installed from its wheel has no checkout around it, so the wheel
 carries both inside the package, mapped at build time (the repository keeps one copy of each):
 
-- conf/ as prerl/conf, data that ``prerl.config_docs.CONF`` finds;
+- conf/ as prerl/conf, data that ``prerl.config.docs.CONF`` finds;
 - analysis/ as the subpackage prerl.analysis (``prerl-ablation-table``), not as a top-level ``analysis``,
   a name other projects also install; analysis/ imports its own modules relatively, so the same files
   work as ``analysis`` in a checkout and as ``prerl.analysis`` installed (tests/test_wheel.py checks both);

@@ -33,10 +33,10 @@ from .figures import figures_for
 from .aggregate import differing_keys
 from .runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
 from .tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
-from prerl.completed import MULTIRUN
-from prerl.config import TrackingConfig
-from prerl.run_info import PARENT_TAG
-from prerl.tracking import tracking_uri, with_retry
+from prerl.tracking.completed import MULTIRUN
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.run_info import PARENT_TAG
+from prerl.tracking.tracker import tracking_uri, with_retry
 
 
 def parse_step(text: str):

@@ -3,7 +3,7 @@
 Runs are averaged only when their configs agree on every key except the seed (and keys that do
 not change what a run computes): a table row whose runs differ elsewhere is split, and its label
 names the differing keys, so different configs are never averaged by accident. ``row_samples``
-turns each row into the ``[seeds, problems]`` matrices that ``prerl.stats`` compares.
+turns each row into the ``[seeds, problems]`` matrices that ``prerl.eval.stats`` compares.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from .runs import RunRecord
-from prerl.completed import NOT_IDENTITY
-from prerl.stats import problem_scores
+from prerl.tracking.completed import NOT_IDENTITY
+from prerl.eval.stats import problem_scores
 
 # Not part of "which config": the seed (what we average over), where the run ran, its tags.
 NOT_COMPARED = NOT_IDENTITY + ("seed", "rollout.vllm.seed", "tracking.")
@@ -148,7 +148,7 @@ class StepRule:
 class Cell:
     """A row's value in one column: the point estimate over ``n`` runs (``of``: runs in the row, when
     some gave no value), the sample std over runs, and the bootstrap interval ``[lo, hi]``; ``delta``:
-    the difference from the baseline row with its interval (``prerl.stats.Interval``)."""
+    the difference from the baseline row with its interval (``prerl.eval.stats.Interval``)."""
 
     mean: Optional[float]
     std: Optional[float]
@@ -176,7 +176,7 @@ def per_problem(run: RunRecord, eval_set: str, step: int) -> Optional[dict]:
 @dataclass
 class RowSamples:
     """Per row and set, a ``[seeds, problems]`` matrix of per-problem scores (problems in the same order
-    in every row), what ``prerl.stats.compare`` takes; ``runs``: the runs that gave a value, per row."""
+    in every row), what ``prerl.eval.stats.compare`` takes; ``runs``: the runs that gave a value, per row."""
 
     matrices: dict[str, dict[str, np.ndarray]]
     runs: dict[str, int]

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prerl.config import Space
-from prerl.logprobs import contexts, pack, response_logprobs
+from prerl.config.schema import Space
+from prerl.train.logprobs import contexts, pack, response_logprobs
 
 from .common import Policy, Samples, data_config, load, open_run, sample, short_name
 

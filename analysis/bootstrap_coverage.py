@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prerl.stats import compare
+from prerl.eval.stats import compare
 
 
 @dataclass(frozen=True)

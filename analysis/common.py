@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from prerl import data as data_lib
-from prerl.config import DataConfig, ModelConfig, RolloutConfig, TrackingConfig
-from prerl.mini.base_model import VARIANTS
-from prerl.models import context_token_id, load_policy
+from prerl.data import splits as data_lib
+from prerl.config.schema import DataConfig, ModelConfig, RolloutConfig, TrackingConfig
+from prerl.models.mini_model import VARIANTS
+from prerl.models.loading import context_token_id, load_policy
 from prerl.rollout.hf import HFEngine
-from prerl.scorers import Grader
-from prerl.tracking import Tracker
+from prerl.scoring import Grader
+from prerl.tracking.tracker import Tracker
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -110,7 +110,7 @@ class Samples:
 def eval_split(split: str, problems: int | None, data_dir: str | None = None, data: DataConfig | None = None):
     """The first ``problems`` rows of a benchmark (e.g. ``amc23``, from ``data_dir`` when it holds a copy,
     else the Hub) or of a split of the data config (the mini task's ``test``, ``ood``, ``train``)."""
-    from prerl.benchmarks import BENCHMARKS, load_benchmark
+    from prerl.data.eval_sets import BENCHMARKS, load_benchmark
 
     if split in BENCHMARKS:
         local = Path(data_dir) / BENCHMARKS[split].local_file if data_dir else None

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from prerl.config import TrackingConfig
-from prerl.tracking import tracking_uri
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.tracker import tracking_uri
 
 COUNTS = {  # plotted name -> logged count
     "fully solved": "train/prompts/fully_solved",

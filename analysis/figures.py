@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from .aggregate import Group, row_samples
-from prerl.stats import Interval, compare, seed_interval
+from prerl.eval.stats import Interval, compare, seed_interval
 
 TRAINING = {"train/accuracy": "training accuracy", "train/response_length": "response length (tokens)"}
 SOLVED = {

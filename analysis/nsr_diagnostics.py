@@ -43,8 +43,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from prerl.config import register_configs
-from prerl.logprobs import pack, score_logprobs
+from prerl.config.schema import register_configs
+from prerl.train.logprobs import pack, score_logprobs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # Adam moves a weight by about lr per update, so lr / RMS(θ) is the relative step. The paper's is
@@ -135,7 +135,7 @@ def gradient_weight(table: dict[str, dict[str, float]], space: str) -> dict[str,
     return {cls: v / total if total > 0 else float("nan") for cls, v in raw.items()}
 
 
-# The sentences a solution is made of (prerl/mini/task.py, styles.py); anything else is malformed.
+# The sentences a solution is made of (prerl/data/mini_task.py, styles.py); anything else is malformed.
 WELL_FORMED = re.compile(
     r"^(wait, check )?\d+(\+\d+)*=\d+, write \d( carry \d+)?$"  # a column
     r"|^check \d+(\+\d+)*=\d+ ok$|^bring down \d+$|^Check each column$|^So the answer is \\boxed\{\d+\}$"
@@ -250,7 +250,7 @@ def fresh_samples(exp, prompts: list[list[int]], per_prompt: int) -> dict[str, f
 
 
 def run(overrides: list[str], steps: int, probe_problems: int, sample_every: int, base_only: bool = False) -> dict:
-    import prerl.trainer as trainer
+    import prerl.train.trainer as trainer
 
     start = time.perf_counter()
     register_configs()

@@ -21,8 +21,8 @@ from mlflow.tracking import MlflowClient
 from .aggregate import Group, group_runs, metric_key
 from .figures import mean_series, pyplot, save
 from .runs import load_runs
-from prerl.config import TrackingConfig
-from prerl.tracking import tracking_uri
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.tracker import tracking_uri
 
 LENGTH = "train/response_length"
 

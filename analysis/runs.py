@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Optional
 
 from mlflow.tracking import MlflowClient
 
-from prerl.tracking import with_retry
+from prerl.tracking.tracker import with_retry
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Each table is declared once in ``TABLES`` (the sweeps it reads, what a row is, which eval sets its
 columns are, how it is built); building is pure, from ``RunRecord``s, and rendering lives in
 ``analysis/render.py``. A cell is a row's mean with its 95% interval from the paired hierarchical
-bootstrap of ``prerl/stats.py`` (seeds and problems resampled, problems paired by id across rows),
+bootstrap of ``prerl/eval/stats.py`` (seeds and problems resampled, problems paired by id across rows),
 and its difference from the baseline row with that difference's interval. Accuracies are in
 percent, as the paper reports them.
 """
@@ -31,7 +31,7 @@ from .aggregate import (
 )
 from .dynamics import method_label
 from .runs import RunRecord
-from prerl.stats import RowSummary, compare
+from prerl.eval.stats import RowSummary, compare
 
 # Eval sets that are out of distribution: the mini task's ``ood`` and the paper's OOD benchmarks.
 OOD_SETS = ("ood", "gpqa_diamond", "mmlu_pro", "bbh", "humaneval")
@@ -182,7 +182,7 @@ def setup_notes(
     notes = [
         f"metric: {opts.metric} per eval set, at {opts.rule().describe()}; cells: mean [{level} interval] "
         f"(seeds); intervals: paired hierarchical bootstrap over seeds and problems, problems paired by id "
-        f"across rows ({opts.n_boot} draws, seed {opts.seed}; prerl/stats.py); - : no run"
+        f"across rows ({opts.n_boot} draws, seed {opts.seed}; prerl/eval/stats.py); - : no run"
     ]
     if baseline is not None:
         notes.append(

@@ -120,10 +120,10 @@ def tensor_bytes(t) -> float:
 
 def instrument(exp) -> Laps:
     """Time the stages of ``exp.step`` by wrapping the functions it calls (nothing else changes)."""
-    import prerl.logprobs as logprobs
+    import prerl.train.logprobs as logprobs
     import prerl.rollout.decode as decode
-    import prerl.trainer as trainer
-    import prerl.update as update
+    import prerl.train.trainer as trainer
+    import prerl.train.update as update
 
     laps = Laps()
     exp.rollout = laps.wrap(exp.rollout, "rollout")
@@ -207,7 +207,7 @@ class FlopCounter:
         self.add(flops, grad)
 
     def contexts(self, seqs, rows, grad: bool) -> None:
-        """The forward of the distinct contexts of ``rows`` (``prerl.logprobs.context_states``)."""
+        """The forward of the distinct contexts of ``rows`` (``prerl.train.logprobs.context_states``)."""
         rows = range(len(seqs.context_group)) if rows is None else rows
         first = {int(seqs.context_group[r]): int(seqs.response_start[r]) for r in rows}
         self.add(sum(self.sequence(p) for p in first.values()), grad)
@@ -222,8 +222,8 @@ def count_flops(exp) -> FlopCounter:
     """Count the FLOPs of the rollouts and of every policy/reference forward (and backward)."""
     import torch
 
-    import prerl.logprobs as logprobs
-    import prerl.update as update
+    import prerl.train.logprobs as logprobs
+    import prerl.train.update as update
 
     counter = FlopCounter(exp.model.config)
     timed_rollout = exp.rollout
@@ -296,8 +296,8 @@ def measure(
 ) -> dict:
     """Median seconds per stage over ``steps`` steps after ``warmup`` unmeasured ones."""
     threads = set_threads(threads)
-    from prerl.models import compute_dtype
-    from prerl.trainer import Experiment
+    from prerl.models.loading import compute_dtype
+    from prerl.train.trainer import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, resolved = compose_config(overrides, Path(tmp), model=model, experiment=experiment, sizes=sizes)
@@ -474,7 +474,7 @@ def profile_one_step(threads: int, overrides: list[str]) -> None:
     import pstats
 
     set_threads(threads)
-    from prerl.trainer import Experiment
+    from prerl.train.trainer import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, resolved = compose_config(WORKLOADS["grpo"] + overrides, Path(tmp))
@@ -567,7 +567,7 @@ def op_split(exp, step: int) -> dict[str, dict[str, float]]:
     dispatch outside ops (with the profiler's own per-op overhead)."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    import prerl.trainer as trainer
+    import prerl.train.trainer as trainer
 
     def labelled(fn, name):
         def run(*args, **kwargs):

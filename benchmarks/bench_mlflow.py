@@ -33,7 +33,7 @@ def bench_logging(args) -> None:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from prerl.tracking import Outbox
+    from prerl.tracking.tracker import Outbox
 
     with tempfile.TemporaryDirectory() as folder:
         server = MlflowServer(Path(folder)).start()

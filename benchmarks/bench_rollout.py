@@ -5,7 +5,7 @@ The same job on both sides:
 - model: ``--model`` (default ``smollm2_135m``: SmolLM2-135M-Instruct, the transformers folder that
   prerl dequantized into the cache; vLLM loads that folder too);
 - prompts: the first ``--prompts`` prompts of the model's task's train split (``data=word_problems``),
-  rendered by the trainer's own code (``prerl.data.render``, the model's chat template) in this
+  rendered by the trainer's own code (``prerl.data.splits.render``, the model's chat template) in this
   process and handed to both sides as token ids;
 - lengths: ``--samples`` samples of each prompt, each exactly ``--new-tokens`` tokens (no EOS: prerl's
   sampler is given an end id that no token has, vLLM ``ignore_eos``), temperature ``--temperature``,
@@ -63,8 +63,8 @@ def task_prompts(model: str, count: int) -> tuple[str, list[list[int]], int]:
     (as the trainer renders them), and its tokenizer's pad id."""
     from transformers import AutoTokenizer
 
-    from prerl import data as data_lib
-    from prerl.models import model_path
+    from prerl.data import splits as data_lib
+    from prerl.models.loading import model_path
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, _ = compose_config([], Path(tmp), model=model)
@@ -95,7 +95,7 @@ def prerl_side(spec: dict) -> dict:
     """prerl's transformers-engine loop on the model as the trainer loads it."""
     import torch
 
-    from prerl.models import load_policy
+    from prerl.models.loading import load_policy
     from prerl.rollout import decode
 
     if spec["threads"] > 0:

@@ -3,7 +3,7 @@
 Same model (the cached mini model, or ``--model``: e.g. ``smollm2_135m``, SmolLM2-135M-Instruct
 dequantized into the cache), prompts (the train split of the model's task, ``data=mini`` or
 ``data=word_problems``, with the model's chat template), reward (the task's own scorer through
-``prerl.scorers.Grader``, as the trainer scores: math-verify on the mini task, the ``number`` kind on
+``prerl.scoring.Grader``, as the trainer scores: math-verify on the mini task, the ``number`` kind on
 word problems), batch (16 prompts × 8 samples for the mini model, 8 × 8 for another, or ``--prompts``
 and ``--samples``; one update per generation), lengths (≤ 64 new tokens or ``--new-tokens``,
 temperature 1, top-p 1, no top-k), fp32 (or, with ``--bf16``, fp32 weights under
@@ -58,9 +58,9 @@ def trl_steps(threads: int, bf16: bool, compiled: bool, rows: int, model: str, s
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from prerl import data as data_lib
-    from prerl.models import model_path
-    from prerl.scorers import Grader, settings_from
+    from prerl.data import splits as data_lib
+    from prerl.models.loading import model_path
+    from prerl.scoring import Grader, settings_from
 
     class StepClock(TrainerCallback):
         """Seconds of each optimizer step, and the CPU seconds of ``generate`` within it."""

@@ -36,7 +36,7 @@ def main() -> None:
     if not args.key.startswith("optim."):
         raise SystemExit(f"{args.key}: only optim.<field> settings act on the update alone")
     set_threads(args.threads)
-    import prerl.trainer as trainer
+    import prerl.train.trainer as trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         workload = WORKLOADS[args.workload]

@@ -1,4 +1,4 @@
-"""Does the reward's fast path (``prerl.rewards.plain_number``) ever disagree with math-verify?
+"""Does the reward's fast path (``prerl.scoring.rewards.plain_number``) ever disagree with math-verify?
 
 For every problem of every math benchmark copy in a data folder (``--data-dir``) and of
 the mini task's splits, candidate answers are judged twice, with the fast path and by math-verify
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prerl.rewards import _math_verify, judge, last_boxed, plain_number  # noqa: E402
+from prerl.scoring.rewards import _math_verify, judge, last_boxed, plain_number  # noqa: E402
 
 
 def rewritings(gold: str) -> list[str]:
@@ -76,7 +76,7 @@ def disagreements(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str, fl
 
 def benchmark_sets(data_dir: Path, limit: int | None) -> dict[str, tuple[list[str], list[str]]]:
     """(golds, references) of every math benchmark with a copy in ``data_dir``."""
-    from prerl.benchmarks import BENCHMARKS, load_benchmark, references
+    from prerl.data.eval_sets import BENCHMARKS, load_benchmark, references
 
     out = {}
     for name, spec in BENCHMARKS.items():
@@ -88,9 +88,9 @@ def benchmark_sets(data_dir: Path, limit: int | None) -> dict[str, tuple[list[st
 
 
 def mini_sets() -> dict[str, tuple[list[str], list[str]]]:
-    from prerl.config import DataConfig
-    from prerl.data import synthetic_splits
-    from prerl.scorers import scorer
+    from prerl.config.schema import DataConfig
+    from prerl.data.splits import synthetic_splits
+    from prerl.scoring import scorer
 
     ref = scorer("math").reference
     return {

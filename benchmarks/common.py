@@ -120,7 +120,7 @@ def compose_config(
     """The typed TrainConfig and resolved dict for the benchmark workload plus ``overrides``: ``model``
     (the mini model by default) at ``sizes`` (``default_sizes(model)`` when None), or with
     ``experiment`` that preset's model and sizes (``experiment=smollm2_dsrl``)."""
-    from prerl.config import register_configs
+    from prerl.config.schema import register_configs
 
     register_configs()
     where = [
@@ -175,7 +175,7 @@ def environment() -> dict:
     """What a reader needs to judge the numbers: the machine, cores, load, versions, the commit."""
     import torch
 
-    from prerl.fingerprint import cpu_model
+    from prerl.tracking.fingerprint import cpu_model
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()

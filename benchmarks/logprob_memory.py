@@ -43,7 +43,7 @@ def measure(variant: str, entropy: str, positions: int, vocab: int) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from prerl.logprobs import next_token_logprobs
+    from prerl.train.logprobs import next_token_logprobs
 
     torch.manual_seed(0)
     logits = torch.randn(1, positions, vocab).requires_grad_()

@@ -6,7 +6,7 @@ heads, a 151,936-token vocabulary) without downloading it: the architecture come
 initialiser from a fixed seed. What a step costs depends on the shape alone, not on what the weights
 say. The tokenizer (and so the prompts and the task, ``data=word_problems``) is SmolLM2's: its ids
 all lie inside the larger vocabulary, and the ids it lacks, which a random model samples, decode to
-nothing. The folder is built once into the cache (``prerl.cache.build_once``): about 2.4 GB of fp32
+nothing. The folder is built once into the cache (``prerl.models.build_cache.build_once``): about 2.4 GB of fp32
 weights for Qwen3-0.6B.
 """
 
@@ -25,7 +25,7 @@ def shipped_config(hub_id: str):
     """The transformers config of a shipped ``config.json`` (prerl/model_configs/<hub_id>/)."""
     from transformers import AutoConfig
 
-    from prerl.config import MODEL_CONFIGS
+    from prerl.config.schema import MODEL_CONFIGS
 
     path = MODEL_CONFIGS / hub_id / "config.json"
     if not path.is_file():
@@ -48,7 +48,7 @@ def build_model(hub_id: str, device: str = "cpu", seed: int = SEED):
 def tokenizer_folder(cache_dir: str) -> Path:
     """SmolLM2-135M-Instruct's cached folder (dequantized from its GGUF file first when missing)."""
     from common import compose_config
-    from prerl.models import model_path
+    from prerl.models.loading import model_path
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, _ = compose_config([], Path(tmp), model="smollm2_135m")
@@ -57,7 +57,7 @@ def tokenizer_folder(cache_dir: str) -> Path:
 
 def shaped_model_folder(hub_id: str, cache_dir: str) -> Path:
     """The cached transformers folder of ``hub_id``'s random-weight model with SmolLM2's tokenizer."""
-    from prerl.cache import build_once
+    from prerl.models.build_cache import build_once
 
     folder = Path(cache_dir) / "shaped" / f"{hub_id.replace('/', '--')}-seed{SEED}"
     return build_once(folder, lambda out: _build(hub_id, cache_dir, out))
@@ -66,7 +66,7 @@ def shaped_model_folder(hub_id: str, cache_dir: str) -> Path:
 def _build(hub_id: str, cache_dir: str, out: Path) -> None:
     """Weights and tokenizer into ``out``, then its build record last: ``build_once`` takes a folder
     without the record for an unfinished build and builds it again."""
-    from prerl.fingerprint import BUILD_INFO
+    from prerl.tracking.fingerprint import BUILD_INFO
 
     source = tokenizer_folder(cache_dir)
     build_model(hub_id).save_pretrained(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from prerl.config import register_configs
+from prerl.config.schema import register_configs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # Wall-clock and memory: measured, not computed, so they differ between any two runs. The token counts
@@ -45,7 +45,7 @@ def reward_training_with(monkeypatch, grader) -> None:
     (evaluation keeps the real one)."""
     import torch
 
-    from prerl.trainer import Experiment
+    from prerl.train.trainer import Experiment
 
     monkeypatch.setattr(
         Experiment, "reward", lambda self, rollout, problems: torch.tensor(grader(rollout.texts, problems))

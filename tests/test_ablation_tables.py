@@ -14,7 +14,7 @@ from analysis import ablation_table, render
 from analysis.aggregate import Cell, Group, StepRule, confounds, summarise
 from analysis.runs import RunRecord, load_runs
 from analysis.tables import TABLES, Column, Table, TableOptions, budget_step, build_tables, efficiency_table
-from prerl.stats import Interval, compare
+from prerl.eval.stats import Interval, compare
 
 BASE = {
     "total_steps": "10",

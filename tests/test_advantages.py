@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from prerl.advantages import ADVANTAGE_ESTIMATORS, AdvantageInputs, group_mean_baseline
-from prerl.config import AlgorithmConfig, KLConfig
+from prerl.algo.advantages import ADVANTAGE_ESTIMATORS, AdvantageInputs, group_mean_baseline
+from prerl.config.schema import AlgorithmConfig, KLConfig
 
 
 def run(name, scores, group=None, **cfg):
@@ -117,8 +117,8 @@ def test_reinforce_pp_returns_are_discounted_and_whitened():
 
 
 def test_estimators_check_the_knobs_they_read():
-    from prerl.choices import part_errors
-    from prerl.config import TrainConfig
+    from prerl.launch.choices import part_errors
+    from prerl.config.schema import TrainConfig
 
     def errors(**algo):
         return part_errors(TrainConfig(algorithm=AlgorithmConfig(**algo)))

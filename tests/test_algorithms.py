@@ -8,11 +8,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, sweep_jobs, to_run
-from prerl.objectives import main_phase
-from prerl.logprobs import score_logprobs
-from prerl.update import policy_update
+from prerl.algo.objectives import main_phase
+from prerl.train.logprobs import score_logprobs
+from prerl.train.update import policy_update
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = sorted(p.stem for p in (ROOT / "conf" / "algorithm").glob("*.yaml"))  # a new YAML is tested too

@@ -88,7 +88,7 @@ def test_load_training_checkpoint(micro, cache_dir, tmp_path):
     """``outputs/<run>/checkpoints/step_*.pt``: the run's model (from .hydra/config.yaml), checkpointed weights."""
     from omegaconf import OmegaConf
 
-    from prerl.config import MiniModelConfig, ModelConfig
+    from prerl.config.schema import MiniModelConfig, ModelConfig
 
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)

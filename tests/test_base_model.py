@@ -6,10 +6,10 @@ from dataclasses import replace
 import pytest
 from transformers import AutoModelForCausalLM
 
-import prerl.mini.base_model as base_model
+import prerl.models.mini_model as base_model
 from helpers import compose_config, to_run
-from prerl.config import MiniModelConfig
-from prerl.fingerprint import sha256_file
+from prerl.config.schema import MiniModelConfig
+from prerl.tracking.fingerprint import sha256_file
 
 pytestmark = pytest.mark.slow  # loads the shipped base models and builds one
 

@@ -9,9 +9,9 @@ import urllib.request
 import pytest
 
 from analysis import judge
-from analysis.behaviours import compare, summarise, table
-from prerl.behaviours import Lexicon, behaviour_metrics, count_behaviours, thoughts
-from prerl.mini import task
+from analysis.behaviour_table import compare, summarise, table
+from prerl.eval.behaviours import Lexicon, behaviour_metrics, count_behaviours, thoughts
+from prerl.data import mini_task as task
 
 MINI_REPAIR = (
     "7+5=11, write 1 carry 1. wait, check 7+5=12, write 2 carry 1. 1+3+1=5, write 5. So the answer is \\boxed{52}."
@@ -156,7 +156,7 @@ def test_openai_client_posts_chat_completion(monkeypatch):
 
 
 def test_cli_on_saved_completions(tmp_path):
-    from analysis.behaviours import main
+    from analysis.behaviour_table import main
 
     base, after = tmp_path / "base.jsonl", tmp_path / "after.jsonl"
     base.write_text("\n".join(json.dumps({"response": t}) for t in [MINI_RECHECK, PLAIN, PLAIN, PLAIN]) + "\n")

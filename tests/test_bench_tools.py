@@ -15,7 +15,7 @@ import bench_trl
 from common import REAL_MODEL_SIZES, Sizes, check_model, default_sizes, model_overrides
 from shaped_model import build_model
 
-from prerl.config import MODEL_CONFIGS
+from prerl.config.schema import MODEL_CONFIGS
 
 
 def test_the_qwen3_0_6b_shaped_model_has_the_parameters_its_config_implies():

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from prerl.benchmarks import BENCHMARKS, MalformedRow, eval_sets, load_benchmark, references
-from prerl.benchmarks.prompts import MATH_SYSTEM
-from prerl.config import EvalConfig, EvalSetConfig
+from prerl.data.eval_sets import BENCHMARKS, MalformedRow, eval_sets, load_benchmark, references
+from prerl.data.eval_sets.prompts import MATH_SYSTEM
+from prerl.config.schema import EvalConfig, EvalSetConfig
 from prerl.rollout.oracle import derangement
-from prerl.scorers import ScoreSettings, grade
-from prerl.scorers.bbh import extract, matches
-from prerl.scorers.choice import extract_letter
+from prerl.scoring import ScoreSettings, grade
+from prerl.scoring.bbh import extract, matches
+from prerl.scoring.choice import extract_letter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
-SHIPPED = Path(__file__).parents[1] / "prerl" / "benchmarks" / "shipped"
+SHIPPED = Path(__file__).parents[1] / "prerl" / "data" / "eval_sets" / "shipped"
 FILES = {name: FIXTURES / (name + (".jsonl.zip" if name == "gpqa_diamond" else ".jsonl")) for name in BENCHMARKS}
 FILES["math500_level1"] = SHIPPED / "math500_level1.jsonl"  # a slice: its shipped copy is its fixture
 KINDS = {
@@ -85,7 +85,7 @@ def _lines(path):
     if path.suffix == ".zip":
         import zipfile
 
-        from prerl.benchmarks.registry import GPQA_PASSWORD
+        from prerl.data.eval_sets.registry import GPQA_PASSWORD
 
         return zipfile.ZipFile(path).open("test.jsonl", pwd=GPQA_PASSWORD).read().decode().split("\n")[:-1]
     return path.read_text().split("\n")[:-1]

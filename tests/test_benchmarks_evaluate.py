@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from helpers import compose_config, to_run
-from prerl.eval_runner import run
+from prerl.eval.policy_evaluation import run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 SETS = {

@@ -1,4 +1,4 @@
-"""The config documents itself: every field has help, and docs/configuration.md and --help show it (prerl/config_docs.py)."""
+"""The config documents itself: every field has help, and docs/configuration.md and --help show it (prerl/config/docs.py)."""
 
 import dataclasses
 import subprocess
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from prerl import config, config_docs
+from prerl.config import schema as config
+
+from prerl.config import docs as config_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +60,7 @@ def test_the_reference_lists_every_leaf_key_once():
 def test_docs_reference_is_what_the_generator_writes():
     page = (ROOT / "docs" / "configuration.md").read_text()
     generated = config_docs.replace_block(page, config_docs.markdown(config_docs.composed_defaults()))
-    assert generated == page, "docs/configuration.md's config reference is stale: python -m prerl.config_docs --write"
+    assert generated == page, "docs/configuration.md's config reference is stale: python -m prerl.config.docs --write"
 
 
 def test_a_composition_shows_its_own_values():

@@ -1,4 +1,4 @@
-"""Bad input is answered in one line naming the key, the value and what is allowed (prerl/cli.py).
+"""Bad input is answered in one line naming the key, the value and what is allowed (prerl/launch/cli.py).
 
 Most inputs are composed in-process as ``train.py`` composes them (Hydra's compose API), which is
 quick; a few run ``python train.py`` for real to check the exit status, the single line on stderr
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from prerl.cli import EXIT_BAD_CONFIG, compose_checked
-from prerl.config import ConfigError, looks_local
+from prerl.launch.cli import EXIT_BAD_CONFIG, compose_checked
+from prerl.config.schema import ConfigError, looks_local
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,11 +140,11 @@ def test_the_prompt_reservation_covers_every_mini_prompt():
     hold every prompt of the mini task's splits under the shipped tokenizers."""
     from transformers import AutoTokenizer
 
-    from prerl.data import load_splits, render
+    from prerl.data.splits import load_splits, render
 
     for model in ("mini", "micro"):
         cfg = compose_checked([f"model={model}", "data.train_problems=500"])
-        shipped = next((ROOT / "prerl/mini/shipped").glob(f"{cfg.model.mini.name}-*"))
+        shipped = next((ROOT / "prerl/models/shipped").glob(f"{cfg.model.mini.name}-*"))
         tokenizer = AutoTokenizer.from_pretrained(shipped)
         for split in load_splits(cfg.data).values():
             longest = max(len(ids) for ids in render(split, tokenizer)["prompt_ids"])
@@ -187,7 +187,7 @@ def test_hydra_full_error_still_shows_the_traceback(tmp_path):
 
 
 def test_the_schemas_strategy_names_are_the_strategies_that_exist():
-    from prerl.config import STRATEGY_NAMES
-    from prerl.distributed import STRATEGIES
+    from prerl.config.schema import STRATEGY_NAMES
+    from prerl.parallel.distributed import STRATEGIES
 
     assert set(STRATEGY_NAMES) == set(STRATEGIES)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from helpers import compose_config, tiny_llama, tiny_qwen3, to_run
-from prerl.models import cache_kwargs, load_policy
+from prerl.models.loading import cache_kwargs, load_policy
 from prerl.rollout import decode, plain_step
 from prerl.rollout.decode import sample, sample_next
 

@@ -222,7 +222,7 @@ def test_the_readme_and_the_docs_show_the_same_commands_and_groups():
     commands = fenced_block(readme, "make demo   #")
     for page in ("index.md", "getting-started.md"):
         assert fenced_block((DOCS / page).read_text(encoding="utf-8"), "make demo   #") == commands, page
-    groups = "Groups in `conf/` (schema and validation in `prerl/config.py`):"
+    groups = "Groups in `conf/` (schema and validation in `prerl/config/schema.py`):"
     config_page = (DOCS / "configuration.md").read_text(encoding="utf-8")
     readme_table = table_after(readme, groups).replace("](docs/", "](")
     assert readme_table == table_after(config_page, groups)

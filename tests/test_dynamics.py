@@ -3,8 +3,8 @@
 import pytest
 
 from analysis import dynamics
-from prerl.config import TrackingConfig
-from prerl.tracking import Tracker
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.tracker import Tracker
 
 
 def fake_run(uri, warmup, fractions, counts=True):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import Tokenizer, compose_config, hf_calls, tiny_qwen3, to_run
-from prerl.config import ConfigError, RolloutConfig, VLLMConfig
+from prerl.config.schema import ConfigError, RolloutConfig, VLLMConfig
 from prerl.rollout import make_engine
 
 SUPPORTED = "vllm>=0.32,<0.33"  # what the engine's error names (prerl.rollout.vllm.SUPPORTED, pyproject.toml)

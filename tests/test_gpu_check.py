@@ -1,4 +1,4 @@
-"""The GPU check (prerl/gpu_check.py): its arithmetic, and the whole check run degraded on the CPU.
+"""The GPU check (prerl/commands/gpu_check.py): its arithmetic, and the whole check run degraded on the CPU.
 On a GPU it runs as ``make gpu-check`` or from the kit (``make gpu-kit``; docs/scaling-out.md#gpu-check)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoConfig
 
-from prerl import gpu_check
+from prerl.commands import gpu_check
 from prerl.plan.shapes import shape_of
 
 

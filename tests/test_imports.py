@@ -53,7 +53,7 @@ def test_the_static_import_graph_has_no_cycle():
 
 def test_building_a_config_imports_nothing_heavy():
     code = (
-        "import sys; from prerl.config import TrainConfig; TrainConfig(); "
+        "import sys; from prerl.config.schema import TrainConfig; TrainConfig(); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])), "
         "sorted(m for m in sys.modules if m.startswith('prerl')))"
     )
@@ -65,7 +65,7 @@ def test_building_a_config_imports_nothing_heavy():
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         check=True,
     )
-    assert done.stdout.split("\n")[0] == "[] ['prerl', 'prerl.config', 'prerl.enums']"
+    assert done.stdout.split("\n")[0] == "[] ['prerl', 'prerl.config', 'prerl.config.enums', 'prerl.config.schema', 'prerl.moved']"
 
 
 def test_the_graph_command_prints_edges_and_cycles():
@@ -73,5 +73,5 @@ def test_the_graph_command_prints_edges_and_cycles():
         [sys.executable, str(ROOT / "scripts" / "import_graph.py")], capture_output=True, text=True, check=True
     )
     lines = done.stdout.splitlines()
-    assert "config -> enums" in lines and "cycles at import (module level): 0" in lines
-    assert "  config: none" in lines and "  losses: torch" in lines
+    assert "config.schema -> config.enums" in lines and "cycles at import (module level): 0" in lines
+    assert "  config.schema: none" in lines and "  algo.losses: torch" in lines

@@ -1,4 +1,4 @@
-"""Chunked log-probs and entropy (prerl/logprobs.py): the values and gradients of the full-vocabulary
+"""Chunked log-probs and entropy (prerl/train/logprobs.py): the values and gradients of the full-vocabulary
 softmax, with work buffers no larger than a chunk of positions."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from prerl.logprobs import chunk_positions, next_token_logprobs
+from prerl.train.logprobs import chunk_positions, next_token_logprobs
 
 B, L, V = 3, 7, 64
 U = 2.0**-24  # fp32 unit roundoff

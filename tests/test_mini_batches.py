@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, to_run
-from prerl.objectives import main_phase, warmup_phase
-from prerl.logprobs import response_logprobs, select
-from prerl.update import mini_batches, policy_updates, subset
+from prerl.algo.objectives import main_phase, warmup_phase
+from prerl.train.logprobs import response_logprobs, select
+from prerl.train.update import mini_batches, policy_updates, subset
 
 
 def test_mini_batches_hold_whole_groups_and_each_epoch_covers_every_row_once():

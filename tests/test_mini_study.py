@@ -24,8 +24,8 @@ from analysis.study.mini import PARTS, PRESETS, STUDY
 from analysis.study.quantities import BEHAVIOUR_KEYS, seed_difference, seed_mean
 from analysis.study.spec import FULL
 from analysis.tables import TableOptions
-from prerl.config import register_configs
-from prerl.stats import Interval
+from prerl.config.schema import register_configs
+from prerl.eval.stats import Interval
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted(p.stem for p in (ROOT / "sweeps" / "mini_study").glob("*.yaml"))
@@ -278,7 +278,7 @@ def test_jobs_keep_the_config_hashes_of_the_makefile_study(preset):
     """Every job's config_hash is the one the Makefile-driven study gave the same job (the fixture was
     computed by it), so the runs of an existing store are recognised as finished and not trained again. A
     change of conf/ that changes what a run computes changes these hashes on purpose; one that should not
-    (a new field at its old behaviour) belongs in prerl/completed.py's ADDED_LATER."""
+    (a new field at its old behaviour) belongs in prerl/tracking/completed.py's ADDED_LATER."""
     all_jobs = jobs.study_jobs(STUDY, PRESETS[preset])
     assert sorted(j.config_hash for j in all_jobs) == HASHES[preset]
     for job in jobs.distinct(all_jobs):

@@ -10,11 +10,11 @@ import copy
 import pytest
 import torch
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import compose_config, to_run
-from prerl.objectives import warmup_phase
+from prerl.algo.objectives import warmup_phase
 from prerl.rollout import Rollout
-from prerl.update import policy_update
+from prerl.train.update import policy_update
 
 # Three prompts × four samples: group 0 mixed (1 of 4 right), group 1 mixed (3 of 4), group 2 all wrong.
 REWARDS = [1.0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0]

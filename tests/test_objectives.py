@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from prerl.advantages import AdvantageInputs
-from prerl.config import AlgorithmConfig, ObjectiveConfig, Space
-from prerl.objectives import (
+from prerl.algo.advantages import AdvantageInputs
+from prerl.config.schema import AlgorithmConfig, ObjectiveConfig, Space
+from prerl.algo.objectives import (
     OBJECTIVE_ADVANTAGES,
     SAMPLE_SELECTIONS,
     Phase,
@@ -17,7 +17,7 @@ from prerl.objectives import (
     select_samples,
     warmup_phase,
 )
-from prerl.logprobs import contexts
+from prerl.train.logprobs import contexts
 
 SCORES = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
 GROUP = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])

@@ -10,7 +10,7 @@ import functools
 import pytest
 import torch
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, to_run
 
 
@@ -107,8 +107,8 @@ def test_pretrain_phase_never_runs_the_conditional_forward(algorithm, tmp_path, 
 
 
 def test_zero_advantage_samples_are_not_forwarded():
-    from prerl.logprobs import Sequences
-    from prerl.update import UpdateBatch, trained_rows
+    from prerl.train.logprobs import Sequences
+    from prerl.train.update import UpdateBatch, trained_rows
 
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     adv = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.3, 0.3], [-1.0, -1.0]])  # row 2: dropped by the objective
@@ -123,7 +123,7 @@ def sgd_steps(exp, batch, phase, variants: dict, monkeypatch) -> dict[str, tuple
     Adam would divide by √v and turn a rounding difference in a near-zero gradient into an lr-sized step."""
     import copy
 
-    import prerl.update as update
+    import prerl.train.update as update
 
     cfg, start, out = exp.cfg, copy.deepcopy(exp.model.state_dict()), {}
     for name, (b, rows) in variants.items():
@@ -149,7 +149,7 @@ def assert_same_step(a: tuple[torch.Tensor, float], b: tuple[torch.Tensor, float
 
 def grpo_batch(tmp_path, cache_dir, monkeypatch):
     """A GRPO batch of 4 prompts whose first two samples of each group are rewarded: mixed groups."""
-    from prerl.objectives import main_phase
+    from prerl.algo.objectives import main_phase
 
     reward_training_with(monkeypatch, lambda responses, golds: [float(i < 2) for i in range(len(responses))])
     cfg, resolved = to_run(
@@ -163,7 +163,7 @@ def grpo_batch(tmp_path, cache_dir, monkeypatch):
 def test_skipping_zero_advantage_samples_leaves_the_update_unchanged(tmp_path, cache_dir, monkeypatch):
     """GRPO on a batch whose equal-reward groups have zero advantage: the step is the same whether those
     samples are forwarded or not (the normaliser counts their tokens either way)."""
-    import prerl.update as update
+    import prerl.train.update as update
 
     exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
     try:
@@ -182,7 +182,7 @@ def test_shared_prompt_forward_leaves_the_update_unchanged(tmp_path, cache_dir, 
     and with every sample forwarded whole, micro-batches small enough that groups are split across them."""
     import dataclasses
 
-    import prerl.update as update
+    import prerl.train.update as update
 
     exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
     try:
@@ -202,7 +202,7 @@ def test_grouped_kv_heads_in_sdpa_give_the_repeated_heads_logits_and_gradients(m
     fp32 summation order (a left-padded batch, so the mask path is the one taken)."""
     from helpers import tiny_qwen3
 
-    from prerl.models import group_kv_heads_in_sdpa
+    from prerl.models.loading import group_kv_heads_in_sdpa
 
     torch.manual_seed(0)
     model = tiny_qwen3()
@@ -255,8 +255,8 @@ def test_compiled_decoder_layers_leave_the_update_unchanged(tmp_path, cache_dir,
     import copy
     import dataclasses
 
-    import prerl.update as update
-    from prerl.models import compile_decoder_layers
+    import prerl.train.update as update
+    from prerl.models.loading import compile_decoder_layers
 
     exp, phase, batch = grpo_batch(tmp_path, cache_dir, monkeypatch)
     try:

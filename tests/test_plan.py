@@ -25,17 +25,17 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from helpers import hf_calls
 from prerl import plan as memory_plan
-from prerl.cli import EXIT_BAD_CONFIG, compose_checked
-from prerl.config import ConfigError, ModelConfig, parse_bytes
-from prerl.logprobs import pack, response_logprobs
-from prerl.objectives import main_phase
+from prerl.launch.cli import EXIT_BAD_CONFIG, compose_checked
+from prerl.config.schema import ConfigError, ModelConfig, parse_bytes
+from prerl.train.logprobs import pack, response_logprobs
+from prerl.algo.objectives import main_phase
 from prerl.plan.activations import MicroBatch, Precision, saved_bytes, update_peak
 from prerl.plan.cli import main as plan_cli
 from prerl.plan.memory import Target
 from prerl.plan.probe import PeakMemory
 from prerl.plan.shapes import shape_from_dict, shape_of
-from prerl.rms_norm import use_analytic_rms_norm
-from prerl.update import UpdateBatch, policy_update
+from prerl.models.rms_norm import use_analytic_rms_norm
+from prerl.train.update import UpdateBatch, policy_update
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +126,7 @@ def test_sizes_parse_in_both_units():
 def tiny_model(config: dict, dtype=torch.float32, checkpointing: bool = False):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config)).to(dtype)
-    use_analytic_rms_norm(model)  # as prerl/models.py loads a policy
+    use_analytic_rms_norm(model)  # as prerl/models/loading.py loads a policy
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model.train()
@@ -145,7 +145,7 @@ def autocast(on: bool):
 
 @pytest.fixture(autouse=True)
 def grouped_kv_on_cpu(monkeypatch):
-    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")  # what prerl/models.py sets for CPU runs
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")  # what prerl/models/loading.py sets for CPU runs
 
 
 def saved_by_autograd(model, seqs, cast: bool, checkpointing: bool) -> int:
@@ -209,13 +209,13 @@ def measured_update_peak(model, seqs, tokens: int, cast: bool) -> int:
 
 
 def main_phase_config():
-    from prerl.config import AlgorithmConfig
+    from prerl.config.schema import AlgorithmConfig
 
     return AlgorithmConfig()
 
 
 def optim_config(tokens: int):
-    from prerl.config import OptimConfig
+    from prerl.config.schema import OptimConfig
 
     return OptimConfig(micro_batch_tokens=tokens)
 
@@ -462,10 +462,10 @@ def test_a_mini_recipe_not_built_yet_is_planned_from_the_recipe(tmp_path):
 
 
 def test_the_reference_and_the_critic_are_planned_as_built():
-    """PPO's critic (prerl/critic.py: the policy's trunk and a scalar head, with its AdamW) and a KL
+    """PPO's critic (prerl/train/critic.py: the policy's trunk and a scalar head, with its AdamW) and a KL
     reference (the policy's weights), against the modules the trainer builds."""
-    from prerl.config import CriticConfig, OptimConfig
-    from prerl.critic import Critic
+    from prerl.config.schema import CriticConfig, OptimConfig
+    from prerl.train.critic import Critic
 
     cfg = compose_checked(["experiment=smoke", "algorithm=ppo", "algorithm.kl.placement=loss"])
     plan = memory_plan.plan_for(cfg, Target("cpu", None, 1))
@@ -486,7 +486,7 @@ def test_the_docs_table_is_the_planners():
 
 
 def test_auto_autocast_is_planned_as_bf16_on_gpus_and_as_this_cpu_does():
-    from prerl.models import compute_dtype
+    from prerl.models.loading import compute_dtype
     from prerl.plan.memory import planned_compute_dtype
 
     cfg = compose_checked(["experiment=smollm2_dsrl"])

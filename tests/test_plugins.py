@@ -7,17 +7,17 @@ import pytest
 import torch
 
 from helpers import coin_grader, compose_config, reward_training_with, to_run
-from prerl import trainer
-from prerl.choices import check_choices
+from prerl.train import trainer
+from prerl.launch.choices import check_choices
 
 PLUGIN = '''
 """A lab's own parts: an absolute-log-ratio KL estimator and a sample weighting that scales negatives
 by a knob of its own, declared here (not in the schema)."""
 import torch
 
-from prerl.losses import KL_ESTIMATORS
-from prerl.objectives import SAMPLE_SELECTIONS, sequence_sign
-from prerl.registry import in_range
+from prerl.algo.losses import KL_ESTIMATORS
+from prerl.algo.objectives import SAMPLE_SELECTIONS, sequence_sign
+from prerl.algo.registry import in_range
 
 CALLS = []
 
@@ -42,10 +42,10 @@ def negatives_scaled(advantages, mask, phase):
 @pytest.fixture(autouse=True)
 def restored_registries():
     """What a test's plug-in registers leaves with the test (the registries are process-wide)."""
-    from prerl.advantages import ADVANTAGE_ESTIMATORS
-    from prerl.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSS_STATS, POLICY_LOSSES
-    from prerl.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
-    from prerl.registry import load_plugins
+    from prerl.algo.advantages import ADVANTAGE_ESTIMATORS
+    from prerl.algo.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSS_STATS, POLICY_LOSSES
+    from prerl.algo.objectives import OBJECTIVE_ADVANTAGES, SAMPLE_SELECTIONS
+    from prerl.algo.registry import load_plugins
 
     load_plugins()
     registries = [
@@ -76,8 +76,8 @@ def write_plugin(tmp_path, monkeypatch, tag):
 
 def test_the_plugin_parts_compute_what_they_define(tmp_path, monkeypatch):
     module = write_plugin(tmp_path, monkeypatch, "unit")
-    from prerl.losses import kl_penalty
-    from prerl.objectives import select_samples, warmup_phase
+    from prerl.algo.losses import kl_penalty
+    from prerl.algo.objectives import select_samples, warmup_phase
 
     adv = torch.tensor([[1.0, 1.0], [-2.0, 1.0]])  # the second sample sums to −1: negative
     for knob, expected in (
@@ -159,7 +159,7 @@ def test_a_run_trains_with_a_plugin_kl_estimator_and_sample_weighting(tmp_path, 
 
 
 def test_a_registry_refuses_a_second_part_under_one_name_and_names_the_choices_on_a_miss():
-    from prerl.losses import KL_ESTIMATORS
+    from prerl.algo.losses import KL_ESTIMATORS
 
     with pytest.raises(ValueError, match=r"^KL estimator 'k1' is registered twice \(tests?.*"):
         KL_ESTIMATORS.register("k1")(lambda logp, ref_logp: logp)

@@ -1,4 +1,4 @@
-"""The final policy as an MLflow model (prerl/policy_model.py): a model of its run in MLflow's transformers
+"""The final policy as an MLflow model (prerl/tracking/policy_model.py): a model of its run in MLflow's transformers
 flavour, loaded back bit for bit from ``runs:/<run_id>/policy`` and from the model registry, logged
 without opening a connection, and logged once when an upload is retried after an outage."""
 
@@ -14,13 +14,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import coin_grader, compose_config, to_run
-from prerl import policy_model
-from prerl.config import MiniModelConfig, ModelConfig, TrackingConfig
-from prerl.models import load_policy, model_path
-from prerl.trainer import Experiment
-from prerl.tracking import Tracker
+from prerl.tracking import policy_model
+from prerl.config.schema import MiniModelConfig, ModelConfig, TrackingConfig
+from prerl.models.loading import load_policy, model_path
+from prerl.train.trainer import Experiment
+from prerl.tracking.tracker import Tracker
 
 pytestmark = pytest.mark.slow  # trains and loads models, opens MLflow stores
 
@@ -79,7 +79,7 @@ def test_evaluate_loads_the_trained_weights_and_tokenizer_from_the_run(trained, 
     cfg, client, run, final = trained
     base = weights(model_path(cfg.model, cache_dir))
     assert any(not torch.equal(base[k], v) for k, v in weights(final).items())  # the policy trained
-    uri = f"runs:/{run.info.run_id}/policy"  # what evaluate.py model.path= takes (prerl.models.model_path)
+    uri = f"runs:/{run.info.run_id}/policy"  # what evaluate.py model.path= takes (prerl.models.loading.model_path)
     loaded = model_path(ModelConfig(path=uri), str(tmp_path))
     assert Path(loaded) == tmp_path / "mlflow" / run.info.run_id / "policy"
     assert_same_weights(weights(loaded), weights(final))

@@ -11,11 +11,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import prerl.losses as losses
-import prerl.trainer as trainer
+import prerl.algo.losses as losses
+import prerl.train.trainer as trainer
 from helpers import MEASURED, compose_config, four_seed_joblib_sweep, reward_training_with, sweep_jobs, to_run
-from prerl import checkpoint
-from prerl.rewards import math_reward
+from prerl.train import checkpoint
+from prerl.scoring.rewards import math_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ def test_a_verdict_that_swallows_its_own_timeout_still_ends(monkeypatch):
     """math-verify's numeric comparison catches every ``Exception``, its timeout included, and may then
     compare for ever (``\\boxed{10^{10^{10^{10}}}}`` did, in one full test run). A stand-in that swallows
     every ``Exception`` for ever: the CPU-time guard still ends the verdict, as a wrong answer."""
-    import prerl.rewards as rewards
+    import prerl.scoring.rewards as rewards
 
     def stubborn(gold, predicted, timeout_seconds=None):
         while True:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import prerl.rewards as rewards
-from prerl.benchmarks import BENCHMARKS, load_benchmark, references
-from prerl.config import DataConfig
-from prerl.data import synthetic_splits
-from prerl.rewards import judge, plain_number, score
+import prerl.scoring.rewards as rewards
+from prerl.data.eval_sets import BENCHMARKS, load_benchmark, references
+from prerl.config.schema import DataConfig
+from prerl.data.splits import synthetic_splits
+from prerl.scoring.rewards import judge, plain_number, score
 from prerl.rollout.oracle import derangement
-from prerl.scorers import scorer
+from prerl.scoring import scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from check_fast_path import candidate_pairs, disagreements

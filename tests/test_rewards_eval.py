@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from prerl.evaluation import EvalResult, k_values
-from prerl.rewards import last_boxed, math_reward, score
+from prerl.eval.evaluator import EvalResult, k_values
+from prerl.scoring.rewards import last_boxed, math_reward, score
 
 
 def test_last_boxed_handles_nesting_and_takes_the_last():
@@ -38,7 +38,7 @@ def test_a_grader_scores_each_response_by_its_problems_kind_and_answer():
     """Training and evaluation share it: responses name their problems by row, in any order and repeated."""
     from datasets import Dataset
 
-    from prerl.scorers import Grader
+    from prerl.scoring import Grader
 
     rows = Dataset.from_dict(
         {
@@ -67,7 +67,7 @@ def test_eval_result_metrics():
 
 
 def test_overlong_shaping_matches_the_dapo_recipe_numbers():
-    from prerl.rewards import overlong_penalty
+    from prerl.scoring.rewards import overlong_penalty
 
     out = overlong_penalty([16384, 18432, 20480, 100], max_tokens=20480, buffer_tokens=4096, factor=1.0)
     assert out == pytest.approx([0.0, -0.5, -1.0, 0.0])

@@ -1,4 +1,4 @@
-"""The analytic RMSNorm (prerl/rms_norm.py) against transformers' modules: values and gradients to
+"""The analytic RMSNorm (prerl/models/rms_norm.py) against transformers' modules: values and gradients to
 rounding, the module switch on a model, and the config switch."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import torch
 from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
 
 from helpers import tiny_qwen3
-from prerl.config import MiniModelConfig, ModelConfig
-from prerl.models import load_policy
-from prerl.rms_norm import rms_norm, use_analytic_rms_norm
+from prerl.config.schema import MiniModelConfig, ModelConfig
+from prerl.models.loading import load_policy
+from prerl.models.rms_norm import rms_norm, use_analytic_rms_norm
 
 U = 2.0**-24  # fp32 unit roundoff
 

@@ -1,4 +1,4 @@
-"""Rollouts from another sampler (prerl/rollout_correction.py): the sampler's log-probs come back with
+"""Rollouts from another sampler (prerl/algo/rollout_correction.py): the sampler's log-probs come back with
 the rollout, the mismatch to the trainer is measured, and the registered corrections weight the policy
 gradient as their formulas say."""
 
@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from helpers import coin_grader, compose_config, reward_training_with, tiny_qwen3, to_run
-from prerl import rollout_correction as rc
-from prerl.config import AlgorithmConfig, OptimConfig, RolloutCorrectionConfig
-from prerl.logprobs import next_token_logprobs, pack, response_logprobs, score_logprobs
-from prerl.objectives import main_phase
+from prerl.algo import rollout_correction as rc
+from prerl.config.schema import AlgorithmConfig, OptimConfig, RolloutCorrectionConfig
+from prerl.train.logprobs import next_token_logprobs, pack, response_logprobs, score_logprobs
+from prerl.algo.objectives import main_phase
 from prerl.rollout import decode
 from prerl.rollout.base import Rollout, concat, select_groups
-from prerl.update import UpdateBatch, policy_update
+from prerl.train.update import UpdateBatch, policy_update
 from test_decode import LOGIT_TOLERANCE
 
 EPS = torch.finfo(torch.float32).eps
@@ -280,7 +280,7 @@ def test_a_run_with_bf16_compute_logs_the_mismatch_every_step(tmp_path, cache_di
     drawn."""
     from mlflow.tracking import MlflowClient
 
-    from prerl import trainer
+    from prerl.train import trainer
 
     reward_training_with(monkeypatch, coin_grader)
     overrides = ["model.autocast=bfloat16", "rollout.correction.name=tis", "warmup_steps=1", "total_steps=2"]
@@ -299,7 +299,7 @@ def test_a_run_with_bf16_compute_logs_the_mismatch_every_step(tmp_path, cache_di
 
 
 def test_a_correction_needs_an_engine_that_returns_log_probs(tmp_path, cache_dir, monkeypatch):
-    from prerl import trainer
+    from prerl.train import trainer
 
     reward_training_with(monkeypatch, coin_grader)
     cfg, resolved = to_run(compose_config(["rollout.correction.measure=true"], tmp_path, cache_dir))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from prerl.sandbox import run_python
+from prerl.scoring.sandbox import run_python
 
 
 def test_a_correct_program_passes_and_may_use_its_own_directory():

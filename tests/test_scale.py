@@ -8,14 +8,14 @@ import torch.nn.functional as F
 from transformers import Qwen3ForCausalLM
 
 from helpers import coin_grader, compose_config, reward_training_with, tiny_qwen3, to_run
-from prerl import trainer
-from prerl.config import AlgorithmConfig, CriticConfig, ModelConfig, OptimConfig, RolloutConfig
-from prerl.critic import Critic
-from prerl.models import autocast
-from prerl.objectives import main_phase
+from prerl.train import trainer
+from prerl.config.schema import AlgorithmConfig, CriticConfig, ModelConfig, OptimConfig, RolloutConfig
+from prerl.train.critic import Critic
+from prerl.models.loading import autocast
+from prerl.algo.objectives import main_phase
 from prerl.rollout import make_engine
-from prerl.logprobs import pack
-from prerl.update import UpdateBatch, policy_update
+from prerl.train.logprobs import pack
+from prerl.train.update import UpdateBatch, policy_update
 
 
 def tiny_update(checkpointing: bool, compute: str | None) -> tuple[Qwen3ForCausalLM, dict]:
@@ -121,8 +121,8 @@ def test_vllm_engine_without_vllm_says_how_to_install():
 
 
 def test_auto_autocast_is_bf16_only_where_the_device_multiplies_bf16_in_hardware(monkeypatch):
-    from prerl.config import ModelConfig
-    from prerl.models import autocast, compute_dtype
+    from prerl.config.schema import ModelConfig
+    from prerl.models.loading import autocast, compute_dtype
 
     cpu, auto = torch.device("cpu"), ModelConfig(autocast="auto")
     for amx, avx512_bf16, expected in [(True, False, "bfloat16"), (False, True, "bfloat16"), (False, False, None)]:

@@ -19,11 +19,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import MEASURED, coin_grader, compose_config, reward_training_with, to_run
-from prerl.config import GGUFConfig, Space
-from prerl.gguf_weights import ensure_gguf_model
-from prerl.logprobs import contexts, pack, response_logprobs
+from prerl.config.schema import GGUFConfig, Space
+from prerl.models.gguf_weights import ensure_gguf_model
+from prerl.train.logprobs import contexts, pack, response_logprobs
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def real_config(overrides: list[str], tmp_path, cache_dir: str):
 @pytest.fixture(scope="module")
 def smollm2(cache_dir):
     """The dequantized model's folder, its model and tokenizer (built once per test session)."""
-    from prerl.models import load_policy
+    from prerl.models.loading import load_policy
 
     cfg, _ = to_run(compose_config(REAL, Path(cache_dir), cache_dir))
     model, tokenizer = load_policy(cfg.model, cache_dir, torch.device("cpu"))
@@ -72,8 +72,8 @@ def test_pre_train_space_scores_the_context_token_then_the_response_and_nothing_
     it, the pre-train-space sequence must not. log π(y | c) is the model's log-softmax on exactly
     [<|im_start|>] + y, from position 0."""
     cfg, model, tokenizer = smollm2
-    from prerl import data as data_lib
-    from prerl.models import context_token_id
+    from prerl.data import splits as data_lib
+    from prerl.models.loading import context_token_id
 
     split = data_lib.render(data_lib.load_splits(cfg.data)["test"].select(range(1)), tokenizer)
     prompt = split["prompt_ids"][0]

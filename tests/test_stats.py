@@ -1,4 +1,4 @@
-"""prerl.stats: per-problem scores against the formulas, the bootstrap against exact cases and its
+"""prerl.eval.stats: per-problem scores against the formulas, the bootstrap against exact cases and its
 coverage on simulated experiments with a known difference (analysis/bootstrap_coverage.py)."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.bootstrap_coverage import World, coverage
-from prerl.stats import bootstrap_means, compare, pass_at_k, problem_scores, seed_interval
+from prerl.eval.stats import bootstrap_means, compare, pass_at_k, problem_scores, seed_interval
 
 
 def test_pass_at_k_matches_the_combinatorial_formula():

@@ -28,9 +28,9 @@ from analysis.study.mini_columns import read_mini_columns, split_row
 from analysis.study.smollm2 import CLAIMS, FULL_SEEDS, PARTS, PRESETS, STUDY
 from analysis.study.spec import FULL
 from analysis.tables import TableOptions
-from prerl.completed import final_eval, finished_run
-from prerl.config import TrackingConfig
-from prerl.stats import Interval
+from prerl.tracking.completed import final_eval, finished_run
+from prerl.config.schema import TrackingConfig
+from prerl.eval.stats import Interval
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "study"

@@ -1,12 +1,13 @@
-"""The second mini task's corpus writer (prerl/mini/styles.py) and the diagnostics' token classes."""
+"""The second mini task's corpus writer (prerl/data/mini_styles.py) and the diagnostics' token classes."""
 
 import math
 import random
 import re
 
 from analysis.nsr_diagnostics import opening_style, token_classes
-from prerl.mini import styles, task
-from prerl.mini.base_model import VARIANTS, build_dir, SHIPPED
+from prerl.data import mini_styles as styles
+from prerl.data import mini_task as task
+from prerl.models.mini_model import VARIANTS, build_dir, SHIPPED
 from transformers import AutoTokenizer
 
 

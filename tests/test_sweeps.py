@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from analysis import ablation_table
-from prerl.config import register_configs
+from prerl.config.schema import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
@@ -177,7 +177,7 @@ def test_config_hash_of_existing_runs_is_unchanged(overrides, digest, tmp_path):
     a knob added since, at the value that reproduces those runs, leaves them as they were."""
     from omegaconf import OmegaConf
 
-    from prerl.completed import config_hash
+    from prerl.tracking.completed import config_hash
 
     from helpers import compose_config
 
@@ -187,7 +187,7 @@ def test_config_hash_of_existing_runs_is_unchanged(overrides, digest, tmp_path):
 
 def test_config_hash_ignores_how_ranks_hold_the_model():
     """Replicated and sharded runs compute the same steps; runs from before the key keep their digest."""
-    from prerl.completed import config_hash
+    from prerl.tracking.completed import config_hash
 
     assert config_hash({"seed": 0, "distributed": {"strategy": "fsdp2"}}) == config_hash({"seed": 0})
     assert config_hash({"seed": 1}) != config_hash({"seed": 0})

@@ -10,9 +10,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from helpers import compose_config, to_run
-from prerl import run_info
-from prerl.config import TrackingConfig
-from prerl.tracking import NullTracker, Outbox, Tracker, is_outage
+from prerl.tracking import run_info
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.tracker import NullTracker, Outbox, Tracker, is_outage
 
 
 def resolved(tmp_path, cache_dir, *overrides):
@@ -69,13 +69,13 @@ def test_source_tags_are_the_checkout_commit_and_its_dirty_flag():
 
 
 def test_datasets_are_named_with_source_and_a_content_digest(tmp_path, cache_dir):
-    from prerl import data as data_lib
+    from prerl.data import splits as data_lib
 
     cfg = resolved(tmp_path, cache_dir)
     other = resolved(tmp_path, cache_dir, "data.seed=99")
 
     def inputs(c):
-        from prerl.config import DataConfig
+        from prerl.config.schema import DataConfig
 
         return run_info.dataset_inputs(data_lib.load_splits(DataConfig(**c["data"])), c)
 
@@ -88,7 +88,7 @@ def test_datasets_are_named_with_source_and_a_content_digest(tmp_path, cache_dir
     assert [d.dataset.digest for d in first] == [d.dataset.digest for d in again]  # a digest of the content
     assert all(a.dataset.digest != b.dataset.digest for a, b in zip(first, changed))
     source = json.loads(first[0].dataset.source)["tags"]
-    assert source["generator"] == "prerl.data.synthetic_splits:mini" and source["data.seed"] == "1234"
+    assert source["generator"] == "prerl.data.splits.synthetic_splits:mini" and source["data.seed"] == "1234"
     assert json.loads(first[1].dataset.profile)["num_rows"] == cfg["data"]["test_problems"]
 
 
@@ -282,7 +282,7 @@ def test_a_sweep_parent_records_the_best_job_and_an_optuna_summary(tmp_path):
     from mlflow.tracking import MlflowClient
     from omegaconf import OmegaConf
 
-    from prerl.sweep_tracking import SweepParentRun
+    from prerl.tracking.sweep_parent import SweepParentRun
 
     uri, sweep_dir = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "multirun"
     config = OmegaConf.create(

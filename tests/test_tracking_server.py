@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from helpers import four_seed_joblib_sweep
 from mlflow_server import MlflowServer
-from prerl.tracking import flatten
+from prerl.tracking.tracker import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}

@@ -7,10 +7,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import prerl.trainer as trainer
+import prerl.train.trainer as trainer
 from helpers import coin_grader, compose_config, reward_training_with, to_run
-from prerl.config import MiniModelConfig
-from prerl.mini.base_model import read_build_info, shipped_build
+from prerl.config.schema import MiniModelConfig
+from prerl.models.mini_model import read_build_info, shipped_build
 
 OBJECTIVES = ["nsr_prerl", "psr_prerl", "prerl", "nsr_rl", "psr_rl", "rl", "w_reinforce"]
 
@@ -66,7 +66,7 @@ def test_objective_trains_and_logs(objective, tmp_path, cache_dir, monkeypatch):
     )
     assert tags["repro.cpu"] and tags["repro.deterministic_algorithms"] in ("True", "False")
 
-    from prerl.models import model_path
+    from prerl.models.loading import model_path
 
     before, after = params_of(model_path(cfg.model, cache_dir)), params_of(tmp_path / "out" / "final_policy")
     assert not torch.equal(before, after)
@@ -103,15 +103,15 @@ def test_bad_names_are_rejected_before_any_model_loads(tmp_path, cache_dir, monk
 
 
 def test_declared_split_names_are_what_the_mini_loader_returns(cache_dir):
-    from prerl.config import DataConfig
-    from prerl.data import SPLIT_NAMES, load_splits
+    from prerl.config.schema import DataConfig
+    from prerl.data.splits import SPLIT_NAMES, load_splits
 
     assert tuple(load_splits(DataConfig(train_problems=8, test_problems=2, ood_problems=2))) == SPLIT_NAMES["mini"]
 
 
 def test_context_token_must_be_one_known_token(cache_dir):
-    from prerl.config import MiniModelConfig, ModelConfig
-    from prerl.models import context_token_id, load_policy
+    from prerl.config.schema import MiniModelConfig, ModelConfig
+    from prerl.models.loading import context_token_id, load_policy
 
     _, tokenizer = load_policy(ModelConfig(mini=MiniModelConfig.micro()), cache_dir, torch.device("cpu"))
     assert context_token_id(tokenizer, "<|im_start|>") == tokenizer.convert_tokens_to_ids("<|im_start|>")

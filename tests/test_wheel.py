@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from prerl import run_info
+from prerl.tracking import run_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {

@@ -1,15 +1,15 @@
-"""The real model's task (prerl/tasks/word_problems.py) and its scorer (prerl/scorers/number.py)."""
+"""The real model's task (prerl/data/word_problems.py) and its scorer (prerl/scoring/number.py)."""
 
 import random
 import re
 
 import pytest
 
-from prerl.config import DataConfig
-from prerl.data import load_splits
-from prerl.scorers import grade
-from prerl.scorers.number import correct, extract
-from prerl.tasks import word_problems as wp
+from prerl.config.schema import DataConfig
+from prerl.data.splits import load_splits
+from prerl.scoring import grade
+from prerl.scoring.number import correct, extract
+from prerl.data import word_problems as wp
 
 
 def read_story(question: str) -> int:

@@ -29,7 +29,7 @@ from .quantities import (
     start_window,
     warmup_end_window,
 )
-from prerl.stats import Interval
+from prerl.eval.stats import Interval
 
 Measure = Callable[[Study, str], Optional[Interval]]
 MEASURES: dict[str, Measure] = {}

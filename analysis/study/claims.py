@@ -24,7 +24,7 @@ from typing import Optional
 
 from .cells import Study
 from .claim_measures import measure_named
-from prerl.stats import Interval
+from prerl.eval.stats import Interval
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this power"
 NOT_TESTABLE = "not testable here"

@@ -216,7 +216,7 @@ def verdict_rule() -> str:
         "Verdict rule (the mini study's, per claim and task, on the 95% interval of the quantity measured): "
         "**reproduced** if the interval excludes the reference value (0 unless stated) on the paper's side; "
         "**not reproduced** if it excludes it on the other side; **inconclusive at this power** if it holds "
-        "it. Accuracies: the paired hierarchical bootstrap of `prerl/stats.py` (seeds and problems, problems "
+        "it. Accuracies: the paired hierarchical bootstrap of `prerl/eval/stats.py` (seeds and problems, problems "
         "paired by id); training quantities over seeds; alignment over responses."
     )
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..runs import RunRecord, experiment_runs
-from prerl.tracking import with_retry
+from prerl.tracking.tracker import with_retry
 
 FORMAT = "prerl-run/1"
 PREFIXES = ("eval/", "train/", "cost/")

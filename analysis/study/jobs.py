@@ -1,5 +1,5 @@
 """A study's training jobs before anything runs: each part's jobs as Hydra's basic sweeper will expand
-them, and each job's ``config_hash`` (``prerl/completed.py``), so that the run count, what a relaunch
+them, and each job's ``config_hash`` (``prerl/tracking/completed.py``), so that the run count, what a relaunch
 skips and what it still has to train are known before launching.
 
 A job is the list of overrides one ``train.py`` run gets, as Hydra's basic sweeper forms it: the sweep
@@ -19,8 +19,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from .spec import ROOT, Part, Preset, StudySpec, seeds_override
-from prerl.completed import config_hash
-from prerl.config import register_configs
+from prerl.tracking.completed import config_hash
+from prerl.config.schema import register_configs
 
 CONF = str(ROOT / "conf")
 

@@ -18,7 +18,7 @@ from .cells import Study
 from .claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from .mini_columns import MiniCell
 from .quantities import per_run, window_mean
-from prerl.stats import Interval
+from prerl.eval.stats import Interval
 
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
 POSITION_EDGES = (0, 8, 16, 32, 64, 128)  # token positions: the paper's "early tokens" are the first few

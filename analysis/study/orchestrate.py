@@ -197,8 +197,8 @@ def run_diagnosis(preset: Preset, folder: Path, cache_dir: Optional[str]) -> int
 
 
 def machine() -> tuple[str, str]:
-    from prerl.fingerprint import cpu_model
-    from prerl.run_info import git
+    from prerl.tracking.fingerprint import cpu_model
+    from prerl.tracking.run_info import git
 
     return f"{cpu_model()}, {os.cpu_count()} cores", git("rev-parse", "HEAD") or ""
 

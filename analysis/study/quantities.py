@@ -1,5 +1,5 @@
 """The quantities the claims are made of, with their 95% intervals: accuracy contrasts between cells
-(the paired hierarchical bootstrap of ``prerl/stats.py``), per-run training quantities over seeds, and
+(the paired hierarchical bootstrap of ``prerl/eval/stats.py``), per-run training quantities over seeds, and
 the base model's gradient alignment over responses.
 
 A function of one run returns a number or None (the run lacks the metric); the per-run values of a
@@ -18,7 +18,7 @@ from ..aggregate import Group, choose_step, eval_curve, row_samples
 from ..runs import RunRecord
 from .cells import Study
 from ..tables import TableOptions
-from prerl.stats import Interval, bootstrap_means, compare, percentile_interval, resample_counts, seed_interval
+from prerl.eval.stats import Interval, bootstrap_means, compare, percentile_interval, resample_counts, seed_interval
 
 BEHAVIOUR_KEYS = ("transitions", "reflections", "backtracking", "verification", "subgoal_setting", "enumeration")
 FOUR = BEHAVIOUR_KEYS[2:]  # the paper's four behaviours (backtracking, verification, subgoals, enumeration)
@@ -87,7 +87,7 @@ def seed_mean(values: list[float], opts: TableOptions) -> Optional[Interval]:
 
 
 def seed_difference(a: list[float], b: list[float], opts: TableOptions) -> Optional[Interval]:
-    """mean(a) − mean(b), seeds of each resampled independently (``prerl.stats.compare``, one 'problem')."""
+    """mean(a) − mean(b), seeds of each resampled independently (``prerl.eval.stats.compare``, one 'problem')."""
     if not a or not b:
         return None
     if len(a) == 1 or len(b) == 1:

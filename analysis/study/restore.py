@@ -1,5 +1,5 @@
 """Exported runs back into an MLflow store, so that a study continues on a machine that has only the
-repository: ``train.py``'s finished-run skip (``prerl/completed.py``) looks a job's ``config_hash`` up in
+repository: ``train.py``'s finished-run skip (``prerl/tracking/completed.py``) looks a job's ``config_hash`` up in
 the store, and a clean clone's store is empty, so without this a relaunch would train every run again.
 
 Each file of ``<results>/runs/`` whose ``config_hash`` has no FINISHED run in the experiment becomes an
@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param
 from ..runs import experiment_runs
 from . import export
 from .spec import ROOT
-from prerl.tracking import ensure_experiment, with_retry
+from prerl.tracking.tracker import ensure_experiment, with_retry
 
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's caps on one log_batch
 

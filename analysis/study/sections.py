@@ -32,7 +32,7 @@ from .quantities import (
 )
 from .spec import Part
 from ..tables import TableSpec, accuracy_table
-from prerl.stats import Interval
+from prerl.eval.stats import Interval
 
 
 def cell(text: str) -> str:

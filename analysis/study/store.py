@@ -16,7 +16,7 @@ import numpy as np
 from ..runs import RunRecord, experiment_runs, load_runs
 from .cells import Study, infer_dsrl_steps
 from ..tables import TableOptions
-from prerl.tracking import with_retry
+from prerl.tracking.tracker import with_retry
 
 ALIGNMENT_RUNS = "attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'"
 
@@ -25,8 +25,8 @@ def client_for(uri: Optional[str]):
     """An MLflow client of ``uri``, else of $MLFLOW_TRACKING_URI, else of ./mlflow.db."""
     from mlflow.tracking import MlflowClient
 
-    from prerl.config import TrackingConfig
-    from prerl.tracking import tracking_uri
+    from prerl.config.schema import TrackingConfig
+    from prerl.tracking.tracker import tracking_uri
 
     return MlflowClient(tracking_uri(TrackingConfig(uri=uri)))
 

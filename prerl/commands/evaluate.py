@@ -16,9 +16,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from prerl.cli import exit_on_config_error, preflight, to_train_config
-from prerl.config import register_configs
-from prerl.config_docs import CONF, register_help_resolver
+from prerl.launch.cli import exit_on_config_error, preflight, to_train_config
+from prerl.config.schema import register_configs
+from prerl.config.docs import CONF, register_help_resolver
 
 register_configs()
 register_help_resolver()  # conf/config.yaml's --help template
@@ -28,10 +28,10 @@ register_help_resolver()  # conf/config.yaml's --help template
 def evaluate_job(cfg: DictConfig) -> float:
     import mlflow
 
-    from prerl.eval_runner import run
-    from prerl.tracking import tracking_uri
+    from prerl.eval.policy_evaluation import run
+    from prerl.tracking.tracker import tracking_uri
 
-    with exit_on_config_error():  # one line, as train.py (prerl/cli.py)
+    with exit_on_config_error():  # one line, as train.py (prerl/launch/cli.py)
         run_cfg = to_train_config(cfg, HydraConfig.get().runtime.choices)
     mlflow.set_tracking_uri(tracking_uri(run_cfg.tracking))  # where model.path=runs:/... is downloaded from
     metrics = run(run_cfg, cast(dict, OmegaConf.to_container(cfg, resolve=True)))  # a DictConfig's is a dict

@@ -1,8 +1,8 @@
 """Train one run (or a sweep with -m): ``python train.py [group=option ...] [key=value ...]`` from a checkout,
 ``prerl-train ...`` (or ``python -m prerl.commands.train ...``) where prerl is installed from its wheel.
 
-``--help`` lists every option with its help (prerl/config_docs.py). A bad value is answered in one line
-before torch, transformers or MLflow is imported (prerl/cli.py). ``<overrides> --plan [--ranks N]
+``--help`` lists every option with its help (prerl/config/docs.py). A bad value is answered in one line
+before torch, transformers or MLflow is imported (prerl/launch/cli.py). ``<overrides> --plan [--ranks N]
 [--device-memory 80GiB]`` prints the memory plan of each phase and loads nothing (prerl/plan); a run whose
 plan exceeds its device is refused before any weight loads. Outputs (``outputs/``, ``multirun/``,
 ``mlflow.db``, ``.cache/prerl``) go to the current working directory, whichever way it is started.
@@ -17,9 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from prerl.cli import exit_on_config_error, preflight, to_train_config
-from prerl.config import register_configs
-from prerl.config_docs import CONF, register_help_resolver
+from prerl.launch.cli import exit_on_config_error, preflight, to_train_config
+from prerl.config.schema import register_configs
+from prerl.config.docs import CONF, register_help_resolver
 
 register_configs()
 register_help_resolver()
@@ -35,8 +35,8 @@ def train_job(cfg: DictConfig) -> float:
         from prerl import plan  # imports torch: after the cheap checks
 
         plan.check(run_cfg)  # the memory plan, before any weight loads (plan.check=false skips it)
-    from prerl.completed import MULTIRUN, config_hash, final_eval, finished_run  # heavy: after the check
-    from prerl.trainer import sweep_value, train
+    from prerl.tracking.completed import MULTIRUN, config_hash, final_eval, finished_run  # heavy: after the check
+    from prerl.train.trainer import sweep_value, train
 
     resolved = cast(dict, OmegaConf.to_container(cfg, resolve=True))  # a DictConfig's is a dict
     run_cfg.tracking.tags["config_hash"] = digest = config_hash(resolved)

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from prerl.config import ConfigError, TrainConfig, parse_bytes
+from prerl.config.schema import ConfigError, TrainConfig, parse_bytes
 from prerl.plan.memory import PhaseMemory, Setup, Target, gib, plan_phases, vllm_kv_room, vllm_model_len
 from prerl.plan.shapes import ModelShape, NoModelConfig, model_config, shape_of
 

@@ -2,7 +2,7 @@
 
 A micro-batch holds ``T`` tokens (``optim.micro_batch_tokens``, padding included) in rows of at most
 ``S`` positions. What autograd keeps for the backward of one Llama-family decoder layer (transformers'
-Qwen3, Qwen2 and Llama code with sdpa attention and prerl's RMSNorm function, prerl/rms_norm.py), per
+Qwen3, Qwen2 and Llama code with sdpa attention and prerl's RMSNorm function, prerl/models/rms_norm.py), per
 token, with ``c`` the compute dtype's bytes (``model.autocast``, else the weights'), ``H`` the width,
 ``I`` the MLP width, ``d`` the head width, ``n_q``/``n_kv`` the query and key/value heads:
 
@@ -13,7 +13,7 @@ token, with ``c`` the compute dtype's bytes (``model.autocast``, else the weight
 - Qwen3's query and key norms keep 4·d + 4 bytes per head: 4·(n_q + n_kv)·(d + 1);
 - attention (sdpa) keeps q, k, v and its output in ``c`` and the fp32 log-sum-exp of each query
   head: c·d·(2·n_q + 2·n_kv′) + 4·n_q, where ``n_kv′`` is ``n_kv`` when sdpa takes grouped heads
-  (CPU, where prerl/models.py turns it on) and ``n_q`` when transformers repeats the key/value heads
+  (CPU, where prerl/models/loading.py turns it on) and ``n_q`` when transformers repeats the key/value heads
   first (CUDA with a padding mask);
 - the MLP keeps gate and up's outputs, the activation's output and their product: 4·I·c;
 - and once per layer, not per token: the padding mask, which transformers hands sdpa as booleans and
@@ -22,14 +22,14 @@ token, with ``c`` the compute dtype's bytes (``model.autocast``, else the weight
 Outside the layers: the token ids (8 bytes a token), the rotary tables (2·S·d in the weights' dtype),
 the final norm (4·H + 4), the LM head's
 input (H·c) and the logits (V·c) of every position that predicts a response token (``logits_to_keep``:
-at most T), and prerl/logprobs.py's per-position log-sum-exp, entropy and log-prob in fp32 and a
+at most T), and prerl/train/logprobs.py's per-position log-sum-exp, entropy and log-prob in fp32 and a
 gather index (20 bytes).
 
 With gradient checkpointing (transformers' non-reentrant checkpoint of each decoder layer) only the
 layers' inputs stay (H bytes of the weights' dtype a token, the residual stream), and the backward
 recomputes one layer at a time. The backward's own buffers peak in one of three places:
 
-- the chunked log-softmax's backward (prerl/logprobs.py): the logits' gradient (V·c a position)
+- the chunked log-softmax's backward (prerl/train/logprobs.py): the logits' gradient (V·c a position)
   beside two or three fp32 buffers of one chunk (``CHUNK_ELEMENTS`` logits at most);
 - the LM head's backward: the logits' gradient, the head's weight gradient in ``c`` and, under
   autocast, its fp32 copy (V·H each), and the input gradient;
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prerl.logprobs import CHUNK_ELEMENTS
+from prerl.train.logprobs import CHUNK_ELEMENTS
 from prerl.plan.shapes import ModelShape
 
 TOKEN_ID = 8  # int64, kept by the embedding's backward
@@ -74,12 +74,12 @@ class MicroBatch:
 
     @property
     def grouped_kv(self) -> bool:
-        """sdpa takes grouped key/value heads: on a CPU (prerl/models.py asks transformers to pass them)."""
+        """sdpa takes grouped key/value heads: on a CPU (prerl/models/loading.py asks transformers to pass them)."""
         return not self.on_gpu
 
 
 def norm_bytes(width: int) -> int:
-    """prerl/rms_norm.py keeps x̂ and r in fp32 for each token."""
+    """prerl/models/rms_norm.py keeps x̂ and r in fp32 for each token."""
     return 4 * width + 4
 
 

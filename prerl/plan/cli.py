@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from prerl.cli import compose_checked, exit_on_config_error
+from prerl.launch.cli import compose_checked, exit_on_config_error
 from prerl.plan import plan_for, refusal, target_for
 from prerl.plan.report import report
 

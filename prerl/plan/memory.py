@@ -35,11 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-from prerl.advantages import needs_critic
-from prerl.config import ConfigError, KLPlacement, TrainConfig
-from prerl.enums import Space
-from prerl.objectives import Phase as StepPhase
-from prerl.objectives import main_phase, warmup_phase
+from prerl.algo.advantages import needs_critic
+from prerl.config.schema import ConfigError, KLPlacement, TrainConfig
+from prerl.config.enums import Space
+from prerl.algo.objectives import Phase as StepPhase
+from prerl.algo.objectives import main_phase, warmup_phase
 from prerl.plan.activations import MicroBatch, Precision, layer_bytes, no_grad_peak, update_peak
 from prerl.plan.shapes import ModelShape
 from prerl.rollout.hf import prompts_per_call
@@ -98,14 +98,14 @@ class PhaseMemory:
 def planned_compute_dtype(cfg: TrainConfig, target: Target) -> Optional[str]:
     """``model.autocast`` where the run goes: ``auto`` is bfloat16 on a GPU (a planned GPU is taken to
     have bf16 matrix units, as every GPU that trains these models does) and, on a CPU, what this
-    machine's CPU has (``prerl.models.compute_dtype``)."""
+    machine's CPU has (``prerl.models.loading.compute_dtype``)."""
     if cfg.model.autocast != "auto":
         return cfg.model.autocast
     if target.kind == "cuda":
         return "bfloat16"
     import torch
 
-    from prerl.models import compute_dtype
+    from prerl.models.loading import compute_dtype
 
     return compute_dtype(cfg.model, torch.device("cpu"))
 
@@ -141,7 +141,7 @@ class Setup:
         return self.shape.shard(self.shard_ranks)
 
     def critic_held(self) -> int:
-        """The critic: the policy's trunk and a scalar head (prerl/critic.py), sharded alike."""
+        """The critic: the policy's trunk and a scalar head (prerl/train/critic.py), sharded alike."""
         s, n = self.shape, self.shard_ranks
         head_shard = -(-s.vocab // n) * s.hidden if s.head_params else 0
         return s.shard(n) - head_shard + s.hidden + 1
@@ -365,7 +365,7 @@ def scoring(x: Setup) -> Optional[PhaseMemory]:
 
 
 def shared_contexts(x: Setup) -> list[Item]:
-    """Post-train space with shared prompts (prerl/logprobs.py ``context_states``): what the prompts'
+    """Post-train space with shared prompts (prerl/train/logprobs.py ``context_states``): what the prompts'
     forward keeps stays for the whole update, with their keys and values as leaves, and every row of a
     micro-batch carries its prompt's keys and values."""
     if not x.shares_prompts():
@@ -381,7 +381,7 @@ def shared_contexts(x: Setup) -> list[Item]:
 
 
 def fsdp_units(x: Setup, layer: int, root: int) -> list[Item]:
-    """FSDP2 during a forward and backward: the root unit stays whole (prerl/fsdp.py), a decoder layer
+    """FSDP2 during a forward and backward: the root unit stays whole (prerl/parallel/fsdp.py), a decoder layer
     is gathered while the next is prefetched, and a unit's whole gradients wait for their reduce-scatter
     (with its input buffer)."""
     if not x.sharded:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from prerl.config import STRATEGY_NAMES
+from prerl.config.schema import STRATEGY_NAMES
 from prerl.plan import Plan, plan_for, refusal
 from prerl.plan.memory import CATEGORIES, gib
 

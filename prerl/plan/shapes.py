@@ -7,7 +7,7 @@ the matrices of ``nn.Linear`` modules (what autocast keeps a low-precision copy 
 
 Where the config comes from (``model_config``), in order: the mini recipe (its shipped or cached
 build's ``config.json``, else the recipe itself); a local folder's or a shipped Hub model's
-``config.json`` (``prerl.config.config_json``); a policy logged to MLflow that is already in the cache;
+``config.json`` (``prerl.config.schema.config_json``); a policy logged to MLflow that is already in the cache;
 a Hub model already in the Hugging Face cache. Nothing is downloaded.
 """
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
-from prerl.config import ModelConfig, config_json
+from prerl.config.schema import ModelConfig, config_json
 
 # Decoder layers whose activations prerl/plan/memory.py derives (pre-norm attention with grouped
 # key/value heads and a gated MLP; Qwen3 adds RMSNorm on queries and keys). Others get a note.
@@ -63,7 +63,7 @@ class ModelShape:
 
     @property
     def trunk_params(self) -> int:
-        """The transformer without its LM head (a critic's trunk, prerl/critic.py)."""
+        """The transformer without its LM head (a critic's trunk, prerl/train/critic.py)."""
         return self.params - self.head_params
 
     @property
@@ -140,7 +140,7 @@ def model_config(cfg: ModelConfig, cache_dir: str) -> tuple[PretrainedConfig, st
 
 
 def _mini_config(cfg: ModelConfig, cache_dir: str) -> tuple[PretrainedConfig, str]:
-    from prerl.mini.base_model import SHIPPED, build_dir, recipe_config
+    from prerl.models.mini_model import SHIPPED, build_dir, recipe_config
 
     assert cfg.mini is not None
     for folder in (build_dir(cfg.mini, SHIPPED), build_dir(cfg.mini, cache_dir)):
@@ -151,7 +151,7 @@ def _mini_config(cfg: ModelConfig, cache_dir: str) -> tuple[PretrainedConfig, st
 
 
 def _cached_download(path: str, cache_dir: str) -> Optional[Path]:
-    """A logged policy already downloaded (prerl/models.py ``logged_policy``), or a Hub model's config
+    """A logged policy already downloaded (prerl/models/loading.py ``logged_policy``), or a Hub model's config
     already in the Hugging Face cache."""
     if ":/" in path:
         logged = Path(cache_dir) / "mlflow" / path.split(":/", 1)[1].strip("/") / "config.json"

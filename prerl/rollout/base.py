@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
-from prerl.config import RolloutConfig
+from prerl.config.schema import RolloutConfig
 
 
 @dataclass
@@ -35,7 +35,7 @@ class RunNeeds:
     def of(cls, cfg, device) -> RunNeeds:
         """The needs of the run ``cfg`` (a ``TrainConfig``) on ``device`` (where ``model.autocast=auto``
         resolves)."""
-        from prerl.models import compute_dtype
+        from prerl.models.loading import compute_dtype
 
         return cls(cfg.sequence_tokens(), compute_dtype(cfg.model, device) or cfg.model.dtype)
 

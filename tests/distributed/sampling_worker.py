@@ -33,8 +33,10 @@ from torch.distributed.tensor import DTensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
 
 from helpers import compose_config, to_run
-from prerl import distributed, fsdp, trainer
-from prerl.benchmarks import references
+from prerl.parallel import distributed
+from prerl.parallel import fsdp
+from prerl.train import trainer
+from prerl.data.eval_sets import references
 from prerl.rollout.base import Rollout
 
 

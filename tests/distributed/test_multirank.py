@@ -11,10 +11,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from test_data_parallel import ROOT, TORCHRUN, run
 
-from prerl import checkpoint
-from prerl.config import MiniModelConfig
-from prerl.evaluation import EvalResult, concat_results
-from prerl.mini.base_model import ensure_base_model
+from prerl.train import checkpoint
+from prerl.config.schema import MiniModelConfig
+from prerl.eval.evaluator import EvalResult, concat_results
+from prerl.models.mini_model import ensure_base_model
 from prerl.rollout.oracle import OracleEngine
 
 WORKER = str(ROOT / "tests" / "distributed" / "sampling_worker.py")
@@ -180,8 +180,8 @@ def test_per_rank_checkpoint_entries():
 def test_uneven_prompts_give_every_rank_the_same_number_of_optimizer_steps(monkeypatch):
     """5 prompts on 2 ranks shard 3 + 2: with 4 mini-batches rank 0 could take 3 steps and rank 1 two,
     and the third gradient all-reduce would wait forever. The step count is capped by the smallest share."""
-    from prerl import distributed
-    from prerl.update import mini_batches
+    from prerl.parallel import distributed
+    from prerl.train.update import mini_batches
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     count = distributed.mini_batch_count(4, 5)  # what the trainer asks for

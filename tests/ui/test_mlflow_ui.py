@@ -198,7 +198,7 @@ def test_runs_table_groups_a_sweep_under_its_parent_and_shows_the_metric(browser
 
 
 def test_models_column_links_each_jobs_policy(browser, ui, store):
-    """Each job's final policy is a model of its run (prerl/policy_model.py): the Models column names it
+    """Each job's final policy is a model of its run (prerl/tracking/policy_model.py): the Models column names it
     and links the model's page."""
     folder, experiment_id, parent, children = store
     open_runs(browser, ui, experiment_id)

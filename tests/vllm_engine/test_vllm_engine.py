@@ -13,9 +13,9 @@ import torch
 
 pytest.importorskip("vllm")  # the optional extra; absent from the main venv
 
-from prerl.config import MiniModelConfig, ModelConfig, RolloutConfig
-from prerl.mini import task
-from prerl.models import load_policy
+from prerl.config.schema import MiniModelConfig, ModelConfig, RolloutConfig
+from prerl.data import mini_task as task
+from prerl.models.loading import load_policy
 from prerl.rollout import make_engine
 
 CACHE = os.environ.get("PRERL_CACHE", ".cache/prerl")  # the micro base model is built once and reused

@@ -2,8 +2,8 @@
 
 vLLM samples a rollout and returns each token's log-prob under the distribution it drew from
 (``logprobs_mode="processed_logprobs"``: after temperature); the trainer scores the same tokens with the
-policy in fp32 (prerl.logprobs.score_logprobs). The test prints the mismatch metrics
-(prerl/rollout_correction.py) of an fp32 and of a bf16 engine, and checks that the fp32 engine's
+policy in fp32 (prerl.train.logprobs.score_logprobs). The test prints the mismatch metrics
+(prerl/algo/rollout_correction.py) of an fp32 and of a bf16 engine, and checks that the fp32 engine's
 log-probs are the trainer's up to rounding: its log-ratios shrink with the unit roundoff. Add a model by
 its conf/model name to ``MODELS``.
 """
@@ -17,12 +17,12 @@ import torch
 
 pytest.importorskip("vllm")  # the optional extra; absent from the main venv
 
-from prerl import rollout_correction as rc
-from prerl.cli import compose_checked
-from prerl.config import RolloutConfig, RolloutCorrectionConfig, VLLMConfig
-from prerl.logprobs import pack, score_logprobs
-from prerl.mini import task
-from prerl.models import load_policy
+from prerl.algo import rollout_correction as rc
+from prerl.launch.cli import compose_checked
+from prerl.config.schema import RolloutConfig, RolloutCorrectionConfig, VLLMConfig
+from prerl.train.logprobs import pack, score_logprobs
+from prerl.data import mini_task as task
+from prerl.models.loading import load_policy
 from prerl.rollout import make_engine
 
 CACHE = os.environ.get("PRERL_CACHE", ".cache/prerl")

@@ -1,0 +1,1 @@
+"""Training: the trainer's loop, the update, log-probabilities, the critic and checkpoints."""
