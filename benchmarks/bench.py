@@ -48,7 +48,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     MEASURED_STEPS,
-    RESULTS,
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
@@ -61,6 +60,7 @@ from common import (
     median,
     peak_memory_mb,
     set_threads,
+    write_result,
 )
 
 STAGES = ["rollout", "reward", "logprobs", "backward_step", "other", "logging"]
@@ -120,8 +120,8 @@ def tensor_bytes(t) -> float:
 
 def instrument(exp) -> Laps:
     """Time the stages of ``exp.step`` by wrapping the functions it calls (nothing else changes)."""
-    import prerl.train.logprobs as logprobs
     import prerl.rollout.decode as decode
+    import prerl.train.logprobs as logprobs
     import prerl.train.trainer as trainer
     import prerl.train.update as update
 
@@ -425,6 +425,22 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def growth_table(growth: dict[str, dict]) -> str:
+    """GRPO's step against samples per prompt and new tokens (keys ``<samples>x<new tokens>``)."""
+    lines = [
+        "| samples/prompt | max new tokens | mean resp. tokens | step CPU s | rollout CPU s | update CPU s | step wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in growth.items():
+        n, t = (int(x) for x in key.split("x"))
+        c = r["cpu"]
+        lines.append(
+            f"| {n} | {t} | {r['response_tokens'] / (r['sizes']['prompts'] * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
+            f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 FLOOR_COLUMNS = ["rollout", "sampler", "logprobs", "log_softmax_fwd", "backward_step", "log_softmax_bwd"]
 
 
@@ -615,7 +631,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="cProfile one GRPO step and exit")
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="--profile: config overrides of its step")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
-    ap.add_argument("--json", type=Path, help="where the JSON results go (default: benchmarks/results/)")
+    ap.add_argument(
+        "--json", type=Path, help="where the JSON result goes (default: a new file in results/benchmarks/<name>/)"
+    )
     ap.add_argument(
         "--experiment", help="measure this preset's model and sizes (e.g. smollm2_dsrl) instead of the mini workload"
     )
@@ -648,14 +666,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def results_path(args: argparse.Namespace) -> Path:
-    if args.json:
-        return args.json
+def result_name(args: argparse.Namespace) -> str:
+    """The benchmark's name in the results history: one per workload and dtype."""
     if args.experiment:
-        return RESULTS / f"bench-{args.experiment}{'-bf16' * args.bf16}.json"
+        return f"bench-{args.experiment}{'-bf16' * args.bf16}"
     if args.model != "mini" or args.bf16:
-        return RESULTS / f"bench-{args.model}{'-bf16' * args.bf16}.json"
-    return RESULTS / "bench.json"
+        return f"bench-{args.model}{'-bf16' * args.bf16}"
+    return "bench"
 
 
 def main() -> None:
@@ -701,46 +718,28 @@ def main() -> None:
         )
     growth = {}
     if not args.quick:
-        print(
-            "\nCost growth (GRPO, median of 2 steps after 1 warm-up):\n\n| samples/prompt | max new tokens | "
-            "mean resp. tokens | step CPU s | rollout CPU s | update CPU s | step wall s |\n"
-            "|---|---|---|---|---|---|---|",
-            flush=True,
-        )
+        print("\nCost growth (GRPO, median of 2 steps after 1 warm-up):\n", flush=True)
         grid = [(n, new_tokens) for n in (samples // 2, samples, samples * 2)]
         grid += [(samples, t) for t in (new_tokens // 2, new_tokens * 2)]
         for n, t in grid:
-            r = run(
+            growth[f"{n}x{t}"] = run(
                 WORKLOADS["grpo"] + [f"rollout.samples_per_prompt={n}", f"rollout.max_new_tokens={t}"],
                 2,
                 None if args.experiment else Sizes(prompts, n, t),
             )
-            growth[f"{n}x{t}"] = r
-            c = r["cpu"]
-            print(
-                f"| {n} | {t} | {r['response_tokens'] / (prompts * n):.1f} | {c['step']:.2f} | {c['rollout']:.2f} | "
-                f"{c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} |",
-                flush=True,
-            )
-    path = results_path(args)
-    path.parent.mkdir(parents=True, exist_ok=True)
+        print(growth_table(growth), flush=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
-    path.write_text(
-        json.dumps(
-            {
-                "environment": env,
-                "threads": args.threads,
-                "experiment": args.experiment,
-                "model": model,
-                "bf16_autocast": args.bf16,
-                "workloads": results,
-                "nsr_over_grpo": ratio,
-                "growth": growth,
-            },
-            indent=2,
-        )
-    )
-    print(f"\nJSON: {path}")
+    payload = {
+        "environment": env,
+        "threads": args.threads,
+        "experiment": args.experiment,
+        "model": model,
+        "bf16_autocast": args.bf16,
+        "workloads": results,
+        "nsr_over_grpo": ratio,
+        "growth": growth,
+    }
+    write_result(result_name(args), payload, args.json)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ new tokens: five points, each in its own process, ``--warmup`` unmeasured steps 
 measured ones of the trainer's own step (``bench.measure``). A random model rarely samples its end
 token, so its responses run to the limit; the table gives each point's mean response length.
 
-Prints a Markdown table and writes JSON (benchmarks/results/bench_growth.json).
+Prints a Markdown table and adds its JSON to results/benchmarks/bench_growth/.
 
     python benchmarks/bench_growth.py [--models mini smollm2_135m qwen3_0_6b_random] [--steps 1] [--warmup 1]
         [--prompts 8 --samples 8 --new-tokens 64] [--threads 1] [--bf16]
@@ -17,13 +17,12 @@ Prints a Markdown table and writes JSON (benchmarks/results/bench_growth.json).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import in_subprocess
-from common import REAL_MODEL_SIZES, RESULTS, SHAPED_MODELS, WORKLOADS, Sizes, check_model, environment
+from common import REAL_MODEL_SIZES, SHAPED_MODELS, WORKLOADS, Sizes, check_model, environment, write_result
 
 MODELS = ["mini", "smollm2_135m", "qwen3_0_6b_random"]
 
@@ -37,6 +36,27 @@ def grid(base: Sizes) -> list[Sizes]:
     return list(dict.fromkeys(points))  # in order, without repeats (a base of 1 sample or token)
 
 
+HEADER = (
+    "| model | parameters | samples/prompt | max new tokens | mean resp. tokens | step CPU s | rollout CPU s | "
+    "update CPU s | step wall s | peak MB |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def row_line(row: dict) -> str:
+    """One point of the grid as a table row (``row``: as the JSON result stores it)."""
+    r, sizes, c = row["result"], row["sizes"], row["result"]["cpu"]
+    return (
+        f"| {row['model']} | {r['parameters'] / 1e6:.1f}M | {sizes['samples']} | {sizes['new_tokens']} | "
+        f"{r['response_tokens'] / (sizes['prompts'] * sizes['samples']):.1f} | {c['step']:.2f} | "
+        f"{c['rollout']:.2f} | {c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} | "
+        f"{r['peak_memory_mb']:.0f} |"
+    )
+
+
+def table(rows: list[dict]) -> str:
+    return "\n".join([HEADER, *map(row_line, rows)])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=MODELS, help="conf/model options or shaped models")
@@ -47,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=1, help="unmeasured steps before them")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast over fp32 weights")
-    ap.add_argument("--json", type=Path, help="where the JSON results go (default: benchmarks/results/)")
+    ap.add_argument(
+        "--json", type=Path, help="where the JSON result goes (default: a new file in results/benchmarks/<name>/)"
+    )
     args = ap.parse_args(argv)
     for name in ("prompts", "samples", "new_tokens", "steps"):
         if getattr(args, name) < 1:
@@ -70,11 +92,7 @@ def main() -> None:
         f"average {env['load_average_1_5_15min']} at start\n",
         flush=True,
     )
-    print(
-        "| model | parameters | samples/prompt | max new tokens | mean resp. tokens | step CPU s | rollout CPU s | "
-        "update CPU s | step wall s | peak MB |\n|---|---|---|---|---|---|---|---|---|---|",
-        flush=True,
-    )
+    print(HEADER, flush=True)
     overrides = WORKLOADS["grpo"] + (["model.autocast=bfloat16"] if args.bf16 else [])
     rows = []
     for model in args.models:
@@ -84,32 +102,18 @@ def main() -> None:
             model_overrides(model)
         for sizes in grid(args.sizes):
             r = in_subprocess(overrides, args.steps, args.threads, model=model, sizes=sizes, warmup=args.warmup)
-            c = r["cpu"]
             rows.append({"model": model, "sizes": sizes.to_dict(), "result": r})
-            print(
-                f"| {model} | {r['parameters'] / 1e6:.1f}M | {sizes.samples} | {sizes.new_tokens} | "
-                f"{r['response_tokens'] / (sizes.prompts * sizes.samples):.1f} | {c['step']:.2f} | "
-                f"{c['rollout']:.2f} | {c['logprobs'] + c['backward_step']:.2f} | {r['wall']['step']:.2f} | "
-                f"{r['peak_memory_mb']:.0f} |",
-                flush=True,
-            )
+            print(row_line(rows[-1]), flush=True)
     env["load_average_end"] = environment()["load_average_1_5_15min"]
-    path = args.json or RESULTS / f"bench_growth{'_bf16' if args.bf16 else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "environment": env,
-                "threads": args.threads,
-                "bf16_autocast": args.bf16,
-                "steps": args.steps,
-                "warmup": args.warmup,
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
-    print(f"\nJSON: {path}")
+    payload = {
+        "environment": env,
+        "threads": args.threads,
+        "bf16_autocast": args.bf16,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "rows": rows,
+    }
+    write_result(f"bench_growth{'_bf16' if args.bf16 else ''}", payload, args.json)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     ROOT,
-    RESULTS,
     Clock,
     check_model,
     child_result,
@@ -52,6 +51,7 @@ from common import (
     environment,
     median,
     peak_memory_mb,
+    write_result,
 )
 
 SIDES = ("prerl", "vllm")
@@ -188,7 +188,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="threads of each side (0: every core)")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed of both sides")
     ap.add_argument("--vllm-python", default=str(ROOT / ".venv-vllm" / "bin" / "python"), help="vLLM's interpreter")
-    ap.add_argument("--json", type=Path, help="where the JSON results go (default: benchmarks/results/)")
+    ap.add_argument(
+        "--json", type=Path, help="where the JSON result goes (default: a new file in results/benchmarks/<name>/)"
+    )
     args = ap.parse_args(argv)
     if args.child:
         return args
@@ -219,6 +221,23 @@ def summary(runs: list[dict]) -> dict:
         "startup_s": median([r["startup_s"] for r in runs]),
         "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
     }
+
+
+def engine_table(med: dict, ratio: float) -> str:
+    """Each engine's medians as a Markdown table, then the ratio (also rendered into the docs pages)."""
+    lines = [
+        "| engine | sampled tokens / generation | tokens/s (median) | range | tokens/CPU s | start-up s | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for side, m in med.items():
+        low, high = m["tokens_per_s_range"]
+        lines.append(
+            f"| {side} | {m['tokens']:.0f} | {m['tokens_per_s']:.0f} | {low:.0f}–{high:.0f} | "
+            f"{m['tokens_per_cpu_s']:.0f} | {m['startup_s']:.1f} | {m['peak_memory_mb']:.0f} |"
+        )
+    return "\n".join(lines) + (
+        f"\n\nprerl / vLLM sampled tokens/s: {ratio:.2f} (goal ≥ 1.0); vLLM's start-up {med['vllm']['startup_s']:.0f} s"
+    )
 
 
 def main() -> None:
@@ -266,40 +285,21 @@ def main() -> None:
                 )
     med = {side: summary(r) for side, r in runs.items()}
     expected = args.prompts * args.samples * args.new_tokens
-    print(
-        "\n| engine | sampled tokens / generation | tokens/s (median) | range | tokens/CPU s | start-up s | peak MB |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for side, m in med.items():
-        low, high = m["tokens_per_s_range"]
-        print(
-            f"| {side} | {m['tokens']:.0f} | {m['tokens_per_s']:.0f} | {low:.0f}–{high:.0f} | "
-            f"{m['tokens_per_cpu_s']:.0f} | {m['startup_s']:.1f} | {m['peak_memory_mb']:.0f} |"
-        )
+    ratio = med["prerl"]["tokens_per_s"] / med["vllm"]["tokens_per_s"]
+    print("\n" + engine_table(med, ratio))
     if any(m["tokens"] != expected for m in med.values()):
         print(f"warning: a side sampled other than the {expected} tokens asked for (see the table)")
-    ratio = med["prerl"]["tokens_per_s"] / med["vllm"]["tokens_per_s"]
-    print(
-        f"\nprerl / vLLM sampled tokens/s: {ratio:.2f} (goal ≥ 1.0); vLLM's start-up {med['vllm']['startup_s']:.0f} s"
-    )
     env["load_average_end"] = environment()["load_average_1_5_15min"]
     env["vllm"] = runs["vllm"][0]["vllm"]
-    path = args.json or RESULTS / f"bench_rollout_{args.model}{'_bf16' if args.bf16 else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in spec.items() if k not in ("prompts", "folder")}
-    path.write_text(
-        json.dumps(
-            {
-                "environment": env,
-                "settings": settings | {"rounds": args.rounds, "prompt_tokens": [len(p) for p in prompts]},
-                "runs": runs,
-                "median": med,
-                "prerl_over_vllm_tokens_per_s": ratio,
-            },
-            indent=2,
-        )
-    )
-    print(f"JSON: {path}")
+    payload = {
+        "environment": env,
+        "settings": settings | {"rounds": args.rounds, "prompt_tokens": [len(p) for p in prompts]},
+        "runs": runs,
+        "median": med,
+        "prerl_over_vllm_tokens_per_s": ratio,
+    }
+    write_result(f"bench_rollout_{args.model}{'_bf16' if args.bf16 else ''}", payload, args.json)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     MEASURED_STEPS,
-    RESULTS,
     WARMUP_STEPS,
     WORKLOADS,
     Clock,
@@ -48,6 +47,7 @@ from common import (
     median,
     peak_memory_mb,
     set_threads,
+    write_result,
 )
 
 
@@ -220,14 +220,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def results_path(args: argparse.Namespace) -> Path:
-    """bench_trl.json for the mini model's defaults (as before), with a suffix per setting that differs."""
+def result_name(args: argparse.Namespace) -> str:
+    """bench_trl for the mini model's defaults, with a suffix per setting that differs."""
     suffix = "" if args.model == "mini" else f"_{args.model}"
     suffix += ("_bf16" if args.bf16 else "") + ("_compile" if args.compile else "")
     if args.sizes != default_sizes(args.model):
         suffix += f"_{args.sizes.prompts}x{args.sizes.samples}x{args.sizes.new_tokens}"
     suffix += f"_trl{args.trl_rows}rows" if args.trl_rows != args.sizes.prompts * args.sizes.samples else ""
-    return RESULTS / f"bench_trl{suffix}.json"
+    return f"bench_trl{suffix}"
+
+
+def summary(steps: dict, med: dict, ratio: dict, own: dict) -> str:
+    """Each side's medians as a Markdown table, then the two ratios (also rendered into the docs pages)."""
+    rows = [
+        "| run | CPU s/step | of which sampling | rest (reward, update, logging) | wall s/step | "
+        "mean resp. tokens | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in steps.items():
+        last, m = s["rounds"][-1], med[name]
+        rows.append(
+            f"| {name} | {m['cpu']:.2f} | {m['generation_cpu']:.2f} | {m['rest_cpu']:.2f} | {m['wall']:.2f} | "
+            f"{last['mean_response_tokens']:.1f} | {last['peak_memory_mb']:.0f} |"
+        )
+    return "\n".join(rows) + (
+        f"\n\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5); "
+        f"sampling {ratio['generation_cpu']:.2f}, the rest {ratio['rest_cpu']:.2f} (CPU)\n"
+        f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)"
+    )
 
 
 def main() -> None:
@@ -270,46 +290,25 @@ def main() -> None:
     for name, s in steps.items():
         med[name]["generation_cpu"] = median([r["generation_cpu"] for r in s["rounds"]])
         med[name]["rest_cpu"] = med[name]["cpu"] - med[name]["generation_cpu"]
-    print(
-        "\n| run | CPU s/step | of which sampling | rest (reward, update, logging) | wall s/step | "
-        "mean resp. tokens | peak MB |\n|---|---|---|---|---|---|---|"
-    )
-    for name, s in steps.items():
-        last, m = s["rounds"][-1], med[name]
-        print(
-            f"| {name} | {m['cpu']:.2f} | {m['generation_cpu']:.2f} | {m['rest_cpu']:.2f} | {m['wall']:.2f} | "
-            f"{last['mean_response_tokens']:.1f} | {last['peak_memory_mb']:.0f} |"
-        )
     ratio = {k: med["prerl_grpo"][k] / med["trl_grpo"][k] for k in ("cpu", "wall", "generation_cpu", "rest_cpu")}
     own = {k: med["prerl_nsr_prerl"][k] / med["prerl_grpo"][k] for k in ("cpu", "wall")}
-    print(
-        f"\nprerl GRPO / TRL GRPO: {ratio['cpu']:.2f} CPU, {ratio['wall']:.2f} wall (target ≤ 0.5); "
-        f"sampling {ratio['generation_cpu']:.2f}, the rest {ratio['rest_cpu']:.2f} (CPU)"
-    )
-    print(f"prerl NSR-PreRL / prerl GRPO: {own['cpu']:.2f} CPU, {own['wall']:.2f} wall (target ≤ 0.8)")
+    print("\n" + summary(steps, med, ratio, own))
     env["load_average_end"] = environment()["load_average_1_5_15min"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = results_path(args)
-    path.write_text(
-        json.dumps(
-            {
-                "environment": env,
-                "model": args.model,
-                "sizes": sizes.to_dict(),
-                "measured_steps_per_run": args.steps,
-                "threads": args.threads,
-                "bf16_autocast": args.bf16,
-                "compile": args.compile,
-                "trl_rows_per_forward": args.trl_rows,
-                "steps": steps,
-                "median": med,
-                "prerl_over_trl": ratio,
-                "nsr_over_grpo": own,
-            },
-            indent=2,
-        )
-    )
-    print(f"JSON: {path}")
+    payload = {
+        "environment": env,
+        "model": args.model,
+        "sizes": sizes.to_dict(),
+        "measured_steps_per_run": args.steps,
+        "threads": args.threads,
+        "bf16_autocast": args.bf16,
+        "compile": args.compile,
+        "trl_rows_per_forward": args.trl_rows,
+        "steps": steps,
+        "median": med,
+        "prerl_over_trl": ratio,
+        "nsr_over_grpo": own,
+    }
+    write_result(result_name(args), payload)
 
 
 if __name__ == "__main__":

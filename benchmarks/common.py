@@ -27,7 +27,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+# Every run of a benchmark adds a file to this committed history (``write_result``): the docs pages render
+# their tables from the newest file of each benchmark (``benchmarks/results_pages.py``).
+RESULTS = ROOT / "results" / "benchmarks"
 PROMPTS, SAMPLES, NEW_TOKENS = 16, 8, 64
 WARMUP_STEPS, MEASURED_STEPS = 1, 4
 CACHE = Path(os.environ.get("PRERL_CACHE") or ROOT / ".cache" / "prerl").resolve()
@@ -62,9 +64,8 @@ class Sizes:
         return asdict(self)
 
 
-# A real model's step: 8 prompts x 8 samples x <= 64 tokens, half the mini sizes' samples, so that a step
-# takes tens of seconds on 2 cores (SmolLM2 at 8 x 8 x <= 96 tokens: docs/smollm2-task.md) and the many
-# steps of an interleaved comparison fit one sitting.
+# A real model's step: 8 prompts x 8 samples x <= 64 tokens, half the mini sizes' samples, so that the many
+# steps of an interleaved comparison on a real model fit one sitting on a laptop.
 REAL_MODEL_SIZES = Sizes(prompts=8, samples=8, new_tokens=64)
 
 
@@ -189,6 +190,25 @@ def environment() -> dict:
         "git_head": git("rev-parse", "--short", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
+
+
+def write_result(name: str, payload: dict, path: Path | None = None) -> Path:
+    """Add one run's JSON to the history: ``results/benchmarks/<name>/<UTC time>_<commit>.json`` (or
+    ``path``), with the command that made it; the payload carries its ``environment`` (machine, commit)."""
+    if path is None:
+        env = payload["environment"]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = RESULTS / name / f"{stamp}_{env['git_head']}{'-dirty' * env['git_dirty']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"benchmark": name, "command": ["python", *sys.argv]} | payload, indent=2) + "\n")
+    print(f"\nJSON: {path}")
+    return path
+
+
+def newest_result(name: str) -> Path | None:
+    """The newest run of benchmark ``name`` in the history (file names sort by time)."""
+    runs = sorted((RESULTS / name).glob("*.json"))
+    return runs[-1] if runs else None
 
 
 def median(values: list[float]) -> float:

@@ -48,6 +48,7 @@ def build_model(hub_id: str, device: str = "cpu", seed: int = SEED):
 def tokenizer_folder(cache_dir: str) -> Path:
     """SmolLM2-135M-Instruct's cached folder (dequantized from its GGUF file first when missing)."""
     from common import compose_config
+
     from prerl.models.loading import model_path
 
     with tempfile.TemporaryDirectory() as tmp:

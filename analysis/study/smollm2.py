@@ -39,8 +39,8 @@ PARTS = (
     Part("g", "The NSR-PreRL diagnosis: where its gradient weight lands, and whether it collapses"),
 )
 
-# The full study: 5 seeds of (a) and (c), 3 of (b) and (d) (a run of the preset takes 15-20 minutes on
-# 2 cores, so 5 seeds of every cell would not fit a working week of one machine).
+# The full study: 5 seeds of (a) and (c), 3 of (b) and (d): 5 seeds of every cell would not fit a working
+# week of one 2-core machine (the run times are in the exported runs: `python -m analysis.study plan`).
 FULL_SEEDS = {"a": 5, "b": 3, "c": 5, "d": 3}
 
 # The quick preview's sizes: one seed of every cell, 8 updates of 2 prompts x 4 samples of <= 64 tokens,

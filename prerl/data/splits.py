@@ -16,7 +16,7 @@ from prerl.config.schema import DataConfig
 from prerl.data import mini_task as task
 from prerl.data import word_problems
 
-if TYPE_CHECKING:  # `datasets` takes ~1 s to import: the names (DATASETS) are read before it is needed
+if TYPE_CHECKING:  # `datasets` is slow to import: the config check reads the names before it is needed
     from datasets import Dataset, DatasetDict
 
 

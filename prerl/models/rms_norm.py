@@ -8,7 +8,7 @@ many in the backward, each one pass over a [tokens × width] tensor; on the mini
     y = w ⊙ x̂,  x̂ = x · r,  r = 1/√(mean(x²) + ε)
     ∂L/∂x = r · (g_w − x̂ · mean(g_w ⊙ x̂)),  g_w = g ⊙ w;   ∂L/∂w = Σ_rows g ⊙ x̂
 
-(one-off paired A/B of the GRPO update: 0.96×, docs/LOG.md, round 59358e9 → 1e198db). The arithmetic is the module's:
+(fewer passes over the activations; the measurement is in docs/LOG.md, round 59358e9 → 1e198db). The arithmetic is the module's:
 normalised in fp32, scaled by the weight in the input's dtype; only the order of some sums differs,
 so values and gradients agree to rounding (tests/test_rms_norm.py).
 

@@ -51,8 +51,8 @@ def draw(logits: Tensor, temperature: float, top_p: float) -> tuple[Tensor, Tens
         outside = sorted_p.cumsum(-1) - sorted_p >= top_p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     # Inverse CDF: the first token whose cumulative mass reaches u ~ U(0, total]. One uniform per row
-    # instead of one per vocabulary entry (an exponential race, argmax(p / E)): the rollout at 0.95× the
-    # CPU time (docs/LOG.md, round f4712cc → 59358e9). u > 0 skips leading zero-mass tokens and u ≤ total always finds
+    # instead of one per vocabulary entry (an exponential race, argmax(p / E)): one pass over the
+    # vocabulary fewer per token (docs/LOG.md, round f4712cc → 59358e9). u > 0 skips leading zero-mass tokens and u ≤ total always finds
     # one; a token's mass is resolved to ≈ 2⁻²⁴ of the total, the resolution of a float32 uniform.
     cdf = probs.cumsum_(-1)
     u = torch.rand((len(cdf), 1), device=cdf.device).neg_().add_(1).mul_(cdf[:, -1:])
@@ -152,8 +152,8 @@ class ModuleStep:
 
 def decode_step(model, cache: DynamicCache, attend: Tensor, plain_decode: bool = True):
     """The one-token step of the loop below: ``plain_step.PlainStep`` when ``plain_decode``
-    (``rollout.plain_decode``) and the model is one it computes (0.66–0.78× the rollout's CPU time on
-    the mini model: docs/performance.md#what-makes-a-step-cheaper), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
+    (``rollout.plain_decode``) and the model is one it computes (it skips the module stack's per-call
+    overhead: docs/performance.md#what-makes-a-step-cheaper), else ``ModuleStep``. ``attend`` [B, capacity] is 1 where a
     cache position may be attended."""
     layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
     if plain_decode and plain_step.supports(model) and len(layers) == len(cache.layers):

@@ -4,10 +4,10 @@ The two architectures share everything the step computes (RMSNorm, grouped-query
 default rotary embedding, SiLU-gated MLP, tied or untied head) except that Qwen3 normalises each query
 and key head (``q_norm``, ``k_norm``) and Llama does not.
 
-Why not the model's own forward: on the mini model a one-token step through transformers' module
-stack costs ~10 ms on one CPU thread, of which the matmuls are ~2 ms (benchmarks/bench.py --profile;
-docs/performance.md#where-the-time-goes-now). The CPU flash-attention kernel spends ~0.65 ms per layer on a one-token
-query, and module calls, mask building and cache bookkeeping most of the rest. This step
+Why not the model's own forward: on a small model a one-token step through transformers' module stack
+is mostly not matmuls but module calls, mask building, cache bookkeeping and the CPU flash-attention
+kernel's set-up for a one-token query (``benchmarks/bench.py --profile`` splits a step by kind of op;
+docs/performance.md#where-the-time-goes-now). This step
 
 - reads the model's own parameters at every call (it always samples the current policy), with the
   q/k/v and the gate/up projections concatenated once per rollout into one matmul each;
