@@ -52,8 +52,9 @@ def draw(logits: Tensor, temperature: float, top_p: float) -> tuple[Tensor, Tens
         probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     # Inverse CDF: the first token whose cumulative mass reaches u ~ U(0, total]. One uniform per row
     # instead of one per vocabulary entry (an exponential race, argmax(p / E)): one pass over the
-    # vocabulary fewer per token (docs/LOG.md, round f4712cc → 59358e9). u > 0 skips leading zero-mass tokens and u ≤ total always finds
-    # one; a token's mass is resolved to ≈ 2⁻²⁴ of the total, the resolution of a float32 uniform.
+    # vocabulary fewer per token (docs/LOG.md, round f4712cc → 59358e9). u > 0 skips leading zero-mass
+    # tokens and u ≤ total always finds one; a token's mass is resolved to ≈ 2⁻²⁴ of the total, the
+    # resolution of a float32 uniform.
     cdf = probs.cumsum_(-1)
     u = torch.rand((len(cdf), 1), device=cdf.device).neg_().add_(1).mul_(cdf[:, -1:])
     token = torch.searchsorted(cdf, u).squeeze(-1)
