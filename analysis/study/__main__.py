@@ -84,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
             nargs="*",
             help="train.py overrides added to every job (key=value); hydra/... and hydra.... go to the launcher",
         )
+    g = sub.add_parser(
+        "progress",
+        help="the finished runs of the full study, from its exported files, into docs/studies.md",
+    )
+    g.add_argument("--study", required=True, help="a study that exports its runs (smollm2)")
+    g.add_argument("--check", action="store_true", help="exit 1 if the page's block is stale; write nothing")
     e = sub.add_parser("export", help="write a sweep's finished runs to files (any study, the mini study's too)")
     e.add_argument("--experiment", required=True)
     e.add_argument("--sweep", required=True, help="the runs' sweep tag, e.g. mini_study")
@@ -110,6 +116,18 @@ def document(study: StudySpec, preset: str, args: argparse.Namespace) -> Path:
     return write_from_store(study, preset, args.uri, args.experiment, args.out, args.dsrl_steps, args.n_boot)
 
 
+def show_progress(study: StudySpec, check: bool) -> int:
+    if not study.exports:
+        raise SystemExit(f"study {study.name} keeps its runs in the MLflow store: its progress is its document")
+    from .jobs import distinct, study_jobs
+    from .progress import PAGE, write
+
+    preset = study.preset(FULL)
+    current = write(study.name, study.results_dir(FULL) / "runs", len(distinct(study_jobs(study, preset))), check)
+    print(f"{PAGE.name}: {'up to date' if current else ('stale' if check else 'rewritten')}")
+    return 1 if check and not current else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -120,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         export_runs(client_for(args.uri), args.experiment, args.sweep, args.out)
         return 0
     study = study_of(args.study)
+    if args.command == "progress":
+        return show_progress(study, args.check)
     preset = study.preset(args.preset)
     if args.command == "claims":
         from .sections import claims_plan

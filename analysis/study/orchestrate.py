@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import document, export, mini_document, restore
+from . import document, export, mini_document, progress, restore
 from .jobs import Job, compose_config, distinct, part_arguments, study_jobs
-from .spec import ROOT, Part, Preset, StudySpec
+from .spec import FULL, ROOT, Part, Preset, StudySpec
 from .store import alignment_runs, client_for, finished_sweep_runs
 
 
@@ -231,15 +231,19 @@ def launch_parts(
     extra: tuple[str, ...],
     launcher: tuple[str, ...],
     runs_dir: Optional[Path],
+    planned: int,
 ) -> int:
     """Each part's multirun, seed by seed (``seed_major``), exporting the finished runs after each when
-    ``runs_dir`` is given; stops at the first that fails. The exit status."""
+    ``runs_dir`` is given (the full study's also into its progress table on docs/studies.md, of ``planned``
+    runs); stops at the first that fails. The exit status."""
     experiment = study.experiment_of(preset.name)
     for seed, part in seed_major(study, preset):
         arguments = part_arguments(study, preset, part, extra, seed)
         status = call([sys.executable, str(ROOT / "train.py"), "-m", *arguments, *launcher])
         if runs_dir is not None:
             export.export_runs(client, experiment, study.sweep_dir, runs_dir)
+            if preset.name == FULL:
+                progress.write(study.name, runs_dir, planned)
         if status:
             print(f"part ({part.key}), seed {seed} failed (exit {status}); a relaunch continues from here", flush=True)
             return status
@@ -286,7 +290,7 @@ def run(
         machine=where,
         commit=commit,
     )
-    status = launch_parts(client, study, preset, extra, launcher, runs_dir)
+    status = launch_parts(client, study, preset, extra, launcher, runs_dir, len(runs))
     if status == 0 and folder:
         status = run_alignment(preset, jobs[0], folder, cache_dir) or run_diagnosis(preset, folder, cache_dir)
     elif status == 0:

@@ -1,0 +1,82 @@
+"""Where a study that exports its runs stands, rendered into its docs page from the committed files.
+
+Before the study has finished no claim has a verdict, but its finished runs are evidence already: this
+writes how many of the planned runs have finished and what each logged at every evaluation (Avg@K on
+the test and OOD sets), between ``<!-- study-progress: NAME -->`` and ``<!-- study-progress: NAME end -->``
+in ``docs/studies.md``, from ``results/studies/<name>/runs/`` alone (``python -m analysis.study progress
+--study smollm2 --write``; the orchestration refreshes it after each export).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import export
+from .cells import cell_label
+from .spec import ROOT
+
+PAGE = ROOT / "docs" / "studies.md"
+SETS = ("test", "ood")
+
+
+def block_pattern(name: str) -> re.Pattern:
+    return re.compile(
+        rf"(<!-- study-progress: {re.escape(name)} -->\n).*?(<!-- study-progress: {re.escape(name)} end -->)", re.S
+    )
+
+
+def avg_key(metrics: dict, split: str) -> str | None:
+    return next((k for k in sorted(metrics) if k.startswith(f"eval/{split}/avg_at_")), None)
+
+
+def run_rows(documents: list[dict]) -> tuple[list[int], list[tuple[str, int, dict[int, str]]]]:
+    """The evaluation steps, and per run its cell, seed and ``step -> "test / OOD"``."""
+    steps: set[int] = set()
+    rows = []
+    for document in documents:
+        metrics = document["metrics"]
+        by_split = {s: dict((int(step), v) for step, v in metrics.get(avg_key(metrics, s) or "", [])) for s in SETS}
+        cells = {
+            step: " / ".join(f"{100 * by_split[s][step]:.1f}%" if step in by_split[s] else "-" for s in SETS)
+            for step in by_split["test"]
+        }
+        steps |= cells.keys()
+        rows.append((cell_label(document["params"]), int(document["params"].get("seed", 0)), cells))
+    return sorted(steps), sorted(rows, key=lambda r: (r[1], r[0]))
+
+
+def progress_text(documents: list[dict], planned: int | None) -> str:
+    if not documents:
+        return "No run has finished yet.\n"
+    steps, rows = run_rows(documents)
+    k = avg_key(documents[0]["metrics"], "test") or "eval/test/avg_at_K"
+    of = f" of the {planned} planned" if planned else ""
+    lines = [
+        f"{len(documents)}{of} runs have finished. What each logged, test / OOD {k.rsplit('/', 1)[1].replace('avg_at_', 'Avg@')} "
+        "at every evaluation (update 0 is the base model):",
+        "",
+        "| run | seed | " + " | ".join(f"update {s}" for s in steps) + " |",
+        "|---|---|" + "---|" * len(steps),
+    ]
+    lines += [
+        f"| {cell} | {seed} | " + " | ".join(cells.get(s, "-") for s in steps) + " |" for cell, seed, cells in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def refreshed(text: str, name: str, runs_dir: Path, planned: int | None) -> str:
+    pattern = block_pattern(name)
+    if not pattern.search(text):
+        raise SystemExit(f"{PAGE.name}: no <!-- study-progress: {name} --> block")
+    body = progress_text(export.load_documents(runs_dir) if runs_dir.exists() else [], planned)
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def write(name: str, runs_dir: Path, planned: int | None, check: bool = False) -> bool:
+    """Refresh the block (``check``: only say whether it is stale). True when the page was up to date."""
+    text = PAGE.read_text()
+    new = refreshed(text, name, runs_dir, planned)
+    if new != text and not check:
+        PAGE.write_text(new)
+    return new == text

@@ -1,0 +1,43 @@
+"""The real-model study's progress table on docs/studies.md, rendered from the exported run files."""
+
+import pytest
+
+from analysis.study import progress
+
+
+def document(warmup: int, seed: int, test: list, ood: list) -> dict:
+    params = {"warmup_steps": str(warmup), "total_steps": "60", "objective.name": "nsr_prerl"}
+    params |= {"algorithm.name": "grpo", "seed": str(seed)}
+    return {"params": params, "metrics": {"eval/test/avg_at_2": test, "eval/ood/avg_at_2": ood}}
+
+
+def test_each_finished_run_is_a_row_of_its_accuracy_at_every_evaluation():
+    runs = [
+        document(20, 1, [[0, 0.25], [60, 0.5]], [[0, 0.125], [60, 0.0625]]),
+        document(0, 0, [[0, 0.25], [20, 0.5703125], [60, 0.921875]], [[0, 0.125], [20, 0.1], [60, 0.046875]]),
+    ]
+    text = progress.progress_text(runs, planned=34)
+    assert text.startswith("2 of the 34 planned runs have finished. What each logged, test / OOD Avg@2")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows == [
+        "| run | seed | update 0 | update 20 | update 60 |",
+        "| GRPO | 0 | 25.0% / 12.5% | 57.0% / 10.0% | 92.2% / 4.7% |",
+        "| NSR-PreRL(20)→GRPO | 1 | 25.0% / 12.5% | - | 50.0% / 6.2% |",
+    ]
+    assert progress.progress_text([], planned=34) == "No run has finished yet.\n"
+
+
+def test_only_the_block_is_rewritten_and_a_page_without_it_is_refused(tmp_path):
+    page = "intro\n<!-- study-progress: s -->\nold\n<!-- study-progress: s end -->\nrest\n"
+    new = progress.refreshed(page, "s", tmp_path / "none", planned=3)
+    assert new == "intro\n<!-- study-progress: s -->\nNo run has finished yet.\n<!-- study-progress: s end -->\nrest\n"
+    with pytest.raises(SystemExit, match="no <!-- study-progress: other --> block"):
+        progress.refreshed(page, "other", tmp_path, planned=3)
+
+
+@pytest.mark.slow
+def test_the_page_shows_every_committed_run():
+    """`python -m analysis.study progress --study smollm2` after committing exported runs."""
+    from analysis.study.__main__ import main
+
+    assert main(["progress", "--study", "smollm2", "--check"]) == 0
