@@ -27,16 +27,17 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from . import render
-from .common import open_run
-from .figures import figures_for
-from .aggregate import differing_keys
-from .runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
-from .tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
-from prerl.tracking.completed import MULTIRUN
 from prerl.config.schema import TrackingConfig
+from prerl.tracking.completed import MULTIRUN
 from prerl.tracking.run_info import PARENT_TAG
 from prerl.tracking.tracker import tracking_uri, with_retry
+
+from . import render
+from .aggregate import differing_keys
+from .common import open_run
+from .figures import figures_for
+from .runs import load_multirun, load_runs, newest_sweep_experiment, newest_sweep_run
+from .tables import OOD_SETS, TABLES, TableOptions, eval_sets, multirun_spec, ordered_groups
 
 
 def parse_step(text: str):

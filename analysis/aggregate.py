@@ -16,9 +16,10 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .runs import RunRecord
-from prerl.tracking.completed import NOT_IDENTITY
 from prerl.eval.stats import problem_scores
+from prerl.tracking.completed import NOT_IDENTITY
+
+from .runs import RunRecord
 
 # Not part of "which config": the seed (what we average over), where the run ran, its tags.
 NOT_COMPARED = NOT_IDENTITY + ("seed", "rollout.vllm.seed", "tracking.")

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from prerl.data import splits as data_lib
 from prerl.config.schema import DataConfig, ModelConfig, RolloutConfig, TrackingConfig
-from prerl.models.mini_model import VARIANTS
+from prerl.data import splits as data_lib
 from prerl.models.loading import context_token_id, load_policy
+from prerl.models.mini_model import VARIANTS
 from prerl.rollout.hf import HFEngine
 from prerl.scoring import Grader
 from prerl.tracking.tracker import Tracker

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from prerl.eval.stats import Interval, compare, seed_interval
 
 from .aggregate import Group, row_samples
-from prerl.eval.stats import Interval, compare, seed_interval
 
 TRAINING = {"train/accuracy": "training accuracy", "train/response_length": "response length (tokens)"}
 SOLVED = {

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
+from prerl.config.schema import TrackingConfig
+from prerl.tracking.tracker import tracking_uri
+
 from .aggregate import Group, group_runs, metric_key
 from .figures import mean_series, pyplot, save
 from .runs import load_runs
-from prerl.config.schema import TrackingConfig
-from prerl.tracking.tracker import tracking_uri
 
 LENGTH = "train/response_length"
 

@@ -16,6 +16,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from prerl.eval.stats import RowSummary, compare
+
 from . import paper
 from .aggregate import (
     Cell,
@@ -31,7 +33,6 @@ from .aggregate import (
 )
 from .dynamics import method_label
 from .runs import RunRecord
-from prerl.eval.stats import RowSummary, compare
 
 # Eval sets that are out of distribution: the mini task's ``ood`` and the paper's OOD benchmarks.
 OOD_SETS = ("ood", "gpqa_diamond", "mmlu_pro", "bbh", "humaneval")

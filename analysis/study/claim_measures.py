@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from prerl.eval.stats import Interval
+
 from ..aggregate import eval_curve
 from .cells import GRPO, Study
 from .quantities import (
@@ -29,7 +31,6 @@ from .quantities import (
     start_window,
     warmup_end_window,
 )
-from prerl.eval.stats import Interval
 
 Measure = Callable[[Study, str], Optional[Interval]]
 MEASURES: dict[str, Measure] = {}

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from prerl.eval.stats import Interval
+
 from .cells import Study
 from .claim_measures import measure_named
-from prerl.eval.stats import Interval
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive at this power"
 NOT_TESTABLE = "not testable here"

@@ -20,6 +20,7 @@ import numpy as np
 from ..aggregate import Group
 from ..figures import TRAINING, plot_pass_at_k, plot_series
 from ..nsr_diagnostics import summary as diagnostics_summary
+from ..tables import TableOptions
 from . import measures
 from .cells import GRPO, Study, infer_dsrl_steps, task_of
 from .claims import INCONCLUSIVE, NO_RUNS, NOT_REPRODUCED, REPRODUCED, ClaimRow, claim_rows
@@ -38,7 +39,6 @@ from .sections import (
 )
 from .spec import FULL, ROOT, Part, StudySpec
 from .template import fill
-from ..tables import TableOptions
 
 ALIGNMENT, DIAGNOSIS, PLAN, LAUNCHES = "alignment", "diagnostics/nsr_prerl.json", "study.json", "launches.json"
 REAL_SETS = ("test", "ood", "math500_level1")

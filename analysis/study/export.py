@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..runs import RunRecord, experiment_runs
 from prerl.tracking.tracker import with_retry
+
+from ..runs import RunRecord, experiment_runs
 
 FORMAT = "prerl-run/1"
 PREFIXES = ("eval/", "train/", "cost/")

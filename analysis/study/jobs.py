@@ -18,9 +18,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # the expan
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from .spec import ROOT, Part, Preset, StudySpec, seeds_override
-from prerl.tracking.completed import config_hash
 from prerl.config.schema import register_configs
+from prerl.tracking.completed import config_hash
+
+from .spec import ROOT, Part, Preset, StudySpec, seeds_override
 
 CONF = str(ROOT / "conf")
 

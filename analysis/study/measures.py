@@ -12,13 +12,14 @@ from typing import Optional
 
 import numpy as np
 
+from prerl.eval.stats import Interval
+
 from ..aggregate import eval_curve
 from ..nsr_diagnostics import gradient_weight
 from .cells import Study
 from .claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from .mini_columns import MiniCell
 from .quantities import per_run, window_mean
-from prerl.eval.stats import Interval
 
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
 POSITION_EDGES = (0, 8, 16, 32, 64, 128)  # token positions: the paper's "early tokens" are the first few

@@ -14,11 +14,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from prerl.eval.stats import Interval, bootstrap_means, compare, percentile_interval, resample_counts, seed_interval
+
 from ..aggregate import Group, choose_step, eval_curve, row_samples
 from ..runs import RunRecord
-from .cells import Study
 from ..tables import TableOptions
-from prerl.eval.stats import Interval, bootstrap_means, compare, percentile_interval, resample_counts, seed_interval
+from .cells import Study
 
 BEHAVIOUR_KEYS = ("transitions", "reflections", "backtracking", "verification", "subgoal_setting", "enumeration")
 FOUR = BEHAVIOUR_KEYS[2:]  # the paper's four behaviours (backtracking, verification, subgoals, enumeration)

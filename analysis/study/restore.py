@@ -20,10 +20,11 @@ from typing import Callable
 
 from mlflow.entities import Metric, Param
 
+from prerl.tracking.tracker import ensure_experiment, with_retry
+
 from ..runs import experiment_runs
 from . import export
 from .spec import ROOT
-from prerl.tracking.tracker import ensure_experiment, with_retry
 
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's caps on one log_batch
 

@@ -10,9 +10,12 @@ from typing import Optional
 
 import numpy as np
 
+from prerl.eval.stats import Interval
+
 from .. import render
 from ..alignment import PAPER as ALIGNMENT_PAPER
 from ..figures import SOLVED, pass_at_k
+from ..tables import TableSpec, accuracy_table
 from .cells import GRPO, OWN, Study, cell_label
 from .claims import NOT_REPRODUCED, REPRODUCED, Claim, verdict
 from .quantities import (
@@ -31,8 +34,6 @@ from .quantities import (
     window_mean,
 )
 from .spec import Part
-from ..tables import TableSpec, accuracy_table
-from prerl.eval.stats import Interval
 
 
 def cell(text: str) -> str:

@@ -13,10 +13,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..runs import RunRecord, experiment_runs, load_runs
-from .cells import Study, infer_dsrl_steps
-from ..tables import TableOptions
 from prerl.tracking.tracker import with_retry
+
+from ..runs import RunRecord, experiment_runs, load_runs
+from ..tables import TableOptions
+from .cells import Study, infer_dsrl_steps
 
 ALIGNMENT_RUNS = "attributes.run_name LIKE 'alignment %' and attributes.status = 'FINISHED'"
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from prerl.algo.advantages import ADVANTAGE_ESTIMATORS, AdvantageInputs, Advantages, broadcast, group_mean_baseline
-from prerl.config.enums import Space
 from prerl.algo.registry import Check, Registry, in_range
+from prerl.config.enums import Space
 
 
 @dataclass(frozen=True)

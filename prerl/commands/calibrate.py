@@ -24,15 +24,15 @@ from pathlib import Path
 
 import torch
 
-from prerl.data import splits as data_lib
-from prerl.launch.cli import compose_checked
 from prerl.config.schema import DataConfig
+from prerl.data import splits as data_lib
 from prerl.eval.evaluator import evaluate
-from prerl.tracking.fingerprint import machine, packages
+from prerl.launch.cli import compose_checked
 from prerl.models.loading import load_policy
 from prerl.rollout import make_engine
-from prerl.tracking.run_info import git
 from prerl.scoring import Grader
+from prerl.tracking.fingerprint import machine, packages
+from prerl.tracking.run_info import git
 
 SOLVE_STEP_BY_STEP = "Solve the problem step by step. Then write the final answer as a number."
 

@@ -16,9 +16,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from prerl.launch.cli import exit_on_config_error, preflight, to_train_config
-from prerl.config.schema import register_configs
 from prerl.config.docs import CONF, register_help_resolver
+from prerl.config.schema import register_configs
+from prerl.launch.cli import exit_on_config_error, preflight, to_train_config
 
 register_configs()
 register_help_resolver()  # conf/config.yaml's --help template

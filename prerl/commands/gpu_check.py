@@ -36,8 +36,8 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
 from prerl.config.schema import EvalConfig, MiniModelConfig, ModelConfig, TrackingConfig, TrainConfig
-from prerl.models.mini_model import ensure_base_model, recipe_config
 from prerl.models.loading import autocast
+from prerl.models.mini_model import ensure_base_model, recipe_config
 from prerl.plan import Plan, machine_memory, plan_for
 from prerl.plan.memory import Target, resident
 from prerl.plan.probe import PeakMemory

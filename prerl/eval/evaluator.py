@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from prerl.parallel import distributed
 from prerl.eval.stats import pass_at_k
+from prerl.parallel import distributed
 
 
 def k_values(K: int) -> list[int]:

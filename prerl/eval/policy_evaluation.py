@@ -15,13 +15,13 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from prerl.data import splits as data_lib
-from prerl.parallel import distributed
-from prerl.data.eval_sets import eval_sets, references
 from prerl.config.schema import TrainConfig
+from prerl.data import splits as data_lib
+from prerl.data.eval_sets import eval_sets, references
 from prerl.eval.evaluator import EvalResult, concat_results, evaluate_problems, gather_result, k_values, problem_ids
 from prerl.launch.choices import check_choices
 from prerl.models.loading import autocast, load_policy, resolve_device
+from prerl.parallel import distributed
 from prerl.rollout import RunNeeds, make_engine, ranks_per_engine
 from prerl.scoring import Grader, settings_from
 from prerl.tracking.tracker import NullTracker, Tracker

@@ -11,8 +11,8 @@ once, on one line, each naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
-from prerl.config.schema import ConfigError, TrainConfig
 from prerl.algo.registry import load_plugins, undeclared_params
+from prerl.config.schema import ConfigError, TrainConfig
 
 
 def part_errors(cfg: TrainConfig) -> list[str]:

@@ -25,9 +25,9 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from prerl.launch.choices import check_choices
-from prerl.config.schema import ConfigError, TrainConfig, register_configs
 from prerl.config.docs import CONF, group_options, nested_dataclass
+from prerl.config.schema import ConfigError, TrainConfig, register_configs
+from prerl.launch.choices import check_choices
 
 EXIT_BAD_CONFIG = 2
 

@@ -27,8 +27,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from prerl.models.build_cache import build_once
 from prerl.config.schema import GGUFConfig
+from prerl.models.build_cache import build_once
 from prerl.tracking.fingerprint import BUILD_INFO, sha256_file
 
 WEIGHTS = "model.safetensors"

@@ -13,11 +13,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from prerl.tracking import policy_model
 from prerl.config.schema import ModelConfig
 from prerl.models.gguf_weights import ensure_gguf_model
 from prerl.models.mini_model import ensure_base_model
 from prerl.models.rms_norm import use_analytic_rms_norm
+from prerl.tracking import policy_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

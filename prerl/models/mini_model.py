@@ -31,13 +31,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
-from prerl.tracking import fingerprint
-from prerl.models.build_cache import build_once
-from prerl.tracking.fingerprint import BUILD_INFO
 from prerl.config.schema import MiniModelConfig
 from prerl.data import mini_styles as styles
 from prerl.data import mini_task as task
+from prerl.models.build_cache import build_once
 from prerl.models.mini_tokenizer import IM_END, IM_START, train_tokenizer
+from prerl.tracking import fingerprint
+from prerl.tracking.fingerprint import BUILD_INFO
 
 WEIGHTS = "model.safetensors"
 SHIPPED = Path(__file__).with_name("shipped")

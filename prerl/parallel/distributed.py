@@ -21,9 +21,9 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
+from prerl.algo.normaliser import Normaliser
 from prerl.parallel import fsdp
 from prerl.tracking.cost import TOKEN_COSTS
-from prerl.algo.normaliser import Normaliser
 
 # distributed.strategy: how each rank holds a model (applied to the policy, reference and critic before
 # their optimizers are built), as ``STRATEGIES[name](model, compute_dtype)``. replicate: a full copy,

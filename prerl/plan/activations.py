@@ -43,8 +43,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prerl.train.logprobs import CHUNK_ELEMENTS
 from prerl.plan.shapes import ModelShape
+from prerl.train.logprobs import CHUNK_ELEMENTS
 
 TOKEN_ID = 8  # int64, kept by the embedding's backward
 PER_SCORED_POSITION = 3 * 4 + 8  # log-sum-exp, entropy and log-prob in fp32, and a gather index

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from prerl.algo.advantages import needs_critic
-from prerl.config.schema import ConfigError, KLPlacement, TrainConfig
-from prerl.config.enums import Space
 from prerl.algo.objectives import Phase as StepPhase
 from prerl.algo.objectives import main_phase, warmup_phase
+from prerl.config.enums import Space
+from prerl.config.schema import ConfigError, KLPlacement, TrainConfig
 from prerl.plan.activations import MicroBatch, Precision, layer_bytes, no_grad_peak, update_peak
 from prerl.plan.shapes import ModelShape
 from prerl.rollout.hf import prompts_per_call

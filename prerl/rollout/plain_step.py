@@ -37,7 +37,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-
 ARCHITECTURES = ("Qwen3ForCausalLM", "LlamaForCausalLM")
 
 

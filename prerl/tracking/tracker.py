@@ -27,10 +27,8 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from prerl.tracking import policy_model
-
-from prerl.tracking import run_info
 from prerl.config.schema import TrackingConfig
+from prerl.tracking import policy_model, run_info
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,9 @@ from typing import Callable, ContextManager
 import torch
 from torch import Tensor, nn
 
-from prerl.parallel import distributed
-
-from prerl.parallel import fsdp
-from prerl.config.schema import CriticConfig, OptimConfig
 from prerl.algo.losses import aggregate
+from prerl.config.schema import CriticConfig, OptimConfig
+from prerl.parallel import distributed, fsdp
 from prerl.train.logprobs import Sequences, at_responses, lockstep_micro_batches, per_response_token, select, whole_rows
 
 

@@ -27,9 +27,9 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from prerl.parallel import fsdp
-from prerl.models.loading import cache_kwargs
 from prerl.config.schema import Space
+from prerl.models.loading import cache_kwargs
+from prerl.parallel import fsdp
 
 
 @dataclass

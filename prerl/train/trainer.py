@@ -20,23 +20,17 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from prerl.train import checkpoint
-
-from prerl.parallel import distributed
-
-from prerl.parallel import fsdp
-from prerl.launch.choices import check_choices
-from prerl.tracking.cost import CostMeter
-from prerl.data import splits as data_lib
+from prerl.algo import rollout_correction
 from prerl.algo.advantages import AdvantageInputs, Advantages, needs_critic
-from prerl.eval.behaviours import behaviour_metrics
-from prerl.config.schema import TrainConfig
-from prerl.config.enums import KLPlacement, Space
-from prerl.train.critic import Critic
-from prerl.data.eval_sets import eval_sets
-from prerl.eval.evaluator import evaluate_problems, gather_result, problem_ids
 from prerl.algo.losses import kl_penalty
-from prerl.tracking.fingerprint import run_fingerprint
+from prerl.algo.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
+from prerl.config.enums import KLPlacement, Space
+from prerl.config.schema import TrainConfig
+from prerl.data import splits as data_lib
+from prerl.data.eval_sets import eval_sets
+from prerl.eval.behaviours import behaviour_metrics
+from prerl.eval.evaluator import evaluate_problems, gather_result, problem_ids
+from prerl.launch.choices import check_choices
 from prerl.models.loading import (
     DTYPES,
     autocast,
@@ -46,15 +40,18 @@ from prerl.models.loading import (
     load_policy,
     resolve_device,
 )
-from prerl.algo.objectives import Phase, main_phase, phase_advantages, select_samples, warmup_phase
-from prerl.scoring.rewards import overlong_penalty
+from prerl.parallel import distributed, fsdp
 from prerl.rollout import Rollout, RunNeeds, make_engine, ranks_per_engine
-from prerl.scoring import Grader, settings_from
 from prerl.rollout.base import concat, select_groups
-from prerl.algo import rollout_correction
-from prerl.train.logprobs import Sequences, contexts, pack, score_logprobs, shares_contexts
+from prerl.scoring import Grader, settings_from
+from prerl.scoring.rewards import overlong_penalty
+from prerl.tracking.cost import CostMeter
+from prerl.tracking.fingerprint import run_fingerprint
 from prerl.tracking.run_info import dataset_inputs, sweep_metric
 from prerl.tracking.tracker import NullTracker, Tracker
+from prerl.train import checkpoint
+from prerl.train.critic import Critic
+from prerl.train.logprobs import Sequences, contexts, pack, score_logprobs, shares_contexts
 from prerl.train.update import UpdateBatch, mini_batches, policy_updates
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,10 @@ from typing import Callable, ContextManager, Optional, overload
 import torch
 from torch import Tensor
 
-from prerl.parallel import distributed
-
-from prerl.parallel import fsdp
-from prerl.config.schema import AlgorithmConfig, KLPlacement, OptimConfig
 from prerl.algo.losses import POLICY_LOSS_STATS, POLICY_LOSSES, aggregate, kl_penalty
 from prerl.algo.objectives import Phase
+from prerl.config.schema import AlgorithmConfig, KLPlacement, OptimConfig
+from prerl.parallel import distributed, fsdp
 from prerl.train.logprobs import Sequences, context_states, lockstep_micro_batches, response_logprobs, select
 
 
