@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# The tiers' folders share tests/helpers.py and tests/mlflow_server.py: `from helpers import ...` from any of them.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -31,7 +34,7 @@ def cache_dir(tmp_path_factory):
 # A test none of these catch that still loads a saved model or opens an MLflow client fails right there
 # (`_guard_fast_tests`), so a slow test cannot join the fast set unnoticed: mark it `@pytest.mark.slow`.
 MODEL_FIXTURES = {"cache_dir"}
-PROCESS_FOLDERS = ("distributed", "vllm_engine")
+PROCESS_FOLDERS = ("process/distributed", "process/vllm_engine")
 SLOW_NAMES = {"subprocess", "Popen", "executable", "mlflow", "MlflowClient", "Tracker"}
 SLOW_STRINGS = ("sqlite:",)
 TESTS = Path(__file__).resolve().parent

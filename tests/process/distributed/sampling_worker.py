@@ -1,7 +1,7 @@
 """Dynamic sampling, prompt streams, checkpoints and evaluation on one or two ranks (``torchrun``, gloo).
 
 Usage: ``sampling_worker.py MODE WORKDIR CACHE_DIR [TP]``; each rank writes what it saw to
-``WORKDIR/MODE.rank<r>.pt`` for ``tests/distributed/test_multirank.py``. Not collected by pytest.
+``WORKDIR/MODE.rank<r>.pt`` for ``tests/process/distributed/test_multirank.py``. Not collected by pytest.
 
 - ``dapo``: two DAPO steps in which rank 0 fills its share of the batch in the first sampling round
   and rank 1 needs three (``ScriptedEngine`` decides which prompts have mixed rewards, from the prompt
@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/helpers.py
 
 from helpers import compose_config, to_run
 from prerl.parallel import distributed

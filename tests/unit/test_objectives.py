@@ -22,7 +22,7 @@ from prerl.train.logprobs import contexts
 SCORES = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
 GROUP = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
 MASK = torch.ones(8, 2)
-OBJECTIVES = sorted(Path(__file__).resolve().parents[1].glob("conf/objective/*.yaml"))
+OBJECTIVES = sorted(Path(__file__).resolve().parents[2].glob("conf/objective/*.yaml"))
 
 
 def phase_for(samples, advantage="group_mean", space="pre", **knobs):

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from helpers import compose_config, to_run
 from prerl.eval.policy_evaluation import run
 
-FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "benchmarks"
 SETS = {
     "math500": "math500.jsonl",
     "minerva": "minerva.jsonl",

@@ -17,7 +17,7 @@ from prerl.eval.evaluator import EvalResult, concat_results
 from prerl.models.mini_model import ensure_base_model
 from prerl.rollout.oracle import OracleEngine
 
-WORKER = str(ROOT / "tests" / "distributed" / "sampling_worker.py")
+WORKER = str(ROOT / "tests" / "process" / "distributed" / "sampling_worker.py")
 
 
 def ranks(workdir, mode: str, world: int = 2) -> list[dict]:

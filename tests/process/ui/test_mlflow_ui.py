@@ -21,11 +21,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the server helper
+from mlflow_server import MlflowServer  # tests/mlflow_server.py (tests/conftest.py puts tests/ on sys.path)
 
-from mlflow_server import MlflowServer
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHOTS = ROOT / "outputs" / "ui-screenshots"
 METRIC = "eval/test/avg_at_8"
 

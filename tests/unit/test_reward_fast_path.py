@@ -19,10 +19,10 @@ from prerl.scoring.rewards import judge, plain_number, score
 from prerl.rollout.oracle import derangement
 from prerl.scoring import scorer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from check_fast_path import candidate_pairs, disagreements
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TRICKY = [json.loads(line) for line in (FIXTURES / "reward_fast_path.jsonl").read_text().splitlines()]
 
 

@@ -19,7 +19,7 @@ from helpers import four_seed_joblib_sweep
 from mlflow_server import MlflowServer
 from prerl.tracking.tracker import flatten
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
 
 

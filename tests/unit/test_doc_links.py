@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 FOLDERS = ("prerl", "tests", "conf", "analysis", "benchmarks", "scripts", "sweeps", "hydra_plugins", "docs")
 FILES = ("README.md", "CONTRIBUTING.md", "Makefile", "train.py", "evaluate.py")

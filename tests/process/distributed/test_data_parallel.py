@@ -17,7 +17,7 @@ from prerl.train import checkpoint
 from prerl.config.schema import MiniModelConfig
 from prerl.models.mini_model import ensure_base_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # --standalone: a free rendezvous port (--master_port=0 would hand the workers port 0 and hang)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
@@ -46,7 +46,7 @@ def run(cmd, timeout=600) -> None:
     assert proc.returncode == 0, (f"timed out after {timeout} s\n" if timed_out else "") + log[-6000:]
 
 
-WORKER = str(ROOT / "tests" / "distributed" / "update_worker.py")
+WORKER = str(ROOT / "tests" / "process" / "distributed" / "update_worker.py")
 COMPARED = ("train/loss", "train/grad_norm", "train/kept_tokens", "critic/value_loss")
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from test_data_parallel import ROOT, TORCHRUN, run
 
-WORKER = str(ROOT / "tests" / "distributed" / "memory_worker.py")
+WORKER = str(ROOT / "tests" / "process" / "distributed" / "memory_worker.py")
 
 
 @pytest.mark.parametrize("ranks, strategy", [(1, "replicate"), (2, "replicate"), (2, "fsdp2")])

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/helpers.py
 from helpers import tiny_qwen3
 
 from prerl.parallel import distributed
