@@ -11,7 +11,6 @@ from helpers import compose_config, to_run
 from prerl.config.schema import MiniModelConfig
 from prerl.tracking.fingerprint import sha256_file
 
-pytestmark = pytest.mark.slow  # loads the shipped base models and builds one
 
 # A recipe that is not shipped and builds in seconds (5 pre-training steps on 200 documents).
 TINY = replace(MiniModelConfig.micro(), name="tiny", corpus_documents=200, train_steps=5, batch_size=8)

@@ -22,8 +22,6 @@ from prerl.models.loading import load_policy, model_path
 from prerl.train.trainer import Experiment
 from prerl.tracking.tracker import Tracker
 
-pytestmark = pytest.mark.slow  # trains and loads models, opens MLflow stores
-
 
 def weights(folder) -> dict[str, torch.Tensor]:
     return load_file(str(Path(folder) / "model.safetensors"))
