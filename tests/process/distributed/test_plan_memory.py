@@ -1,5 +1,5 @@
 """The memory plan's weights, gradients and AdamW moments against the tensors a real update allocates,
-in one process and on two gloo ranks, replicated and FSDP2-sharded (tests/test_plan.py: activations)."""
+in one process and on two gloo ranks, replicated and FSDP2-sharded (tests/unit/test_plan.py: activations)."""
 
 import json
 import sys
