@@ -59,8 +59,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _guard_fast_tests(request, monkeypatch):
     """The fast tier's safety net: in tests/unit/, loading a saved transformers model, opening an MLflow
-    client or starting a process is an error that says where the test belongs; so is a test outside the
-    tiers' folders, or one marked slow by hand."""
+    client or starting a process is an error that says where the test belongs; so is using the base models'
+    cache, a test outside the tiers' folders, or one marked slow by hand."""
     where = tier(request.node)
     if where in SLOW_TIERS:
         yield
@@ -77,6 +77,8 @@ def _guard_fast_tests(request, monkeypatch):
         fail("lives outside tests/unit, tests/integration and tests/process", "the folder of its tier")
     if request.node.get_closest_marker("slow") is not None:
         fail("is marked slow", "tests/integration/ or tests/process/")
+    if "cache_dir" in request.fixturenames:
+        fail("uses the base models' cache (cache_dir)", "tests/integration/")
 
     def refuse(what, move_to="tests/integration/"):
         def refused(*args, **kwargs):

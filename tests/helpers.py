@@ -1,4 +1,6 @@
-"""Shared test helpers: compose the real Hydra config with overrides, and a seeded fake grader."""
+"""Shared test helpers, imported as ``from helpers import ...`` from every tier's folder (tests/conftest.py puts
+tests/ on sys.path): compose the real Hydra config with overrides, a seeded fake grader, tiny models, and
+below them what the two halves of a file split by tier both need (each section names its users)."""
 
 from __future__ import annotations
 

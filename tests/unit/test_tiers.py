@@ -1,6 +1,7 @@
 """The tiers (tests/conftest.py, CONTRIBUTING.md "Tests"): a test's folder marks it, and the fast tier's guard
-stops a unit test that loads a saved model, opens an MLflow client or starts a process, saying where it
-belongs. Run on a small suite of its own, in this process, with this checkout's conftest and settings."""
+stops a unit test that loads a saved model, opens an MLflow client, starts a process or uses the base
+models' cache, saying where it belongs. Run on a small suite of its own, in this process, with this
+checkout's conftest and settings."""
 
 import shutil
 from pathlib import Path
@@ -37,6 +38,10 @@ def test_starts_a_process():
 @pytest.mark.slow
 def test_marked_slow_by_hand():
     pass
+
+
+def test_uses_the_base_models(cache_dir):
+    pass
 """
 
 MARKS = """
@@ -62,7 +67,7 @@ def suite(pytester):
 def test_folders_mark_and_the_guard_refuses_what_the_fast_tier_must_not_do(pytester):
     suite(pytester)
     result = pytester.runpytest_inprocess("-rfE")
-    result.assert_outcomes(passed=4, failed=3, errors=2)
+    result.assert_outcomes(passed=4, failed=3, errors=3)
     result.stdout.fnmatch_lines_random(
         [
             "*test_opens_a_store opens an MLflow client, which the fast tier (tests/unit/) does not: "
@@ -70,6 +75,7 @@ def test_folders_mark_and_the_guard_refuses_what_the_fast_tier_must_not_do(pytes
             "*test_loads_a_saved_model loads a saved model (from_pretrained)*move it to tests/integration/*",
             "*test_starts_a_process starts a process (subprocess)*move it to tests/process/*",
             "*test_marked_slow_by_hand is marked slow*move it to tests/integration/ or tests/process/*",
+            "*test_uses_the_base_models uses the base models' cache (cache_dir)*move it to tests/integration/*",
             "*test_outside lives outside tests/unit, tests/integration and tests/process*",
         ]
     )
@@ -78,6 +84,6 @@ def test_folders_mark_and_the_guard_refuses_what_the_fast_tier_must_not_do(pytes
 def test_not_slow_is_the_unit_folder(pytester):
     suite(pytester)
     result = pytester.runpytest_inprocess("-m", "not slow", "--collect-only")
-    result.stdout.fnmatch_lines(["*6/9 tests collected (3 deselected)*"])
+    result.stdout.fnmatch_lines(["*7/10 tests collected (3 deselected)*"])
     result = pytester.runpytest_inprocess("-m", "process", "--collect-only")
-    result.stdout.fnmatch_lines(["*test_probe_process.py::test_marks*", "*1/9 tests collected (8 deselected)*"])
+    result.stdout.fnmatch_lines(["*test_probe_process.py::test_marks*", "*1/10 tests collected (9 deselected)*"])
