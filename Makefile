@@ -52,9 +52,10 @@ smollm2: setup
 test: setup
 	$(PY) -m pytest tests
 
-## The tests not marked slow: maths, configs, registries (about half a minute on 2 cores; CONTRIBUTING.md, "Tests")
+## The fast tier, tests/unit: maths, configs, registries, parsers; no model from disk, MLflow store or process
+## (a few minutes on one core; CONTRIBUTING.md, "Tests")
 test-fast: setup
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests/unit
 
 ## ruff's rules and format check, mypy on prerl/ (settings in pyproject.toml), then the docs site built in
 ## strict mode (a dead link or anchor, or a nav entry without its page, fails); CI runs it before the tests
@@ -107,7 +108,7 @@ mlflow-server: setup
 ## missing, without them. Screenshots go to outputs/ui-screenshots/.
 test-ui: setup
 	$(PY) -m pip install -q -e ".[ui]"
-	PRERL_UI_TESTS=1 $(PY) -m pytest tests/ui -rs
+	PRERL_UI_TESTS=1 $(PY) -m pytest tests/process/ui -rs
 .PHONY: mlflow-server test-ui
 
 clean:
@@ -181,7 +182,7 @@ $(VLLM_STAMP): pyproject.toml
 
 test-vllm: $(VLLM_STAMP)
 	VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_CPU_OMP_THREADS_BIND=0-$$(($$(nproc) - 1)) VLLM_CPU_KVCACHE_SPACE=2 \
-	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/vllm_engine
+	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/process/vllm_engine
 
 ## The transformers engine's sampled tokens/s against vllm-cpu's on SmolLM2-135M (or MODEL=), same prompts,
 ## lengths (8 prompts x 8 samples x 64 tokens, no EOS, T=0.7) and dtype (ARGS=--bf16), each in its own process,

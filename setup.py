@@ -7,7 +7,8 @@ carries both inside the package, mapped at build time (the repository keeps one 
 - conf/ as prerl/conf, data that ``prerl.config.docs.CONF`` finds;
 - analysis/ as the subpackage prerl.analysis (``prerl-ablation-table``), not as a top-level ``analysis``,
   a name other projects also install; analysis/ imports its own modules relatively, so the same files
-  work as ``analysis`` in a checkout and as ``prerl.analysis`` installed (tests/test_wheel.py checks both);
+  work as ``analysis`` in a checkout and as ``prerl.analysis`` installed (tests/unit/test_wheel.py and
+  tests/process/test_wheel_build.py check both);
 - hydra_plugins/prerl_optuna_sweeper, in Hydra's namespace for plug-ins (``hydra/sweeper=optuna``).
 
 The package list is code because setuptools' ``find`` in pyproject.toml cannot place a folder under

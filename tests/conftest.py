@@ -1,4 +1,6 @@
 import os
+import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +15,15 @@ if (
 ):  # PRERL_DETERMINISTIC=1 make test: this process only, not the runs it starts
     torch.use_deterministic_algorithms(True)
 
+TESTS = Path(__file__).resolve().parent
+# The tiers' folders share tests/helpers.py and tests/mlflow_server.py: `from helpers import ...` from any of them.
+sys.path.insert(0, str(TESTS))
+# tests/unit/test_tiers.py runs the guard below on a small suite of its own.
+pytest_plugins = ["pytester"]
+# The first read of platform.uname() runs `uname -p` (MLflow reads it on import): once here, before any test,
+# so that no library's first read counts as a unit test starting a process.
+platform.uname()
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
@@ -20,91 +31,58 @@ def cache_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("prerl-cache"))
 
 
-# ---- Which tests are `slow` (CONTRIBUTING.md, "Tests"). `make test-fast` runs `-m "not slow"`. ----
-# Besides an explicit `@pytest.mark.slow`, a test is marked slow here when
-# 1. it uses the fixture that stands for base models, `cache_dir` (built or loaded there), directly or through
-#    another fixture;
-# 2. it lives in a folder of process-level tests;
-# 3. its code, its fixtures' code, or a function they call from their module's globals (two calls deep) starts
-#    a process (`subprocess`, `Popen`, `sys.executable`: each new Python pays torch's import) or opens an
-#    MLflow store (`mlflow`, `MlflowClient`, `Tracker`, a "sqlite:" URI: the store's schema migration).
-# A test none of these catch that still loads a saved model or opens an MLflow client fails right there
-# (`_guard_fast_tests`), so a slow test cannot join the fast set unnoticed: mark it `@pytest.mark.slow`.
-MODEL_FIXTURES = {"cache_dir"}
-PROCESS_FOLDERS = ("distributed", "vllm_engine")
-SLOW_NAMES = {"subprocess", "Popen", "executable", "mlflow", "MlflowClient", "Tracker"}
-SLOW_STRINGS = ("sqlite:",)
-TESTS = Path(__file__).resolve().parent
+# ---- The tiers (CONTRIBUTING.md, "Tests"): a test's folder says what it may do. ----
+# tests/unit/         the fast tier (`make test-fast`): no model loaded from disk, no MLflow store, no process;
+# tests/integration/  in this process: models built, loaded or trained, MLflow stores, the trainer;
+# tests/process/      processes: train.py and sweeps as commands, torchrun, the wheel, a server, a browser.
+# Every test of the last two is marked `slow` (and `process`), so `-m "not slow"` is the fast tier too.
+SLOW_TIERS = ("integration", "process")
 
 
-def _refs(code, seen: set) -> tuple[set[str], list[str]]:
-    """Global names and string constants of a code object and of the functions defined inside it."""
-    if code in seen:
-        return set(), []
-    seen.add(code)
-    names, strings = set(code.co_names), [c for c in code.co_consts if isinstance(c, str)]
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            inner_names, inner_strings = _refs(const, seen)
-            names |= inner_names
-            strings += inner_strings
-    return names, strings
-
-
-def _reaches_slow_code(functions, depth: int = 2) -> bool:
-    """Whether any of ``functions``, or a function they call from their module's globals (``depth`` calls
-    deep), names a process or MLflow API."""
-    seen: set = set()
-    todo = [(f, depth) for f in functions if hasattr(f, "__code__")]
-    while todo:
-        fn, left = todo.pop()
-        names, strings = _refs(fn.__code__, seen)
-        if names & SLOW_NAMES or any(marker in s for s in strings for marker in SLOW_STRINGS):
-            return True
-        if left:
-            called = [fn.__globals__.get(n) for n in names]
-            todo += [(g, left - 1) for g in called if hasattr(g, "__code__") and hasattr(g, "__globals__")]
-    return False
-
-
-def _is_slow(item) -> bool:
-    if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
-        return True
-    if any(TESTS / folder in Path(item.path).resolve().parents for folder in PROCESS_FOLDERS):
-        return True
-    fixtures = getattr(item, "_fixtureinfo", None)
-    fixture_functions = [d.func for defs in fixtures.name2fixturedefs.values() for d in defs] if fixtures else []
-    ours = [
-        f
-        for f in fixture_functions
-        if getattr(f, "__name__", "") != "_guard_fast_tests"  # (it names mlflow)
-        and hasattr(f, "__code__")
-        and f.__code__.co_filename.startswith(str(TESTS))
-    ]
-    return _reaches_slow_code([getattr(item, "function", None), *ours])
+def tier(item) -> str | None:
+    """The tiers' folder a test lives in (None: somewhere else)."""
+    path = Path(item.path).resolve()
+    if TESTS not in path.parents:
+        return None
+    folder = path.relative_to(TESTS).parts[0]
+    return folder if folder in ("unit", *SLOW_TIERS) else None
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.get_closest_marker("slow") is None and _is_slow(item):
+        if tier(item) in SLOW_TIERS:
             item.add_marker(pytest.mark.slow)
+        if tier(item) == "process":
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture(autouse=True)
 def _guard_fast_tests(request, monkeypatch):
-    """In a test not marked slow, loading a saved transformers model or opening an MLflow client is an error
-    that says what to do."""
-    if request.node.get_closest_marker("slow") is not None:
+    """The fast tier's safety net: in tests/unit/, loading a saved transformers model, opening an MLflow
+    client or starting a process is an error that says where the test belongs; so is using the base models'
+    cache, a test outside the tiers' folders, or one marked slow by hand."""
+    where = tier(request.node)
+    if where in SLOW_TIERS:
         yield
         return
 
-    def refuse(what):
+    def fail(what, move_to):
+        pytest.fail(
+            f"{request.node.nodeid} {what}, which the fast tier (tests/unit/) does not: move it to {move_to} "
+            "(CONTRIBUTING.md, 'Tests')",
+            pytrace=False,
+        )
+
+    if where is None:
+        fail("lives outside tests/unit, tests/integration and tests/process", "the folder of its tier")
+    if request.node.get_closest_marker("slow") is not None:
+        fail("is marked slow", "tests/integration/ or tests/process/")
+    if "cache_dir" in request.fixturenames:
+        fail("uses the base models' cache (cache_dir)", "tests/integration/")
+
+    def refuse(what, move_to="tests/integration/"):
         def refused(*args, **kwargs):
-            pytest.fail(
-                f"{request.node.nodeid} {what} but is not marked slow: add @pytest.mark.slow "
-                "(CONTRIBUTING.md, 'Tests')",
-                pytrace=False,
-            )
+            fail(what, move_to)
 
         return refused
 
@@ -119,4 +97,5 @@ def _guard_fast_tests(request, monkeypatch):
         from mlflow.tracking import MlflowClient
 
         monkeypatch.setattr(MlflowClient, "__init__", refuse("opens an MLflow client"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process (subprocess)", "tests/process/"))
     yield

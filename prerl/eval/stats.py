@@ -12,7 +12,7 @@ drawn **once per replicate for all methods** (paired by problem id: the same har
 for everyone, and that shared difficulty cancels in a difference), seeds independently per method.
 The interval is the percentile interval of the replicates.
 
-What the intervals do and do not cover is measured in ``tests/test_stats.py`` on simulated
+What the intervals do and do not cover is measured in ``tests/integration/test_stats_coverage.py`` on simulated
 experiments with a known difference, and stated in docs/sweeps.md#reading-a-table: with few seeds the seed-level spread
 is underestimated (three seeds give only ten distinct resamples), so intervals are too narrow there.
 Everything here is pure numpy and seeded: the same inputs give the same intervals on any machine up

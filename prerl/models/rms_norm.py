@@ -10,7 +10,7 @@ many in the backward, each one pass over a [tokens × width] tensor; on the mini
 
 (fewer passes over the activations; the measurement is in docs/LOG.md, round 59358e9 → 1e198db). The arithmetic is the module's:
 normalised in fp32, scaled by the weight in the input's dtype; only the order of some sums differs,
-so values and gradients agree to rounding (tests/test_rms_norm.py).
+so values and gradients agree to rounding (tests/unit/test_rms_norm.py).
 
 It replaces the forward of the RMSNorm classes listed in ``SUPPORTED`` (modules whose formula is
 exactly the one above) by switching each instance's class to a subclass: parameters, state dicts and

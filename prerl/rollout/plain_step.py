@@ -27,8 +27,8 @@ docs/performance.md#where-the-time-goes-now). This step
 The arithmetic is transformers' ``modeling_qwen3`` and ``modeling_llama`` (RMSNorm in fp32, Qwen3's q/k
 norms, rotary embedding, SiLU-gated MLP, tied or untied head); only the order of some sums differs (fused projections,
 attention by matmul rather than the flash kernel), so logits agree with the module stack to rounding,
-not bit for bit (tests/test_decode.py). Models of other shapes use the module stack
-(``prerl.rollout.decode.ModuleStep``).
+not bit for bit (tests/unit/test_decode.py, tests/integration/test_decode_models.py). Models of other shapes
+use the module stack (``prerl.rollout.decode.ModuleStep``).
 """
 
 from __future__ import annotations

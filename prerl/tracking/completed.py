@@ -19,7 +19,7 @@ from prerl.config.schema import TrackingConfig
 from prerl.tracking.tracker import flatten, sqlite_creation_lock, tracking_uri, with_retry
 
 # Keys that do not change what a run computes (prefix match on the flattened config).
-# ``distributed.``: replicated and sharded ranks take the same step (tests/distributed), and runs from
+# ``distributed.``: replicated and sharded ranks take the same step (tests/process/distributed), and runs from
 # before the key existed keep their digest.
 MULTIRUN = "multirun"  # the sweep tag of a multirun launched without +sweep=NAME
 NOT_IDENTITY = (
@@ -41,7 +41,7 @@ NOT_IDENTITY = (
 
 # Keys added after runs were logged, with the value (as ``flatten`` writes it) that computes what those
 # runs computed: left out of the digest while they hold it, so that adding a knob changes no earlier
-# run's digest and a relaunched sweep still finds its finished runs (tests/test_sweeps.py pins digests).
+# run's digest and a relaunched sweep still finds its finished runs (tests/unit/test_sweeps.py pins digests).
 ADDED_LATER = {
     "model.gguf": "None",
     "data.system_prompt": "None",
