@@ -53,7 +53,7 @@ test: setup
 	$(PY) -m pytest tests
 
 ## The fast tier, tests/unit: maths, configs, registries, parsers; no model from disk, MLflow store or process
-## (a few minutes on one core; CONTRIBUTING.md, "Tests")
+## (CONTRIBUTING.md, "Tests")
 test-fast: setup
 	$(PY) -m pytest tests/unit
 

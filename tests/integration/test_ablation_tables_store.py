@@ -7,6 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import ABLATION_BASE as BASE
+from helpers import ABLATION_DSRL as DSRL
+from helpers import ABLATION_DSRL_ROW as DSRL_ROW
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
@@ -15,7 +18,6 @@ from analysis.aggregate import Cell, StepRule
 from analysis.runs import load_runs
 from analysis.tables import Table, TableOptions, build_tables
 from prerl.eval.stats import compare
-from helpers import ABLATION_BASE as BASE, ABLATION_DSRL as DSRL, ABLATION_DSRL_ROW as DSRL_ROW
 
 K, N = 4, 5  # samples per problem and problems of the per-problem fixtures
 

@@ -5,10 +5,10 @@ tests/process/test_algorithms_multirun.py)."""
 from pathlib import Path
 
 import pytest
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 from mlflow.tracking import MlflowClient
 
 import prerl.train.trainer as trainer
-from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.algo.objectives import main_phase
 from prerl.train.logprobs import score_logprobs
 from prerl.train.update import policy_update

@@ -4,13 +4,12 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from helpers import compose_config, to_run
 from transformers import AutoModelForCausalLM
 
 import prerl.models.mini_model as base_model
-from helpers import compose_config, to_run
 from prerl.config.schema import MiniModelConfig
 from prerl.tracking.fingerprint import sha256_file
-
 
 # A recipe that is not shipped and builds in seconds (5 pre-training steps on 200 documents).
 TINY = replace(MiniModelConfig.micro(), name="tiny", corpus_documents=200, train_steps=5, batch_size=8)

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import compose_config, to_run
 from mlflow.tracking import MlflowClient
 
-from helpers import compose_config, to_run
 from prerl.eval.policy_evaluation import run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "benchmarks"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers import LOGIT_TOLERANCE, compose_config, steps_side_by_side, to_run
+
 from prerl.models.loading import load_policy
 from prerl.rollout.decode import sample
 

@@ -2,8 +2,8 @@
 unset, its dtype and length come from the run; set values win."""
 
 import torch
-
 from helpers import compose_config, to_run
+
 from prerl.config.schema import VLLMConfig
 
 

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import torch
+from helpers import compose_config, to_run
 from omegaconf import OmegaConf
 
 from prerl.tracking.completed import config_hash
-from helpers import compose_config, to_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "layout_v1"
 

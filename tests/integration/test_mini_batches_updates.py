@@ -5,9 +5,9 @@ import copy
 
 import pytest
 import torch
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 
 import prerl.train.trainer as trainer
-from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.algo.objectives import main_phase, warmup_phase
 from prerl.train.logprobs import response_logprobs, select
 from prerl.train.update import mini_batches, policy_updates, subset

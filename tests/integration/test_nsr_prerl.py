@@ -9,9 +9,9 @@ import copy
 
 import pytest
 import torch
+from helpers import compose_config, to_run
 
 import prerl.train.trainer as trainer
-from helpers import compose_config, to_run
 from prerl.algo.objectives import warmup_phase
 from prerl.rollout import Rollout
 from prerl.train.update import policy_update

@@ -9,9 +9,9 @@ import functools
 
 import pytest
 import torch
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 
 import prerl.train.trainer as trainer
-from helpers import coin_grader, compose_config, reward_training_with, to_run
 
 
 def record_scoring_forwards(exp: trainer.Experiment) -> list[dict]:

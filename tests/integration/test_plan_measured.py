@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SMALL_SMOLLM2, TINY_QWEN3, autocast, main_phase_config, optim_config, padded_rows, tiny_model
 
 from prerl.algo.objectives import main_phase
 from prerl.plan.activations import MicroBatch, Precision, update_peak
 from prerl.plan.probe import PeakMemory
 from prerl.plan.shapes import shape_of
 from prerl.train.update import UpdateBatch, policy_update
-from helpers import SMALL_SMOLLM2, TINY_QWEN3, autocast, main_phase_config, optim_config, padded_rows, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

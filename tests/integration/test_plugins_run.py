@@ -5,10 +5,10 @@ import textwrap
 import mlflow
 import pytest
 import torch
-
 from helpers import coin_grader, compose_config, registries_restored, reward_training_with, to_run
-from prerl.train import trainer
+
 from prerl.launch.choices import check_choices
+from prerl.train import trainer
 
 PLUGIN = '''
 """A lab's own parts: an absolute-log-ratio KL estimator and a sample weighting that scales negatives

@@ -9,18 +9,18 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from helpers import coin_grader, compose_config, to_run
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
 import prerl.train.trainer as trainer
-from helpers import coin_grader, compose_config, to_run
-from prerl.tracking import policy_model
 from prerl.config.schema import MiniModelConfig, ModelConfig, TrackingConfig
 from prerl.models.loading import load_policy, model_path
-from prerl.train.trainer import Experiment
+from prerl.tracking import policy_model
 from prerl.tracking.tracker import Tracker
+from prerl.train.trainer import Experiment
 
 
 def weights(folder) -> dict[str, torch.Tensor]:

@@ -3,11 +3,11 @@ tracking store fails before any model loads."""
 
 import pytest
 import torch
+from helpers import compose_config, reward_training_with, to_run
 from mlflow.tracking import MlflowClient
 
 import prerl.algo.losses as losses
 import prerl.train.trainer as trainer
-from helpers import compose_config, reward_training_with, to_run
 
 
 def test_nan_loss_skips_updates_and_stops_the_run(tmp_path, cache_dir, monkeypatch):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from helpers import coin_grader, compose_config, reward_training_with, to_run
+
 from prerl.algo import rollout_correction as rc
 from prerl.algo.objectives import main_phase
 

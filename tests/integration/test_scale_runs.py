@@ -3,8 +3,8 @@ the weights it follows, and the paper preset turns the switches on."""
 
 import torch
 import torch.nn.functional as F
-
 from helpers import coin_grader, compose_config, reward_training_with, to_run
+
 from prerl.train import trainer
 
 

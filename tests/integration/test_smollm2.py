@@ -14,17 +14,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
-
-import prerl.train.trainer as trainer
 from helpers import (
     SMOLLM2_RUN as REAL,
+)
+from helpers import (
     SMOLLM2_TINY_SIZES as TINY,
+)
+from helpers import (
     coin_grader,
     compose_config,
     reward_training_with,
     to_run,
 )
+from mlflow.tracking import MlflowClient
+
+import prerl.train.trainer as trainer
 from prerl.config.schema import GGUFConfig, Space
 from prerl.models.gguf_weights import ensure_gguf_model
 from prerl.train.logprobs import contexts, pack, response_logprobs

@@ -10,8 +10,8 @@ import pytest
 
 from analysis.study import export, restore
 from analysis.study.smollm2 import STUDY
-from prerl.tracking.completed import final_eval, finished_run
 from prerl.config.schema import TrackingConfig
+from prerl.tracking.completed import final_eval, finished_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

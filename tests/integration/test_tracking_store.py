@@ -8,11 +8,11 @@ import json
 import time
 
 import pytest
+from helpers import FlakyClient, compose_config, to_run
 from mlflow.exceptions import MlflowException
 
-from helpers import FlakyClient, compose_config, to_run
-from prerl.tracking import run_info
 from prerl.config.schema import TrackingConfig
+from prerl.tracking import run_info
 from prerl.tracking.tracker import NullTracker, Outbox, Tracker
 
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import coin_grader, compose_config, reward_training_with, to_run
 from mlflow.tracking import MlflowClient
 
 import prerl.train.trainer as trainer
-from helpers import coin_grader, compose_config, reward_training_with, to_run
 from prerl.config.schema import MiniModelConfig
 from prerl.models.mini_model import read_build_info, shipped_build
 

@@ -3,8 +3,9 @@ of its own (prerl/scoring/sandbox.py). The loader and its oracle, a shuffled ora
 accepted while a wrong one and a hanging one are not (the other benchmarks: tests/unit/test_benchmarks.py)."""
 
 import pytest
+from helpers import BENCHMARK_FILES as FILES
+from helpers import check_loader_and_oracle, check_shuffled_oracle
 
-from helpers import BENCHMARK_FILES as FILES, check_loader_and_oracle, check_shuffled_oracle
 from prerl.data.eval_sets import load_benchmark
 from prerl.scoring import ScoreSettings, grade
 

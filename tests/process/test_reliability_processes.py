@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
 from helpers import MEASURED, four_seed_joblib_sweep, sweep_jobs
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

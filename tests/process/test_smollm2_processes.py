@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import MEASURED
+from helpers import SMOLLM2_RUN as REAL
+from helpers import SMOLLM2_TINY_SIZES as TINY
 from mlflow.tracking import MlflowClient
-
-from helpers import MEASURED, SMOLLM2_RUN as REAL, SMOLLM2_TINY_SIZES as TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
-
 from helpers import four_seed_joblib_sweep
+from mlflow.tracking import MlflowClient
 from mlflow_server import MlflowServer
+
 from prerl.tracking.tracker import flatten
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,12 +3,14 @@ accuracy at equal generated tokens, and the sample std of a cell (the tables rea
 tests/integration/test_ablation_tables_store.py)."""
 
 import pytest
+from helpers import ABLATION_BASE as BASE
+from helpers import ABLATION_DSRL as DSRL
+from helpers import ABLATION_DSRL_ROW as DSRL_ROW
 
 from analysis.aggregate import Cell, Group, confounds, summarise
 from analysis.runs import RunRecord
 from analysis.tables import TABLES, Column, Table, TableOptions, budget_step, efficiency_table
 from prerl.eval.stats import Interval
-from helpers import ABLATION_BASE as BASE, ABLATION_DSRL as DSRL, ABLATION_DSRL_ROW as DSRL_ROW
 
 
 def test_best_is_marked_only_outside_the_noise():

@@ -117,8 +117,8 @@ def test_reinforce_pp_returns_are_discounted_and_whitened():
 
 
 def test_estimators_check_the_knobs_they_read():
-    from prerl.launch.choices import part_errors
     from prerl.config.schema import TrainConfig
+    from prerl.launch.choices import part_errors
 
     def errors(**algo):
         return part_errors(TrainConfig(algorithm=AlgorithmConfig(**algo)))

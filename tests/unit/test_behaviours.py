@@ -10,8 +10,8 @@ import pytest
 
 from analysis import judge
 from analysis.behaviour_table import compare, summarise, table
-from prerl.eval.behaviours import Lexicon, behaviour_metrics, count_behaviours, thoughts
 from prerl.data import mini_task as task
+from prerl.eval.behaviours import Lexicon, behaviour_metrics, count_behaviours, thoughts
 
 MINI_REPAIR = (
     "7+5=11, write 1 carry 1. wait, check 7+5=12, write 2 carry 1. 1+3+1=5, write 5. So the answer is \\boxed{52}."

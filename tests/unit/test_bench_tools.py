@@ -113,10 +113,10 @@ def test_an_unknown_model_is_one_line_naming_the_options():
 def test_bench_trl_keeps_the_mini_default_and_splits_a_real_models_batch():
     mini = bench_trl.parse_args([])
     assert (mini.sizes, mini.trl_rows, mini.steps) == (Sizes(16, 8, 64), 128, 4)
-    assert bench_trl.results_path(mini).name == "bench_trl.json"  # the mini run's file, as before
+    assert bench_trl.result_name(mini) == "bench_trl"  # the mini run's history, as the docs page renders it
     real = bench_trl.parse_args(["--model", "smollm2_135m", "--bf16", "--trl-rows", "16"])
     assert (real.sizes, real.trl_rows, real.steps) == (Sizes(8, 8, 64), 16, 2)
-    assert bench_trl.results_path(real).name == "bench_trl_smollm2_135m_bf16_trl16rows.json"
+    assert bench_trl.result_name(real) == "bench_trl_smollm2_135m_bf16_trl16rows"
     with pytest.raises(SystemExit):
         bench_trl.parse_args(["--model", "smollm2_135m", "--trl-rows", "12"])  # not a multiple of 8 samples
 
@@ -140,3 +140,18 @@ def test_the_growth_grid_varies_one_size_at_a_time():
     points = bench_growth.grid(Sizes(8, 8, 64))
     assert points == [Sizes(8, 4, 64), Sizes(8, 8, 64), Sizes(8, 16, 64), Sizes(8, 8, 32), Sizes(8, 8, 128)]
     assert bench_growth.grid(Sizes(2, 1, 1)) == [Sizes(2, 1, 1), Sizes(2, 2, 1), Sizes(2, 1, 2)]
+
+
+def test_each_run_adds_a_file_to_its_benchmarks_history(tmp_path, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    env = {"git_head": "abc1234", "git_dirty": True, "cpu_model": "Test CPU"}
+    first = common.write_result("bench_x", {"environment": env, "value": 1})
+    second = common.write_result("bench_x", {"environment": env | {"git_dirty": False}, "value": 2})
+    assert first.parent == second.parent == tmp_path / "bench_x"
+    assert first.name.endswith("_abc1234-dirty.json") and second.name.endswith("_abc1234.json")
+    saved = json.loads(first.read_text())
+    assert saved["benchmark"] == "bench_x" and saved["environment"]["cpu_model"] == "Test CPU" and saved["value"] == 1
+    assert saved["command"][0] == "python"
+    assert common.newest_result("bench_x") == second and common.newest_result("nothing") is None

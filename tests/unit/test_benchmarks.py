@@ -5,17 +5,25 @@ import json
 import logging
 
 import pytest
-
 from helpers import (
     BENCHMARK_FILES as FILES,
+)
+from helpers import (
     BENCHMARK_KINDS as KINDS,
+)
+from helpers import (
     SHIPPED_EVAL_SETS as SHIPPED,
+)
+from helpers import (
     check_loader_and_oracle,
     check_shuffled_oracle,
+)
+from helpers import (
     fixture_lines as _lines,
 )
-from prerl.data.eval_sets import BENCHMARKS, MalformedRow, eval_sets, load_benchmark
+
 from prerl.config.schema import EvalConfig, EvalSetConfig
+from prerl.data.eval_sets import BENCHMARKS, MalformedRow, eval_sets, load_benchmark
 from prerl.scoring.bbh import extract, matches
 from prerl.scoring.choice import extract_letter
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prerl.config import schema as config
-
 from prerl.config import docs as config_docs
+from prerl.config import schema as config
 
 ROOT = Path(__file__).resolve().parents[2]
 

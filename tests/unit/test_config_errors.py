@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from prerl.launch.cli import compose_checked
 from prerl.config.schema import ConfigError, looks_local
+from prerl.launch.cli import compose_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import math
 
 import pytest
 import torch
-
 from helpers import LOGIT_TOLERANCE, steps_side_by_side, tiny_llama, tiny_qwen3
+
 from prerl.models.loading import cache_kwargs
 from prerl.rollout import decode, plain_step
 from prerl.rollout.decode import sample, sample_next

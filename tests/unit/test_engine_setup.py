@@ -10,8 +10,8 @@ import weakref
 
 import pytest
 import torch
-
 from helpers import Tokenizer, hf_calls, tiny_qwen3
+
 from prerl.config.schema import ConfigError, RolloutConfig, VLLMConfig
 from prerl.rollout import make_engine
 

@@ -98,8 +98,8 @@ def _vectors(new, old, adv):
 
 def test_gspo_clips_the_sequence_ratio_by_hand():
     """Token ratios 1.2 and 1.1: the sequence ratio is their geometric mean sqrt(1.32) = 1.148913."""
-    from prerl.config.schema import AlgorithmConfig
     from prerl.algo.losses import POLICY_LOSSES
+    from prerl.config.schema import AlgorithmConfig
 
     cfg = AlgorithmConfig(policy_loss="gspo", clip_ratio_low=3e-4, clip_ratio_high=4e-4)
     s = math.sqrt(1.32)
@@ -119,8 +119,8 @@ def test_gspo_clips_the_sequence_ratio_by_hand():
 def test_cispo_keeps_the_gradient_of_clipped_tokens_by_hand():
     """Ratio 1.2 (inside 1.28) weighs 1.2; ratio 1.5 is clipped to weigh 1.28 — where PPO's clip
     would give that token no gradient at all."""
-    from prerl.config.schema import AlgorithmConfig
     from prerl.algo.losses import POLICY_LOSSES
+    from prerl.config.schema import AlgorithmConfig
 
     cfg = AlgorithmConfig(policy_loss="cispo", clip_ratio_low=1.0, clip_ratio_high=0.28)
     logp, old, adv, mask = _vectors([0.6, 0.75], [0.5, 0.5], 1.0)
@@ -137,9 +137,9 @@ def test_cispo_keeps_the_gradient_of_clipped_tokens_by_hand():
 
 def test_every_policy_loss_returns_the_stats_it_declares():
     """The update logs the declared names on every rank; a loss must return exactly those."""
-    from prerl.config.schema import AlgorithmConfig
     from prerl.algo.losses import POLICY_LOSS_STATS, POLICY_LOSSES
     from prerl.algo.registry import load_plugins
+    from prerl.config.schema import AlgorithmConfig
 
     load_plugins()
     assert {"clipped", "gspo", "cispo"} <= set(POLICY_LOSSES)
@@ -170,16 +170,16 @@ def test_every_policy_loss_returns_the_stats_it_declares():
     ],
 )
 def test_each_part_checks_its_own_knobs(overrides, message):
-    from prerl.launch.choices import part_errors
     from prerl.config.schema import AlgorithmConfig, TrainConfig
+    from prerl.launch.choices import part_errors
 
     assert part_errors(TrainConfig(algorithm=AlgorithmConfig(**overrides))) == [message]
 
 
 def test_a_knob_is_checked_only_by_the_part_that_reads_it():
     """GSPO and CISPO have no dual clip: its bound is not theirs to check."""
-    from prerl.launch.choices import part_errors
     from prerl.config.schema import AlgorithmConfig, KLConfig, TrainConfig
+    from prerl.launch.choices import part_errors
 
     assert part_errors(TrainConfig(algorithm=AlgorithmConfig(policy_loss="gspo", clip_ratio_c=0.5))) == []
     assert part_errors(TrainConfig(algorithm=AlgorithmConfig(kl=KLConfig(estimator="k4")))) == [

@@ -7,7 +7,6 @@ import torch
 import yaml
 
 from prerl.algo.advantages import AdvantageInputs
-from prerl.config.schema import AlgorithmConfig, ObjectiveConfig, Space
 from prerl.algo.objectives import (
     OBJECTIVE_ADVANTAGES,
     SAMPLE_SELECTIONS,
@@ -17,6 +16,7 @@ from prerl.algo.objectives import (
     select_samples,
     warmup_phase,
 )
+from prerl.config.schema import AlgorithmConfig, ObjectiveConfig, Space
 from prerl.train.logprobs import contexts
 
 SCORES = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])

@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM
-
 from helpers import (
     SMALL_SMOLLM2,
     SMOLLM2,
@@ -31,15 +28,18 @@ from helpers import (
     padded_rows,
     tiny_model,
 )
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM
+
 from prerl import plan as memory_plan
-from prerl.launch.cli import compose_checked
-from prerl.config.schema import ConfigError, ModelConfig, parse_bytes
-from prerl.train.logprobs import response_logprobs
 from prerl.algo.objectives import main_phase
+from prerl.config.schema import ConfigError, ModelConfig, parse_bytes
+from prerl.launch.cli import compose_checked
 from prerl.plan.activations import MicroBatch, Precision, saved_bytes
 from prerl.plan.cli import main as plan_cli
 from prerl.plan.memory import Target
 from prerl.plan.shapes import shape_from_dict, shape_of
+from prerl.train.logprobs import response_logprobs
 from prerl.train.update import UpdateBatch, policy_update
 
 TINY_LLAMA = {**TINY_QWEN3, "model_type": "llama"}

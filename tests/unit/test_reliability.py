@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from prerl.train import checkpoint
 from prerl.scoring.rewards import math_reward
+from prerl.train import checkpoint
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):

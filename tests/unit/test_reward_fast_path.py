@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import prerl.scoring.rewards as rewards
-from prerl.data.eval_sets import BENCHMARKS, load_benchmark, references
 from prerl.config.schema import DataConfig
+from prerl.data.eval_sets import BENCHMARKS, load_benchmark, references
 from prerl.data.splits import synthetic_splits
-from prerl.scoring.rewards import judge, plain_number, score
 from prerl.rollout.oracle import derangement
 from prerl.scoring import scorer
+from prerl.scoring.rewards import judge, plain_number, score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from check_fast_path import candidate_pairs, disagreements

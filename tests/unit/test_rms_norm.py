@@ -8,9 +8,9 @@ import copy
 
 import pytest
 import torch
+from helpers import tiny_qwen3
 from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
 
-from helpers import tiny_qwen3
 from prerl.models.rms_norm import rms_norm, use_analytic_rms_norm
 
 U = 2.0**-24  # fp32 unit roundoff

@@ -9,14 +9,14 @@ import math
 
 import pytest
 import torch
-
 from helpers import LOGIT_TOLERANCE, tiny_qwen3
+
 from prerl.algo import rollout_correction as rc
-from prerl.config.schema import AlgorithmConfig, OptimConfig, RolloutCorrectionConfig
-from prerl.train.logprobs import next_token_logprobs, pack, response_logprobs, score_logprobs
 from prerl.algo.objectives import main_phase
+from prerl.config.schema import AlgorithmConfig, OptimConfig, RolloutCorrectionConfig
 from prerl.rollout import decode
 from prerl.rollout.base import Rollout, concat, select_groups
+from prerl.train.logprobs import next_token_logprobs, pack, response_logprobs, score_logprobs
 from prerl.train.update import UpdateBatch, policy_update
 
 EPS = torch.finfo(torch.float32).eps

@@ -5,14 +5,14 @@ import importlib.util
 
 import pytest
 import torch
+from helpers import tiny_qwen3
 from transformers import Qwen3ForCausalLM
 
-from helpers import tiny_qwen3
-from prerl.config.schema import AlgorithmConfig, CriticConfig, ModelConfig, OptimConfig, RolloutConfig
-from prerl.train.critic import Critic
-from prerl.models.loading import autocast
 from prerl.algo.objectives import main_phase
+from prerl.config.schema import AlgorithmConfig, CriticConfig, ModelConfig, OptimConfig, RolloutConfig
+from prerl.models.loading import autocast
 from prerl.rollout import make_engine
+from prerl.train.critic import Critic
 from prerl.train.logprobs import pack
 from prerl.train.update import UpdateBatch, policy_update
 

@@ -4,11 +4,12 @@ import math
 import random
 import re
 
+from transformers import AutoTokenizer
+
 from analysis.nsr_diagnostics import opening_style, token_classes
 from prerl.data import mini_styles as styles
 from prerl.data import mini_task as task
-from prerl.models.mini_model import VARIANTS, build_dir, SHIPPED
-from transformers import AutoTokenizer
+from prerl.models.mini_model import SHIPPED, VARIANTS, build_dir
 
 
 def boxed(text: str) -> int:

@@ -72,11 +72,10 @@ def test_optuna_sweeper_composes():
 def test_config_hash_of_existing_runs_is_unchanged(overrides, digest, tmp_path):
     """Digests of configs logged by earlier versions (computed with those versions, commit 65f83f6):
     a knob added since, at the value that reproduces those runs, leaves them as they were."""
+    from helpers import compose_config
     from omegaconf import OmegaConf
 
     from prerl.tracking.completed import config_hash
-
-    from helpers import compose_config
 
     cfg = compose_config(overrides, tmp_path, str(tmp_path / "cache"))
     assert config_hash(OmegaConf.to_container(cfg, resolve=True)) == digest

@@ -6,10 +6,10 @@ tests/integration/test_tracking_store.py)."""
 import json
 
 import pytest
+from helpers import FlakyClient
 from mlflow.exceptions import MlflowException
 
 from prerl.tracking.tracker import Outbox, is_outage
-from helpers import FlakyClient
 
 
 def test_an_outage_queues_every_step_on_disk_and_sends_it_in_order_when_back(tmp_path):

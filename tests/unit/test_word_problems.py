@@ -6,10 +6,10 @@ import re
 import pytest
 
 from prerl.config.schema import DataConfig
+from prerl.data import word_problems as wp
 from prerl.data.splits import load_splits
 from prerl.scoring import grade
 from prerl.scoring.number import correct, extract
-from prerl.data import word_problems as wp
 
 
 def read_story(question: str) -> int:

@@ -13,10 +13,10 @@ from transformers import AutoConfig, AutoModelForCausalLM
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # update_worker's batch
 from update_worker import KEPT, local_batch
 
-from prerl.parallel import distributed
-from prerl.launch.cli import compose_checked
-from prerl.config.schema import AlgorithmConfig, OptimConfig
 from prerl.algo.objectives import main_phase
+from prerl.config.schema import AlgorithmConfig, OptimConfig
+from prerl.launch.cli import compose_checked
+from prerl.parallel import distributed
 from prerl.plan import plan_for
 from prerl.plan.memory import Target
 from prerl.train.update import policy_update

@@ -33,11 +33,11 @@ from torch.distributed.tensor import DTensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/helpers.py
 
 from helpers import compose_config, to_run
-from prerl.parallel import distributed
-from prerl.parallel import fsdp
-from prerl.train import trainer
+
 from prerl.data.eval_sets import references
+from prerl.parallel import distributed, fsdp
 from prerl.rollout.base import Rollout
+from prerl.train import trainer
 
 
 def correct_sample(prompt: list[int], index: int) -> bool:

@@ -13,9 +13,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from prerl.train import checkpoint
 from prerl.config.schema import MiniModelConfig
 from prerl.models.mini_model import ensure_base_model
+from prerl.train import checkpoint
 
 ROOT = Path(__file__).resolve().parents[3]
 # --standalone: a free rendezvous port (--master_port=0 would hand the workers port 0 and hang)

@@ -11,11 +11,11 @@ import torch
 from mlflow.tracking import MlflowClient
 from test_data_parallel import ROOT, TORCHRUN, run
 
-from prerl.train import checkpoint
 from prerl.config.schema import MiniModelConfig
 from prerl.eval.evaluator import EvalResult, concat_results
 from prerl.models.mini_model import ensure_base_model
 from prerl.rollout.oracle import OracleEngine
+from prerl.train import checkpoint
 
 WORKER = str(ROOT / "tests" / "process" / "distributed" / "sampling_worker.py")
 

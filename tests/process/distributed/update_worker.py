@@ -18,15 +18,12 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/helpers.py
 from helpers import tiny_qwen3
 
-from prerl.parallel import distributed
-
-from prerl.parallel import fsdp
-from prerl.config.schema import AlgorithmConfig, CriticConfig, OptimConfig
-from prerl.train.critic import Critic
 from prerl.algo.objectives import main_phase
+from prerl.config.schema import AlgorithmConfig, CriticConfig, OptimConfig
+from prerl.parallel import distributed, fsdp
+from prerl.train.critic import Critic
 from prerl.train.logprobs import pack
 from prerl.train.update import UpdateBatch, policy_update
-
 
 # which samples are trained on: as NSR, some are not; or only the first rows, all on rank 0 of two, so
 # rank 1 forwards nothing (under fsdp2 it must still join every micro-batch's collectives)

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mlflow_server import MlflowServer  # tests/mlflow_server.py (tests/conftest.py puts tests/ on sys.path)
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -18,12 +18,12 @@ import torch
 pytest.importorskip("vllm")  # the optional extra; absent from the main venv
 
 from prerl.algo import rollout_correction as rc
-from prerl.launch.cli import compose_checked
 from prerl.config.schema import RolloutConfig, RolloutCorrectionConfig, VLLMConfig
-from prerl.train.logprobs import pack, score_logprobs
 from prerl.data import mini_task as task
+from prerl.launch.cli import compose_checked
 from prerl.models.loading import load_policy
 from prerl.rollout import make_engine
+from prerl.train.logprobs import pack, score_logprobs
 
 CACHE = os.environ.get("PRERL_CACHE", ".cache/prerl")
 MODELS = ["mini", "smollm2_135m"]  # conf/model names

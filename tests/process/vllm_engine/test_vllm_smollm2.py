@@ -12,10 +12,10 @@ import torch
 
 pytest.importorskip("vllm")  # the optional extra; absent from the main venv
 
+from prerl.data import word_problems
 from prerl.launch.cli import compose_checked
 from prerl.models.loading import load_policy
 from prerl.rollout import make_engine
-from prerl.data import word_problems
 
 CACHE = os.environ.get("PRERL_CACHE", ".cache/prerl")  # dequantized once, reused
 MAX_NEW = 48

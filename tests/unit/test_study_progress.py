@@ -33,11 +33,3 @@ def test_only_the_block_is_rewritten_and_a_page_without_it_is_refused(tmp_path):
     assert new == "intro\n<!-- study-progress: s -->\nNo run has finished yet.\n<!-- study-progress: s end -->\nrest\n"
     with pytest.raises(SystemExit, match="no <!-- study-progress: other --> block"):
         progress.refreshed(page, "other", tmp_path, planned=3)
-
-
-@pytest.mark.slow
-def test_the_page_shows_every_committed_run():
-    """`python -m analysis.study progress --study smollm2` after committing exported runs."""
-    from analysis.study.__main__ import main
-
-    assert main(["progress", "--study", "smollm2", "--check"]) == 0
