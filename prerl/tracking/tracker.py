@@ -1,8 +1,8 @@
 """MLflow logging: one run per training job, parameters flattened from the resolved config.
 
 Metrics go through ``MlflowClient.log_batch``: one round trip per step instead of one per metric, which
-is what a step's logging costs over HTTP (``benchmarks/bench_mlflow.py logging``). The tracking URI defaults to ``$MLFLOW_TRACKING_URI`` or
-``sqlite:///<cwd>/mlflow.db`` so that ``mlflow ui`` in the project root sees every run.
+is what a step's logging costs over HTTP (``benchmarks/bench_mlflow.py logging``). The tracking URI
+defaults to ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/mlflow.db`` so that ``mlflow ui`` in the project root sees every run.
 
 A store that cannot be reached at start-up fails the run within seconds, naming the URI. A tracking
 server that goes away mid-run does not stop training: each step's metrics and artifacts wait in a
