@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import document, export, mini_document, progress, restore
+from . import document, dtype, export, mini_document, progress, restore
 from .jobs import Job, compose_config, distinct, part_arguments, study_jobs
 from .spec import FULL, ROOT, Part, Preset, StudySpec
 from .store import alignment_runs, client_for, finished_sweep_runs
@@ -269,6 +269,13 @@ def run(
     folder = (Path(results) if results else study.results_dir(preset.name)) if study.exports else None
     runs_dir = folder / "runs" if folder else None
     jobs = study_jobs(study, preset, extra)
+    if runs_dir is not None and runs_dir.exists():
+        config = compose_config(list(jobs[0].overrides))
+        refused = dtype.mismatch(
+            dtype.machine_dtype(config), dtype.exported_dtypes(export.load_documents(runs_dir)), config.model.autocast
+        )
+        if refused:
+            raise SystemExit(refused)
     client = client_for(uri)
     restored = restore_exported(client, experiment, runs_dir, dry_run) if runs_dir else set()
     before = finished_hashes(client, experiment, study.sweep_dir) | restored
