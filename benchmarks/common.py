@@ -176,6 +176,7 @@ def environment() -> dict:
     """What a reader needs to judge the numbers: the machine, cores, load, versions, the commit."""
     import torch
 
+    from prerl.models.loading import has_bf16_matrix_units
     from prerl.tracking.fingerprint import cpu_model
 
     def git(*args: str) -> str:
@@ -184,6 +185,8 @@ def environment() -> dict:
     return {
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # bf16 autocast is native (AVX-512 BF16, AMX) or emulated: which one decides a bf16 comparison
+        "bf16_matrix_units": has_bf16_matrix_units(torch.device("cpu")),
         "load_average_1_5_15min": load_average(),
         "torch": torch.__version__,
         "device": "cuda" if torch.cuda.is_available() else "cpu",

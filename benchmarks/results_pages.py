@@ -68,9 +68,10 @@ def provenance(name: str, result: dict, path: Path) -> str:
     env = result["environment"]
     load = f"load average {env['load_average_1_5_15min'][0]} at start, {env.get('load_average_end', ['?'])[0]} at end"
     threads = result.get("threads") or "default"
+    units = {True: ", bf16 matrix units", False: ", no bf16 matrix units"}.get(env.get("bf16_matrix_units"), "")
     return (
         f"*`{' '.join(result.get('command', ['?']))}` at commit {env['git_head']}{' (uncommitted changes)' * env['git_dirty']}, "
-        f"{path.stem.split('_')[0]}: {env['cpu_model']}, {env['cpu_count']} cores, {threads} torch thread(s), {load}; "
+        f"{path.stem.split('_')[0]}: {env['cpu_model']}, {env['cpu_count']} cores{units}, {threads} torch thread(s), {load}; "
         f"`results/benchmarks/{name}/{path.name}`.*"
     )
 
