@@ -21,3 +21,4 @@ holds the rule):
 from prerl import moved
 
 moved.install()
+__getattr__ = moved.moved_submodule

@@ -4,7 +4,7 @@ A module that moved is not importable under its old name: importing it raises on
 new path, so a plug-in or a script written against the flat layout fails at its import, not later. Of
 the old modules, four names are packages now (``prerl.config``, ``prerl.data``, ``prerl.models``, ``prerl.tracking``):
 their ``__getattr__`` (``attribute_moved``) answers an old ``from prerl.config import TrainConfig`` the
-same way.
+same way, and prerl's own (``moved_submodule``) answers ``from prerl import config_docs``.
 """
 
 from __future__ import annotations
@@ -95,3 +95,14 @@ def attribute_moved(package: str, module: str) -> Callable[[str], Any]:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def moved_submodule(name: str) -> Any:
+    """prerl's own ``__getattr__``: ``from prerl import config_docs`` names the module's new path.
+
+    The finder alone cannot answer that form: the import system takes its ModuleNotFoundError for a
+    missing attribute and says only "cannot import name"; an ImportError raised here reaches the caller.
+    """
+    if f"prerl.{name}" in MOVED:
+        raise ImportError(f"prerl.{name} moved to {MOVED[f'prerl.{name}']} (prerl's subpackages)")
+    raise AttributeError(f"module 'prerl' has no attribute {name!r}")

@@ -124,7 +124,7 @@ def test_installed_the_commands_run_from_the_packaged_configs_outside_the_checko
         site,
         cwd,
         "import importlib\n"
-        "from prerl import config_docs\n"
+        "from prerl.config import docs as config_docs\n"
         f"for target in {list(SCRIPTS.values())!r}:\n"
         "    module, function = target.split(':')\n"
         "    loaded = importlib.import_module(module)\n"

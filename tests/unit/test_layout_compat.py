@@ -40,6 +40,19 @@ def test_an_old_name_of_a_package_that_was_a_module_names_its_new_module():
     assert word_problems.__name__ == "prerl.data.word_problems"
 
 
+def test_an_old_module_imported_from_prerl_names_its_new_path():
+    """``from prerl import config_docs`` once answered only "cannot import name 'config_docs'"."""
+    with pytest.raises(ImportError, match=r"^prerl.config_docs moved to prerl.config.docs"):
+        from prerl import config_docs  # noqa: F401
+    with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
+        import prerl
+
+        prerl.no_such_module  # noqa: B018
+    from prerl import config  # a package of the new layout still imports
+
+    assert config.__name__ == "prerl.config"
+
+
 def test_a_plugin_listed_under_its_old_path_is_refused_in_one_line():
     from prerl.algo.registry import load_plugins
 
