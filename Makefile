@@ -48,9 +48,10 @@ smollm2: setup
 	$(PY) train.py experiment=smollm2_dsrl
 .PHONY: smollm2
 
-## The test suite (micro models, no network)
+## The test suite (micro models, no network), in one pytest-xdist worker per core (WORKERS=1: in this process)
+WORKERS ?= $(shell nproc)
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS))
 
 ## The fast tier, tests/unit: maths, configs, registries, parsers; no model from disk, MLflow store or process
 ## (CONTRIBUTING.md, "Tests")

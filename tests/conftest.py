@@ -25,10 +25,23 @@ pytest_plugins = ["pytester"]
 platform.uname()
 
 
+# `make test` runs the suite in pytest-xdist workers, one per core. Each worker takes its share of the cores,
+# and hands it to the processes its tests start, so that two workers never run a thread per core each.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // WORKERS))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    """A cache for the session's base models (the micro recipe ships, so most tests build nothing)."""
-    return str(tmp_path_factory.mktemp("prerl-cache"))
+    """A cache for the session's base models (the micro recipe ships, so most tests build nothing). The
+    workers of one run share it: a model is built once, by the first worker to need it, while the others
+    wait on its lock (prerl/models/build_cache.py)."""
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if "PYTEST_XDIST_WORKER" in os.environ else root
+    (shared / "prerl-cache").mkdir(exist_ok=True)
+    return str(shared / "prerl-cache")
 
 
 # ---- The tiers (CONTRIBUTING.md, "Tests"): a test's folder says what it may do. ----
