@@ -1,10 +1,12 @@
 """Where a study that exports its runs stands, rendered into its docs page from the committed files.
 
-Before the study has finished no claim has a verdict, but its finished runs are evidence already: this
-writes how many of the planned runs have finished and what each logged at every evaluation (Avg@K on
-the test and OOD sets), between ``<!-- study-progress: NAME -->`` and ``<!-- study-progress: NAME end -->``
-in ``docs/studies.md``, from ``results/studies/<name>/runs/`` alone (``python -m analysis.study progress
---study smollm2 --write``; the orchestration refreshes it after each export).
+Before the study has finished no claim that compares training runs has a verdict, but its finished runs
+are evidence already: this writes how many of the planned runs have finished and what each logged at
+every evaluation (Avg@K on the test and OOD sets), and, once part (f) has run, the base model's gradient
+alignment, which needs no training run (its intervals are over responses, not seeds). The block sits
+between ``<!-- study-progress: NAME -->`` and ``<!-- study-progress: NAME end -->`` in
+``docs/studies.md`` and is rendered from ``results/studies/<name>/`` alone (``python -m analysis.study
+progress --study smollm2``; the orchestration refreshes it after each export).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..tables import TableOptions
 from . import export
-from .cells import cell_label
+from .cells import Study, cell_label, task_of
+from .document import ALIGNMENT, load_alignment
+from .sections import alignment_table
 from .spec import ROOT
 
 PAGE = ROOT / "docs" / "studies.md"
@@ -65,11 +70,26 @@ def progress_text(documents: list[dict], planned: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def alignment_text(documents: list[dict], folder: Path) -> str:
+    """Part (f)'s table beside the paper's, once its files are in the study's folder ('' before)."""
+    found = load_alignment(folder / ALIGNMENT)
+    if not found or not documents:
+        return ""
+    runs = [export.record(d) for d in documents]
+    study = Study(runs, 0, 0, TableOptions(), {task_of(runs[0]): found})
+    where = f"`{folder.relative_to(ROOT) / ALIGNMENT}/`" if folder.is_relative_to(ROOT) else "its folder"
+    return (
+        f"\nPart (f), the base model's gradient alignment, needs no training run and has run ({where}; "
+        "intervals over its responses):\n\n" + (alignment_table(study) or "") + "\n"
+    )
+
+
 def refreshed(text: str, name: str, runs_dir: Path, planned: int | None) -> str:
     pattern = block_pattern(name)
     if not pattern.search(text):
         raise SystemExit(f"{PAGE.name}: no <!-- study-progress: {name} --> block")
-    body = progress_text(export.load_documents(runs_dir) if runs_dir.exists() else [], planned)
+    documents = export.load_documents(runs_dir) if runs_dir.exists() else []
+    body = progress_text(documents, planned) + alignment_text(documents, runs_dir.parent)
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 

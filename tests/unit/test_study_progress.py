@@ -33,3 +33,26 @@ def test_only_the_block_is_rewritten_and_a_page_without_it_is_refused(tmp_path):
     assert new == "intro\n<!-- study-progress: s -->\nNo run has finished yet.\n<!-- study-progress: s end -->\nrest\n"
     with pytest.raises(SystemExit, match="no <!-- study-progress: other --> block"):
         progress.refreshed(page, "other", tmp_path, planned=3)
+
+
+def test_the_base_models_alignment_joins_the_block_once_part_f_has_run(tmp_path):
+    """Part (f) needs no training run: its table (intervals over responses) shows as soon as its files are
+    there, and not before."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from analysis.study import export
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "smollm2"
+    documents = export.load_documents(fixture / "runs")
+    text = progress.alignment_text(documents, fixture)
+    assert text.startswith("\nPart (f), the base model's gradient alignment, needs no training run")
+    responses = json.loads((fixture / "alignment" / "alignment.json").read_text())["responses"]
+    mean_cosine = sum(r["cosine"] for r in responses) / len(responses)
+    (row,) = [line for line in text.splitlines() if line.startswith("| mean cosine |")]
+    assert row.split(" | ")[1].startswith(f"{mean_cosine:+.3f} [")
+    shutil.copytree(fixture / "runs", tmp_path / "runs")
+    assert progress.alignment_text(documents, tmp_path) == ""  # no alignment/ yet
+    page = progress.refreshed("<!-- study-progress: s -->\n<!-- study-progress: s end -->", "s", tmp_path / "runs", 3)
+    assert f"{len(documents)} of the 3 planned runs" in page and "Part (f)" not in page
