@@ -503,29 +503,36 @@ def class_table(rows: list[measures.ClassRow]) -> str:
     )
 
 
-def part_g(ev: Evidence, rows: list[ClaimRow]) -> str:
-    out = []
-    d = ev.diagnosis
-    if d:
-        real = measures.class_rows(ev.task, d["base_classes"])
-        wrong = measures.class_rows(f"{ev.task}, wrong responses", d.get("base_classes_wrong", {}))
-        mini = [r for t, classes in ev.mini_classes.items() for r in measures.class_rows(t, classes)]
+def diagnosis_tables(task: str, d: dict, mini_classes: dict[str, dict]) -> list[str]:
+    """Part (g)'s diagnosis ``d``: where the base model's gradient weight lands per token class (beside
+    the mini tasks' ``mini_classes``), then NSR-PreRL's updates one by one."""
+    real = measures.class_rows(task, d["base_classes"])
+    wrong = measures.class_rows(f"{task}, wrong responses", d.get("base_classes_wrong", {}))
+    mini = [r for t, classes in mini_classes.items() for r in measures.class_rows(t, classes)]
+    out = [
+        f"Base-model responses to the first {d.get('probe_problems', '?')} test problems "
+        f"(probe accuracy {pct(d.get('probe_accuracy'))})"
+        + (
+            "; the mini rows are the committed `docs/nsr-prerl-investigation/base-*.json`, whose classes are "
+            "the column task's (`operand`: digits copied from the prompt):"
+            if mini
+            else ":"
+        ),
+        class_table(real + wrong + mini),
+    ]
+    if d.get("updates"):
         out += [
-            f"Base-model responses to the first {d.get('probe_problems', '?')} test problems "
-            f"(probe accuracy {pct(d.get('probe_accuracy'))}); the mini rows are the committed "
-            "`docs/nsr-prerl-investigation/base-*.json`, whose classes are the column task's "
-            "(`operand`: digits copied from the prompt):",
-            class_table(real + wrong + mini),
+            f"NSR-PreRL trained alone from the base model for {d['steps']} updates, update by update "
+            "(`analysis.nsr_diagnostics`; KL to the base in both spaces on fixed base samples, and per "
+            "class the share of tokens whose π(y_t | x) at least halved):",
+            diagnostics_summary({task: d}),
         ]
-        if d.get("updates"):
-            out += [
-                f"NSR-PreRL trained alone from the base model for {d['steps']} updates, update by update "
-                "(`analysis.nsr_diagnostics`; KL to the base in both spaces on fixed base samples, and per "
-                "class the share of tokens whose π(y_t | x) at least halved):",
-                diagnostics_summary({ev.task: d}),
-            ]
-    else:
-        out.append("No diagnosis in this study's folder.")
+    return out
+
+
+def part_g(ev: Evidence, rows: list[ClaimRow]) -> str:
+    d = ev.diagnosis
+    out = diagnosis_tables(ev.task, d, ev.mini_classes) if d else ["No diagnosis in this study's folder."]
     collapse = ("7.5-nsr-prerl-effective", "7.5-nsr-beats-psr", "7.3-nsr-prerl-20-vs-rl-60")
     out += [
         "Whether the collapse happens — NSR-PreRL alone against the base model (part c's runs):",

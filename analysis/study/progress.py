@@ -2,8 +2,9 @@
 
 Before the study has finished no claim that compares training runs has a verdict, but its finished runs
 are evidence already: this writes how many of the planned runs have finished and what each logged at
-every evaluation (Avg@K on the test and OOD sets), and, once part (f) has run, the base model's gradient
-alignment, which needs no training run (its intervals are over responses, not seeds). The block sits
+every evaluation (Avg@K on the test and OOD sets); and, once they have run, part (f), the base model's
+gradient alignment, which needs no training run (its intervals are over responses, not seeds), and part
+(g), the NSR-PreRL diagnosis, one training run from the base model. The block sits
 between ``<!-- study-progress: NAME -->`` and ``<!-- study-progress: NAME end -->`` in
 ``docs/studies.md`` and is rendered from ``results/studies/<name>/`` alone (``python -m analysis.study
 progress --study smollm2``; the orchestration refreshes it after each export).
@@ -17,7 +18,7 @@ from pathlib import Path
 from ..tables import TableOptions
 from . import export
 from .cells import Study, cell_label, task_of
-from .document import ALIGNMENT, load_alignment
+from .document import ALIGNMENT, DIAGNOSIS, diagnosis_tables, load_alignment, read_json
 from .sections import alignment_table
 from .spec import ROOT
 
@@ -84,12 +85,23 @@ def alignment_text(documents: list[dict], folder: Path) -> str:
     )
 
 
+def diagnosis_text(documents: list[dict], folder: Path) -> str:
+    """Part (g)'s tables, once its diagnosis is in the study's folder ('' before)."""
+    found = read_json(folder / DIAGNOSIS)
+    if not found or not documents:
+        return ""
+    task = task_of(export.record(documents[0]))
+    tables = "\n\n".join(diagnosis_tables(task, found, {}))
+    return f"\nPart (g), the NSR-PreRL diagnosis, is one training run from the base model and has run:\n\n{tables}\n"
+
+
 def refreshed(text: str, name: str, runs_dir: Path, planned: int | None) -> str:
     pattern = block_pattern(name)
     if not pattern.search(text):
         raise SystemExit(f"{PAGE.name}: no <!-- study-progress: {name} --> block")
     documents = export.load_documents(runs_dir) if runs_dir.exists() else []
-    body = progress_text(documents, planned) + alignment_text(documents, runs_dir.parent)
+    folder = runs_dir.parent
+    body = progress_text(documents, planned) + alignment_text(documents, folder) + diagnosis_text(documents, folder)
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 

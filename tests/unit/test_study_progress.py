@@ -56,3 +56,20 @@ def test_the_base_models_alignment_joins_the_block_once_part_f_has_run(tmp_path)
     assert progress.alignment_text(documents, tmp_path) == ""  # no alignment/ yet
     page = progress.refreshed("<!-- study-progress: s -->\n<!-- study-progress: s end -->", "s", tmp_path / "runs", 3)
     assert f"{len(documents)} of the 3 planned runs" in page and "Part (f)" not in page
+
+
+def test_the_nsr_prerl_diagnosis_joins_the_block_once_part_g_has_run(tmp_path):
+    """Part (g) is one training run from the base model: its per-class table shows once its file is there."""
+    import json
+    from pathlib import Path
+
+    from analysis.study import export, measures
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "smollm2"
+    documents = export.load_documents(fixture / "runs")
+    text = progress.diagnosis_text(documents, fixture)
+    assert text.startswith("\nPart (g), the NSR-PreRL diagnosis")
+    classes = json.loads((fixture / "diagnostics" / "nsr_prerl.json").read_text())["base_classes"]
+    (row,) = [line for line in text.splitlines() if line.startswith("| SmolLM2-135M-Instruct | copied |")]
+    assert row.rstrip(" |").endswith(f"/ {100 * measures.copied_weight(classes):.0f}%")
+    assert progress.diagnosis_text(documents, tmp_path) == ""
