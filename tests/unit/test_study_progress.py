@@ -1,8 +1,14 @@
 """The real-model study's progress table on docs/studies.md, rendered from the exported run files."""
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
-from analysis.study import progress
+from analysis.study import export, measures, progress
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "smollm2"
 
 
 def document(warmup: int, seed: int, test: list, ood: list) -> dict:
@@ -38,21 +44,14 @@ def test_only_the_block_is_rewritten_and_a_page_without_it_is_refused(tmp_path):
 def test_the_base_models_alignment_joins_the_block_once_part_f_has_run(tmp_path):
     """Part (f) needs no training run: its table (intervals over responses) shows as soon as its files are
     there, and not before."""
-    import json
-    import shutil
-    from pathlib import Path
-
-    from analysis.study import export
-
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "smollm2"
-    documents = export.load_documents(fixture / "runs")
-    text = progress.alignment_text(documents, fixture)
+    documents = export.load_documents(FIXTURE / "runs")
+    text = progress.alignment_text(documents, FIXTURE)
     assert text.startswith("\nPart (f), the base model's gradient alignment, needs no training run")
-    responses = json.loads((fixture / "alignment" / "alignment.json").read_text())["responses"]
+    responses = json.loads((FIXTURE / "alignment" / "alignment.json").read_text())["responses"]
     mean_cosine = sum(r["cosine"] for r in responses) / len(responses)
     (row,) = [line for line in text.splitlines() if line.startswith("| mean cosine |")]
     assert row.split(" | ")[1].startswith(f"{mean_cosine:+.3f} [")
-    shutil.copytree(fixture / "runs", tmp_path / "runs")
+    shutil.copytree(FIXTURE / "runs", tmp_path / "runs")
     assert progress.alignment_text(documents, tmp_path) == ""  # no alignment/ yet
     page = progress.refreshed("<!-- study-progress: s -->\n<!-- study-progress: s end -->", "s", tmp_path / "runs", 3)
     assert f"{len(documents)} of the 3 planned runs" in page and "Part (f)" not in page
@@ -60,16 +59,10 @@ def test_the_base_models_alignment_joins_the_block_once_part_f_has_run(tmp_path)
 
 def test_the_nsr_prerl_diagnosis_joins_the_block_once_part_g_has_run(tmp_path):
     """Part (g) is one training run from the base model: its per-class table shows once its file is there."""
-    import json
-    from pathlib import Path
-
-    from analysis.study import export, measures
-
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "smollm2"
-    documents = export.load_documents(fixture / "runs")
-    text = progress.diagnosis_text(documents, fixture)
+    documents = export.load_documents(FIXTURE / "runs")
+    text = progress.diagnosis_text(documents, FIXTURE)
     assert text.startswith("\nPart (g), the NSR-PreRL diagnosis")
-    classes = json.loads((fixture / "diagnostics" / "nsr_prerl.json").read_text())["base_classes"]
+    classes = json.loads((FIXTURE / "diagnostics" / "nsr_prerl.json").read_text())["base_classes"]
     (row,) = [line for line in text.splitlines() if line.startswith("| SmolLM2-135M-Instruct | copied |")]
     assert row.rstrip(" |").endswith(f"/ {100 * measures.copied_weight(classes):.0f}%")
     assert progress.diagnosis_text(documents, tmp_path) == ""
