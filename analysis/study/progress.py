@@ -71,13 +71,17 @@ def progress_text(documents: list[dict], planned: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def study_task(documents: list[dict]) -> str:
+    """The task of the study's runs (one per exporting study): the first run's."""
+    return task_of(export.record(documents[0]))
+
+
 def alignment_text(documents: list[dict], folder: Path) -> str:
     """Part (f)'s table beside the paper's, once its files are in the study's folder ('' before)."""
     found = load_alignment(folder / ALIGNMENT)
     if not found or not documents:
         return ""
-    runs = [export.record(d) for d in documents]
-    study = Study(runs, 0, 0, TableOptions(), {task_of(runs[0]): found})
+    study = Study([], 0, 0, TableOptions(), {study_task(documents): found})  # the table reads no run
     where = f"`{folder.relative_to(ROOT) / ALIGNMENT}/`" if folder.is_relative_to(ROOT) else "its folder"
     return (
         f"\nPart (f), the base model's gradient alignment, needs no training run and has run ({where}; "
@@ -90,8 +94,7 @@ def diagnosis_text(documents: list[dict], folder: Path) -> str:
     found = read_json(folder / DIAGNOSIS)
     if not found or not documents:
         return ""
-    task = task_of(export.record(documents[0]))
-    tables = "\n\n".join(diagnosis_tables(task, found, {}))
+    tables = "\n\n".join(diagnosis_tables(study_task(documents), found, {}))
     return f"\nPart (g), the NSR-PreRL diagnosis, is one training run from the base model and has run:\n\n{tables}\n"
 
 
